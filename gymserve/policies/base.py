@@ -1,0 +1,179 @@
+"""The policy interface: how every actor in gymserve turns observations into actions.
+
+    policy = gymserve.policies.load("exports/cartpole")
+    observation, _ = env.reset(seed=0)
+    state = policy.get_initial_state()
+    step = policy.action(observation, state, mode="stochastic", seed=7)
+    observation, reward, terminated, truncated, _ = env.step(step.action)
+
+`Policy.action` validates the observation against the observation space, adds a batch
+dimension when given a single observation, dispatches on the mode and clips to the action
+bounds; subclasses implement only `_distribution` (and `_action` when they do not act from a
+distribution). Policies never import serving code.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from gymserve.policies.distributions import Distribution
+
+PolicyState = tuple[np.ndarray, ...]
+
+
+class ActionMode(str, enum.Enum):
+    """How a policy picks its action; chosen per call so one exported policy serves all modes."""
+
+    GREEDY = "greedy"
+    STOCHASTIC = "stochastic"
+    EPSILON_GREEDY = "epsilon_greedy"
+
+
+@dataclass(frozen=True)
+class PolicyStep:
+    """The result of `Policy.action`: the action, the next policy state and extra outputs."""
+
+    action: np.ndarray
+    state: PolicyState = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Policy(abc.ABC):
+    """Maps observations to actions for one observation space and one action space."""
+
+    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, seed: int | None = None):
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise TypeError(f"policies take Box observation spaces, got {observation_space}")
+        if not isinstance(action_space, gym.spaces.Box | gym.spaces.Discrete):
+            raise TypeError(f"policies act in Box or Discrete action spaces, got {action_space}")
+        self._observation_space = observation_space
+        self._action_space = action_space
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def observation_space(self) -> gym.spaces.Box:
+        return self._observation_space
+
+    @property
+    def action_space(self) -> gym.spaces.Box | gym.spaces.Discrete:
+        return self._action_space
+
+    def get_initial_state(self, batch_size: int | None = None) -> PolicyState:
+        """The state to pass with the first observation of an episode; stateless policies use ()."""
+        return ()
+
+    def reset(self) -> None:
+        """Forget anything carried between episodes (scripted progress, schedules)."""
+
+    def action(
+        self,
+        observation: Any,
+        state: PolicyState = (),
+        mode: ActionMode | str = ActionMode.GREEDY,
+        *,
+        epsilon: float | None = None,
+        seed: int | None = None,
+    ) -> PolicyStep:
+        """The action for one observation or a batch of observations.
+
+        `seed` makes stochastic and epsilon-greedy choices reproducible for this call; without
+        it the policy's own generator (seeded at construction) is used. `epsilon` is required
+        in epsilon-greedy mode and is the probability of a uniformly random action.
+        """
+        observations, batched = self._check_observation(observation)
+        mode = _parse_mode(mode)
+        if mode is ActionMode.EPSILON_GREEDY:
+            epsilon = _check_epsilon(epsilon)
+        rng = self._rng if seed is None else np.random.default_rng(seed)
+        step = self._action(observations, state, mode, rng)
+        actions = step.action
+        if mode is ActionMode.EPSILON_GREEDY:
+            actions = self._mix_with_random(actions, epsilon, rng)
+        actions = self._clip(actions)
+        if not batched:
+            actions = actions[0]
+        return PolicyStep(actions, step.state, step.info)
+
+    def distribution(self, observation: Any, state: PolicyState = ()) -> Distribution:
+        """The action distribution for a batch of observations (a single one is batched)."""
+        observations, _ = self._check_observation(observation)
+        return self._distribution(observations, state)
+
+    def _action(
+        self, observations: np.ndarray, state: PolicyState, mode: ActionMode, rng: np.random.Generator
+    ) -> PolicyStep:
+        """Batched actions; the default acts from `_distribution` (epsilon-greedy starts greedy)."""
+        distribution = self._distribution(observations, state)
+        if mode is ActionMode.STOCHASTIC:
+            return PolicyStep(distribution.sample(rng), state)
+        return PolicyStep(distribution.mode(), state)
+
+    @abc.abstractmethod
+    def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
+        """The action distribution for a validated float32 batch of observations."""
+
+    def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
+        """A float32 batch of observations, and whether the input was already batched."""
+        space = self._observation_space
+        try:
+            array = np.asarray(observation)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"observation is not a numeric array ({error}); expected {space}") from None
+        if array.dtype.kind not in "fiub":
+            raise ValueError(f"observation has dtype {array.dtype}; expected numbers for {space}")
+        if array.shape == space.shape:
+            batched, array = False, array[None]
+        elif array.ndim == len(space.shape) + 1 and array.shape[1:] == space.shape:
+            batched = True
+        else:
+            raise ValueError(
+                f"observation has shape {array.shape}; expected {space.shape} or a batch (N, *{space.shape})"
+            )
+        if array.shape[0] == 0:
+            raise ValueError(f"observation batch is empty; expected at least one observation of shape {space.shape}")
+        array = array.astype(np.float32, copy=False)
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"observation contains NaN or infinite values; expected finite values for {space}")
+        return array, batched
+
+    def _mix_with_random(self, actions: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+        explore = rng.random(len(actions)) < epsilon
+        if not explore.any():
+            return actions
+        random_actions = uniform_actions(self._action_space, len(actions), rng)
+        return np.where(explore.reshape((-1,) + (1,) * (actions.ndim - 1)), random_actions, actions)
+
+    def _clip(self, actions: np.ndarray) -> np.ndarray:
+        space = self._action_space
+        if isinstance(space, gym.spaces.Discrete):
+            return actions.astype(np.int64, copy=False)
+        return np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
+
+
+def uniform_actions(space: gym.spaces.Box | gym.spaces.Discrete, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` actions drawn uniformly from a bounded action space with `rng`."""
+    if isinstance(space, gym.spaces.Discrete):
+        return space.start + rng.integers(space.n, size=count, dtype=np.int64)
+    if not space.is_bounded("both"):
+        raise ValueError(f"uniform actions need a bounded action space, got {space}")
+    return rng.uniform(space.low, space.high, size=(count, *space.shape)).astype(space.dtype)
+
+
+def _parse_mode(mode: ActionMode | str) -> ActionMode:
+    try:
+        return ActionMode(mode)
+    except ValueError:
+        choices = ", ".join(m.value for m in ActionMode)
+        raise ValueError(f"unknown action mode {mode!r}; expected one of: {choices}") from None
+
+
+def _check_epsilon(epsilon: float | None) -> float:
+    if epsilon is None or not np.isfinite(epsilon) or not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon-greedy mode needs epsilon in [0, 1], got {epsilon!r}")
+    return float(epsilon)
