@@ -47,7 +47,9 @@ class PolicyStep:
 class Policy(abc.ABC):
     """Maps observations to actions for one observation space and one action space."""
 
-    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, seed: int | None = None):
+    def __init__(
+        self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, seed: int | None = None
+    ):
         if not isinstance(observation_space, gym.spaces.Box):
             raise TypeError(f"policies take Box observation spaces, got {observation_space}")
         if not isinstance(action_space, gym.spaces.Box | gym.spaces.Discrete):
@@ -68,8 +70,8 @@ class Policy(abc.ABC):
         """The state to pass with the first observation of an episode; stateless policies use ()."""
         return ()
 
-    def reset(self) -> None:
-        """Forget anything carried between episodes (scripted progress, schedules)."""
+    def reset(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
+        """Forget anything carried between episodes (such as scripted progress)."""
 
     def action(
         self,
@@ -136,10 +138,14 @@ class Policy(abc.ABC):
                 f"observation has shape {array.shape}; expected {space.shape} or a batch (N, *{space.shape})"
             )
         if array.shape[0] == 0:
-            raise ValueError(f"observation batch is empty; expected at least one observation of shape {space.shape}")
+            raise ValueError(
+                f"observation batch is empty; expected at least one observation of shape {space.shape}"
+            )
         array = array.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"observation contains NaN or infinite values; expected finite values for {space}")
+        if not np.isfinite(array).all():
+            raise ValueError(
+                f"observation contains NaN or infinite values; expected finite values for {space}"
+            )
         return array, batched
 
     def _mix_with_random(self, actions: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
@@ -153,10 +159,13 @@ class Policy(abc.ABC):
         space = self._action_space
         if isinstance(space, gym.spaces.Discrete):
             return actions.astype(np.int64, copy=False)
-        return np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
+        # minimum/maximum rather than np.clip: same result, a third of the overhead on small arrays.
+        return np.minimum(np.maximum(actions, space.low), space.high).astype(space.dtype, copy=False)
 
 
-def uniform_actions(space: gym.spaces.Box | gym.spaces.Discrete, count: int, rng: np.random.Generator) -> np.ndarray:
+def uniform_actions(
+    space: gym.spaces.Box | gym.spaces.Discrete, count: int, rng: np.random.Generator
+) -> np.ndarray:
     """`count` actions drawn uniformly from a bounded action space with `rng`."""
     if isinstance(space, gym.spaces.Discrete):
         return space.start + rng.integers(space.n, size=count, dtype=np.int64)

@@ -109,7 +109,9 @@ def distribution_from_outputs(outputs: np.ndarray, action_space: gym.spaces.Spac
     if isinstance(action_space, gym.spaces.Discrete):
         expected = (int(action_space.n),)
         if outputs.shape[1:] != expected:
-            raise ValueError(f"network outputs {outputs.shape[1:]} per observation; expected logits {expected}")
+            raise ValueError(
+                f"network outputs {outputs.shape[1:]} per observation; expected logits {expected}"
+            )
         return Categorical(outputs, int(action_space.start))
     size = int(np.prod(action_space.shape))
     if outputs.shape[1:] != (2 * size,):

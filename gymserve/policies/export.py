@@ -1,0 +1,120 @@
+"""Exporting an `ActorPolicy` to a directory of deployable models plus `policy.json`.
+
+    export_policy(policy, "exports/cartpole", metadata={"env_id": "gymserve/CartPole-v1"})
+
+Everything is written into a hidden staging directory beside `out_dir` and renamed into place
+once complete, so a reader never sees half an export. An existing `out_dir` is refused unless
+`overwrite=True`, and even then only a previous export (a directory holding policy.json) is
+replaced: it is renamed aside, the new export renamed in, and the old one deleted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gymserve.policies.actor_policy import ActorPolicy
+from gymserve.policies.metadata import (
+    EXPORT_FORMATS,
+    METADATA_FILE,
+    ONNX_FILE,
+    SAVED_MODEL_DIR,
+    ExportFormat,
+    PolicyMetadata,
+    TrainingInfo,
+    hash_tree,
+    space_spec,
+)
+
+
+def export_policy(
+    policy: ActorPolicy,
+    out_dir: str | Path,
+    formats: Iterable[ExportFormat] = EXPORT_FORMATS,
+    metadata: TrainingInfo | Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+) -> PolicyMetadata:
+    """Write `policy` to `out_dir` in `formats` and return the metadata written to policy.json.
+
+    `metadata` says where the policy comes from (env id, algorithm, training step, evaluation
+    return); spaces, formats, versions, time and file hashes are filled in here.
+    """
+    if not isinstance(policy, ActorPolicy):
+        raise TypeError(
+            f"only an ActorPolicy (a policy backed by a Keras network) can be exported, got {policy!r}"
+        )
+    formats = _check_formats(formats)
+    out_dir = Path(out_dir).absolute()
+    _check_replaceable(out_dir, overwrite)
+    training = metadata if isinstance(metadata, TrainingInfo) else TrainingInfo.model_validate(metadata or {})
+    description = PolicyMetadata(
+        **training.model_dump(),
+        observation_space=space_spec(policy.observation_space),
+        action_space=space_spec(policy.action_space),
+        formats=formats,
+    )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        staging.chmod(0o755)
+        _write_models(policy, formats, description.model_dump_json(exclude={"files"}), staging)
+        description = description.model_copy(update={"files": hash_tree(staging)})
+        (staging / METADATA_FILE).write_text(description.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        _move_into_place(staging, out_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return description
+
+
+def _write_models(
+    policy: ActorPolicy, formats: tuple[ExportFormat, ...], metadata_json: str, staging: Path
+) -> None:
+    arguments = (policy.network, policy.observation_space, policy.action_space, metadata_json)
+    if "savedmodel" in formats:
+        from gymserve.policies.savedmodel import write_saved_model
+
+        write_saved_model(*arguments, staging / SAVED_MODEL_DIR)
+    if "onnx" in formats:
+        from gymserve.policies.onnx_export import write_onnx
+
+        write_onnx(*arguments, staging / ONNX_FILE)
+
+
+def _check_formats(formats: Iterable[str]) -> tuple[ExportFormat, ...]:
+    formats = tuple(formats)
+    unknown = [name for name in formats if name not in EXPORT_FORMATS]
+    if unknown or not formats or len(set(formats)) != len(formats):
+        raise ValueError(
+            f"export formats {formats!r}: expected one or more distinct of {', '.join(EXPORT_FORMATS)}"
+        )
+    return formats
+
+
+def _check_replaceable(out_dir: Path, overwrite: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{out_dir} already exists; replace a previous export with overwrite=True (--overwrite)"
+        )
+    if not (out_dir / METADATA_FILE).is_file():
+        raise FileExistsError(
+            f"{out_dir} exists and is not a policy export (no {METADATA_FILE}); refusing to replace it"
+        )
+
+
+def _move_into_place(staging: Path, out_dir: Path, overwrite: bool) -> None:
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    _check_replaceable(out_dir, overwrite)
+    previous = out_dir.with_name(f".{out_dir.name}.previous-{uuid.uuid4().hex[:8]}")
+    out_dir.rename(previous)
+    staging.rename(out_dir)
+    shutil.rmtree(previous)

@@ -1,0 +1,141 @@
+"""Loading an exported policy back as a `Policy`, on onnxruntime or TensorFlow.
+
+    policy = gymserve.policies.load("exports/cartpole")            # ONNX when exported
+    policy = gymserve.policies.load("exports/cartpole", backend="tensorflow")
+    step = policy.action(observation, mode="stochastic", seed=7)
+
+`path` is an export directory (holding policy.json), or its `policy.onnx` file or
+`saved_model/` directory. The model's files are checked against the sha256 hashes in
+policy.json and its input and output shapes against the spaces there, so a missing, truncated,
+corrupted or mismatched export raises `PolicyLoadError` naming the file.
+
+Greedy actions come from the model's own output; stochastic actions are drawn in numpy from the
+model's distribution parameters, so an in-process `ActorPolicy` and both backends draw the same
+actions for the same seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
+from gymserve.policies.distributions import Categorical, Distribution, SquashedGaussian
+from gymserve.policies.metadata import (
+    METADATA_FILE,
+    ONNX_FILE,
+    SAVED_MODEL_DIR,
+    PolicyLoadError,
+    PolicyMetadata,
+    read_metadata,
+    verify_files,
+)
+
+Backend = Literal["onnx", "tensorflow"]
+_BACKEND_FORMATS: dict[str, str] = {"onnx": "onnx", "tensorflow": "savedmodel"}
+
+
+class ModelRunner(Protocol):
+    """What a backend provides: batched greedy actions and distribution parameters."""
+
+    backend: str
+
+    def greedy_actions(self, observations: np.ndarray) -> np.ndarray: ...
+
+    def parameters(self, observations: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class LoadedPolicy(Policy):
+    """A policy served by an exported model; `metadata` is its validated policy.json."""
+
+    def __init__(self, runner: ModelRunner, metadata: PolicyMetadata, seed: int | None = None):
+        super().__init__(metadata.observation_gym_space(), metadata.action_gym_space(), seed)
+        self._runner = runner
+        self._metadata = metadata
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        return self._metadata
+
+    @property
+    def backend(self) -> str:
+        return self._runner.backend
+
+    def _action(
+        self, observations: np.ndarray, state: PolicyState, mode: ActionMode, rng: np.random.Generator
+    ) -> PolicyStep:
+        if mode is ActionMode.STOCHASTIC:
+            return PolicyStep(self._distribution(observations, state).sample(rng), state)
+        return PolicyStep(self._runner.greedy_actions(observations), state)
+
+    def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
+        parameters = self._runner.parameters(observations)
+        space = self.action_space
+        if isinstance(space, gym.spaces.Discrete):
+            return Categorical(parameters["logits"], int(space.start))
+        return SquashedGaussian(parameters["mean"], parameters["log_std"], space.low, space.high)
+
+
+def load(
+    path: str | Path,
+    backend: Backend | None = None,
+    *,
+    seed: int | None = None,
+    intra_op_threads: int = 1,
+    inter_op_threads: int = 1,
+) -> LoadedPolicy:
+    """Load an exported policy; `backend` defaults to ONNX when the export has it.
+
+    The thread counts apply to onnxruntime; TensorFlow's are process-wide (`tf.config.threading`).
+    """
+    path = Path(path)
+    export_dir, backend = _locate(path, backend)
+    metadata = read_metadata(export_dir)
+    if backend is None:
+        backend = "onnx" if "onnx" in metadata.formats else "tensorflow"
+    if backend not in _BACKEND_FORMATS:
+        raise ValueError(f"unknown backend {backend!r}; expected 'onnx' or 'tensorflow'")
+    if _BACKEND_FORMATS[backend] not in metadata.formats:
+        formats = ", ".join(metadata.formats)
+        raise PolicyLoadError(
+            export_dir / METADATA_FILE,
+            f"the export has no {backend} model (formats: {formats}); choose another backend",
+        )
+    if backend == "onnx":
+        from gymserve.policies.onnx_runner import OnnxRunner
+
+        verify_files(export_dir, metadata, ONNX_FILE)
+        runner = OnnxRunner(export_dir / ONNX_FILE, metadata, intra_op_threads, inter_op_threads)
+    else:
+        from gymserve.policies.savedmodel_runner import SavedModelRunner
+
+        verify_files(export_dir, metadata, f"{SAVED_MODEL_DIR}/")
+        runner = SavedModelRunner(export_dir / SAVED_MODEL_DIR, metadata)
+    return LoadedPolicy(runner, metadata, seed)
+
+
+def _locate(path: Path, backend: Backend | None) -> tuple[Path, Backend | None]:
+    """The export directory holding `path`, and the backend its kind implies."""
+    if path.is_dir() and (path / METADATA_FILE).is_file():
+        return path, backend
+    implied: Backend | None = None
+    if path.is_file() and path.name == ONNX_FILE:
+        implied = "onnx"
+    elif path.is_dir() and path.name == SAVED_MODEL_DIR:
+        implied = "tensorflow"
+    if implied is None:
+        if not path.exists():
+            raise PolicyLoadError(path, "no such file or directory")
+        raise PolicyLoadError(
+            path,
+            f"not a policy export; expected a directory with {METADATA_FILE}, "
+            f"or its {ONNX_FILE} or {SAVED_MODEL_DIR}/",
+        )
+    if backend is not None and backend != implied:
+        raise ValueError(
+            f"{path} is a model for the {implied!r} backend, but backend={backend!r} was asked for"
+        )
+    return path.parent, implied

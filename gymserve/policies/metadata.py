@@ -1,0 +1,197 @@
+"""What an exported policy says about itself: `policy.json`, validated by pydantic.
+
+An export directory holds
+
+    policy.json      this metadata, with the sha256 of every other file
+    saved_model/     the TensorFlow SavedModel (format "savedmodel")
+    policy.onnx      the ONNX model (format "onnx")
+
+The models embed the same metadata without the `files` hashes (a file cannot hold its own
+hash), so a model copied on its own still says which spaces it acts in. Infinite Box bounds
+are written as the JSON strings "Infinity" / "-Infinity".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Literal
+
+import gymnasium as gym
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+import gymserve
+
+METADATA_FILE = "policy.json"
+SAVED_MODEL_DIR = "saved_model"
+ONNX_FILE = "policy.onnx"
+FORMAT_VERSION = 1
+
+ExportFormat = Literal["savedmodel", "onnx"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("savedmodel", "onnx")
+
+
+class PolicyLoadError(Exception):
+    """An exported policy that cannot be loaded: missing, truncated, corrupted or inconsistent."""
+
+    def __init__(self, path: str | Path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
+
+
+class BoxSpec(_Strict):
+    """A Box space: shape, dtype and row-major flattened bounds."""
+
+    kind: Literal["box"] = "box"
+    shape: tuple[int, ...]
+    dtype: str
+    low: list[float]
+    high: list[float]
+
+    def to_space(self) -> gym.spaces.Box:
+        dtype = np.dtype(self.dtype)
+        low = np.asarray(self.low, dtype).reshape(self.shape)
+        high = np.asarray(self.high, dtype).reshape(self.shape)
+        return gym.spaces.Box(low, high, self.shape, dtype)
+
+
+class DiscreteSpec(_Strict):
+    """A Discrete space of `n` actions `start, ..., start + n - 1`."""
+
+    kind: Literal["discrete"] = "discrete"
+    n: int = Field(gt=0)
+    start: int = 0
+
+    def to_space(self) -> gym.spaces.Discrete:
+        return gym.spaces.Discrete(self.n, start=self.start)
+
+
+SpaceSpec = Annotated[BoxSpec | DiscreteSpec, Field(discriminator="kind")]
+
+
+def space_spec(space: gym.spaces.Space) -> BoxSpec | DiscreteSpec:
+    """The serializable description of a Box or Discrete space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return DiscreteSpec(n=int(space.n), start=int(space.start))
+    if isinstance(space, gym.spaces.Box):
+        return BoxSpec(
+            shape=space.shape,
+            dtype=space.dtype.name,
+            low=space.low.astype(np.float64).ravel().tolist(),
+            high=space.high.astype(np.float64).ravel().tolist(),
+        )
+    raise TypeError(f"only Box and Discrete spaces can be exported, got {space}")
+
+
+class TrainingInfo(_Strict):
+    """Where a policy comes from; every field is optional."""
+
+    env_id: str | None = None
+    algorithm: str | None = None
+    train_step: int | None = Field(default=None, ge=0)
+    evaluation_return: float | None = None
+
+
+class PolicyMetadata(TrainingInfo):
+    """The contents of `policy.json`."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    gymserve_version: str = gymserve.__version__
+    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    observation_space: BoxSpec
+    action_space: SpaceSpec
+    formats: tuple[ExportFormat, ...]
+    files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256 hex digest")
+
+    def observation_gym_space(self) -> gym.spaces.Box:
+        return self.observation_space.to_space()
+
+    def action_gym_space(self) -> gym.spaces.Box | gym.spaces.Discrete:
+        return self.action_space.to_space()
+
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The per-observation shape of every model output (see `policy_graph`)."""
+        if isinstance(self.action_space, DiscreteSpec):
+            return {"action": (), "logits": (self.action_space.n,)}
+        shape = self.action_space.shape
+        return {"action": shape, "mean": shape, "log_std": shape}
+
+
+def check_model_shapes(
+    path: Path,
+    metadata: PolicyMetadata,
+    observation_shape: tuple[int | None, ...],
+    output_shapes: dict[str, tuple[int | None, ...]],
+) -> None:
+    """Raise if a model's per-observation input or output shapes disagree with the metadata's spaces.
+
+    Shapes exclude the batch dimension; None stands for a dimension the model leaves dynamic.
+    """
+    expected = metadata.observation_space.shape
+    if observation_shape != expected:
+        raise PolicyLoadError(
+            path, f"model takes observations of shape {observation_shape}; policy.json says {expected}"
+        )
+    for name, shape in metadata.output_shapes().items():
+        if name not in output_shapes:
+            raise PolicyLoadError(path, f"model has no output {name!r}; outputs: {sorted(output_shapes)}")
+        if output_shapes[name] != shape:
+            raise PolicyLoadError(
+                path,
+                f"model output {name!r} has shape {output_shapes[name]} per observation; "
+                f"policy.json says {shape}",
+            )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_tree(directory: Path) -> dict[str, str]:
+    """The sha256 of every file under `directory`, keyed by relative POSIX path."""
+    return {
+        path.relative_to(directory).as_posix(): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def read_metadata(export_dir: Path) -> PolicyMetadata:
+    """The validated `policy.json` of an export directory."""
+    path = export_dir / METADATA_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyLoadError(
+            path, "metadata file is missing; expected the policy.json written by export"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyLoadError(path, f"cannot read metadata ({error})") from None
+    try:
+        return PolicyMetadata.model_validate_json(text)
+    except ValidationError as error:
+        raise PolicyLoadError(path, f"metadata is truncated or invalid: {error}") from None
+
+
+def verify_files(export_dir: Path, metadata: PolicyMetadata, prefix: str) -> None:
+    """Check that every recorded file whose path starts with `prefix` exists and has its hash."""
+    recorded = {name: digest for name, digest in metadata.files.items() if name.startswith(prefix)}
+    if not recorded:
+        raise PolicyLoadError(export_dir / METADATA_FILE, f"metadata records no file for {prefix!r}")
+    for name, digest in recorded.items():
+        path = export_dir / name
+        if not path.is_file():
+            raise PolicyLoadError(path, "file is missing from the export")
+        if sha256_file(path) != digest:
+            raise PolicyLoadError(path, "file is corrupted or truncated: its sha256 differs from policy.json")

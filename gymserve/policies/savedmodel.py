@@ -1,0 +1,86 @@
+"""Writing a policy as a TensorFlow SavedModel whose signatures take only what a robot has.
+
+    model = tf.saved_model.load("exports/cartpole/saved_model")
+    actions = model.signatures["greedy_action"](observations=batch)["action"]
+
+Signatures (observations are float32 `[batch, *observation_shape]`):
+
+    greedy_action(observations)            -> {"action"}
+    stochastic_action(observations, seed)  -> {"action"}  int64 scalar seed, stateless sampling
+    distribution(observations)             -> {"logits"} or {"mean", "log_std"}
+    get_initial_state(batch_size)          -> {}          the policies are stateless
+    get_metadata()                         -> {"metadata"} JSON string (policy.json minus hashes)
+
+Loading needs TensorFlow only, not gymserve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import keras
+import tensorflow as tf
+
+from gymserve.policies import policy_graph
+
+SIGNATURES = ("greedy_action", "stochastic_action", "distribution", "get_initial_state", "get_metadata")
+
+
+class _PolicyModule(tf.Module):
+    """The network and the post-processing of its outputs, with one tf.function per signature."""
+
+    def __init__(
+        self,
+        network: keras.Model,
+        observation_space: gym.spaces.Box,
+        action_space: gym.spaces.Box | gym.spaces.Discrete,
+        metadata_json: str,
+    ):
+        super().__init__(name="gymserve_policy")
+        self.network = network
+        self._action_space = action_space
+        self._metadata_json = metadata_json
+        observations = tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")
+        self.greedy_action = tf.function(self._greedy_action, input_signature=[observations])
+        self.stochastic_action = tf.function(
+            self._stochastic_action, input_signature=[observations, tf.TensorSpec([], tf.int64, name="seed")]
+        )
+        self.distribution = tf.function(self._distribution, input_signature=[observations])
+        self.get_initial_state = tf.function(
+            self._get_initial_state, input_signature=[tf.TensorSpec([], tf.int64, name="batch_size")]
+        )
+        self.get_metadata = tf.function(self._get_metadata, input_signature=[])
+
+    def _parameters(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
+        outputs = tf.cast(self.network(observations, training=False), tf.float32)
+        return policy_graph.distribution_parameters(outputs, self._action_space)
+
+    def _greedy_action(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"action": policy_graph.greedy_action(self._parameters(observations), self._action_space)}
+
+    def _stochastic_action(self, observations: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        parameters = self._parameters(observations)
+        return {"action": policy_graph.stochastic_action(parameters, self._action_space, seed)}
+
+    def _distribution(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._parameters(observations)
+
+    def _get_initial_state(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {}
+
+    def _get_metadata(self) -> dict[str, tf.Tensor]:
+        return {"metadata": tf.constant(self._metadata_json)}
+
+
+def write_saved_model(
+    network: keras.Model,
+    observation_space: gym.spaces.Box,
+    action_space: gym.spaces.Box | gym.spaces.Discrete,
+    metadata_json: str,
+    directory: Path,
+) -> None:
+    """Save the policy's SavedModel into `directory`, which must not exist yet."""
+    module = _PolicyModule(network, observation_space, action_space, metadata_json)
+    signatures = {name: getattr(module, name) for name in SIGNATURES}
+    tf.saved_model.save(module, str(directory), signatures=signatures)

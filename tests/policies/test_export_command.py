@@ -1,0 +1,57 @@
+"""`gymserve export`: a trained run directory to a loadable export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from policy_support import CARTPOLE_OBSERVATIONS, observations_for
+
+from gymserve.cli import main
+from gymserve.policies import load
+
+
+@pytest.fixture(scope="module")
+def dqn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from gymserve.agents import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "dqn"
+    config = {"max_steps": 300, "eval_interval": 150, "eval_episodes": 2}
+    train("dqn", "gymserve/CartPole-v1", run_dir, config=config, progress_bar=False)
+    return run_dir
+
+
+@pytest.mark.slow  # trains a few hundred DQN steps (about 8 s)
+def test_export_command_writes_the_runs_policy(dqn_run, tmp_path, capsys):
+    from gymserve.agents import load_trained_policy
+
+    trained = load_trained_policy(dqn_run, checkpoint="latest")
+    arguments = ["export", str(dqn_run), "--out", str(tmp_path / "export"), "--checkpoint", "latest"]
+    assert main(arguments) == 0
+    assert f"exported gymserve/CartPole-v1 (dqn, step {trained.train_step})" in capsys.readouterr().out
+    observations = observations_for(CARTPOLE_OBSERVATIONS, 10_000, seed=31)
+    expected = trained.policy.action(observations).action
+    for backend in ("onnx", "tensorflow"):
+        exported = load(tmp_path / "export", backend)
+        assert (exported.metadata.algorithm, exported.metadata.train_step) == ("dqn", trained.train_step)
+        assert exported.metadata.evaluation_return == trained.evaluation_return
+        np.testing.assert_array_equal(exported.action(observations).action, expected)
+
+
+@pytest.mark.slow  # shares the trained run above
+def test_export_command_reports_mistakes(dqn_run, tmp_path, capsys):
+    out = str(tmp_path / "export")
+    assert main(["export", str(dqn_run), "--out", out, "--format", "onnx"]) == 0
+    assert json.loads((tmp_path / "export" / "policy.json").read_text())["formats"] == ["onnx"]
+    capsys.readouterr()
+    assert main(["export", str(dqn_run), "--out", out]) == 2
+    assert (
+        "already exists; replace a previous export with overwrite=True (--overwrite)"
+        in capsys.readouterr().err
+    )
+    assert main(["export", str(dqn_run), "--out", out, "--format", "onnx,tflite", "--overwrite"]) == 2
+    assert "expected one or more distinct of savedmodel, onnx" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "no_run"), "--out", out]) == 2
+    assert "is not a training run directory" in capsys.readouterr().err

@@ -1,0 +1,190 @@
+"""Exported models act exactly like the in-process policy: SavedModel (without gymserve) and ONNX."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import onnx
+import pytest
+import tensorflow as tf
+from policy_support import (
+    CARTPOLE_OBSERVATIONS,
+    MINITAUR_ACTIONS,
+    MINITAUR_OBSERVATIONS,
+    mlp,
+    observations_for,
+)
+
+from gymserve.policies import ActorPolicy, export_policy, load
+
+SAVED_MODEL_CLIENT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    model = tf.saved_model.load(sys.argv[1])
+    observations = tf.constant(np.load(sys.argv[2]))
+    np.save(sys.argv[3], model.signatures["greedy_action"](observations=observations)["action"].numpy())
+    assert not [name for name in sys.modules if name.startswith("gymserve")], "gymserve was imported"
+    """
+)
+
+
+def greedy_from_saved_model_without_gymserve(
+    saved_model: Path, observations: np.ndarray, tmp_path: Path
+) -> np.ndarray:
+    np.save(tmp_path / "observations.npy", observations)
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", SAVED_MODEL_CLIENT, str(saved_model), "observations.npy", "actions.npy"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(tmp_path / "actions.npy")
+
+
+@pytest.fixture(scope="module")
+def discrete_observations() -> np.ndarray:
+    return observations_for(CARTPOLE_OBSERVATIONS, 10_000, seed=21)
+
+
+@pytest.fixture(scope="module")
+def continuous_observations() -> np.ndarray:
+    return observations_for(MINITAUR_OBSERVATIONS, 10_000, seed=22)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
+def test_discrete_greedy_actions_agree_exactly(
+    discrete_policy, discrete_export, discrete_observations, backend
+):
+    expected = discrete_policy.action(discrete_observations).action
+    assert 0.2 < expected.mean() < 0.8  # both actions occur, so agreement is not trivial
+    actions = load(discrete_export, backend).action(discrete_observations).action
+    assert actions.dtype == np.int64
+    np.testing.assert_array_equal(actions, expected)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
+def test_continuous_greedy_actions_agree_within_1e_5(
+    continuous_policy, continuous_export, continuous_observations, backend
+):
+    expected = continuous_policy.action(continuous_observations).action
+    actions = load(continuous_export, backend).action(continuous_observations).action
+    assert actions.dtype == np.float32
+    np.testing.assert_allclose(actions, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow  # starts a fresh TensorFlow process (about 5 s)
+def test_saved_model_serves_the_same_greedy_actions_without_gymserve(
+    discrete_policy, discrete_export, continuous_policy, continuous_export, tmp_path
+):
+    for policy, export, space in (
+        (discrete_policy, discrete_export, CARTPOLE_OBSERVATIONS),
+        (continuous_policy, continuous_export, MINITAUR_OBSERVATIONS),
+    ):
+        observations = observations_for(space, 10_000, seed=23)
+        expected = policy.action(observations).action
+        actions = greedy_from_saved_model_without_gymserve(export / "saved_model", observations, tmp_path)
+        assert actions.dtype == expected.dtype
+        tolerance = 0 if expected.dtype == np.int64 else 1e-5
+        np.testing.assert_allclose(actions, expected, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("export_name", ["discrete", "continuous"])
+def test_stochastic_actions_with_one_seed_agree_across_backends(request, export_name):
+    policy = request.getfixturevalue(f"{export_name}_policy")
+    export = request.getfixturevalue(f"{export_name}_export")
+    observations = observations_for(policy.observation_space, 5000, seed=24)
+    expected = policy.action(observations, mode="stochastic", seed=99).action
+    for backend in ("onnx", "tensorflow"):
+        actions = load(export, backend).action(observations, mode="stochastic", seed=99).action
+        np.testing.assert_allclose(actions, expected, rtol=0, atol=1e-5)
+    seeded = load(export, "onnx", seed=7)
+    np.testing.assert_array_equal(
+        seeded.action(observations, mode="stochastic").action,
+        load(export, "onnx", seed=7).action(observations, mode="stochastic").action,
+    )
+
+
+def test_loaded_policy_epsilon_greedy_explores_uniformly(discrete_export):
+    policy = load(discrete_export)
+    observations = observations_for(CARTPOLE_OBSERVATIONS, 10_000, seed=25)
+    greedy = policy.action(observations).action
+    explored = policy.action(observations, mode="epsilon_greedy", epsilon=1.0, seed=1).action
+    np.testing.assert_array_equal(
+        policy.action(observations, mode="epsilon_greedy", epsilon=0.0).action, greedy
+    )
+    assert 0.47 < np.mean(explored) < 0.53
+
+
+def test_saved_model_signatures(continuous_policy, continuous_export):
+    model = tf.saved_model.load(str(continuous_export / "saved_model"))
+    observations = observations_for(MINITAUR_OBSERVATIONS, 64, seed=26)
+    stochastic = model.signatures["stochastic_action"]
+
+    def sample(seed: int) -> np.ndarray:
+        return stochastic(observations=tf.constant(observations), seed=tf.constant(seed, tf.int64))[
+            "action"
+        ].numpy()
+
+    np.testing.assert_array_equal(sample(3), sample(3))
+    assert np.any(sample(3) != sample(4))
+    assert np.all((sample(5) >= MINITAUR_ACTIONS.low) & (sample(5) <= MINITAUR_ACTIONS.high))
+
+    parameters = model.signatures["distribution"](observations=tf.constant(observations))
+    distribution = continuous_policy.distribution(observations)
+    np.testing.assert_allclose(parameters["mean"].numpy(), distribution.mean, atol=1e-6)
+    np.testing.assert_allclose(parameters["log_std"].numpy(), distribution.log_std, atol=1e-6)
+    assert model.signatures["get_initial_state"](batch_size=tf.constant(3, tf.int64)) == {}
+
+    embedded = json.loads(model.signatures["get_metadata"]()["metadata"].numpy().decode())
+    recorded = json.loads((continuous_export / "policy.json").read_text())
+    assert embedded == {key: value for key, value in recorded.items() if key != "files"}
+
+
+def test_discrete_saved_model_samples_valid_actions(discrete_export):
+    model = tf.saved_model.load(str(discrete_export / "saved_model"))
+    observations = tf.constant(observations_for(CARTPOLE_OBSERVATIONS, 2000, seed=27))
+    actions = model.signatures["stochastic_action"](observations=observations, seed=tf.constant(1, tf.int64))
+    assert set(np.unique(actions["action"].numpy())) == {0, 1}
+    logits = model.signatures["distribution"](observations=observations)["logits"]
+    assert logits.shape == (2000, 2)
+
+
+@pytest.mark.parametrize(
+    ("export_name", "outputs"),
+    [("discrete", ["action", "logits"]), ("continuous", ["action", "mean", "log_std"])],
+)
+def test_onnx_model_interface(request, export_name, outputs):
+    model = onnx.load(request.getfixturevalue(f"{export_name}_export") / "policy.onnx")
+    assert [opset.version for opset in model.opset_import if opset.domain in ("", "ai.onnx")] == [17]
+    (observations,) = model.graph.input
+    assert observations.name == "observations"
+    batch = observations.type.tensor_type.shape.dim[0]
+    assert batch.dim_param and not batch.HasField("dim_value")  # a dynamic batch dimension
+    assert sorted(output.name for output in model.graph.output) == sorted(outputs)
+    properties = {prop.key: prop.value for prop in model.metadata_props}
+    assert json.loads(properties["gymserve_metadata"])["formats"] == ["savedmodel", "onnx"]
+
+
+def test_discrete_action_start_is_added_inside_the_models(tmp_path):
+    policy = ActorPolicy(
+        mlp(4, 3, seed=8, hidden=16), CARTPOLE_OBSERVATIONS, gym.spaces.Discrete(3, start=-1)
+    )
+    export_policy(policy, tmp_path / "shifted", formats=("onnx",))
+    observations = observations_for(CARTPOLE_OBSERVATIONS, 2000, seed=28)
+    expected = policy.action(observations).action
+    assert set(np.unique(expected)) <= {-1, 0, 1} and expected.min() == -1
+    np.testing.assert_array_equal(load(tmp_path / "shifted").action(observations).action, expected)
