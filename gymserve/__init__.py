@@ -7,6 +7,12 @@ robot can run the gRPC client from a minimal install.
 
 __version__ = "0.1.0"
 
-from gymserve.envs import register_envs
-
-register_envs()
+try:
+    from gymserve.envs import register_envs
+except ModuleNotFoundError as error:
+    # A client-only install (`pip install --no-deps gymserve grpcio protobuf numpy`) has no
+    # Gymnasium: `gymserve.serving`'s client works without it, and there are no envs to register.
+    if error.name != "gymnasium":
+        raise
+else:
+    register_envs()

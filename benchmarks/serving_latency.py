@@ -1,0 +1,206 @@
+"""Latency and throughput of the policy server on loopback, against floors measured in the same run.
+
+    python benchmarks/serving_latency.py [--calls 2000] [--batch-calls 200]
+
+A server process hosts the policy server and a bare gRPC echo service (raw bytes in, raw bytes
+out, the sizes of the ActRequest and ActResponse of one observation, or of a batch); this
+process is the client. Calls of each kind alternate in blocks, so load from other processes
+on a shared machine weighs on all of them alike.
+The policy is an exported ONNX MLP (28 observations -> 256 -> 256 -> 8 squashed-Gaussian
+actions, Minitaur-sized) served on onnxruntime. Printed ratios:
+
+    unary Act p50 / echo p50                      target <= 1.2
+    StreamAct p50 per step / unary Act p50        target <= 1.0
+    batch-256 served actions/s / in process       target >= 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+OBSERVATION_SIZE = 28
+ACTION_SIZE = 8
+HIDDEN_SIZES = (256, 256)  # the SAC actor's default, as a Minitaur policy has
+BATCH_SIZE = 256
+
+
+def export_mlp(directory: Path) -> Path:
+    """Export a randomly initialised MLP policy to ONNX (TensorFlow is only needed here)."""
+    import gymnasium as gym
+    import keras
+    import tensorflow as tf
+
+    from gymserve.policies import ActorPolicy, export_policy
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((OBSERVATION_SIZE,))]
+    layers += [keras.layers.Dense(size, activation="tanh") for size in HIDDEN_SIZES]
+    layers.append(keras.layers.Dense(2 * ACTION_SIZE))
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (OBSERVATION_SIZE,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_SIZE,), np.float32)
+    policy = ActorPolicy(keras.Sequential(layers), observation_space, action_space)
+    path = directory / "mlp"
+    export_policy(policy, path, formats=["onnx"], metadata={"algorithm": "benchmark"})
+    return path
+
+
+def payloads(policy_path: Path, observations: np.ndarray) -> tuple[bytes, bytes]:
+    """The serialized ActRequest and ActResponse for `observations`: what the echo service carries."""
+    from gymserve.policies import load
+    from gymserve.serving.client import act_request
+    from gymserve.serving.protos import policy_service_pb2 as pb
+    from gymserve.serving.tensors import fill_tensor
+
+    request = act_request(observations, "mlp", None, "greedy", None, None, False)
+    response = pb.ActResponse(policy_name="mlp", policy_version=1)
+    fill_tensor(response.actions, load(policy_path).action(observations).action)
+    return request.SerializeToString(), response.SerializeToString()
+
+
+def example_observations() -> tuple[np.ndarray, np.ndarray]:
+    """One observation and a batch, the same in the client and the server process."""
+    rng = np.random.default_rng(0)
+    return (
+        rng.standard_normal(OBSERVATION_SIZE).astype(np.float32),
+        rng.standard_normal((BATCH_SIZE, OBSERVATION_SIZE)).astype(np.float32),
+    )
+
+
+ECHOES = dict(zip(("single", "batch"), example_observations(), strict=True))
+
+
+def serve(policy_path: Path) -> None:
+    """The server process: echo and policy servers, ports on stdout, stop on stdin EOF."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from gymserve.serving.config import ServerConfig
+    from gymserve.serving.server import PolicyServer
+
+    responses = {name: payloads(policy_path, observations)[1] for name, observations in ECHOES.items()}
+    config = ServerConfig(address="127.0.0.1:0", policies={"mlp": policy_path})
+    echo = grpc.server(ThreadPoolExecutor(max_workers=config.workers))
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(lambda request, context, response=response: response)
+        for name, response in responses.items()
+    }
+    echo.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("benchmark.Echo", handlers)])
+    echo_port = echo.add_insecure_port("127.0.0.1:0")
+    echo.start()
+    with PolicyServer(config) as server:
+        print(f"127.0.0.1:{echo_port} {server.address}", flush=True)
+        sys.stdin.read()
+    echo.stop(0)
+
+
+def interleaved_latencies(
+    calls: dict[str, Callable[[], object]], count: int, rounds: int = 20
+) -> dict[str, np.ndarray]:
+    """Seconds per call of each named call, timed in alternating blocks.
+
+    The machine is shared, so background load comes and goes; alternating blocks of each call
+    expose them all to the same load and keep the ratios meaningful.
+    """
+    for call in calls.values():
+        for _ in range(min(100, count)):
+            call()
+    block = max(1, count // rounds)
+    seconds = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            for _ in range(block):
+                started = time.perf_counter()
+                call()
+                seconds[name].append(time.perf_counter() - started)
+    return {name: np.asarray(values) for name, values in seconds.items()}
+
+
+def describe(name: str, seconds: np.ndarray) -> str:
+    p50, p99 = np.percentile(seconds, [50, 99]) * 1e6
+    return f"{name:<34} p50 {p50:8.1f} us   p99 {p99:8.1f} us"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="timed calls per latency measurement")
+    parser.add_argument("--batch-calls", type=int, default=200, help="timed batch-256 calls")
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+
+    import grpc
+
+    from gymserve.policies import load
+    from gymserve.serving import PolicyClient
+
+    observation, batch = example_observations()
+    with tempfile.TemporaryDirectory() as directory:
+        policy_path = export_mlp(Path(directory))
+        requests = {name: payloads(policy_path, observations)[0] for name, observations in ECHOES.items()}
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(policy_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            echo_address, policy_address = server.stdout.readline().split()
+            with grpc.insecure_channel(echo_address) as channel, PolicyClient(policy_address) as client:
+                echo_single = channel.unary_unary("/benchmark.Echo/single")
+                echo_batch = channel.unary_unary("/benchmark.Echo/batch")
+                local = load(policy_path)
+                with client.stream("mlp") as session:
+                    single = interleaved_latencies(
+                        {
+                            "echo": lambda: echo_single(requests["single"], timeout=10),
+                            "unary": lambda: client.act(observation, "mlp"),
+                            "stream": lambda: session.step(observation),
+                        },
+                        args.calls,
+                    )
+                batched = interleaved_latencies(
+                    {
+                        "echo": lambda: echo_batch(requests["batch"], timeout=10),
+                        "served": lambda: client.act(batch, "mlp"),
+                        "local": lambda: local.action(batch),
+                    },
+                    args.batch_calls,
+                )
+        finally:
+            server.stdin.close()
+            server.wait(timeout=60)
+
+    sizes = ", ".join(f"{name} {len(request)} B" for name, request in requests.items())
+    print(f"loopback, {os.cpu_count()} CPUs, {HIDDEN_SIZES} MLP on onnxruntime, requests: {sizes}")
+    echo, unary, stream = single["echo"], single["unary"], single["stream"]
+    print(describe("echo (bare gRPC, same payload)", echo))
+    print(describe("unary Act, 1 observation", unary))
+    print(describe("StreamAct, per step", stream))
+    print(describe(f"echo, batch-{BATCH_SIZE} payload", batched["echo"]))
+    print(describe(f"unary Act, batch {BATCH_SIZE}", batched["served"]))
+    print(describe(f"in process, batch {BATCH_SIZE}", batched["local"]))
+    served_rate = BATCH_SIZE / np.median(batched["served"])
+    local_rate = BATCH_SIZE / np.median(batched["local"])
+    print(f"batch {BATCH_SIZE} actions/s: served {served_rate:,.0f}, in process {local_rate:,.0f}")
+    print(f"unary Act p50 / echo p50            {np.median(unary) / np.median(echo):.2f}   (target <= 1.2)")
+    print(f"StreamAct step p50 / unary Act p50  {np.median(stream) / np.median(unary):.2f}   (target <= 1.0)")
+    print(f"served / in-process actions/s       {served_rate / local_rate:.2f}   (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()

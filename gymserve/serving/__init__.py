@@ -1,0 +1,31 @@
+"""Serving policies over gRPC: the server, its Python client, and a Policy that acts remotely.
+
+Importing this package loads only the client, which needs grpcio, protobuf and numpy:
+
+    from gymserve.serving import PolicyClient                   # a robot's minimal install
+    from gymserve.serving.server import PolicyServer            # the server (pydantic, policies)
+    from gymserve.serving.config import ServerConfig, load_server_config
+    from gymserve.serving.remote_policy import RemotePolicy     # a Policy backed by a server
+"""
+
+from gymserve.serving.client import (
+    ActResult,
+    PolicyClient,
+    PolicyInfo,
+    PolicyServiceError,
+    PolicySummary,
+    PolicyVersionInfo,
+    StreamSession,
+)
+from gymserve.serving.spaces import SpaceSpec
+
+__all__ = [
+    "ActResult",
+    "PolicyClient",
+    "PolicyInfo",
+    "PolicyServiceError",
+    "PolicySummary",
+    "PolicyVersionInfo",
+    "SpaceSpec",
+    "StreamSession",
+]

@@ -1,0 +1,211 @@
+"""The PolicyService servicer: requests in, policy calls, responses out, errors as status codes.
+
+Bad requests become INVALID_ARGUMENT (the policy's own ValueError names the expected spec),
+unknown names or versions NOT_FOUND, versions that failed to load UNAVAILABLE, oversize
+batches RESOURCE_EXHAUSTED. A unary Act starts from the policy's initial state every time; a
+StreamAct keeps the state between its messages and restarts it at episode boundaries. The
+served policy objects are shared by all calls, so the server never calls `Policy.reset`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import numpy as np
+
+from gymserve.serving.logs import log_event
+from gymserve.serving.protos import policy_service_pb2 as pb
+from gymserve.serving.protos import policy_service_pb2_grpc as pb_grpc
+from gymserve.serving.served_policies import (
+    PolicyNotFoundError,
+    PolicyUnavailableError,
+    ServedPolicies,
+    ServedVersion,
+)
+from gymserve.serving.spaces import space_to_proto
+from gymserve.serving.tensors import data_type_name, fill_tensor, from_tensor
+
+if TYPE_CHECKING:
+    from gymserve.policies.base import PolicyState
+
+_ACTION_MODES = {
+    pb.ACTION_MODE_UNSPECIFIED: "greedy",
+    pb.ACTION_MODE_GREEDY: "greedy",
+    pb.ACTION_MODE_STOCHASTIC: "stochastic",
+    pb.ACTION_MODE_EPSILON_GREEDY: "epsilon_greedy",
+}
+
+
+class RequestError(Exception):
+    """A request the server refuses, with the status code to answer."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class PolicyService(pb_grpc.PolicyServiceServicer):
+    """Answers the four PolicyService RPCs from a `ServedPolicies`."""
+
+    def __init__(self, policies: ServedPolicies, max_batch_size: int, max_streams: int):
+        self._policies = policies
+        self._max_batch_size = max_batch_size
+        self._max_streams = max_streams
+        self._open_streams = 0
+        self._streams_lock = threading.Lock()
+
+    def Act(self, request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
+        response = pb.ActResponse()
+        try:
+            served = self._resolve(request.policy_name, request)
+            observations, batch_size = self._observations(request.observations, served)
+            self._act(served, request, observations, served.policy.get_initial_state(batch_size), response)
+        except Exception as error:
+            _abort(context, "Act", error)
+        return response
+
+    def StreamAct(
+        self, request_iterator: Iterator[pb.StreamActRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamActResponse]:
+        if not self._claim_stream():
+            message = f"all {self._max_streams} stream slots are in use; retry later or use unary Act"
+            _abort(context, "StreamAct", RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message))
+        try:
+            yield from self._stream(request_iterator, context)
+        finally:
+            with self._streams_lock:
+                self._open_streams -= 1
+
+    def ListPolicies(
+        self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
+    ) -> pb.ListPoliciesResponse:
+        response = pb.ListPoliciesResponse()
+        for name in self._policies.names():
+            summary = response.policies.add(name=name)
+            self._describe_versions(name, summary.versions)
+        return response
+
+    def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.GetPolicyResponse:
+        try:
+            served = self._resolve(request.policy_name, request)
+        except Exception as error:
+            _abort(context, "GetPolicy", error)
+        response = pb.GetPolicyResponse(
+            policy_name=served.name,
+            policy_version=served.version,
+            observation_space=space_to_proto(served.policy.observation_space),
+            action_space=space_to_proto(served.policy.action_space),
+            metadata_json=served.metadata_json,
+        )
+        self._describe_versions(served.name, response.versions)
+        return response
+
+    def _stream(
+        self, request_iterator: Iterator[pb.StreamActRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamActResponse]:
+        serving: ServedVersion | None = None
+        state: PolicyState | None = None
+        for message in request_iterator:
+            response = pb.StreamActResponse()
+            try:
+                request = message.act
+                served = self._resolve(request.policy_name, request)
+                observations, batch_size = self._observations(request.observations, served)
+                if state is None or message.episode_start or served is not serving:
+                    serving, state = served, served.policy.get_initial_state(batch_size)
+                state = self._act(served, request, observations, state, response.act)
+            except Exception as error:
+                _abort(context, "StreamAct", error)
+            if message.episode_end:
+                state = None
+            yield response
+
+    def _claim_stream(self) -> bool:
+        with self._streams_lock:
+            if self._open_streams >= self._max_streams:
+                return False
+            self._open_streams += 1
+            return True
+
+    def _resolve(self, name: str, request: pb.ActRequest | pb.GetPolicyRequest) -> ServedVersion:
+        version = request.policy_version if request.HasField("policy_version") else None
+        try:
+            return self._policies.resolve(name, version)
+        except PolicyNotFoundError as error:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, str(error)) from None
+        except PolicyUnavailableError as error:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+
+    def _observations(self, tensor: pb.Tensor, served: ServedVersion) -> tuple[np.ndarray, int | None]:
+        """The observation array (validated further by the policy) and its batch size, if batched."""
+        if tensor.dtype != pb.DATA_TYPE_FLOAT32:
+            raise ValueError(
+                f"observations have data type {data_type_name(tensor.dtype)}; "
+                f"expected DATA_TYPE_FLOAT32 for {served.policy.observation_space}"
+            )
+        observations = from_tensor(tensor, "observations")
+        if observations.ndim != len(served.policy.observation_space.shape) + 1:
+            return observations, None
+        batch_size = len(observations)
+        if batch_size > self._max_batch_size:
+            message = (
+                f"batch of {batch_size} observations exceeds the server's limit of {self._max_batch_size}"
+            )
+            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+        return observations, batch_size
+
+    def _act(
+        self,
+        served: ServedVersion,
+        request: pb.ActRequest,
+        observations: np.ndarray,
+        state: PolicyState,
+        response: pb.ActResponse,
+    ) -> PolicyState:
+        """Fill `response` with the actions (and distribution) for `observations`; return the next state."""
+        mode = _ACTION_MODES.get(request.mode)
+        if mode is None:
+            raise ValueError(f"unknown action mode {request.mode}; expected one of {pb.ActionMode.keys()}")
+        step = served.policy.action(
+            observations,
+            state,
+            mode,
+            epsilon=request.epsilon if request.HasField("epsilon") else None,
+            seed=request.seed if request.HasField("seed") else None,
+        )
+        response.policy_name = served.name
+        response.policy_version = served.version
+        fill_tensor(response.actions, step.action)
+        if request.return_distribution:
+            for name, parameter in served.policy.distribution(observations, state).parameters().items():
+                fill_tensor(response.distribution[name], parameter)
+        return step.state
+
+    def _describe_versions(self, name: str, versions: Any) -> None:
+        for served in self._policies.versions(name):
+            versions.add(
+                version=served.version,
+                state=pb.VERSION_STATE_AVAILABLE if served.available else pb.VERSION_STATE_FAILED,
+                error=served.error,
+            )
+
+
+def _abort(context: grpc.ServicerContext, method: str, error: Exception) -> None:
+    """End the call with the status `error` maps to; unexpected errors are logged with a traceback."""
+    if isinstance(error, RequestError):
+        code = error.code
+    elif isinstance(error, ValueError):
+        code = grpc.StatusCode.INVALID_ARGUMENT
+    else:
+        code = grpc.StatusCode.INTERNAL
+        message = f"{type(error).__name__}: {error}"
+        log_event(
+            logging.ERROR, "request_failed", method=method, code=code.name, error=message, exc_info=error
+        )
+        context.abort(code, message)
+    log_event(logging.INFO, "request_rejected", method=method, code=code.name, error=str(error))
+    context.abort(code, str(error))

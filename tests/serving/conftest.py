@@ -1,0 +1,77 @@
+"""Servers and exports shared by the serving tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from serving_support import standard_policies, start_server
+
+from gymserve.serving import PolicyClient
+from gymserve.serving.server import PolicyServer
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PolicyServer]:
+    """linear v1 and v2, scripted v1, and broken (failed to load), on a free loopback port."""
+    server = start_server(standard_policies(), max_batch_size=2048, max_message_bytes=256 * 1024)
+    yield server
+    server.stop(grace=0)
+
+
+@pytest.fixture
+def client(server: PolicyServer) -> Iterator[PolicyClient]:
+    with PolicyClient(server.address, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def continuous_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ONNX export over 4 observations and 2 continuous actions in [-1, 1] x [0, 3]."""
+    action_space = gym.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 3.0], np.float32))
+    out_dir = tmp_path_factory.mktemp("serving_exports") / "pendulum"
+    export_small_mlp(
+        out_dir, action_space, seed=3, metadata={"algorithm": "sac", "train_step": 42}, formats=("onnx",)
+    )
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def discrete_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CartPole-shaped export in both formats: 4 observations, 2 actions."""
+    out_dir = tmp_path_factory.mktemp("serving_exports") / "cartpole"
+    metadata = {"env_id": "gymserve/CartPole-v1"}
+    export_small_mlp(
+        out_dir, gym.spaces.Discrete(2), seed=4, metadata=metadata, formats=("onnx", "savedmodel")
+    )
+    return out_dir
+
+
+def export_small_mlp(
+    out_dir: Path, action_space: gym.spaces.Space, seed: int, metadata: dict, formats: tuple[str, ...]
+) -> None:
+    """Export a 16-unit Keras MLP over 4 unbounded observations."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    from gymserve.policies import ActorPolicy, export_policy
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow was initialized by another test package
+        pass
+    keras.utils.set_random_seed(seed)
+    outputs = (
+        int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else 2 * action_space.shape[0]
+    )
+    network = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(outputs)]
+    )
+    policy = ActorPolicy(network, gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), action_space)
+    export_policy(policy, out_dir, formats=formats, metadata=metadata)

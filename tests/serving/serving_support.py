@@ -1,0 +1,130 @@
+"""Hand-computable policies, servers on free ports and certificates for the serving tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from gymserve.policies import Categorical, Distribution, Policy, ScriptedPolicy
+from gymserve.serving.config import ServerConfig
+from gymserve.serving.served_policies import ServedPolicies
+from gymserve.serving.server import PolicyServer
+
+OBSERVATION_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+# Version 1 and version 2 of the "linear" policy; version 2 prefers the other action.
+WEIGHTS = {
+    1: np.array([[1.0, -1.0], [0.5, 2.0], [-3.0, 1.0], [2.0, 0.25]], np.float32),
+    2: -np.array([[1.0, -1.0], [0.5, 2.0], [-3.0, 1.0], [2.0, 0.25]], np.float32),
+}
+SCRIPT_LENGTH = 6
+
+
+class LinearPolicy(Policy):
+    """CartPole-shaped: logits = observations @ weights, so the greedy action is computed by hand."""
+
+    def __init__(self, weights: np.ndarray, seed: int | None = None):
+        super().__init__(OBSERVATION_SPACE, gym.spaces.Discrete(2), seed)
+        self.weights = weights
+
+    def _distribution(self, observations: np.ndarray, state: tuple) -> Distribution:
+        return Categorical(observations @ self.weights)
+
+
+class SlowPolicy(LinearPolicy):
+    """A linear policy that takes `seconds` per call and signals when a call has started."""
+
+    def __init__(self, seconds: float):
+        super().__init__(WEIGHTS[1])
+        self.seconds = seconds
+        self.started = threading.Event()
+
+    def _distribution(self, observations: np.ndarray, state: tuple) -> Distribution:
+        self.started.set()
+        time.sleep(self.seconds)
+        return super()._distribution(observations, state)
+
+
+def greedy_by_hand(observations: np.ndarray, version: int = 1) -> np.ndarray:
+    return np.argmax(observations @ WEIGHTS[version], axis=-1)
+
+
+def scripted_policy() -> ScriptedPolicy:
+    """Plays action i at step i of an episode (then SCRIPT_LENGTH - 1): its state is the step count."""
+    return ScriptedPolicy(
+        OBSERVATION_SPACE, gym.spaces.Discrete(SCRIPT_LENGTH), [(1, i) for i in range(SCRIPT_LENGTH)]
+    )
+
+
+def observations(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-5.0, 5.0, (count, 4)).astype(np.float32)
+
+
+def standard_policies() -> ServedPolicies:
+    served = ServedPolicies()
+    served.add("linear", 1, LinearPolicy(WEIGHTS[1]))
+    served.add("linear", 2, LinearPolicy(WEIGHTS[2]))
+    served.add("scripted", 1, scripted_policy())
+    served.add_failure("broken", 1, "PolicyLoadError: policy.json is truncated")
+    return served
+
+
+def start_server(policies: ServedPolicies, **settings: object) -> PolicyServer:
+    return PolicyServer(ServerConfig(address="127.0.0.1:0", **settings), policies).start()
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path] | None:
+    """A certificate for 127.0.0.1 and localhost, and its key, or None without a way to make one."""
+    certificate, key = directory / "server.crt", directory / "server.key"
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        if shutil.which("openssl") is None:
+            return None
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", str(key), "-out", str(certificate), "-days", "1", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+            check=True, capture_output=True, env={**os.environ, "OPENSSL_CONF": "/dev/null"},
+        )  # fmt: skip
+        return certificate, key
+    _write_certificate_with_cryptography(certificate, key)
+    return certificate, key
+
+
+def _write_certificate_with_cryptography(certificate: Path, key: Path) -> None:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    alternative_names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    built = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
+        .sign(private_key, hashes.SHA256())
+    )
+    certificate.write_bytes(built.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )

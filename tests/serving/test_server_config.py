@@ -1,0 +1,117 @@
+"""Server settings: flags over GYMSERVE_* variables over a JSON/YAML file over defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gymserve.serving import server as server_module
+from gymserve.serving.config import ServerConfig, ServerConfigError, load_server_config
+from gymserve.serving.repository import policy_sources
+
+
+def write_yaml(path: Path) -> Path:
+    path.write_text(
+        "address: 127.0.0.1:9000\nworkers: 4\nmax_batch_size: 64\npolicies:\n  cartpole: /exports/cp\n"
+    )
+    return path
+
+
+def test_defaults_bind_loopback_with_onnx():
+    config = load_server_config(environ={})
+    assert (config.address, config.backend, config.workers, config.auth_token) == (
+        "127.0.0.1:8500",
+        "onnx",
+        16,
+        None,
+    )
+    assert config.max_streams == 15
+
+
+def test_flags_beat_environment_which_beats_the_file(tmp_path: Path):
+    config_file = write_yaml(tmp_path / "serve.yaml")
+    environ = {"GYMSERVE_WORKERS": "8", "GYMSERVE_ADDRESS": "127.0.0.1:9100", "GYMSERVE_AUTH_TOKEN": "t0ken"}
+    config = load_server_config(config_file, {"address": "127.0.0.1:9200", "workers": None}, environ)
+    assert config.address == "127.0.0.1:9200"  # flag
+    assert config.workers == 8  # environment (the unset flag does not count)
+    assert config.max_batch_size == 64  # file
+    assert config.policies == {"cartpole": Path("/exports/cp")}  # file
+    assert config.auth_token.get_secret_value() == "t0ken" and "t0ken" not in repr(config)
+
+
+def test_json_files_and_json_policies_in_the_environment(tmp_path: Path):
+    config_file = tmp_path / "serve.json"
+    config_file.write_text(json.dumps({"backend": "tensorflow", "shutdown_grace_seconds": 2.5}))
+    environ = {"GYMSERVE_POLICIES": '{"a": "/exports/a", "b": "/exports/b"}', "GYMSERVE_UNRELATED": "ignored"}
+    config = load_server_config(config_file, environ=environ)
+    assert (config.backend, config.shutdown_grace_seconds) == ("tensorflow", 2.5)
+    assert config.policies == {"a": Path("/exports/a"), "b": Path("/exports/b")}
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        ({"address": "localhost"}, {}, "address: Value error, address 'localhost' is not HOST:PORT"),
+        ({"tls_certificate": "server.crt"}, {}, "TLS needs both tls_certificate and tls_private_key"),
+        ({"workers": 1}, {}, "workers: Input should be greater than or equal to 2"),
+        ({"backend": "torch"}, {}, "backend: Input should be 'onnx' or 'tensorflow'"),
+        ({"max_batch_size": "many"}, {}, "max_batch_size: Input should be a valid integer"),
+        ({}, {"GYMSERVE_POLICIES": "cartpole=/exports"}, "GYMSERVE_POLICIES must be a JSON object"),
+        ({}, {"GYMSERVE_WORKERS": "lots"}, "workers: Input should be a valid integer"),
+    ],
+)
+def test_invalid_settings_name_the_field_and_the_problem(flags, environ, message):
+    with pytest.raises(ServerConfigError, match=r"invalid server configuration|GYMSERVE_") as raised:
+        load_server_config(flags=flags, environ=environ)
+    assert message in str(raised.value)
+
+
+def test_unusable_config_files_are_reported(tmp_path: Path):
+    with pytest.raises(ServerConfigError, match=r"cannot read config file .*missing\.yaml"):
+        load_server_config(tmp_path / "missing.yaml", environ={})
+    (tmp_path / "serve.toml").write_text("workers = 3\n")
+    with pytest.raises(ServerConfigError, match=r"must end in \.json, \.yaml or \.yml"):
+        load_server_config(tmp_path / "serve.toml", environ={})
+    (tmp_path / "list.yaml").write_text("- workers\n")
+    with pytest.raises(ServerConfigError, match="must hold a mapping of settings, got list"):
+        load_server_config(tmp_path / "list.yaml", environ={})
+    (tmp_path / "typo.json").write_text('{"wokers": 3}')
+    with pytest.raises(ServerConfigError, match="wokers: Extra inputs are not permitted"):
+        load_server_config(tmp_path / "typo.json", environ={})
+
+
+def test_without_policies_the_bundled_pretrained_repository_is_served(
+    monkeypatch, continuous_export, tmp_path
+):
+    monkeypatch.setattr(server_module, "pretrained_repository", lambda: None)
+    with pytest.raises(
+        ServerConfigError, match="no policies to serve: pass --policy NAME=PATH or --repository DIR"
+    ):
+        server_module.load_configured_policies(ServerConfig())
+    monkeypatch.setattr(server_module, "pretrained_repository", lambda: continuous_export.parent)
+    policies = server_module.load_configured_policies(ServerConfig())
+    assert policies.names() == [continuous_export.name]
+    assert np.shape(policies.resolve(continuous_export.name).policy.action(np.zeros(4)).action) == (2,)
+
+
+def test_policy_directories_hold_versions_or_are_one_export(tmp_path: Path):
+    for version in ("2", "10", "notes"):
+        (tmp_path / "versioned" / version).mkdir(parents=True)
+    assert [(s.version, s.path.name) for s in policy_sources("p", tmp_path / "versioned")] == [
+        (2, "2"),
+        (10, "10"),
+    ]
+    (tmp_path / "single").mkdir()
+    assert [(s.version, s.path) for s in policy_sources("p", tmp_path / "single")] == [
+        (1, tmp_path / "single")
+    ]
+
+
+def test_a_name_given_twice_is_refused(tmp_path: Path):
+    (tmp_path / "repository" / "cartpole" / "1").mkdir(parents=True)
+    config = ServerConfig(policies={"cartpole": tmp_path / "other"}, repository=tmp_path / "repository")
+    with pytest.raises(ServerConfigError, match=r"policy 'cartpole' is given as .*other and also found in"):
+        server_module.load_configured_policies(config)

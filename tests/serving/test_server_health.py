@@ -1,0 +1,89 @@
+"""Health, reflection and graceful shutdown of a server loading a repository with a broken export."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from serving_support import SlowPolicy, greedy_by_hand, observations, start_server
+
+from gymserve.serving import PolicyClient, PolicyServiceError
+from gymserve.serving.config import ServerConfig
+from gymserve.serving.served_policies import ServedPolicies
+from gymserve.serving.server import load_configured_policies
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def make_repository(root: Path, export: Path) -> Path:
+    """good/1 and good/3 (the same export), broken/1 whose policy.json is cut short."""
+    repository = root / "repository"
+    for version in ("1", "3"):
+        shutil.copytree(export, repository / "good" / version)
+    broken = shutil.copytree(export, repository / "broken" / "1")
+    metadata = broken / "policy.json"
+    metadata.write_text(metadata.read_text()[:40])
+    return repository
+
+
+def health_status(channel: grpc.Channel, service: str) -> int:
+    request = health_pb2.HealthCheckRequest(service=service)
+    return health_pb2_grpc.HealthStub(channel).Check(request, timeout=10).status
+
+
+@pytest.fixture(scope="module")
+def repository_server(continuous_export: Path, tmp_path_factory: pytest.TempPathFactory):
+    repository = make_repository(tmp_path_factory.mktemp("health"), continuous_export)
+    server = start_server(load_configured_policies(ServerConfig(repository=repository)))
+    yield server
+    server.stop(grace=0)
+
+
+def test_a_policy_that_failed_to_load_is_not_serving_while_the_others_serve(repository_server):
+    with grpc.insecure_channel(repository_server.address) as channel:
+        assert health_status(channel, "") == SERVING
+        assert health_status(channel, "good") == SERVING
+        assert health_status(channel, "broken") == NOT_SERVING
+    with PolicyClient(repository_server.address) as client:
+        summaries = {summary.name: summary.versions for summary in client.list_policies()}
+        assert [(v.version, v.available) for v in summaries["good"]] == [(1, True), (3, True)]
+        (broken,) = summaries["broken"]
+        assert (
+            not broken.available and "policy.json" in broken.error and "truncated or invalid" in broken.error
+        )
+        assert client.act_with_details(np.zeros(4), "good").policy_version == 3
+        with pytest.raises(PolicyServiceError) as raised:
+            client.act(np.zeros(4), "broken")
+        assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_reflection_lists_the_policy_and_health_services(repository_server):
+    with grpc.insecure_channel(repository_server.address) as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"gymserve.serving.v1.PolicyService", "grpc.health.v1.Health"} <= services
+
+
+def test_stop_lets_an_in_flight_call_finish_and_refuses_new_ones():
+    policies = ServedPolicies()
+    slow = SlowPolicy(seconds=0.5)
+    policies.add("slow", 1, slow)
+    server = start_server(policies)
+    batch = observations(4)
+    results: list[np.ndarray] = []
+    with PolicyClient(server.address) as client:
+        caller = threading.Thread(target=lambda: results.append(client.act(batch, "slow")))
+        caller.start()
+        assert slow.started.wait(10)
+        server.stop(grace=10)
+        caller.join(10)
+        np.testing.assert_array_equal(results[0], greedy_by_hand(batch))
+        with pytest.raises(PolicyServiceError) as raised:
+            client.act(batch, "slow")
+        assert raised.value.code == grpc.StatusCode.UNAVAILABLE
