@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
 
 import gymnasium as gym
 
@@ -27,16 +29,32 @@ def _add_play_command(subparsers: argparse._SubParsersAction) -> None:
         description="Play episodes of an environment with a policy, print each episode's return and "
         "length, and optionally film the first one.",
     )
-    parser.add_argument("--env", required=True, help="environment id, e.g. gymserve/Minitaur-v0")
+    parser.add_argument(
+        "policy_dir",
+        nargs="?",
+        metavar="RUN_DIR",
+        help="a training run directory or a policy export to play (instead of --policy)",
+    )
+    parser.add_argument(
+        "--env", help="environment id, e.g. gymserve/Minitaur-v0 (default: the one RUN_DIR was trained on)"
+    )
+    _add_checkpoint_argument(parser)
     parser.add_argument(
         "--policy",
         default="random",
-        help="'random' for uniform random actions (default: %(default)s)",
+        help="'random' for uniform random actions, 'pretrained' for the policy bundled for --env "
+        "(default: %(default)s)",
     )
     parser.add_argument("--episodes", type=int, default=1, help="number of episodes (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: %(default)s)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting greedily")
     parser.add_argument("--video", metavar="FILE", help="film the first episode to FILE (.mp4 or .gif)")
+    parser.add_argument(
+        "--remote",
+        metavar="ADDRESS",
+        help="ask the policy server at ADDRESS (HOST:PORT) for every action; --policy names the served "
+        f"policy ({_CLIENT_ENVIRONMENT_HELP})",
+    )
     parser.set_defaults(run=_run_play)
 
 
@@ -45,8 +63,12 @@ def _run_play(args: argparse.Namespace) -> None:
 
     if args.episodes < 1:
         raise CommandError(f"--episodes must be at least 1, got {args.episodes}")
-    env = _make_env(args.env, render_mode="rgb_array" if args.video else None)
-    policy = _policy_for_play(args, env)
+    saved = _saved_policy(args.policy_dir, args.checkpoint, args.env) if args.policy_dir else None
+    env_id = saved.env_id if saved else args.env
+    if env_id is None:
+        raise CommandError("give a RUN_DIR to play, or --env with --policy random|pretrained or --remote")
+    env = _make_env(env_id, render_mode="rgb_array" if args.video else None)
+    policy = saved.policy if saved else _policy_for_play(args, env)
     mode = "stochastic" if args.stochastic else "greedy"
     try:
         for index in range(args.episodes):
@@ -61,11 +83,413 @@ def _run_play(args: argparse.Namespace) -> None:
 
 
 def _policy_for_play(args: argparse.Namespace, env: gym.Env) -> gymserve.policies.Policy:
+    if args.remote:
+        return _remote_policy(args.remote, args.policy, env)
     from gymserve.policies import RandomPolicy
 
     if args.policy == "random":
         return RandomPolicy(env.observation_space, env.action_space, seed=args.seed)
-    raise CommandError(f"unknown policy {args.policy!r}; expected 'random'")
+    if args.policy == "pretrained":
+        return _pretrained_policy(env.spec.id, args.seed)
+    raise CommandError(f"unknown policy {args.policy!r}; expected 'random' or 'pretrained'")
+
+
+def _pretrained_policy(env_id: str, seed: int) -> gymserve.policies.Policy:
+    from gymserve.bundled import bundled_policy_for_env
+    from gymserve.policies import PolicyLoadError, load
+
+    try:
+        return load(bundled_policy_for_env(env_id).path, seed=seed)
+    except (LookupError, PolicyLoadError) as error:
+        raise CommandError(str(error)) from None
+
+
+class _SavedPolicy(NamedTuple):
+    policy: gymserve.policies.Policy
+    env_id: str
+    description: str
+
+
+def _saved_policy(path: str, checkpoint: str, env_id: str | None) -> _SavedPolicy:
+    """The policy of a training run (its `checkpoint`) or of an export, and the env to run it in.
+
+    `env_id` overrides the env the policy was trained on; its spaces must match the policy's.
+    """
+    from gymserve.agents import load_trained_policy
+    from gymserve.agents.runs import RUN_FILE
+    from gymserve.policies import PolicyLoadError, load
+
+    try:
+        if (Path(path) / RUN_FILE).exists():
+            trained = load_trained_policy(path, checkpoint)
+            policy, trained_env = trained.policy, trained.env_id
+            description = f"{trained.algorithm}, {checkpoint} checkpoint at step {trained.train_step}"
+        else:
+            policy = load(path)
+            trained_env = policy.metadata.env_id
+            description = f"{policy.metadata.algorithm or 'policy'} export, {policy.backend}"
+    except (FileNotFoundError, ValueError, PolicyLoadError) as error:
+        raise CommandError(f"cannot load a policy from {path}: {error}") from None
+    env_id = env_id or trained_env
+    if env_id is None:
+        raise CommandError(f"{path} does not say which environment it was trained on; give --env")
+    if env_id != trained_env:
+        env = _make_env(env_id)
+        env.close()
+        for kind, own, expected in (
+            ("observation", policy.observation_space, env.observation_space),
+            ("action", policy.action_space, env.action_space),
+        ):
+            if _space_layout(own) != _space_layout(expected):
+                raise CommandError(
+                    f"the policy in {path} takes {kind}s {_space_layout(own)}; "
+                    f"{env_id}'s are {_space_layout(expected)}"
+                )
+    return _SavedPolicy(policy, env_id, description)
+
+
+def _add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "latest"),
+        default="best",
+        help="which checkpoint of a training run to use (default: %(default)s)",
+    )
+
+
+def _add_train_command(subparsers: argparse._SubParsersAction) -> None:
+    from gymserve.agents.registry import ALGORITHMS
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a policy with an algorithm; rerun the same command to resume",
+        description="Train ALGORITHM on an environment into RUN_DIR: greedy evaluations, 'latest' and 'best' "
+        "checkpoints, history.csv and TensorBoard summaries. Rerunning with the same --out resumes the run.",
+    )
+    names = ", ".join(ALGORITHMS)
+    parser.add_argument("algorithm", choices=tuple(ALGORITHMS), metavar="ALGORITHM", help=names)
+    parser.add_argument("--env", required=True, help="environment id, e.g. gymserve/CartPole-v1")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
+    parser.add_argument(
+        "--config", metavar="FILE", help="JSON object of config fields over the shipped defaults for the env"
+    )
+    parser.add_argument("--target-reward", type=float, help="stop once a greedy evaluation reaches it")
+    parser.add_argument("--max-steps", type=int, help="stop after this many environment steps")
+    parser.add_argument("--seed", type=int, help="seed of the run (default: the config's, 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from gymserve.agents import RunMismatchError, UnknownAlgorithmError, UnknownEnvironmentError, train
+    from gymserve.agents.algorithm import UnsupportedActionSpaceError
+    from gymserve.agents.config import ConfigError
+
+    flags = {"seed": args.seed, "max_steps": args.max_steps, "target_reward": args.target_reward}
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    try:
+        progress_bar = not args.quiet
+        result = train(args.algorithm, args.env, args.out, overrides, args.config, progress_bar)
+    except (
+        UnknownAlgorithmError,
+        UnknownEnvironmentError,
+        UnsupportedActionSpaceError,
+        RunMismatchError,
+        ConfigError,
+    ) as error:
+        raise CommandError(str(error)) from None
+    state = result.state
+    print(f"stopped at step {state.total_steps} ({result.stop_reason}) after {state.wall_time:.1f} s")
+    if state.evaluation_return is not None:
+        best = f"{state.best_evaluation_return:.2f} at step {state.best_evaluation_step}"
+        print(f"AverageReturn {state.evaluation_return:.2f}; best {best}")
+    print(f"run directory: {result.run_dir}")
+
+
+def _add_eval_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a trained policy: AverageReturn and AverageEpisodeLength",
+        description="Play episodes side by side with the policy of a training run (or an export) and print "
+        "their AverageReturn and AverageEpisodeLength.",
+    )
+    parser.add_argument("policy_dir", metavar="RUN_DIR", help="a training run directory or a policy export")
+    parser.add_argument("--episodes", type=int, default=20, help="number of episodes (default: %(default)s)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting greedily")
+    parser.add_argument("--seed", type=int, default=0, help="seed of episode 1 (default: %(default)s)")
+    parser.add_argument("--env", help="environment id (default: the one RUN_DIR was trained on)")
+    _add_checkpoint_argument(parser)
+    parser.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> None:
+    from gymserve.rollout import evaluate
+
+    if args.episodes < 1:
+        raise CommandError(f"--episodes must be at least 1, got {args.episodes}")
+    saved = _saved_policy(args.policy_dir, args.checkpoint, args.env)
+    mode = "stochastic" if args.stochastic else "greedy"
+    evaluation = evaluate(saved.policy, saved.env_id, args.episodes, mode, seed=args.seed)
+    print(f"{args.policy_dir} ({saved.description}) on {saved.env_id}, {args.episodes} {mode} episodes")
+    print(f"AverageReturn: {evaluation.average_return:.3f}")
+    print(f"AverageEpisodeLength: {evaluation.average_episode_length:.1f}")
+
+
+def _add_plot_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="draw the learning curve of a training run to a PNG",
+        description="Draw training returns, their running mean and the greedy evaluations of RUN_DIR.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run directory")
+    parser.add_argument("--out", metavar="PNG", help="image to write (default: RUN_DIR/learning_curve.png)")
+    parser.set_defaults(run=_run_plot)
+
+
+def _run_plot(args: argparse.Namespace) -> None:
+    from gymserve.agents.plots import plot_learning_curve
+
+    try:
+        path = plot_learning_curve(args.run_dir, args.out)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    print(f"learning curve written to {path}")
+
+
+def _add_export_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained policy to SavedModel and ONNX",
+        description="Export the policy of a training run to a directory holding a SavedModel, an ONNX model "
+        "and policy.json (spaces, training info, file hashes), written atomically.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="directory of a `gymserve train` run")
+    parser.add_argument("--out", required=True, metavar="DIR", help="export directory to create")
+    parser.add_argument(
+        "--format",
+        default="savedmodel,onnx",
+        help="comma-separated formats among savedmodel, onnx (default: %(default)s)",
+    )
+    _add_checkpoint_argument(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it holds a previous export")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from gymserve.agents import load_trained_policy
+    from gymserve.policies import TrainingInfo, export_policy
+
+    try:
+        trained = load_trained_policy(args.run_dir, checkpoint=args.checkpoint)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(f"cannot load a trained policy from {args.run_dir}: {error}") from None
+    info = TrainingInfo(
+        env_id=trained.env_id,
+        algorithm=trained.algorithm,
+        train_step=trained.train_step,
+        evaluation_return=trained.evaluation_return,
+    )
+    formats = tuple(name.strip() for name in args.format.split(","))
+    try:
+        metadata = export_policy(trained.policy, args.out, formats, info, overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    print(f"exported {trained.env_id} ({trained.algorithm}, step {trained.train_step}) to {args.out}")
+    for name, digest in metadata.files.items():
+        print(f"  {name}  sha256 {digest[:16]}")
+
+
+_CLIENT_ENVIRONMENT_HELP = "the bearer token is read from GYMSERVE_AUTH_TOKEN, a TLS CA from GYMSERVE_TLS_CA"
+
+
+def _add_serve_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve exported policies over gRPC",
+        description="Serve exported policies over gRPC (PolicyService, grpc.health.v1, reflection) until "
+        "SIGTERM or SIGINT, then finish in-flight calls and stop. Settings come from flags, then "
+        "GYMSERVE_<SETTING> environment variables (GYMSERVE_AUTH_TOKEN enables bearer-token auth; health "
+        "checks need no token), then --config, then defaults. Without policies, the bundled pretrained ones "
+        "are served.",
+    )
+    parser.add_argument("--address", help="HOST:PORT to listen on (default: 127.0.0.1:8500)")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        metavar="NAME=PATH",
+        help="serve the export (or directory of integer versions) PATH as NAME; repeatable",
+    )
+    parser.add_argument("--repository", metavar="DIR", help="serve every policy in DIR (NAME/VERSION/)")
+    parser.add_argument("--config", metavar="FILE", help="JSON or YAML file of settings")
+    parser.add_argument("--backend", choices=("onnx", "tensorflow"), help="model runtime (default: onnx)")
+    parser.add_argument("--workers", type=int, help="RPC threads; each open stream holds one (default: 16)")
+    parser.add_argument("--max-batch-size", type=int, help="most observations per request (default: 4096)")
+    parser.add_argument("--max-message-bytes", type=int, help="largest request accepted (default: 4 MiB)")
+    parser.add_argument("--tls-certificate", metavar="FILE", help="PEM certificate chain (TLS needs the key)")
+    parser.add_argument("--tls-private-key", metavar="FILE", help="PEM private key of the certificate")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default: info")
+    parser.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> None:
+    from gymserve.serving.config import ServerConfigError, load_server_config
+    from gymserve.serving.logs import configure_logging
+    from gymserve.serving.server import PolicyServer
+
+    flags = {
+        "address": args.address,
+        "policies": _named_paths(args.policy) if args.policy else None,
+        "repository": args.repository,
+        "backend": args.backend,
+        "workers": args.workers,
+        "max_batch_size": args.max_batch_size,
+        "max_message_bytes": args.max_message_bytes,
+        "tls_certificate": args.tls_certificate,
+        "tls_private_key": args.tls_private_key,
+        "log_level": args.log_level,
+    }
+    try:
+        config = load_server_config(args.config, flags)
+        configure_logging(config.log_level)
+        server = PolicyServer(config).start()
+    except ServerConfigError as error:
+        raise CommandError(str(error)) from None
+    server.wait_for_shutdown_signal()
+
+
+def _named_paths(pairs: list[str]) -> dict[str, str]:
+    named = {}
+    for pair in pairs:
+        name, separator, path = pair.partition("=")
+        if not separator or not name or not path:
+            raise CommandError(f"--policy {pair!r} is not NAME=PATH")
+        if name in named:
+            raise CommandError(f"--policy names {name!r} twice")
+        named[name] = path
+    return named
+
+
+def _add_query_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "query",
+        help="ask a policy server for one action and print it",
+        description="Send one observation (or a batch) to a policy server and print the action as JSON, with "
+        f"the policy version that answered ({_CLIENT_ENVIRONMENT_HELP}).",
+    )
+    parser.add_argument("address", metavar="ADDRESS", help="HOST:PORT of the server")
+    parser.add_argument("--policy", required=True, help="name of the served policy")
+    parser.add_argument("--obs", required=True, help="observation as a JSON array, e.g. '[0.01, 0, 0.02, 0]'")
+    parser.add_argument("--mode", choices=("greedy", "stochastic", "epsilon_greedy"), default="greedy")
+    parser.add_argument("--epsilon", type=float, help="random-action probability in epsilon_greedy mode")
+    parser.add_argument("--seed", type=int, help="seed of stochastic choices")
+    parser.add_argument("--version", type=int, help="policy version (default: the latest served)")
+    parser.add_argument("--distribution", action="store_true", help="also print the distribution parameters")
+    parser.set_defaults(run=_run_query)
+
+
+def _run_query(args: argparse.Namespace) -> None:
+    import json
+
+    from gymserve.serving import PolicyServiceError
+
+    try:
+        observation = json.loads(args.obs)
+    except json.JSONDecodeError as error:
+        raise CommandError(f"--obs is not a JSON array: {error}") from None
+    with _policy_client(args.address) as client:
+        try:
+            result = client.act_with_details(
+                observation,
+                args.policy,
+                mode=args.mode,
+                epsilon=args.epsilon,
+                seed=args.seed,
+                version=args.version,
+                return_distribution=args.distribution,
+            )
+        except (PolicyServiceError, ValueError) as error:
+            raise CommandError(str(error)) from None
+    printed = {"policy": result.policy_name, "version": result.policy_version}
+    printed["action"] = result.actions.tolist()
+    if args.distribution:
+        printed["distribution"] = {name: value.tolist() for name, value in result.distribution.items()}
+    print(json.dumps(printed))
+
+
+def _policy_client(address: str) -> gymserve.serving.PolicyClient:
+    import os
+
+    from gymserve.serving import PolicyClient
+
+    return PolicyClient(
+        address,
+        token=os.environ.get("GYMSERVE_AUTH_TOKEN"),
+        tls_root_certificates=os.environ.get("GYMSERVE_TLS_CA"),
+    )
+
+
+def _remote_policy(address: str, name: str, env: gym.Env) -> gymserve.policies.Policy:
+    from gymserve.serving import PolicyServiceError
+    from gymserve.serving.remote_policy import RemotePolicy
+
+    try:
+        policy = RemotePolicy(_policy_client(address), name)
+    except PolicyServiceError as error:
+        raise CommandError(f"cannot use policy {name!r} of the server at {address}: {error}") from None
+    for kind, served, expected in (
+        ("observation", policy.observation_space, env.observation_space),
+        ("action", policy.action_space, env.action_space),
+    ):
+        served_layout, expected_layout = _space_layout(served), _space_layout(expected)
+        if served_layout != expected_layout:
+            raise CommandError(
+                f"policy {name!r} serves {kind}s {served_layout}; the environment's are {expected_layout}"
+            )
+    return policy
+
+
+def _space_layout(space: gym.spaces.Space) -> str:
+    """What a remote policy must share with the environment: the kind, shape and number of actions."""
+    if isinstance(space, gym.spaces.Discrete):
+        return f"Discrete({space.n}, start={space.start})"
+    return f"{type(space).__name__} of shape {space.shape}"
+
+
+def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="serve the bundled policies over gRPC, play them through it, print returns and latencies",
+        description="Start a policy server in this process on a loopback port, play greedy and stochastic "
+        "episodes of every bundled policy through it, print a table of returns, episode lengths and "
+        "client-side action latencies, film one greedy episode, and stop the server. Without bundled "
+        "policies, a CartPole policy is trained first.",
+    )
+    parser.add_argument(
+        "--episodes", type=int, help="episodes per policy and mode (default: 5 for CartPole, 2 for Minitaur)"
+    )
+    parser.add_argument(
+        "--video",
+        metavar="FILE",
+        help="film a greedy episode to FILE, .mp4 or .gif (default: minitaur.mp4 when the Minitaur policy is "
+        "bundled, else no video)",
+    )
+    parser.add_argument("--no-video", action="store_true", help="film nothing")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 0, a free one)")
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> None:
+    from gymserve.demo import DemoError, format_table, run_demo
+    from gymserve.policies import PolicyLoadError
+
+    try:
+        result = run_demo(args.episodes, video=args.video, film=not args.no_video, port=args.port)
+    except (ValueError, DemoError, PolicyLoadError) as error:
+        raise CommandError(str(error)) from None
+    print()
+    print(format_table(result.rows))
+    if result.video is not None:
+        print(f"video written to {result.video}")
 
 
 def _make_env(env_id: str, **kwargs: object) -> gym.Env:
@@ -76,7 +500,16 @@ def _make_env(env_id: str, **kwargs: object) -> gym.Env:
         raise CommandError(f"cannot make environment {env_id!r}: {error} (gymserve environments: {known})") from None
 
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_play_command,)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_train_command,
+    _add_eval_command,
+    _add_plot_command,
+    _add_play_command,
+    _add_export_command,
+    _add_serve_command,
+    _add_query_command,
+    _add_demo_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

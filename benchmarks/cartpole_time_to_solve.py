@@ -1,0 +1,224 @@
+"""Time to solve gymserve/CartPole-v1: environment steps and wall time, per algorithm, in one run.
+
+Protocol: a greedy evaluation over 20 episodes every 10,000 environment steps; a run solves the
+task at the first evaluation whose AverageReturn reaches 475. Its wall time counts everything
+from the start of training to the end of that evaluation (evaluations and checkpoints
+included). Each algorithm runs once per seed with its shipped defaults; the table shows the
+median over seeds (of the solved runs) and how many solved within the step budget, and the
+ratio of each median to the baseline's (the first algorithm unless --baseline says otherwise).
+
+    python benchmarks/cartpole_time_to_solve.py --algorithms dqn --seeds 5
+    python benchmarks/cartpole_time_to_solve.py --algorithms ppo,sb3-ppo --baseline sb3-ppo
+
+`sb3-ppo` (Stable-Baselines3 PPO with the rl-baselines3-zoo settings) is available when the
+optional `bench` extra is installed.
+
+Each entry of RUNNERS is one function that trains one seed and reports its Outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Idle OpenMP workers of torch (the SB3 baseline) otherwise spin, which slows its two threads
+# down tens of times whenever other processes share the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ENV_ID = "gymserve/CartPole-v1"
+EVAL_INTERVAL = 10_000  # environment steps
+EVAL_EPISODES = 20
+TARGET = 475.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where one seed's run first reached the target, or None for both if it never did."""
+
+    steps: int | None
+    wall_time: float | None
+    evaluations: list[tuple[int, float]]  # (step, AverageReturn) of every evaluation
+
+
+def run_gymserve(algorithm: str, max_steps: int, seed: int, workdir: Path) -> Outcome:
+    """Train a gymserve algorithm with its shipped config under the benchmark's protocol."""
+    from gymserve.agents import train
+
+    protocol = {
+        "seed": seed,
+        "max_steps": max_steps,
+        "target_reward": TARGET,
+        "eval_interval": EVAL_INTERVAL,
+        "eval_episodes": EVAL_EPISODES,
+        "checkpoint_interval": EVAL_INTERVAL,
+    }
+    result = train(algorithm, ENV_ID, workdir / f"{algorithm}-{seed}", protocol, progress_bar=False)
+    evaluations = result.history.evaluations()
+    solved = next((row for row in evaluations if row["eval_return"] >= TARGET), None)
+    return Outcome(
+        steps=None if solved is None else solved["step"],
+        wall_time=None if solved is None else solved["wall_time"],
+        evaluations=[(row["step"], row["eval_return"]) for row in evaluations],
+    )
+
+
+def run_stable_baselines3_ppo(seed: int, workdir: Path) -> Outcome:
+    """Stable-Baselines3 PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters on Gymnasium's CartPole-v1.
+
+    Evaluations use gymserve's batched evaluation loop on the SB3 network's greedy actions, with
+    the evaluation seeds the trainer uses; the clock starts when learning starts, as the trainer's.
+    """
+    import time
+
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from gymserve.agents.trainer import EVAL_SEED_OFFSET
+    from gymserve.policies import Categorical, Policy
+    from gymserve.rollout import evaluate
+
+    class GreedyStableBaselinesPolicy(Policy):
+        def __init__(self, model: PPO):
+            super().__init__(model.observation_space, model.action_space)
+            self.model = model
+
+        def _distribution(self, observations, state):
+            with torch.no_grad():
+                distribution = self.model.policy.get_distribution(torch.as_tensor(observations))
+            return Categorical(distribution.distribution.logits.numpy())
+
+    class EvaluateEveryInterval(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.next_evaluation = EVAL_INTERVAL
+            self.evaluations: list[tuple[int, float, float]] = []  # (step, AverageReturn, wall time)
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps < self.next_evaluation:
+                return True
+            self.next_evaluation += EVAL_INTERVAL
+            policy = GreedyStableBaselinesPolicy(self.model)
+            evaluation = evaluate(policy, "CartPole-v1", EVAL_EPISODES, seed=seed + EVAL_SEED_OFFSET)
+            average = evaluation.average_return
+            self.evaluations.append((self.num_timesteps, average, time.perf_counter() - started))
+            return average < TARGET
+
+    torch.set_num_threads(2)
+    total_steps = 100_000  # the zoo's n_timesteps, over which both schedules fall linearly to 0
+    model = PPO(
+        "MlpPolicy",
+        make_vec_env("CartPole-v1", n_envs=8, seed=seed),
+        n_steps=32,
+        batch_size=256,
+        gae_lambda=0.8,
+        gamma=0.98,
+        n_epochs=20,
+        ent_coef=0.0,
+        learning_rate=lambda remaining: remaining * 1e-3,
+        clip_range=lambda remaining: remaining * 0.2,
+        seed=seed,
+        device="cpu",
+    )
+    callback = EvaluateEveryInterval()
+    started = time.perf_counter()
+    model.learn(total_steps, callback=callback)
+    evaluations = callback.evaluations
+    solved = next(((step, wall) for step, value, wall in evaluations if value >= TARGET), (None, None))
+    return Outcome(*solved, evaluations=[(step, value) for step, value, _ in evaluations])
+
+
+RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
+    "dqn": partial(run_gymserve, "dqn", 200_000),
+    "ppo": partial(run_gymserve, "ppo", 100_000),
+    "a2c": partial(run_gymserve, "a2c", 300_000),
+    "a3c": partial(run_gymserve, "a3c", 500_000),
+}
+if importlib.util.find_spec("stable_baselines3") is not None:  # the optional `bench` extra
+    RUNNERS["sb3-ppo"] = run_stable_baselines3_ppo
+
+
+def median_or_none(values: list[float | None]) -> float | None:
+    solved = [value for value in values if value is not None]
+    return statistics.median(solved) if solved else None
+
+
+def ratio(value: float | None, baseline: float | None) -> str:
+    return "-" if value is None or not baseline else f"{value / baseline:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--algorithms", default="dqn", help=f"comma-separated, among: {', '.join(RUNNERS)}")
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="seeds 0..N-1 per algorithm (default: %(default)s)"
+    )
+    parser.add_argument("--baseline", help="algorithm the ratios are relative to (default: the first)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="TensorFlow intra-op threads (default: %(default)s)"
+    )
+    args = parser.parse_args()
+    names = [name.strip() for name in args.algorithms.split(",")]
+    unknown = [name for name in names if name not in RUNNERS]
+    if unknown:
+        parser.error(f"unknown algorithms {unknown}; expected among {', '.join(RUNNERS)}")
+    baseline = args.baseline or names[0]
+    if baseline not in names:
+        parser.error(f"--baseline {baseline} is not among --algorithms")
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    outcomes: dict[str, list[Outcome]] = {}
+    with tempfile.TemporaryDirectory(prefix="cartpole-time-to-solve-") as workdir:
+        for name in names:
+            outcomes[name] = []
+            for seed in range(args.seeds):
+                outcome = RUNNERS[name](seed, Path(workdir))
+                outcomes[name].append(outcome)
+                solved = (
+                    f"solved at {outcome.steps} steps, {outcome.wall_time:.1f} s"
+                    if outcome.steps is not None
+                    else "not solved"
+                )
+                curve = " ".join(f"{step // 1000}k:{value:.0f}" for step, value in outcome.evaluations)
+                print(f"{name} seed {seed}: {solved}  [{curve}]", flush=True)
+
+    medians = {
+        name: (
+            median_or_none([outcome.steps for outcome in runs]),
+            median_or_none([outcome.wall_time for outcome in runs]),
+        )
+        for name, runs in outcomes.items()
+    }
+    base_steps, base_time = medians[baseline]
+    print(f"\nmedian over {args.seeds} seeds (solved runs), ratios relative to {baseline}")
+    print(f"{'algorithm':<12}{'solved':>8}{'steps':>10}{'wall s':>9}{'steps x':>9}{'time x':>8}")
+    for name, runs in outcomes.items():
+        steps, wall_time = medians[name]
+        solved = sum(outcome.steps is not None for outcome in runs)
+        print(
+            f"{name:<12}{f'{solved}/{len(runs)}':>8}{'-' if steps is None else f'{steps:.0f}':>10}"
+            f"{'-' if wall_time is None else f'{wall_time:.1f}':>9}"
+            f"{ratio(steps, base_steps):>9}{ratio(wall_time, base_time):>8}"
+        )
+    if {"ppo", "sb3-ppo"} <= medians.keys():
+        (steps, seconds), (sb3_steps, sb3_seconds) = medians["ppo"], medians["sb3-ppo"]
+        print(f"\nppo / sb3-ppo: steps {ratio(steps, sb3_steps)}, wall time {ratio(seconds, sb3_seconds)}")
+
+
+if __name__ == "__main__":
+    main()

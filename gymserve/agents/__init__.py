@@ -1,0 +1,27 @@
+"""Agents: networks, the replay buffer, the one training loop and the algorithms that plug into it.
+
+    from gymserve.agents import train, load_trained_policy
+    train("dqn", "gymserve/CartPole-v1", "runs/dqn")     # rerun to resume
+    trained = load_trained_policy("runs/dqn")            # .policy acts greedily or stochastically
+
+Importing this package stays cheap: TensorFlow is imported by the modules that train or load.
+The algorithm interface is documented in gymserve/agents/algorithm.py.
+"""
+
+from gymserve.agents.config import TrainingConfig
+from gymserve.agents.registry import ALGORITHMS, UnknownAlgorithmError, algorithm_class
+from gymserve.agents.runs import RunMismatchError, TrainedPolicy, UnknownEnvironmentError, load_trained_policy
+from gymserve.agents.trainer import TrainingResult, train
+
+__all__ = [
+    "ALGORITHMS",
+    "RunMismatchError",
+    "TrainedPolicy",
+    "TrainingConfig",
+    "TrainingResult",
+    "UnknownAlgorithmError",
+    "UnknownEnvironmentError",
+    "algorithm_class",
+    "load_trained_policy",
+    "train",
+]

@@ -1,0 +1,249 @@
+"""Keras networks of the agents: an MLP torso, a Q-network and actor-critic pairs.
+
+Every network takes a float32 batch of raw observations. Optional observation normalization is
+a `RunningNormalization` layer inside the network, its running mean and variance stored as
+non-trainable weights, so an exported network normalizes by itself. Policy outputs follow
+gymserve.policies.distributions: logits (B, n) for Discrete actions, [pre-tanh mean | log_std]
+(B, 2d) for Box actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import gymnasium as gym
+import keras
+import numpy as np
+
+
+@keras.saving.register_keras_serializable(package="gymserve")
+class RunningNormalization(keras.layers.Layer):
+    """Standardizes observations with a running mean and variance, then clips to [-clip, clip].
+
+    The statistics change only through `update` (never through gradients), with the parallel
+    form of Welford's algorithm so batches of any size merge exactly.
+    """
+
+    def __init__(self, clip: float = 10.0, epsilon: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.clip = clip
+        self.epsilon = epsilon
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        shape = tuple(input_shape[1:])
+        self.mean = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="mean")
+        self.variance = self.add_weight(shape=shape, initializer="ones", trainable=False, name="variance")
+        self.count = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="count", dtype="float64"
+        )
+
+    def call(self, observations):
+        ops = keras.ops
+        scale = ops.sqrt(ops.cast(self.variance, observations.dtype) + self.epsilon)
+        standardized = (observations - ops.cast(self.mean, observations.dtype)) / scale
+        return ops.clip(standardized, -self.clip, self.clip)
+
+    def update(self, observations: np.ndarray) -> None:
+        """Merge a batch (B, *shape) into the running statistics."""
+        batch = np.asarray(observations, np.float64).reshape(-1, *self.mean.shape)
+        count = float(self.count.numpy())
+        batch_count = len(batch)
+        total = count + batch_count
+        mean = np.asarray(self.mean.numpy(), np.float64)
+        delta = batch.mean(axis=0) - mean
+        if count == 0:
+            # The initial variance of 1 is a placeholder, not data: the first batch replaces it.
+            new_variance = batch.var(axis=0)
+        else:
+            combined = self.variance.numpy() * count + batch.var(axis=0) * batch_count
+            new_variance = (combined + delta**2 * count * batch_count / total) / total
+        self.mean.assign((mean + delta * batch_count / total).astype(np.float32))
+        self.variance.assign(new_variance.astype(np.float32))
+        self.count.assign(total)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "clip": self.clip, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="gymserve")
+class StateIndependentLogStd(keras.layers.Layer):
+    """A trainable log standard deviation per action dimension, repeated for each observation."""
+
+    def __init__(self, size: int, initial_value: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
+        self.initial_value = initial_value
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        initializer = keras.initializers.Constant(self.initial_value)
+        self.log_std = self.add_weight(shape=(self.size,), initializer=initializer, name="log_std")
+
+    def call(self, features):
+        batch = keras.ops.shape(features)[0]
+        return keras.ops.broadcast_to(keras.ops.cast(self.log_std, features.dtype), (batch, self.size))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "size": self.size, "initial_value": self.initial_value}
+
+
+def observation_input(
+    observation_space: gym.spaces.Box, normalize: bool, name: str = "observations"
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The network input and its (optionally normalized) value."""
+    inputs = keras.Input(shape=observation_space.shape, dtype="float32", name=name)
+    features = RunningNormalization(name="observation_normalization")(inputs) if normalize else inputs
+    if len(observation_space.shape) > 1:
+        features = keras.layers.Flatten()(features)
+    return inputs, features
+
+
+def mlp(
+    features: keras.KerasTensor, hidden_sizes: Sequence[int], activation: str, name: str
+) -> keras.KerasTensor:
+    """Fully connected hidden layers `hidden_sizes` on top of `features`."""
+    for index, size in enumerate(hidden_sizes):
+        features = keras.layers.Dense(size, activation=activation, name=f"{name}_{index}")(features)
+    return features
+
+
+def q_network(
+    observation_space: gym.spaces.Box,
+    action_space: gym.spaces.Discrete,
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: str = "relu",
+    normalize_observations: bool = False,
+    name: str = "q_network",
+) -> keras.Model:
+    """Observations -> one Q-value per discrete action, (B, n)."""
+    inputs, features = observation_input(observation_space, normalize_observations)
+    features = mlp(features, hidden_sizes, activation, "hidden")
+    q_values = keras.layers.Dense(int(action_space.n), name="q_values")(features)
+    return keras.Model(inputs, q_values, name=name)
+
+
+@dataclass(frozen=True)
+class ActorCritic:
+    """An actor and a critic over one input; `both` computes their outputs in one call."""
+
+    actor: keras.Model  # observations -> distribution parameters
+    critic: keras.Model  # observations -> state value (B,)
+    both: keras.Model  # observations -> (distribution parameters, state value)
+
+
+def actor_critic(
+    observation_space: gym.spaces.Box,
+    action_space: gym.spaces.Discrete | gym.spaces.Box,
+    hidden_sizes: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    shared_torso: bool = False,
+    state_dependent_std: bool = False,
+    initial_log_std: float = 0.0,
+    normalize_observations: bool = False,
+) -> ActorCritic:
+    """An actor with a categorical (logits) or Gaussian (mean | log_std) head, and a critic.
+
+    Heads start orthogonal with small policy gain, so the first policy is near uniform (or near
+    a zero mean); `state_dependent_std` computes log_std from the features instead of learning
+    one value per action dimension.
+    """
+    inputs, features = observation_input(observation_space, normalize_observations)
+    actor_features = mlp(features, hidden_sizes, activation, "torso" if shared_torso else "actor")
+    critic_features = actor_features if shared_torso else mlp(features, hidden_sizes, activation, "critic")
+    policy_outputs = _policy_head(actor_features, action_space, state_dependent_std, initial_log_std)
+    value = keras.layers.Dense(1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value")(
+        critic_features
+    )
+    value = keras.layers.Reshape((), name="state_value")(value)
+    return ActorCritic(
+        actor=keras.Model(inputs, policy_outputs, name="actor"),
+        critic=keras.Model(inputs, value, name="critic"),
+        both=keras.Model(inputs, [policy_outputs, value], name="actor_critic"),
+    )
+
+
+def _policy_head(
+    features: keras.KerasTensor,
+    action_space: gym.spaces.Discrete | gym.spaces.Box,
+    state_dependent_std: bool,
+    initial_log_std: float,
+) -> keras.KerasTensor:
+    small = keras.initializers.Orthogonal(0.01)
+    if isinstance(action_space, gym.spaces.Discrete):
+        return keras.layers.Dense(int(action_space.n), kernel_initializer=small, name="logits")(features)
+    if not isinstance(action_space, gym.spaces.Box):
+        raise TypeError(f"policy heads exist for Discrete and Box action spaces, got {action_space}")
+    size = int(np.prod(action_space.shape))
+    mean = keras.layers.Dense(size, kernel_initializer=small, name="mean")(features)
+    if state_dependent_std:
+        log_std = keras.layers.Dense(
+            size,
+            kernel_initializer=small,
+            bias_initializer=keras.initializers.Constant(initial_log_std),
+            name="log_std",
+        )(features)
+    else:
+        log_std = StateIndependentLogStd(size, initial_log_std, name="log_std")(features)
+    return keras.layers.Concatenate(name="mean_log_std")([mean, log_std])
+
+
+def normalization_layers(models: Iterable[keras.Model]) -> list[RunningNormalization]:
+    """The distinct RunningNormalization layers inside `models`."""
+    found: dict[int, RunningNormalization] = {}
+    pending = list(models)
+    while pending:
+        layer = pending.pop()
+        if isinstance(layer, RunningNormalization):
+            found.setdefault(id(layer), layer)
+        pending.extend(getattr(layer, "layers", ()))
+    return list(found.values())
+
+
+class NumpyForward:
+    """The forward pass of a chain of Dense / RunningNormalization / Flatten layers, in numpy.
+
+    Acting one observation at a time through TensorFlow costs far more than the arithmetic of a
+    small MLP; this copy of the weights computes the same outputs in microseconds. Call `sync()`
+    after the network's weights change.
+    """
+
+    def __init__(self, model: keras.Model):
+        self._layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+        for layer in self._layers:
+            if not isinstance(layer, keras.layers.Dense | RunningNormalization | keras.layers.Flatten):
+                raise TypeError(f"NumpyForward cannot compute layer {layer.name!r} ({type(layer).__name__})")
+            if isinstance(layer, keras.layers.Dense) and layer.activation.__name__ not in _ACTIVATIONS:
+                raise TypeError(f"NumpyForward cannot compute activation {layer.activation.__name__!r}")
+        self._functions: list[Callable[[np.ndarray], np.ndarray]] = []
+        self.sync()
+
+    def sync(self) -> None:
+        """Copy the current weights."""
+        self._functions = [_numpy_function(layer) for layer in self._layers]
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        values = np.asarray(observations, np.float32)
+        for function in self._functions:
+            values = function(values)
+        return values
+
+
+def _numpy_function(layer: keras.layers.Layer) -> Callable[[np.ndarray], np.ndarray]:
+    if isinstance(layer, keras.layers.Dense):
+        kernel = layer.kernel.numpy()
+        bias = layer.bias.numpy() if layer.use_bias else np.float32(0)
+        activation = _ACTIVATIONS[layer.activation.__name__]
+        return lambda values: activation(values @ kernel + bias)
+    if isinstance(layer, RunningNormalization):
+        mean = layer.mean.numpy()
+        scale = np.sqrt(layer.variance.numpy() + np.float32(layer.epsilon))
+        clip = np.float32(layer.clip)
+        return lambda values: np.clip((values - mean) / scale, -clip, clip)
+    return lambda values: values.reshape(len(values), -1)
+
+
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": lambda values: values,
+    "relu": lambda values: np.maximum(values, np.float32(0)),
+    "tanh": np.tanh,
+}

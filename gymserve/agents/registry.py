@@ -1,0 +1,44 @@
+"""The algorithms `gymserve train` knows, as lazy "module:Class" entry points.
+
+Importing this table is cheap; an algorithm's module (and TensorFlow) is imported only when the
+algorithm is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gymserve.agents.algorithm import Algorithm
+
+ALGORITHMS: dict[str, str] = {
+    "dqn": "gymserve.agents.dqn:DQN",
+    "ppo": "gymserve.agents.ppo:PPO",
+    "a2c": "gymserve.agents.a2c:A2C",
+    "a3c": "gymserve.agents.a3c:A3C",
+    "sac": "gymserve.agents.sac:SAC",
+}
+
+
+class UnknownAlgorithmError(ValueError):
+    """The name is not in ALGORITHMS, or its implementation is not installed."""
+
+
+def algorithm_class(name: str) -> type[Algorithm]:
+    """The Algorithm subclass registered as `name`."""
+    try:
+        module_name, class_name = ALGORITHMS[name].split(":")
+    except KeyError:
+        raise UnknownAlgorithmError(
+            f"unknown algorithm {name!r}; expected one of: {', '.join(ALGORITHMS)}"
+        ) from None
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        raise UnknownAlgorithmError(
+            f"algorithm {name!r} is not available in this version of gymserve ({module_name} is missing)"
+        ) from None
+    return getattr(module, class_name)

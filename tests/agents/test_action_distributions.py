@@ -1,0 +1,87 @@
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gymserve.agents.action_distributions import (
+    CategoricalActions,
+    SquashedGaussianActions,
+    action_distribution,
+)
+from gymserve.policies.distributions import distribution_from_outputs
+
+BOX = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32))
+
+
+def test_categorical_log_probs_entropy_and_offset_actions():
+    distribution = action_distribution(gym.spaces.Discrete(3, start=-1))
+    logits = tf.constant([[0.0, math.log(2.0), math.log(5.0)]])  # probabilities 1/8, 2/8, 5/8
+    np.testing.assert_allclose(
+        distribution.log_prob(logits, tf.constant([2], tf.int64)), [math.log(5 / 8)], rtol=1e-6
+    )
+    expected_entropy = -sum(p * math.log(p) for p in (1 / 8, 2 / 8, 5 / 8))
+    np.testing.assert_allclose(distribution.entropy(logits), [expected_entropy], rtol=1e-6)
+    np.testing.assert_array_equal(distribution.env_actions(tf.constant([0, 2], tf.int64)), [-1, 1])
+
+
+def test_categorical_samples_follow_the_softmax():
+    distribution = CategoricalActions()
+    logits = tf.constant([[0.0, math.log(3.0)]] * 20_000)
+    samples = distribution.sample(logits, tf.random.Generator.from_seed(1)).numpy()
+    assert abs(samples.mean() - 0.75) < 0.01
+
+
+def test_squashed_gaussian_log_prob_includes_the_tanh_and_scale_correction_by_hand():
+    distribution = SquashedGaussianActions(gym.spaces.Box(-2.0, 2.0, (1,), np.float32))
+    outputs = tf.constant([[0.0, 0.0]])  # mean 0, log_std 0
+    # u = 0 maps to a = 0 with da/du = (1 - tanh(0)^2) * (2 - (-2)) / 2 = 2
+    log_prob = distribution.log_prob(outputs, tf.constant([[0.0]]))
+    np.testing.assert_allclose(log_prob, [-0.5 * math.log(2 * math.pi) - math.log(2.0)], rtol=1e-6)
+
+
+def test_squashed_gaussian_density_of_the_env_action_integrates_to_one():
+    distribution = SquashedGaussianActions(gym.spaces.Box(0.0, 3.0, (1,), np.float32))
+    pre_squash = np.linspace(-10.0, 10.0, 100_001, dtype=np.float32)[:, None]
+    outputs = tf.repeat(tf.constant([[0.3, -0.5]]), len(pre_squash), axis=0)
+    density = np.exp(distribution.log_prob(outputs, tf.constant(pre_squash)).numpy().astype(np.float64))
+    actions = distribution.env_actions(tf.constant(pre_squash)).numpy()[:, 0].astype(np.float64)
+    assert np.sum(0.5 * (density[1:] + density[:-1]) * np.diff(actions)) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_squashed_gaussian_log_prob_sums_over_action_dimensions():
+    outputs = np.array([[0.3, -0.4, -0.5, 0.2]], np.float32)  # means (0.3, -0.4), log_stds (-0.5, 0.2)
+    raw = np.array([[1.1, -0.7]], np.float32)
+    joint = SquashedGaussianActions(BOX).log_prob(tf.constant(outputs), tf.constant(raw))
+    per_dimension = [
+        SquashedGaussianActions(gym.spaces.Box(BOX.low[d], BOX.high[d], (1,), np.float32)).log_prob(
+            tf.constant(outputs[:, [d, 2 + d]]), tf.constant(raw[:, [d]])
+        )
+        for d in range(2)
+    ]
+    np.testing.assert_allclose(joint, per_dimension[0] + per_dimension[1], rtol=1e-6)
+
+
+def test_env_actions_match_the_served_distribution():
+    outputs = np.array([[0.7, -3.0, 0.1, 0.0], [-1.5, 2.0, -1.0, 1.0]], np.float32)
+    distribution = SquashedGaussianActions(BOX)
+    served = distribution_from_outputs(outputs, BOX)
+    np.testing.assert_allclose(
+        distribution.env_actions(tf.constant(outputs[:, :2])).numpy(), served.mode(), atol=1e-6
+    )
+
+
+def test_samples_have_the_configured_mean_and_spread():
+    distribution = SquashedGaussianActions(gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+    outputs = tf.constant([[0.5, math.log(0.2)]] * 20_000)
+    samples = distribution.sample(outputs, tf.random.Generator.from_seed(3)).numpy()
+    assert samples.mean() == pytest.approx(0.5, abs=0.01)
+    assert samples.std() == pytest.approx(0.2, abs=0.01)
+
+
+def test_unbounded_box_and_other_spaces_are_refused():
+    with pytest.raises(ValueError, match="bounded Box"):
+        action_distribution(gym.spaces.Box(-np.inf, np.inf, (1,), np.float32))
+    with pytest.raises(TypeError, match="Discrete or Box"):
+        action_distribution(gym.spaces.MultiBinary(2))
