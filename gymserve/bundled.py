@@ -1,0 +1,53 @@
+"""The pretrained policies shipped inside the package, found by name or by environment id.
+
+    gymserve/pretrained/
+        cartpole/policy.json, policy.onnx, saved_model/, TRAINING.md
+        minitaur/...
+
+Each directory is a policy export (or a directory of integer versions, whose latest counts) named
+after the policy it serves; its TRAINING.md says how it was trained. `gymserve serve` without
+policies, `gymserve demo` and `gymserve play --policy pretrained` all read them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gymserve.policies.metadata import PolicyMetadata, read_metadata
+from gymserve.serving.repository import policy_sources, pretrained_repository, repository_directories
+
+
+@dataclass(frozen=True)
+class BundledPolicy:
+    """One pretrained policy: its served name, its export directory and its policy.json."""
+
+    name: str
+    path: Path
+    metadata: PolicyMetadata
+
+    @property
+    def env_id(self) -> str | None:
+        return self.metadata.env_id
+
+
+def bundled_policies(repository: Path | None = None) -> list[BundledPolicy]:
+    """The policies of `repository` (default: the package's own) by name; none if it has none."""
+    repository = pretrained_repository() if repository is None else repository
+    if repository is None:
+        return []
+    policies = []
+    for name, directory in repository_directories(repository).items():
+        export_dir = policy_sources(name, directory)[-1].path
+        policies.append(BundledPolicy(name, export_dir, read_metadata(export_dir)))
+    return policies
+
+
+def bundled_policy_for_env(env_id: str, repository: Path | None = None) -> BundledPolicy:
+    """The bundled policy trained on `env_id`; LookupError names the environments that have one."""
+    policies = bundled_policies(repository)
+    for policy in policies:
+        if policy.env_id == env_id:
+            return policy
+    available = ", ".join(f"{policy.name} ({policy.env_id})" for policy in policies) or "none"
+    raise LookupError(f"no pretrained policy is bundled for {env_id}; bundled: {available}")

@@ -1,0 +1,102 @@
+"""The pretrained policies bundled in the package: intact files, solved tasks, every way to play them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from tensorflow_threads import limit_tensorflow_threads
+
+import gymserve
+from gymserve.bundled import bundled_policies, bundled_policy_for_env
+from gymserve.cli import main
+from gymserve.policies import load
+from gymserve.rollout import run_episode
+from gymserve.serving.client import PolicyClient
+from gymserve.serving.config import ServerConfig
+from gymserve.serving.remote_policy import RemotePolicy
+from gymserve.serving.repository import pretrained_repository
+from gymserve.serving.server import PolicyServer
+
+CARTPOLE = "gymserve/CartPole-v1"
+# Files of a bundled policy that are not part of the export itself.
+NOT_EXPORTED = {"policy.json", "TRAINING.md"}
+
+BUNDLED = bundled_policies()
+
+
+def test_the_package_bundles_a_cartpole_policy():
+    assert pretrained_repository() == Path(gymserve.__file__).resolve().parent / "pretrained"
+    cartpole = bundled_policy_for_env(CARTPOLE)
+    assert cartpole.name == "cartpole"
+    assert cartpole.metadata.algorithm == "ppo"
+    assert cartpole.metadata.evaluation_return == 500.0
+
+
+@pytest.mark.parametrize("bundled", BUNDLED, ids=[policy.name for policy in BUNDLED])
+def test_policy_json_hashes_match_the_bytes_on_disk(bundled):
+    recorded = json.loads((bundled.path / "policy.json").read_text())["files"]
+    on_disk = {
+        path.relative_to(bundled.path).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in bundled.path.rglob("*")
+        if path.is_file() and path.name not in NOT_EXPORTED
+    }
+    assert "policy.onnx" in recorded
+    assert on_disk == recorded
+
+
+@pytest.mark.parametrize("bundled", BUNDLED, ids=[policy.name for policy in BUNDLED])
+def test_training_md_gives_the_commands_that_made_the_policy(bundled):
+    training = (bundled.path / "TRAINING.md").read_text()
+    metadata = bundled.metadata
+    assert f"gymserve train {metadata.algorithm} --env {metadata.env_id} --seed " in training
+    assert "gymserve export " in training and f"--out gymserve/pretrained/{bundled.name}" in training
+    assert f"{metadata.train_step:,}" in training
+
+
+def test_the_bundled_cartpole_policy_balances_for_500_steps_through_the_server():
+    config = ServerConfig(address="127.0.0.1:0")  # no policies: the bundled ones are served
+    env = gym.make(CARTPOLE)
+    with PolicyServer(config) as server, PolicyClient(server.address) as client:
+        assert "cartpole" in [summary.name for summary in client.list_policies()]
+        with RemotePolicy(client, "cartpole") as policy:
+            returns = [run_episode(env, policy, "greedy", seed=seed).total_return for seed in range(3)]
+    env.close()
+    assert returns == [500.0, 500.0, 500.0]
+
+
+def test_savedmodel_and_onnx_of_the_bundled_cartpole_policy_act_alike():
+    limit_tensorflow_threads()
+    path = bundled_policy_for_env(CARTPOLE).path
+    observations = np.random.default_rng(0).uniform(-2.0, 2.0, (256, 4)).astype(np.float32)
+    onnx_actions = load(path, backend="onnx").action(observations).action
+    tensorflow_actions = load(path, backend="tensorflow").action(observations).action
+    np.testing.assert_array_equal(onnx_actions, tensorflow_actions)
+    assert set(onnx_actions.tolist()) == {0, 1}
+
+
+def test_play_with_the_pretrained_policy(capsys):
+    assert main(["play", "--env", CARTPOLE, "--policy", "pretrained", "--episodes", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "episode 1: return 500.000, length 500",
+        "episode 2: return 500.000, length 500",
+    ]
+
+
+def test_play_pretrained_names_the_environments_that_have_a_bundled_policy(capsys):
+    assert main(["play", "--env", "gymserve/CartPoleBullet-v1", "--policy", "pretrained"]) == 2
+    error = capsys.readouterr().err
+    assert "no pretrained policy is bundled for gymserve/CartPoleBullet-v1" in error
+    assert f"cartpole ({CARTPOLE})" in error
+
+
+def test_a_repository_without_policies_bundles_none(tmp_path):
+    assert bundled_policies(tmp_path) == []
+    with pytest.raises(
+        LookupError, match=r"no pretrained policy is bundled for gymserve/CartPole-v1; bundled: none"
+    ):
+        bundled_policy_for_env(CARTPOLE, tmp_path)
