@@ -46,7 +46,9 @@ def _add_play_command(subparsers: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument("--episodes", type=int, default=1, help="number of episodes (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the first episode (default: %(default)s)"
+    )
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting greedily")
     parser.add_argument("--video", metavar="FILE", help="film the first episode to FILE (.mp4 or .gif)")
     parser.add_argument(
@@ -497,7 +499,9 @@ def _make_env(env_id: str, **kwargs: object) -> gym.Env:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as error:
         known = ", ".join(gymserve.envs.env_ids())
-        raise CommandError(f"cannot make environment {env_id!r}: {error} (gymserve environments: {known})") from None
+        raise CommandError(
+            f"cannot make environment {env_id!r}: {error} (gymserve environments: {known})"
+        ) from None
 
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (

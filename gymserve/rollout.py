@@ -107,7 +107,9 @@ def evaluate(
         lengths = np.zeros(episodes, dtype=np.int64)
         active = list(range(episodes))
         while active:
-            actions = policy.action(np.stack([observations[i] for i in active]), mode=mode, seed=rng_seed).action
+            actions = policy.action(
+                np.stack([observations[i] for i in active]), mode=mode, seed=rng_seed
+            ).action
             rng_seed += 1
             still_active = []
             for index, action in zip(active, actions, strict=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import re
 import shutil
 import subprocess
@@ -83,9 +82,6 @@ def test_run_demo_skips_unregistered_environments_and_leaves_no_thread_behind(tm
     assert len(result.rows[0].action_seconds) == 500
     assert result.video is None  # CartPole is filmed only when asked
     assert progress[-1] == f"stopping the server at {result.address}"
-    gc.collect()  # the server's idle RPC threads end once their executor is collected
-    for thread in set(threading.enumerate()) - threads_before:
-        thread.join(timeout=5)
     assert set(threading.enumerate()) <= threads_before
     table = format_table(result.rows).splitlines()
     assert len(table) == 3

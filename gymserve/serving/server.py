@@ -44,8 +44,9 @@ class PolicyServer:
     def __init__(self, config: ServerConfig, policies: ServedPolicies | None = None):
         self.config = config
         self.policies = load_configured_policies(config) if policies is None else policies
+        self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gymserve-rpc")
         self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gymserve-rpc"),
+            self._executor,
             interceptors=[BearerTokenInterceptor(config.auth_token.get_secret_value())]
             if config.auth_token
             else [],
@@ -106,6 +107,7 @@ class PolicyServer:
         stopped = self._server.stop(grace)  # new calls are refused from here on
         log_event(logging.INFO, "server_stopping", address=self._address, grace_seconds=grace)
         stopped.wait()
+        self._executor.shutdown(wait=True)
         log_event(logging.INFO, "server_stopped", address=self._address)
 
     def wait_for_shutdown_signal(self) -> None:
