@@ -19,6 +19,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from gymserve.envs.errors import ResetNeededError
 from gymserve.envs.rendering import blank_frame, fill_convex_polygon, fill_disc
 
 GRAVITY = 9.8  # m/s²
@@ -35,10 +36,6 @@ RESET_BOUND = 0.05  # every state variable starts uniform in [-RESET_BOUND, RESE
 
 FRAME_WIDTH = 600  # px
 FRAME_HEIGHT = 400  # px
-
-
-class ResetNeededError(RuntimeError):
-    """`step()` was called before the first `reset()` or after the episode terminated."""
 
 
 def validated_action(space: spaces.Space, action: Any) -> Any:

@@ -18,7 +18,8 @@ import pybullet
 import pybullet_data
 from gymnasium import spaces
 
-from gymserve.envs.cartpole import THETA_THRESHOLD, ResetNeededError, reset_bounds, validated_action
+from gymserve.envs.cartpole import THETA_THRESHOLD, reset_bounds, validated_action
+from gymserve.envs.errors import ResetNeededError
 
 X_THRESHOLD = 0.4  # m: beyond it the cart has left the track
 FORCE_MAGNITUDE = 10.0  # N, the largest force on the cart

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import gymserve  # noqa: F401  (registers the environments)
-from gymserve.envs.cartpole import CartPoleEnv, CartPoleVectorEnv, ResetNeededError
+from gymserve.envs.cartpole import CartPoleEnv, CartPoleVectorEnv
+from gymserve.envs.errors import ResetNeededError
 
 GYMNASIUM_ID = "CartPole-v1"
 OUR_ID = "gymserve/CartPole-v1"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import gymserve  # noqa: F401  (registers the environments)
-from gymserve.envs.cartpole import ResetNeededError
 from gymserve.envs.cartpole_bullet import CartPoleBulletEnv, CartPoleContinuousBulletEnv
+from gymserve.envs.errors import ResetNeededError
 
 DISCRETE_ID = "gymserve/CartPoleBullet-v1"
 CONTINUOUS_ID = "gymserve/CartPoleContinuousBullet-v0"
