@@ -14,10 +14,10 @@ import gymnasium as gym
 import numpy as np
 import pybullet
 import pytest
-from gymserve.envs.errors import ResetNeededError as ResetNeeded
 from gymnasium.utils.env_checker import check_env
 
 import gymserve  # noqa: F401  (registers the gymserve/ environments)
+from gymserve.envs.errors import ResetNeededError
 from gymserve.envs.minitaur import MinitaurEnv
 from gymserve.envs.minitaur.robot import FOOT_LINK_IDS
 
@@ -223,7 +223,7 @@ def test_robot_dropped_upside_down_terminates_and_needs_reset():
     )
     _, _, terminated, truncated, _ = env.step(np.zeros(8, dtype=np.float32))
     assert terminated and not truncated
-    with pytest.raises(ResetNeeded, match=r"call reset\(\)"):
+    with pytest.raises(ResetNeededError, match=r"call reset\(\)"):
         env.step(np.zeros(8, dtype=np.float32))
     env.reset()
     assert not env.step(np.zeros(8, dtype=np.float32))[2]
@@ -232,7 +232,7 @@ def test_robot_dropped_upside_down_terminates_and_needs_reset():
 
 def test_step_before_reset_raises():
     env = MinitaurEnv()
-    with pytest.raises(ResetNeeded, match=r"call reset\(\)"):
+    with pytest.raises(ResetNeededError, match=r"call reset\(\)"):
         env.step(np.zeros(8, dtype=np.float32))
     env.close()
 
