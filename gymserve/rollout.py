@@ -58,7 +58,7 @@ def run_episode(
     policy.reset()
     state = policy.get_initial_state()
     episode = Episode(0.0, 0)
-    action_seed = None if seed is None else seed
+    action_seed = seed
     if record_frames:
         episode.frames.append(env.render())
     while True:
