@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from tensorflow_threads import limit_tensorflow_threads
 
-import gymnasium as gym
-import keras
-import numpy as np
-import tensorflow as tf
+limit_tensorflow_threads()
 
-try:
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-except RuntimeError:  # another test package initialized TensorFlow first
-    pass
+import gymnasium as gym  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 CARTPOLE_OBSERVATIONS = gym.spaces.Box(
     np.array([-4.8, -np.inf, -0.418, -np.inf], np.float32),

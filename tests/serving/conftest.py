@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from serving_support import standard_policies, start_server
+from tensorflow_threads import limit_tensorflow_threads
 
 from gymserve.serving import PolicyClient
 from gymserve.serving.server import PolicyServer
@@ -55,17 +55,11 @@ def export_small_mlp(
     out_dir: Path, action_space: gym.spaces.Space, seed: int, metadata: dict, formats: tuple[str, ...]
 ) -> None:
     """Export a 16-unit Keras MLP over 4 unbounded observations."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    limit_tensorflow_threads()
     import keras
-    import tensorflow as tf
 
     from gymserve.policies import ActorPolicy, export_policy
 
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow was initialized by another test package
-        pass
     keras.utils.set_random_seed(seed)
     outputs = (
         int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else 2 * action_space.shape[0]
