@@ -8,8 +8,11 @@ imported inside the `_run_` functions so `gymserve --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -529,9 +532,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _native_modules(args: argparse.Namespace) -> tuple[str, ...]:
+    """The libraries a command will load that print start-up banners from native code."""
+    if args.command in ("train", "eval", "export") or (args.command == "play" and args.policy_dir):
+        return ("pybullet", "tensorflow")
+    if args.command in ("play", "demo"):
+        return ("pybullet",)
+    return ()
+
+
+@contextlib.contextmanager
+def _native_output_discarded() -> Iterator[None]:
+    """Send what native code writes to stdout and stderr to /dev/null for the duration."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for descriptor in (*saved, devnull):
+            os.close(descriptor)
+
+
+def _load_native_modules_quietly(args: argparse.Namespace) -> None:
+    """Import TensorFlow and pybullet without their banners (CUDA probing, build time) in the output."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in _native_modules(args):
+        if name not in sys.modules:
+            with _native_output_discarded():
+                importlib.import_module(name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _load_native_modules_quietly(args)
         args.run(args)
     except CommandError as error:
         print(f"gymserve {args.command}: error: {error}", file=sys.stderr)
