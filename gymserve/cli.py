@@ -534,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _native_modules(args: argparse.Namespace) -> tuple[str, ...]:
     """The libraries a command will load that print start-up banners from native code."""
-    if args.command in ("train", "eval", "export") or (args.command == "play" and args.policy_dir):
+    if args.command in ("train", "eval", "plot", "export") or (args.command == "play" and args.policy_dir):
         return ("pybullet", "tensorflow")
     if args.command in ("play", "demo"):
         return ("pybullet",)

@@ -23,6 +23,10 @@ from gymserve.serving.repository import pretrained_repository
 from gymserve.serving.server import PolicyServer
 
 CARTPOLE = "gymserve/CartPole-v1"
+MINITAUR = "gymserve/Minitaur-v0"
+# Minitaur returns vary with each episode's randomized dynamics: three greedy episodes may fall
+# this far short of the 10-episode evaluation recorded when the policy was exported.
+MINITAUR_RETURN_MARGIN = 1.0
 # Files of a bundled policy that are not part of the export itself.
 NOT_EXPORTED = {"policy.json", "TRAINING.md"}
 
@@ -67,6 +71,20 @@ def test_the_bundled_cartpole_policy_balances_for_500_steps_through_the_server()
             returns = [run_episode(env, policy, "greedy", seed=seed).total_return for seed in range(3)]
     env.close()
     assert returns == [500.0, 500.0, 500.0]
+
+
+def test_the_bundled_minitaur_policy_walks_through_the_server():
+    minitaur = bundled_policy_for_env(MINITAUR)
+    assert minitaur.metadata.algorithm == "sac"
+    env = gym.make(MINITAUR)
+    with (
+        PolicyServer(ServerConfig(address="127.0.0.1:0")) as server,
+        PolicyClient(server.address) as client,
+        RemotePolicy(client, minitaur.name) as policy,
+    ):
+        returns = [run_episode(env, policy, "greedy", seed=seed).total_return for seed in range(3)]
+    env.close()
+    assert np.mean(returns) >= minitaur.metadata.evaluation_return - MINITAUR_RETURN_MARGIN, returns
 
 
 def test_savedmodel_and_onnx_of_the_bundled_cartpole_policy_act_alike():
