@@ -181,7 +181,7 @@ class SAC(Algorithm):
         )
         # (observations, the actor's outputs for them) as the last update computed them.
         self._next_outputs: tuple[np.ndarray, np.ndarray] | None = None
-        self._update = tf.function(self._learn_and_act, reduce_retracing=True, jit_compile=config.jit_compile)
+        self._compiled_update: tf.types.experimental.ConcreteFunction | None = None
 
     def networks(self) -> dict[str, keras.Model]:
         return {
@@ -269,6 +269,21 @@ class SAC(Algorithm):
         shape = (config.gradient_steps, config.batch_size)
         noise = self.rng.standard_normal((2, *shape, *self.action_space.shape), dtype=np.float32)
         return (*(array.reshape(shape + array.shape[1:]) for array in arrays), noise[0], noise[1])
+
+    def _update(
+        self, minibatches: tuple[np.ndarray, ...], observations: np.ndarray
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """`_learn_and_act`, traced once into a concrete function: its shapes never change, and
+        calling a concrete function with tensors skips tf.function's per-call signature matching."""
+        if self._compiled_update is None:
+            function = tf.function(self._learn_and_act, jit_compile=self.config.jit_compile)
+            self._compiled_update = function.get_concrete_function(
+                tuple(tf.TensorSpec(array.shape, array.dtype) for array in minibatches),
+                tf.TensorSpec((None, *self.observation_space.shape), tf.float32),
+            )
+        return self._compiled_update(
+            tuple(tf.constant(array) for array in minibatches), tf.constant(observations)
+        )
 
     def _learn_and_act(
         self, minibatches: tuple[tf.Tensor, ...], observations: tf.Tensor

@@ -117,6 +117,37 @@ def test_alpha_rises_below_the_target_entropy_and_falls_above_it(target_entropy,
     assert metrics["sac/alpha"] == pytest.approx(alphas[-2], rel=1e-6)  # the alpha the step used
 
 
+def test_minibatches_carry_n_step_returns_cut_at_the_episode_end():
+    sac = tiny_sac(n_step=3, gamma=0.5, batch_size=64)
+    rewards = np.array([1.0, 2.0, 4.0, 8.0, 16.0], np.float32)
+    for step, reward in enumerate(rewards):  # one episode of five steps; the observation encodes the step
+        sac.replay.add_batch(
+            {
+                "observation": np.full((1, 4), step, np.float32),
+                "action": np.zeros((1, 1), np.float32),
+                "reward": reward[None],
+                "next_observation": np.full((1, 4), step + 1, np.float32),
+                "terminated": np.array([step == 4]),
+                "done": np.array([step == 4]),
+            }
+        )
+    observations, _, returns, discounts, next_observations, _, _ = sac._sample_minibatches()
+    starts = observations[0, :, 0].astype(int)
+    assert set(starts) == {0, 1, 2, 3, 4}
+    expected_returns = {
+        0: 1 + 0.5 * 2 + 0.25 * 4,
+        1: 2 + 0.5 * 4 + 0.25 * 8,
+        2: 4 + 0.5 * 8 + 0.25 * 16,
+        3: 8 + 0.5 * 16,
+        4: 16,
+    }
+    # From step 2 on, the window reaches the terminal step 4: no bootstrap.
+    expected_discounts = {0: 0.125, 1: 0.125, 2: 0.0, 3: 0.0, 4: 0.0}
+    np.testing.assert_allclose(returns[0], [expected_returns[t] for t in starts])
+    np.testing.assert_allclose(discounts[0], [expected_discounts[t] for t in starts])
+    np.testing.assert_array_equal(next_observations[0, :, 0], np.minimum(starts + 3, 5))
+
+
 def test_default_target_entropy_is_minus_the_action_dimension():
     assert tiny_sac(action_space=gym.spaces.Box(-1.0, 1.0, (2, 3), np.float32)).target_entropy == -6.0
 
