@@ -12,6 +12,12 @@ actions, Minitaur-sized) served on onnxruntime. Printed ratios:
     unary Act p50 / echo p50                      target <= 1.2
     StreamAct p50 per step / unary Act p50        target <= 1.0
     batch-256 served actions/s / in process       target >= 0.5
+
+Two more floors split the time of an Act between the model and the serving code: the echo
+service also answers after running the policy's ONNX model on a bare onnxruntime session
+(no parsing, no checks, a fixed observation), which is the least any server running this
+model on this machine can take; and batch throughput is measured both one call at a time and
+with several client threads keeping calls in flight, as concurrent robots or games would.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ OBSERVATION_SIZE = 28
 ACTION_SIZE = 8
 HIDDEN_SIZES = (256, 256)  # the SAC actor's default, as a Minitaur policy has
 BATCH_SIZE = 256
+CLIENT_THREADS = 8  # batch calls kept in flight for the throughput measurement
 
 
 def export_mlp(directory: Path) -> Path:
@@ -80,6 +87,15 @@ def example_observations() -> tuple[np.ndarray, np.ndarray]:
 ECHOES = dict(zip(("single", "batch"), example_observations(), strict=True))
 
 
+def bare_session(policy_path: Path):
+    """An onnxruntime session on the exported model, threaded like the server's, without gymserve."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(policy_path / "policy.onnx"), options, providers=["CPUExecutionProvider"])
+
+
 def serve(policy_path: Path) -> None:
     """The server process: echo and policy servers, ports on stdout, stop on stdin EOF."""
     from concurrent.futures import ThreadPoolExecutor
@@ -89,13 +105,22 @@ def serve(policy_path: Path) -> None:
     from gymserve.serving.config import ServerConfig
     from gymserve.serving.server import PolicyServer
 
-    responses = {name: payloads(policy_path, observations)[1] for name, observations in ECHOES.items()}
     config = ServerConfig(address="127.0.0.1:0", policies={"mlp": policy_path})
     echo = grpc.server(ThreadPoolExecutor(max_workers=config.workers))
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(lambda request, context, response=response: response)
-        for name, response in responses.items()
-    }
+    session = bare_session(policy_path)
+    handlers = {}
+    for name, observations in ECHOES.items():
+        response = payloads(policy_path, observations)[1]
+        batch = observations.reshape(-1, OBSERVATION_SIZE)
+
+        def echo_after_inference(request, context, batch=batch, response=response):
+            session.run(["action"], {"observations": batch})
+            return response
+
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            lambda request, context, response=response: response
+        )
+        handlers[f"{name}_inference"] = grpc.unary_unary_rpc_method_handler(echo_after_inference)
     echo.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("benchmark.Echo", handlers)])
     echo_port = echo.add_insecure_port("127.0.0.1:0")
     echo.start()
@@ -125,6 +150,30 @@ def interleaved_latencies(
                 call()
                 seconds[name].append(time.perf_counter() - started)
     return {name: np.asarray(values) for name, values in seconds.items()}
+
+
+def actions_per_second(
+    calls: dict[str, Callable[[], object]], threads: dict[str, int], count: int, rounds: int = 10
+) -> dict[str, float]:
+    """Batch actions per second of each named call made from `threads[name]` client threads.
+
+    Each round times `count // rounds` calls of each kind in turn, for the same reason as above.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    block = max(1, count // rounds)
+    pools = {name: ThreadPoolExecutor(threads.get(name, 1)) for name in calls}
+    seconds = dict.fromkeys(calls, 0.0)
+    for _ in range(rounds):
+        for name, call in calls.items():
+            workers = threads.get(name, 1)
+            shares = [block // workers + (i < block % workers) for i in range(workers)]
+            started = time.perf_counter()
+            list(pools[name].map(lambda calls_here, call=call: [call() for _ in range(calls_here)], shares))
+            seconds[name] += time.perf_counter() - started
+    for pool in pools.values():
+        pool.shutdown()
+    return {name: BATCH_SIZE * block * rounds / total for name, total in seconds.items()}
 
 
 def describe(name: str, seconds: np.ndarray) -> str:
@@ -161,13 +210,17 @@ def main() -> None:
         try:
             echo_address, policy_address = server.stdout.readline().split()
             with grpc.insecure_channel(echo_address) as channel, PolicyClient(policy_address) as client:
-                echo_single = channel.unary_unary("/benchmark.Echo/single")
-                echo_batch = channel.unary_unary("/benchmark.Echo/batch")
+
+                def echo(method: str, request: bytes) -> Callable[[], object]:
+                    call = channel.unary_unary(f"/benchmark.Echo/{method}")
+                    return lambda: call(request, timeout=10)
+
                 local = load(policy_path)
                 with client.stream("mlp") as session:
                     single = interleaved_latencies(
                         {
-                            "echo": lambda: echo_single(requests["single"], timeout=10),
+                            "echo": echo("single", requests["single"]),
+                            "inference": echo("single_inference", requests["single"]),
                             "unary": lambda: client.act(observation, "mlp"),
                             "stream": lambda: session.step(observation),
                         },
@@ -175,11 +228,21 @@ def main() -> None:
                     )
                 batched = interleaved_latencies(
                     {
-                        "echo": lambda: echo_batch(requests["batch"], timeout=10),
+                        "echo": echo("batch", requests["batch"]),
+                        "inference": echo("batch_inference", requests["batch"]),
                         "served": lambda: client.act(batch, "mlp"),
                         "local": lambda: local.action(batch),
                     },
                     args.batch_calls,
+                )
+                rates = actions_per_second(
+                    {
+                        "served": lambda: client.act(batch, "mlp"),
+                        "in flight": lambda: client.act(batch, "mlp"),
+                        "local": lambda: local.action(batch),
+                    },
+                    {"in flight": CLIENT_THREADS},
+                    args.batch_calls * 5,
                 )
         finally:
             server.stdin.close()
@@ -187,19 +250,35 @@ def main() -> None:
 
     sizes = ", ".join(f"{name} {len(request)} B" for name, request in requests.items())
     print(f"loopback, {os.cpu_count()} CPUs, {HIDDEN_SIZES} MLP on onnxruntime, requests: {sizes}")
-    echo, unary, stream = single["echo"], single["unary"], single["stream"]
-    print(describe("echo (bare gRPC, same payload)", echo))
-    print(describe("unary Act, 1 observation", unary))
-    print(describe("StreamAct, per step", stream))
+    p50 = {name: float(np.median(seconds)) for name, seconds in single.items()}
+    batch_p50 = {name: float(np.median(seconds)) for name, seconds in batched.items()}
+    print(describe("echo (bare gRPC, same payload)", single["echo"]))
+    print(describe("echo + bare onnxruntime run", single["inference"]))
+    print(describe("unary Act, 1 observation", single["unary"]))
+    print(describe("StreamAct, per step", single["stream"]))
     print(describe(f"echo, batch-{BATCH_SIZE} payload", batched["echo"]))
+    print(describe(f"echo + bare onnxruntime, batch {BATCH_SIZE}", batched["inference"]))
     print(describe(f"unary Act, batch {BATCH_SIZE}", batched["served"]))
     print(describe(f"in process, batch {BATCH_SIZE}", batched["local"]))
-    served_rate = BATCH_SIZE / np.median(batched["served"])
-    local_rate = BATCH_SIZE / np.median(batched["local"])
-    print(f"batch {BATCH_SIZE} actions/s: served {served_rate:,.0f}, in process {local_rate:,.0f}")
-    print(f"unary Act p50 / echo p50            {np.median(unary) / np.median(echo):.2f}   (target <= 1.2)")
-    print(f"StreamAct step p50 / unary Act p50  {np.median(stream) / np.median(unary):.2f}   (target <= 1.0)")
-    print(f"served / in-process actions/s       {served_rate / local_rate:.2f}   (target >= 0.5)")
+    print(
+        f"batch {BATCH_SIZE} actions/s: served one call at a time {rates['served']:,.0f}, "
+        f"{CLIENT_THREADS} client threads {rates['in flight']:,.0f}, in process {rates['local']:,.0f}"
+    )
+    ratios = [
+        ("unary Act p50 / echo p50", p50["unary"] / p50["echo"], "target <= 1.2"),
+        ("  model: echo+onnxruntime / echo", p50["inference"] / p50["echo"], "floor of any server"),
+        ("  serving code: Act / echo+onnxruntime", p50["unary"] / p50["inference"], ""),
+        ("StreamAct step p50 / unary Act p50", p50["stream"] / p50["unary"], "target <= 1.0"),
+        ("served / in-process actions/s", rates["served"] / rates["local"], "target >= 0.5"),
+        (
+            "  ceiling one call at a time",
+            batch_p50["local"] / batch_p50["inference"],
+            "in process / echo+onnxruntime",
+        ),
+        (f"  {CLIENT_THREADS} client threads / in process", rates["in flight"] / rates["local"], ""),
+    ]
+    for name, ratio, note in ratios:
+        print(f"{name:<40} {ratio:5.2f}   {f'({note})' if note else ''}")
 
 
 if __name__ == "__main__":
