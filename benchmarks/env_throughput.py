@@ -4,7 +4,7 @@
       [--vector-steps 20000] [--chunks 30] [--only minitaur cartpole vector]
 
 - Minitaur: gymserve's MinitaurEnv against pybullet_envs' MinitaurBulletEnv (loaded by
-  ../shared/tools/minitaur_reference.py), both unwrapped, dynamics randomization off, the same
+  tests/envs/pybullet_envs_reference.py), both unwrapped, dynamics randomization off, the same
   uniform random float32 actions, resetting when an episode terminates.
 - CartPole: `gymnasium.make("gymserve/CartPole-v1")` against `gymnasium.make("CartPole-v1")`.
 - Vector CartPole: 16 sub-environments through `gymnasium.make_vec(...,
@@ -18,7 +18,7 @@ clock and by CPU time of this process, which other processes disturb even less.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ import numpy as np
 
 import gymserve  # noqa: F401  (registers the gymserve/ environments)
 
-REFERENCE_TOOL = Path(__file__).resolve().parents[1].parent / "shared" / "tools" / "minitaur_reference.py"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "envs"))
 VECTOR_ENVS = 16
 
 # Steps an environment through a chunk of actions, continuing where the last chunk ended;
@@ -74,14 +74,13 @@ def episode_runner(step: Callable[[np.ndarray], bool], reset: Callable[[], objec
 
 def compare_minitaur(steps: int, chunks: int, seed: int) -> tuple[Throughput, Throughput, float]:
     """Throughputs of ours and the reference, and the reference's CPU share in stepSimulation."""
+    from pybullet_envs_reference import make_minitaur
+
     from gymserve.envs.minitaur import MinitaurEnv
 
-    spec = importlib.util.spec_from_file_location("minitaur_reference", REFERENCE_TOOL)
-    reference_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reference_tool)
     actions = np.random.default_rng(seed).uniform(-1.0, 1.0, (steps, 8)).astype(np.float32)
     ours = MinitaurEnv(randomize_dynamics=False)
-    reference = reference_tool.make_reference_env(randomize=False)
+    reference = make_minitaur(randomize=False)
 
     def reference_runner() -> Runner:
         return episode_runner(lambda action: reference.step(action.astype(np.float64))[2], reference.reset)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-import types
-
 import gymnasium as gym
 import numpy as np
 import pytest
+from pybullet_envs_reference import load_bullet_module
 
 import gymserve  # noqa: F401  (registers the environments)
 from gymserve.envs.cartpole_bullet import CartPoleBulletEnv, CartPoleContinuousBulletEnv
@@ -26,37 +22,9 @@ def balancing_action(observation: np.ndarray) -> int:
     return int(10 * theta + theta_dot + 0.5 * x + x_dot > 0)
 
 
-@pytest.fixture
-def reference_module(monkeypatch):
-    """pybullet_envs' cartpole_bullet, importable with gymnasium standing in for the old gym."""
-    pytest.importorskip("pkg_resources")
-    for name, module in (
-        ("gym", gym),
-        ("gym.spaces", gym.spaces),
-        ("gym.utils", gym.utils),
-        ("gym.utils.seeding", gym.utils.seeding),
-    ):
-        monkeypatch.setitem(sys.modules, name, module)
-    data_dir = os.path.dirname(importlib.util.find_spec("pybullet_data").origin)
-    envs_dir = os.path.join(os.path.dirname(data_dir), "pybullet_envs")
-    for name, path in (
-        ("pybullet_envs", envs_dir),
-        ("pybullet_envs.bullet", os.path.join(envs_dir, "bullet")),
-    ):
-        package = types.ModuleType(name)
-        package.__path__ = [path]
-        monkeypatch.setitem(sys.modules, name, package)
-    spec = importlib.util.spec_from_file_location(
-        "reference_cartpole_bullet", f"{envs_dir}/bullet/cartpole_bullet.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.filterwarnings("ignore:.*precision lowered:UserWarning", "ignore:pkg_resources:UserWarning")
-def test_discrete_physics_match_the_pybullet_envs_reference(reference_module):
-    reference = reference_module.CartPoleBulletEnv()
+def test_discrete_physics_match_the_pybullet_envs_reference():
+    reference = load_bullet_module("cartpole_bullet").CartPoleBulletEnv()
     env = CartPoleBulletEnv()
     rng = np.random.default_rng(0)
     steps = 0

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
 import math
-import sys
 import warnings
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pybullet
 import pytest
 from gymnasium.utils.env_checker import check_env
+from pybullet_envs_reference import minitaur_rollouts
 
 import gymserve  # noqa: F401  (registers the gymserve/ environments)
 from gymserve.envs.errors import ResetNeededError
 from gymserve.envs.minitaur import MinitaurEnv
 from gymserve.envs.minitaur.robot import FOOT_LINK_IDS
 
-REFERENCE_TOOL = Path(__file__).parents[2].parent / "shared" / "tools" / "minitaur_reference.py"
 UPSIDE_DOWN = (1.0, 0.0, 0.0, 0.0)  # quaternion (x, y, z, w): half a turn about x
 
 
@@ -30,20 +25,6 @@ def reference_warnings(test):
     for message in ("pkg_resources is deprecated", "precision lowered"):
         test = pytest.mark.filterwarnings(f"ignore:.*{message}:UserWarning")(test)
     return test
-
-
-@pytest.fixture(scope="module")
-def reference_tool():
-    """The reference tool module; the `gym` aliases it installs are removed afterwards."""
-    modules_before = set(sys.modules)
-    spec = importlib.util.spec_from_file_location("minitaur_reference", REFERENCE_TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    tool.load_reference_module()
-    yield tool
-    for name in set(sys.modules) - modules_before:
-        if name == "gym" or name.startswith(("gym.", "pybullet_envs")):
-            del sys.modules[name]
 
 
 def uniform_actions(steps: int, seed: int) -> np.ndarray:
@@ -65,27 +46,6 @@ def rollout(env: MinitaurEnv, actions: np.ndarray, seed: int | None = None):
     return np.array(observations), np.array(rewards), np.array(terminations)
 
 
-def reference_rollouts(reference_tool, actions: np.ndarray, episodes: int, **options):
-    """Rollouts of MinitaurBulletEnv without its randomizer, stepped with float64 actions like the tool."""
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints its URDF folder
-        env = reference_tool.load_reference_module().MinitaurBulletEnv(
-            render=False, env_randomizer=None, **options
-        )
-    results = []
-    for _ in range(episodes):
-        observations, rewards, dones = [env.reset()], [], []
-        for action in actions:
-            observation, reward, done, _ = env.step(action.astype(np.float64))
-            observations.append(observation)
-            rewards.append(reward)
-            dones.append(done)
-            if done:
-                break
-        results.append((np.array(observations), np.array(rewards), np.array(dones)))
-    env.close()
-    return results
-
-
 def assert_same_trajectory(ours, reference, saturate_at: gym.spaces.Box | None = None):
     observations, rewards, terminations = ours
     reference_observations, reference_rewards, reference_dones = reference
@@ -99,9 +59,9 @@ def assert_same_trajectory(ours, reference, saturate_at: gym.spaces.Box | None =
 
 @pytest.mark.slow
 @reference_warnings
-def test_full_episode_matches_reference(reference_tool):
+def test_full_episode_matches_reference():
     actions = uniform_actions(1000, seed=0)
-    observations, rewards, terminations = reference_tool.replay(actions, randomize=False, seed=0)
+    ((observations, rewards, terminations),) = minitaur_rollouts(actions, seed=0)
     env = MinitaurEnv(randomize_dynamics=False)
     ours = rollout(env, actions, seed=0)
     env.close()
@@ -122,26 +82,26 @@ def test_full_episode_matches_reference(reference_tool):
     ],
     ids=lambda options: ",".join(options),
 )
-def test_options_match_reference_over_two_episodes(reference_tool, options):
+def test_options_match_reference_over_two_episodes(options):
     actions = uniform_actions(150, seed=1)
     env = MinitaurEnv(randomize_dynamics=False, **options)
     ours = [rollout(env, actions) for _ in range(2)]
     env.close()
     # The ideal PD controller's torques exceed the sensed torque range; ours saturate there.
     saturate_at = env.observation_space if options.get("pd_control_enabled") else None
-    references = reference_rollouts(reference_tool, actions, 2, **options)
+    references = minitaur_rollouts(actions, episodes=2, **options)
     for our_episode, reference_episode in zip(ours, references, strict=True):
         assert_same_trajectory(our_episode, reference_episode, saturate_at)
 
 
 @reference_warnings
-def test_legs_beyond_half_a_turn_match_reference(reference_tool):
+def test_legs_beyond_half_a_turn_match_reference():
     """A smooth gait drives motors past pi rad, the bound MinitaurBulletEnv declared."""
     phases = np.arange(200)[:, None] * 0.1 + np.arange(8)
     actions = np.sin(phases).astype(np.float32)
     env = MinitaurEnv(randomize_dynamics=False)
     ours = rollout(env, actions)
-    (reference,) = reference_rollouts(reference_tool, actions, 1)
+    (reference,) = minitaur_rollouts(actions)
     assert np.abs(reference[0][:, :8]).max() > math.pi + 0.01
     assert_same_trajectory(ours, reference)
     assert all(env.observation_space.contains(observation) for observation in ours[0])
@@ -149,14 +109,14 @@ def test_legs_beyond_half_a_turn_match_reference(reference_tool):
 
 
 @reference_warnings
-def test_overheated_motors_shut_down_like_reference(reference_tool):
+def test_overheated_motors_shut_down_like_reference():
     """Standing with the legs half extended overloads two motors for over a second."""
     actions = np.tile(np.array([0.5, 0.5, 0.5, 0.5, 0, 0, 0, 0], dtype=np.float32), (300, 1))
     env = MinitaurEnv(randomize_dynamics=False)
     ours = rollout(env, actions)
     assert not all(env.robot.motor_model.enabled)
     env.close()
-    (reference,) = reference_rollouts(reference_tool, actions, 1)
+    (reference,) = minitaur_rollouts(actions)
     assert_same_trajectory(ours, reference)
 
 
