@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from gymserve.files import staged
 from gymserve.policies.base import ActionMode, Policy
 
 
@@ -136,13 +137,13 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:
         raise ValueError(f"video file must end in .mp4 or .gif, got {path.name!r}")
     if not frames:
         raise ValueError("no frames to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{suffix}")
-    if suffix == ".mp4":
-        with imageio.get_writer(partial, fps=fps, codec="libx264", macro_block_size=1, quality=7) as writer:
-            for frame in frames:
-                writer.append_data(frame)
-    else:
-        imageio.mimsave(partial, frames, duration=1000.0 / fps, loop=0)
-    partial.replace(path)
+    with staged(path) as staging:
+        if suffix == ".mp4":
+            with imageio.get_writer(
+                staging, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, quality=7
+            ) as writer:
+                for frame in frames:
+                    writer.append_data(frame)
+        else:
+            imageio.mimsave(staging, frames, format="GIF", duration=1000.0 / fps, loop=0)
     return path

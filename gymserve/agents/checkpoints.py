@@ -13,25 +13,16 @@ superseded) are removed at the next save.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gymserve.files import is_staging, staged, write_text_atomically
+
 CHECKPOINT_NAMES = ("latest", "best")
 TRAINER_STATE_FILE = "trainer.json"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename, so readers see old or new."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(temporary, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 class CheckpointStore:
@@ -49,14 +40,13 @@ class CheckpointStore:
             raise ValueError(f"unknown checkpoint names {sorted(unknown)}; expected {CHECKPOINT_NAMES}")
         self.directory.mkdir(parents=True, exist_ok=True)
         final_name = f"step-{step:09d}-{uuid.uuid4().hex[:8]}"
-        temporary = self.directory / f".{final_name}.tmp"
-        temporary.mkdir()
-        write(temporary)
-        (temporary / TRAINER_STATE_FILE).write_text(json.dumps(trainer_state, indent=1))
         final = self.directory / final_name
-        os.replace(temporary, final)
+        with staged(final) as staging:
+            staging.mkdir()
+            write(staging)
+            (staging / TRAINER_STATE_FILE).write_text(json.dumps(trainer_state, indent=1))
         for name in names:
-            atomic_write_text(self._pointer(name), json.dumps({"directory": final_name, "step": step}))
+            write_text_atomically(self._pointer(name), json.dumps({"directory": final_name, "step": step}))
         self.remove_unreferenced()
         return final
 
@@ -82,7 +72,7 @@ class CheckpointStore:
         for entry in self.directory.iterdir():
             if entry.is_dir() and entry.name not in referenced:
                 shutil.rmtree(entry, ignore_errors=True)
-            elif entry.name.endswith(".tmp"):
+            elif is_staging(entry):
                 entry.unlink(missing_ok=True)
 
     def _pointer(self, name: str) -> Path:

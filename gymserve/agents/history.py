@@ -13,7 +13,7 @@ import io
 from collections import deque
 from pathlib import Path
 
-from gymserve.agents.checkpoints import atomic_write_text
+from gymserve.files import write_text_atomically
 
 HISTORY_FILE = "history.csv"
 FIELDS = (
@@ -76,7 +76,7 @@ class History:
         writer.writerows(
             {name: "" if value is None else value for name, value in row.items()} for row in self.rows
         )
-        atomic_write_text(path, buffer.getvalue())
+        write_text_atomically(path, buffer.getvalue())
 
     @classmethod
     def read(cls, path: Path, mean_return_window: int = 100) -> History:

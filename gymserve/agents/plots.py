@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gymserve.agents.history import HISTORY_FILE, History
 from gymserve.agents.runs import read_run_info
+from gymserve.files import staged
 
 CURVE_FILE = "learning_curve.png"
 
@@ -58,9 +59,8 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
         axes.grid(alpha=0.3)
         axes.legend(loc="best", fontsize="small")
         figure.tight_layout()
-        partial = out.with_name(f".{out.stem}.partial{out.suffix or '.png'}")
-        figure.savefig(partial, format="png")
-        partial.replace(out)
+        with staged(out) as staging:
+            figure.savefig(staging, format="png")
     finally:
         plt.close(figure)
     return out

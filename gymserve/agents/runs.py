@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 
 import gymserve
-from gymserve.agents.checkpoints import CheckpointStore, atomic_write_text
+from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.config import TrainingConfig, config_differences, resolve_config, validate_config
 from gymserve.agents.registry import algorithm_class
+from gymserve.files import write_text_atomically
 
 if TYPE_CHECKING:
     from gymserve.agents.algorithm import Algorithm
@@ -96,7 +97,7 @@ def open_run_dir(run_dir: str | Path, info: RunInfo) -> bool:
     run_dir = Path(run_dir)
     if not (run_dir / RUN_FILE).exists():
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / RUN_FILE, info.to_json())
+        write_text_atomically(run_dir / RUN_FILE, info.to_json())
         return False
     stored = read_run_info(run_dir)
     problems = []

@@ -10,13 +10,11 @@ replaced: it is renamed aside, the new export renamed in, and the old one delete
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gymserve.files import staged
 from gymserve.policies.actor_policy import ActorPolicy
 from gymserve.policies.metadata import (
     EXPORT_FORMATS,
@@ -58,17 +56,12 @@ def export_policy(
         action_space=space_spec(policy.action_space),
         formats=formats,
     )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        staging.chmod(0o755)
+    with staged(out_dir) as staging:
+        staging.mkdir()
         _write_models(policy, formats, description.model_dump_json(exclude={"files"}), staging)
         description = description.model_copy(update={"files": hash_tree(staging)})
         (staging / METADATA_FILE).write_text(description.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        _move_into_place(staging, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        _check_replaceable(out_dir, overwrite)  # again: something may have appeared there meanwhile
     return description
 
 
@@ -107,14 +100,3 @@ def _check_replaceable(out_dir: Path, overwrite: bool) -> None:
         raise FileExistsError(
             f"{out_dir} exists and is not a policy export (no {METADATA_FILE}); refusing to replace it"
         )
-
-
-def _move_into_place(staging: Path, out_dir: Path, overwrite: bool) -> None:
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    _check_replaceable(out_dir, overwrite)
-    previous = out_dir.with_name(f".{out_dir.name}.previous-{uuid.uuid4().hex[:8]}")
-    out_dir.rename(previous)
-    staging.rename(out_dir)
-    shutil.rmtree(previous)
