@@ -1,6 +1,6 @@
 """Files and folders written so that a reader, or a kill at any moment, finds the old or the new.
 
-    with staged(path) as staging:     # a hidden sibling: `.NAME.<token>.tmp`
+    with staged(path) as staging:     # a hidden sibling: `.NAME.<token>.tmp.SUFFIX`
         write_everything_into(staging)
     # now renamed over `path`; on an exception the staging file or folder is removed instead
 
@@ -16,12 +16,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-STAGING_SUFFIX = ".tmp"
+STAGING_MARK = ".tmp"
 
 
 def is_staging(path: Path) -> bool:
     """Whether `path` is a leftover of an interrupted `staged` write."""
-    return path.name.startswith(".") and path.name.endswith(STAGING_SUFFIX)
+    return path.name.startswith(".") and STAGING_MARK in path.suffixes
 
 
 @contextlib.contextmanager
@@ -33,11 +33,12 @@ def staged(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{STAGING_SUFFIX}")
+    # The staging name ends in the final suffix: some writers (ffmpeg) choose the format by it.
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{STAGING_MARK}{path.suffix}")
     try:
         yield staging
         if path.is_dir() and staging.is_dir():
-            previous = path.with_name(f".{path.name}.previous-{uuid.uuid4().hex[:8]}{STAGING_SUFFIX}")
+            previous = path.with_name(f".{path.name}.previous-{uuid.uuid4().hex[:8]}{STAGING_MARK}")
             path.rename(previous)
             staging.rename(path)
             shutil.rmtree(previous)

@@ -140,10 +140,10 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:
     with staged(path) as staging:
         if suffix == ".mp4":
             with imageio.get_writer(
-                staging, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, quality=7
+                staging, fps=fps, codec="libx264", macro_block_size=1, quality=7
             ) as writer:
                 for frame in frames:
                     writer.append_data(frame)
         else:
-            imageio.mimsave(staging, frames, format="GIF", duration=1000.0 / fps, loop=0)
+            imageio.mimsave(staging, frames, duration=1000.0 / fps, loop=0)
     return path
