@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from gymserve.serving.action_modes import mode_number
 from gymserve.serving.protos import policy_service_pb2 as pb
 from gymserve.serving.protos import policy_service_pb2_grpc as pb_grpc
 from gymserve.serving.spaces import SpaceSpec
@@ -31,12 +32,6 @@ from gymserve.serving.tensors import fill_tensor, from_tensor
 
 DEFAULT_TIMEOUT = 10.0  # seconds a unary call may take before it fails with DEADLINE_EXCEEDED
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-ACTION_MODES = {
-    "greedy": pb.ACTION_MODE_GREEDY,
-    "stochastic": pb.ACTION_MODE_STOCHASTIC,
-    "epsilon_greedy": pb.ACTION_MODE_EPSILON_GREEDY,
-}
 
 
 class PolicyServiceError(Exception):
@@ -220,7 +215,7 @@ class StreamSession:
         mode: str,
         epsilon: float | None,
     ):
-        _mode_value(mode)  # refuse a bad mode now, not at the first step
+        mode_number(mode)  # refuse a bad mode now, not at the first step
         self._settings = (policy, version, mode, epsilon)
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._responses = stub.StreamAct(iter(self._requests.get, self._END), metadata=metadata)
@@ -311,7 +306,7 @@ def act_request(
     except (TypeError, ValueError) as error:
         raise ValueError(f"observations must be numbers convertible to float32 ({error})") from None
     request.policy_name = policy
-    request.mode = _mode_value(mode)
+    request.mode = mode_number(mode)
     if version is not None:
         request.policy_version = version
     if epsilon is not None:
@@ -330,14 +325,6 @@ def _actions(response: pb.ActResponse) -> np.ndarray:
     """The response's actions; one action comes back as a numpy scalar, as from a local policy."""
     actions = from_tensor(response.actions, "actions")
     return actions[()] if actions.ndim == 0 else actions
-
-
-def _mode_value(mode: str) -> int:
-    """The wire value of a mode name (or of a `gymserve.policies.ActionMode`)."""
-    value = ACTION_MODES.get(getattr(mode, "value", mode))
-    if value is None:
-        raise ValueError(f"unknown action mode {mode!r}; expected one of: {', '.join(ACTION_MODES)}")
-    return value
 
 
 def _versions(versions: Any) -> tuple[PolicyVersionInfo, ...]:
