@@ -73,6 +73,7 @@ class PolicyVersionInfo:
     version: int
     available: bool
     error: str = ""
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,14 @@ class PolicyClient:
         epsilon: float | None = None,
         seed: int | None = None,
         version: int | None = None,
+        label: str = "",
     ) -> np.ndarray:
-        """The action for one observation, or the actions for a batch (N, *observation shape)."""
-        request = act_request(observations, policy, version, mode, epsilon, seed, False)
+        """The action for one observation, or the actions for a batch (N, *observation shape).
+
+        `version` or `label` (a name the server maps to a version) picks the version; neither
+        means the latest one the server has loaded.
+        """
+        request = act_request(observations, policy, version, mode, epsilon, seed, False, label=label)
         return _actions(self._call(self._stub.Act, request))
 
     def act_with_details(
@@ -152,9 +158,12 @@ class PolicyClient:
         seed: int | None = None,
         version: int | None = None,
         return_distribution: bool = False,
+        label: str = "",
     ) -> ActResult:
         """Like `act`, plus the version that answered and, optionally, the distribution parameters."""
-        request = act_request(observations, policy, version, mode, epsilon, seed, return_distribution)
+        request = act_request(
+            observations, policy, version, mode, epsilon, seed, return_distribution, label=label
+        )
         return ActResult.from_proto(self._call(self._stub.Act, request))
 
     def stream(
@@ -167,10 +176,14 @@ class PolicyClient:
         response = self._call(self._stub.ListPolicies, pb.ListPoliciesRequest())
         return [PolicySummary(summary.name, _versions(summary.versions)) for summary in response.policies]
 
-    def get_policy(self, name: str, version: int | None = None) -> PolicyInfo:
-        response = self._call(
-            self._stub.GetPolicy, pb.GetPolicyRequest(policy_name=name, policy_version=version)
-        )
+    def ignored_entries(self) -> list[tuple[str, str]]:
+        """The repository entries the server skips (NAME/ENTRY, reason), such as misnamed version folders."""
+        response = self._call(self._stub.ListPolicies, pb.ListPoliciesRequest())
+        return [(entry.entry, entry.reason) for entry in response.ignored]
+
+    def get_policy(self, name: str, version: int | None = None, label: str = "") -> PolicyInfo:
+        request = pb.GetPolicyRequest(policy_name=name, policy_version=version, version_label=label)
+        response = self._call(self._stub.GetPolicy, request)
         return PolicyInfo(
             response.policy_name,
             response.policy_version,
@@ -298,6 +311,7 @@ def act_request(
     seed: int | None,
     return_distribution: bool,
     request: pb.ActRequest | None = None,
+    label: str = "",
 ) -> pb.ActRequest:
     """Fill `request` (or a new ActRequest) after checking what can be checked without the server."""
     request = pb.ActRequest() if request is None else request
@@ -306,6 +320,7 @@ def act_request(
     except (TypeError, ValueError) as error:
         raise ValueError(f"observations must be numbers convertible to float32 ({error})") from None
     request.policy_name = policy
+    request.version_label = label
     request.mode = mode_number(mode)
     if version is not None:
         request.policy_version = version
@@ -329,5 +344,6 @@ def _actions(response: pb.ActResponse) -> np.ndarray:
 
 def _versions(versions: Any) -> tuple[PolicyVersionInfo, ...]:
     return tuple(
-        PolicyVersionInfo(v.version, v.state == pb.VERSION_STATE_AVAILABLE, v.error) for v in versions
+        PolicyVersionInfo(v.version, v.state == pb.VERSION_STATE_AVAILABLE, v.error, tuple(v.labels))
+        for v in versions
     )

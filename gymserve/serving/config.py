@@ -120,7 +120,7 @@ class ServerConfig(BaseSettings):
     auth_token: SecretStr | None = Field(
         None, description="when set, every call but health checks needs 'authorization: Bearer <token>'"
     )
-    shutdown_grace_seconds: float = Field(
+    grace_period: float = Field(
         10.0, ge=0, description="seconds in-flight calls get to finish on SIGTERM/SIGINT"
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="least severe logged")

@@ -135,7 +135,7 @@ class PolicyServer:
         if self._stopped.is_set():
             return True
         self._stopped.set()
-        grace = self.config.shutdown_grace_seconds if grace is None else grace
+        grace = self.config.grace_period if grace is None else grace
         self._health.enter_graceful_shutdown()
         if self.reloader is not None:
             self.reloader.stop()

@@ -65,11 +65,11 @@ def test_flags_beat_environment_which_beats_the_file(tmp_path: Path, monkeypatch
 
 def test_json_files_and_json_policies_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config_file = tmp_path / "serve.json"
-    config_file.write_text(json.dumps({"backend": "tensorflow", "shutdown_grace_seconds": 2.5}))
+    config_file.write_text(json.dumps({"backend": "tensorflow", "grace_period": 2.5}))
     environ = {"GYMSERVE_POLICIES": '{"a": "/exports/a", "b": "/exports/b"}', "GYMSERVE_UNRELATED": "ignored"}
     set_environment(monkeypatch, environ)
     config = load_server_config(config_file)
-    assert (config.backend, config.shutdown_grace_seconds) == ("tensorflow", 2.5)
+    assert (config.backend, config.grace_period) == ("tensorflow", 2.5)
     assert config.policies == {"a": Path("/exports/a"), "b": Path("/exports/b")}
 
 
