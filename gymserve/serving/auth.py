@@ -27,6 +27,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         if not token:
             raise ValueError("the bearer token must not be empty")
         self._expected = f"Bearer {token}".encode()
+        self._log = RateLimitedLog()
 
     def intercept_service(
         self,
@@ -39,7 +40,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if problem is None or handler is None:
             return handler
-        return rebuild_handler(handler, _refusal(handler_call_details.method, problem))
+        return rebuild_handler(handler, _refusal(handler_call_details.method, problem, self._log))
 
     def _problem(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
         """Why the call's metadata does not authenticate it, or None when it does."""
@@ -50,14 +51,13 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         return "missing 'authorization: Bearer <token>' metadata"
 
 
-_REFUSED_LOG = RateLimitedLog()
-
-
-def _refusal(method: str, problem: str) -> Callable[[object, grpc.ServicerContext], None]:
+def _refusal(
+    method: str, problem: str, log: RateLimitedLog
+) -> Callable[[object, grpc.ServicerContext], None]:
     """A behavior that logs the refused call and aborts it with UNAUTHENTICATED."""
 
     def refuse(request: object, context: grpc.ServicerContext) -> None:
-        _REFUSED_LOG.log(logging.WARNING, "auth_refused", method=method, peer=context.peer(), problem=problem)
+        log.log(logging.WARNING, "auth_refused", method=method, peer=context.peer(), problem=problem)
         context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
 
     return refuse

@@ -42,3 +42,19 @@ def rebuild_handler(
 
 def is_streaming(handler: grpc.RpcMethodHandler) -> bool:
     return handler.request_streaming or handler.response_streaming
+
+
+class HandlerWrapper(grpc.ServerInterceptor):
+    """An interceptor that hands every method handler found to `wrap`, which rebuilds it."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        return None if handler is None else self.wrap(handler, handler_call_details.method)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """`handler` of `method` ("/package.Service/Method"), or a rebuilt one."""
+        raise NotImplementedError

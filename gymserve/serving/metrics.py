@@ -16,7 +16,7 @@ not mix their counts.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -30,7 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from gymserve.serving.handlers import behavior_of, is_streaming, rebuild_handler
+from gymserve.serving.handlers import HandlerWrapper, behavior_of, is_streaming, rebuild_handler
 
 if TYPE_CHECKING:
     from gymserve.serving.served_policies import ServedPolicies
@@ -113,21 +113,14 @@ class ServerMetrics:
         self.batch_size.labels(name).observe(batch_size)
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
+class MetricsInterceptor(HandlerWrapper):
     """Counts every RPC started and handled, with its status code and duration."""
 
     def __init__(self, metrics: ServerMetrics):
         self._metrics = metrics
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return handler
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        service, _, method = method.lstrip("/").rpartition("/")
         labels = (_grpc_type(handler), service, method)
         started, handled = self._metrics.started.labels(*labels), self._metrics.handled
         seconds = self._metrics.handling_seconds.labels(*labels)

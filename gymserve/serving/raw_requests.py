@@ -15,45 +15,44 @@ from typing import Any
 
 import grpc
 
-from gymserve.serving.handlers import behavior_of, rebuild_handler
+from gymserve.serving.handlers import HandlerWrapper, behavior_of, rebuild_handler
 from gymserve.serving.logs import RateLimitedLog
 
-_MALFORMED_LOG = RateLimitedLog()
 
-
-class RawRequestInterceptor(grpc.ServerInterceptor):
+class RawRequestInterceptor(HandlerWrapper):
     """Parses requests inside the handler, answering INVALID_ARGUMENT for bytes that do not parse."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None:
+    def __init__(self) -> None:
+        self._log = RateLimitedLog()
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        if handler.request_deserializer is None:
             return handler
-        method = handler_call_details.method
         parse, behavior = handler.request_deserializer, behavior_of(handler)
         if handler.request_streaming:
 
             def parsing_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> Any:
-                return behavior((_parsed(parse, raw, method, context) for raw in requests), context)
+                return behavior(
+                    (_parsed(parse, raw, method, context, self._log) for raw in requests), context
+                )
 
             return rebuild_handler(handler, parsing_stream, request_deserializer=None)
 
         def parsing(request: bytes, context: grpc.ServicerContext) -> Any:
-            return behavior(_parsed(parse, request, method, context), context)
+            return behavior(_parsed(parse, request, method, context, self._log), context)
 
         return rebuild_handler(handler, parsing, request_deserializer=None)
 
 
-def _parsed(parse: Callable[[bytes], Any], raw: bytes, method: str, context: grpc.ServicerContext) -> Any:
+def _parsed(
+    parse: Callable[[bytes], Any], raw: bytes, method: str, context: grpc.ServicerContext, log: RateLimitedLog
+) -> Any:
     try:
         return parse(raw)
     except Exception as error:  # DecodeError, or anything a deserializer raises on garbage
         rpc = method.rsplit("/", 1)[-1]
         message = f"malformed {rpc} request: {len(raw)} bytes that are not a valid protobuf message"
-        _MALFORMED_LOG.log(
+        log.log(
             logging.WARNING, "malformed_request", method=method, peer=context.peer(), error=str(error)[:200]
         )
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)

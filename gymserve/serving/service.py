@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from gymserve.policies.base import PolicyState
     from gymserve.serving.metrics import ServerMetrics
 
-_REJECTED_LOG = RateLimitedLog(burst=50)
-
 
 class RequestError(Exception):
     """A request the server refuses, with the status code to answer."""
@@ -56,6 +54,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         self._policies = policies
         self._max_batch_size = max_batch_size
         self._metrics = metrics
+        self._rejected_log = RateLimitedLog(burst=50)
 
     def Act(self, request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
         response = pb.ActResponse()
@@ -66,7 +65,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
                 served, request, observations, served.policy.get_initial_state(batch_size), response, context
             )
         except Exception as error:
-            _abort(context, "Act", error)
+            _abort(context, "Act", error, self._rejected_log)
         return response
 
     def StreamAct(
@@ -88,7 +87,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
                     state = serving.policy.get_initial_state(batch_size)
                 state = self._act(serving, request, observations, state, response.act, context)
             except Exception as error:
-                _abort(context, "StreamAct", error)
+                _abort(context, "StreamAct", error, self._rejected_log)
             if message.episode_end:
                 state = None
             yield response
@@ -108,7 +107,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         try:
             served = self._resolve(request)
         except Exception as error:
-            _abort(context, "GetPolicy", error)
+            _abort(context, "GetPolicy", error, self._rejected_log)
         response = pb.GetPolicyResponse(
             policy_name=served.name,
             policy_version=served.version,
@@ -197,7 +196,7 @@ def _version(request: pb.ActRequest | pb.GetPolicyRequest) -> int | None:
     return request.policy_version if request.HasField("policy_version") else None
 
 
-def _abort(context: grpc.ServicerContext, method: str, error: Exception) -> None:
+def _abort(context: grpc.ServicerContext, method: str, error: Exception, log: RateLimitedLog) -> None:
     """End the call with the status `error` maps to; unexpected errors are logged with a traceback."""
     if isinstance(error, RequestError):
         code = error.code
@@ -210,7 +209,7 @@ def _abort(context: grpc.ServicerContext, method: str, error: Exception) -> None
             logging.ERROR, "request_failed", method=method, code=code.name, error=message, exc_info=error
         )
         context.abort(code, message)
-    _REJECTED_LOG.log(
+    log.log(
         logging.INFO,
         "request_rejected",
         method=method,

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
-from gymserve.serving.handlers import behavior_of, is_streaming, rebuild_handler
+from gymserve.serving.handlers import HandlerWrapper, behavior_of, is_streaming, rebuild_handler
 from gymserve.serving.logs import log_event
 
 
@@ -28,7 +28,7 @@ class _OpenStream:
         self.last_message = time.monotonic()
 
 
-class StreamLimitInterceptor(grpc.ServerInterceptor):
+class StreamLimitInterceptor(HandlerWrapper):
     """Refuses streams beyond `max_streams` and closes request streams idle for `idle_timeout` s."""
 
     def __init__(self, max_streams: int, idle_timeout: float):
@@ -46,15 +46,10 @@ class StreamLimitInterceptor(grpc.ServerInterceptor):
         self._stopping.set()
         self._watchdog.join(timeout=5)
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or not is_streaming(handler):
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        if not is_streaming(handler):
             return handler
-        method, behavior = handler_call_details.method, behavior_of(handler)
+        behavior = behavior_of(handler)
         timed = handler.request_streaming  # only a stream of requests can be idle
 
         if handler.response_streaming:

@@ -32,6 +32,12 @@ def publish(export: Path, versions: Path, version: int, broken: bool = False) ->
     return time.monotonic()
 
 
+def cartpole_versions(root: Path) -> Path:
+    versions = root / "repository" / "cartpole"
+    versions.mkdir(parents=True)
+    return versions
+
+
 def start_reloading_server(repository: Path, **settings: object) -> PolicyServer:
     config = ServerConfig(
         address="127.0.0.1:0", repository=repository, poll_interval=POLL_INTERVAL, **settings
@@ -50,8 +56,7 @@ def test_versions_come_and_go_under_load_without_a_failed_request(discrete_expor
     began = time.perf_counter()
     load(discrete_export).action(OBSERVATION)
     load_seconds = time.perf_counter() - began  # measured here, independently of the server
-    versions = tmp_path / "repository" / "cartpole"
-    versions.mkdir(parents=True)
+    versions = cartpole_versions(tmp_path)
     published = {1: publish(discrete_export, versions, 1)}
     removed: dict[int, float] = {}
     server = start_reloading_server(tmp_path / "repository")
@@ -110,8 +115,7 @@ def test_versions_come_and_go_under_load_without_a_failed_request(discrete_expor
 
 
 def test_an_open_stream_keeps_its_version_until_its_episode_ends(discrete_export: Path, tmp_path: Path):
-    versions = tmp_path / "repository" / "cartpole"
-    versions.mkdir(parents=True)
+    versions = cartpole_versions(tmp_path)
     publish(discrete_export, versions, 1)
     server = start_reloading_server(tmp_path / "repository")
     try:
@@ -129,8 +133,7 @@ def test_an_open_stream_keeps_its_version_until_its_episode_ends(discrete_export
 def test_labels_name_versions_and_the_version_policy_chooses_what_is_loaded(
     discrete_export: Path, tmp_path: Path
 ):
-    versions = tmp_path / "repository" / "cartpole"
-    versions.mkdir(parents=True)
+    versions = cartpole_versions(tmp_path)
     for version in (1, 2, 3, 4):
         publish(discrete_export, versions, version)
     settings = {"cartpole": {"versions": {"latest": 2}, "labels": {"stable": 1, "canary": 4}}}
@@ -159,8 +162,7 @@ def test_labels_name_versions_and_the_version_policy_chooses_what_is_loaded(
 def test_a_repository_with_stray_folders_serves_the_good_versions_and_lists_the_rest(
     discrete_export: Path, tmp_path: Path
 ):
-    versions = tmp_path / "repository" / "cartpole"
-    versions.mkdir(parents=True)
+    versions = cartpole_versions(tmp_path)
     for name in ("1", "01", "2", "²", "20250101120000000000"):
         shutil.copytree(discrete_export, versions / name)
     (versions / "3").mkdir()

@@ -84,14 +84,19 @@ def send_malformed_streams(channel: grpc.Channel, count: int) -> set[tuple[grpc.
     return answers
 
 
-def test_garbage_gets_invalid_argument_without_memory_growth_and_sigterm_still_exits(discrete_export: Path):
+def serve_in_subprocess(export: Path, grace_period: float) -> tuple[subprocess.Popen, str]:
+    """`gymserve serve` of `export` as "cartpole" on a free port, and its address."""
     server = subprocess.Popen(
-        [*GYMSERVE, "serve", "--address", "127.0.0.1:0", "--policy", f"cartpole={discrete_export}",
-         "--grace-period", "2"],
+        [*GYMSERVE, "serve", "--address", "127.0.0.1:0", "--policy", f"cartpole={export}",
+         "--grace-period", str(grace_period)],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    return server, read_events_until(server.stderr, "server_started")[-1]["address"]
+
+
+def test_garbage_gets_invalid_argument_without_memory_growth_and_sigterm_still_exits(discrete_export: Path):
+    server, address = serve_in_subprocess(discrete_export, grace_period=2)
     try:
-        address = read_events_until(server.stderr, "server_started")[-1]["address"]
         with grpc.insecure_channel(address) as channel:
             send_malformed_acts(channel, 2_000)  # warm-up: thread stacks, arenas, caches
             before = rss_mib(server.pid)
@@ -158,11 +163,13 @@ def test_idle_streams_of_every_kind_cannot_starve_unary_calls():
             refused = [call.code() for call in calls if call.done()]
             assert refused == [grpc.StatusCode.RESOURCE_EXHAUSTED] * (96 - server.config.max_streams)
             busy = unary_act_p50(client)
+            for call in calls:
+                call.cancel()
+            # the machine is shared: the idle reference is taken before and after, and averaged
+            idle = (idle + unary_act_p50(client)) / 2
             assert busy <= 2 * idle, (
                 f"unary Act p50 {busy * 1e3:.2f} ms with idle streams, {idle * 1e3:.2f} ms without"
             )
-            for call in calls:
-                call.cancel()
     finally:
         server.stop(grace=0)
 
@@ -259,14 +266,9 @@ def test_refused_tokens_and_malformed_requests_are_logged_with_peer_and_method(c
 
 
 def test_a_second_signal_exits_at_once(discrete_export: Path):
-    server = subprocess.Popen(
-        [*GYMSERVE, "serve", "--address", "127.0.0.1:0", "--policy", f"slow={discrete_export}",
-         "--grace-period", "60"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    server, address = serve_in_subprocess(discrete_export, grace_period=60)
     try:
-        address = read_events_until(server.stderr, "server_started")[-1]["address"]
-        with PolicyClient(address) as client, client.stream("slow") as session:
+        with PolicyClient(address) as client, client.stream("cartpole") as session:
             session.step(GOOD)
             server.send_signal(signal.SIGTERM)
             read_events_until(server.stderr, "server_stopping")  # draining: the open stream may take 60 s
