@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from gymserve.policies.repository import MAX_VERSION, scan_policy_directory
@@ -47,3 +49,13 @@ def test_spellings_of_one_number_without_the_plain_one_are_all_ignored(tmp_path:
     scan = scan_policy_directory("p", tmp_path)
     assert scan.versions == []
     assert sorted(entry.entry for entry in scan.ignored) == ["p/003", "p/03"]
+
+
+def test_loading_a_bundled_policy_never_imports_grpc():
+    script = (
+        "import sys, gymserve.bundled, gymserve.policies\n"
+        "gymserve.policies.load(gymserve.bundled.bundled_policy_for_env('gymserve/CartPole-v1').path)\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'grpc'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
