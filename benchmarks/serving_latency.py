@@ -12,6 +12,12 @@ actions, Minitaur-sized) served on onnxruntime. Printed ratios:
     unary Act p50 / echo p50                      target <= 1.2
     StreamAct p50 per step / unary Act p50        target <= 1.0
     batch-256 served actions/s / in process       target >= 0.5
+    unary Act p99 during a reload / steady        target <= 2.0
+
+The reload case publishes new versions of the policy into the server's repository (copied
+under a hidden name, then renamed) and times unary Acts from the moment of publishing until
+the new version answers (the poll, the load with its hash check, the warm-up and the swap all
+happen meanwhile), against blocks of the same number of Acts with no reload.
 
 Two more floors split the time of an Act between the model and the serving code: the echo
 service also answers after running the policy's ONNX model on a bare onnxruntime session
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +45,8 @@ ACTION_SIZE = 8
 HIDDEN_SIZES = (256, 256)  # the SAC actor's default, as a Minitaur policy has
 BATCH_SIZE = 256
 CLIENT_THREADS = 8  # batch calls kept in flight for the throughput measurement
+POLL_INTERVAL = 0.2  # the server's repository scan period
+RELOADS = 10
 
 
 def export_mlp(directory: Path) -> Path:
@@ -97,7 +106,11 @@ def bare_session(policy_path: Path):
 
 
 def serve(policy_path: Path) -> None:
-    """The server process: echo and policy servers, ports on stdout, stop on stdin EOF."""
+    """The server process: echo and policy servers, ports on stdout, stop on stdin EOF.
+
+    The policy is served from a repository beside the export (`repository/mlp/1`), which the
+    reload case adds versions to.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     import grpc
@@ -105,7 +118,9 @@ def serve(policy_path: Path) -> None:
     from gymserve.serving.config import ServerConfig
     from gymserve.serving.server import PolicyServer
 
-    config = ServerConfig(address="127.0.0.1:0", policies={"mlp": policy_path})
+    config = ServerConfig(
+        address="127.0.0.1:0", repository=repository_of(policy_path), poll_interval=POLL_INTERVAL
+    )
     echo = grpc.server(ThreadPoolExecutor(max_workers=config.workers))
     session = bare_session(policy_path)
     handlers = {}
@@ -128,6 +143,34 @@ def serve(policy_path: Path) -> None:
         print(f"127.0.0.1:{echo_port} {server.address}", flush=True)
         sys.stdin.read()
     echo.stop(0)
+
+
+def repository_of(policy_path: Path) -> Path:
+    return policy_path.parent / "repository"
+
+
+def publish(policy_path: Path, version: int) -> None:
+    """Copy the export in as `version` of "mlp", appearing at once (renamed from a hidden name)."""
+    versions = repository_of(policy_path) / "mlp"
+    staging = versions / f".staging-{version}"
+    shutil.copytree(policy_path, staging)
+    staging.rename(versions / str(version))
+
+
+def reload_latencies(act: Callable[[], int], policy_path: Path, calls: int) -> dict[str, np.ndarray]:
+    """Seconds per unary Act while a new version is published and swapped in, and in steady blocks."""
+    seconds: dict[str, list[float]] = {"steady": [], "reload": []}
+    for version in range(2, RELOADS + 2):
+        for case in ("steady", "reload"):
+            if case == "reload":
+                publish(policy_path, version)
+            served, count = 0, 0
+            while (served != version if case == "reload" else False) or count < calls:
+                started = time.perf_counter()
+                served = act()
+                seconds[case].append(time.perf_counter() - started)
+                count += 1
+    return {case: np.asarray(values) for case, values in seconds.items()}
 
 
 def interleaved_latencies(
@@ -195,6 +238,7 @@ def main() -> None:
     observation, batch = example_observations()
     with tempfile.TemporaryDirectory() as directory:
         policy_path = export_mlp(Path(directory))
+        publish(policy_path, 1)
         requests = {name: payloads(policy_path, observations)[0] for name, observations in ECHOES.items()}
         server = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(policy_path)],
@@ -231,6 +275,11 @@ def main() -> None:
                     },
                     args.batch_calls,
                 )
+                reloads = reload_latencies(
+                    lambda: client.act_with_details(observation, "mlp").policy_version,
+                    policy_path,
+                    args.calls // 10,
+                )
                 rates = actions_per_second(
                     {
                         "in flight": (lambda: client.act(batch, "mlp"), CLIENT_THREADS),
@@ -261,6 +310,9 @@ def main() -> None:
         f"batch {BATCH_SIZE} actions/s, {CLIENT_THREADS} client threads: served {rates['in flight']:,.0f}, "
         f"in process (one thread) {rates['local']:,.0f}"
     )
+    print(describe("unary Act, steady (reload blocks)", reloads["steady"]))
+    print(describe(f"unary Act, during {RELOADS} reloads", reloads["reload"]))
+    reload_p99 = {case: float(np.percentile(seconds, 99)) for case, seconds in reloads.items()}
     ratios = [
         ("unary Act p50 / echo p50", p50["unary"] / p50["echo"], "target <= 1.2"),
         ("  model: echo+onnxruntime / echo", p50["inference"] / p50["echo"], "floor of any server"),
@@ -273,6 +325,11 @@ def main() -> None:
             "in process / echo+onnxruntime",
         ),
         (f"  {CLIENT_THREADS} client threads / in process", rates["in flight"] / rates["local"], ""),
+        (
+            "unary Act p99 during reload / steady",
+            reload_p99["reload"] / reload_p99["steady"],
+            "target <= 2.0",
+        ),
     ]
     for name, ratio, note in ratios:
         print(f"{name:<40} {ratio:5.2f}   {f'({note})' if note else ''}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gymserve.policies.metadata import PolicyMetadata, read_metadata
-from gymserve.serving.repository import policy_sources, pretrained_repository, repository_directories
+from gymserve.policies.repository import pretrained_repository, repository_directories, scan_policy_directory
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def bundled_policies(repository: Path | None = None) -> list[BundledPolicy]:
         return []
     policies = []
     for name, directory in repository_directories(repository).items():
-        export_dir = policy_sources(name, directory)[-1].path
+        export_dir = scan_policy_directory(name, directory).versions[-1].path
         policies.append(BundledPolicy(name, export_dir, read_metadata(export_dir)))
     return policies
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import sys
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import gymnasium as gym
 
@@ -308,58 +310,65 @@ _CLIENT_ENVIRONMENT_HELP = "the bearer token is read from GYMSERVE_AUTH_TOKEN, a
 
 
 def _add_serve_command(subparsers: argparse._SubParsersAction) -> None:
+    from gymserve.serving.config import DEFAULT_METRICS_ADDRESS, ServerConfig
+
     parser = subparsers.add_parser(
         "serve",
         help="serve exported policies over gRPC",
         description="Serve exported policies over gRPC (PolicyService, grpc.health.v1, reflection) until "
-        "SIGTERM or SIGINT, then finish in-flight calls and stop. Settings come from flags, then "
+        "SIGTERM or SIGINT, then drain in-flight calls for the grace period and stop (a second signal exits "
+        "at once); SIGHUP rescans the policy directories. Settings come from flags, then "
         "GYMSERVE_<SETTING> environment variables (GYMSERVE_AUTH_TOKEN enables bearer-token auth; health "
-        "checks need no token), then --config, then defaults. Without policies, the bundled pretrained ones "
+        "checks need no token), then --config, then defaults. Per-policy version policies and labels "
+        "(policy_settings) are set in the config file. Without policies, the bundled pretrained ones "
         "are served.",
     )
-    parser.add_argument("--address", help="HOST:PORT to listen on (default: 127.0.0.1:8500)")
     parser.add_argument(
         "--policy",
         action="append",
         metavar="NAME=PATH",
         help="serve the export (or directory of integer versions) PATH as NAME; repeatable",
     )
-    parser.add_argument("--repository", metavar="DIR", help="serve every policy in DIR (NAME/VERSION/)")
-    parser.add_argument("--config", metavar="FILE", help="JSON or YAML file of settings")
-    parser.add_argument("--backend", choices=("onnx", "tensorflow"), help="model runtime (default: onnx)")
-    parser.add_argument("--workers", type=int, help="RPC threads; each open stream holds one (default: 16)")
-    parser.add_argument("--max-batch-size", type=int, help="most observations per request (default: 4096)")
-    parser.add_argument("--max-message-bytes", type=int, help="largest request accepted (default: 4 MiB)")
-    parser.add_argument("--tls-certificate", metavar="FILE", help="PEM certificate chain (TLS needs the key)")
-    parser.add_argument("--tls-private-key", metavar="FILE", help="PEM private key of the certificate")
-    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default: info")
+    parser.add_argument("--config", metavar="FILE", help=ServerConfig.model_fields["config_file"].description)
+    for name, field in ServerConfig.model_fields.items():
+        if name in _SERVE_FIELDS_NOT_FLAGS:
+            continue
+        choices = (
+            typing.get_args(field.annotation) if typing.get_origin(field.annotation) is Literal else None
+        )
+        default = f"default: {field.default}" if field.default is not None else "default: off"
+        options: dict = {"help": f"{field.description} ({default})", "choices": choices}
+        if name == "metrics_address":
+            options.update(nargs="?", const=DEFAULT_METRICS_ADDRESS, metavar="HOST:PORT")
+        elif field.annotation in (int, float):
+            options["type"] = field.annotation
+        parser.add_argument("--" + name.replace("_", "-"), **options)
     parser.set_defaults(run=_run_serve)
 
 
+# set in the config file or the environment only: secrets stay off command lines, mappings need structure
+_SERVE_FIELDS_NOT_FLAGS = frozenset({"config_file", "policies", "policy_settings", "auth_token"})
+
+
 def _run_serve(args: argparse.Namespace) -> None:
-    from gymserve.serving.config import ServerConfigError, load_server_config
+    from gymserve.serving.config import ServerConfig, ServerConfigError, load_server_config
     from gymserve.serving.logs import configure_logging
     from gymserve.serving.server import PolicyServer
 
     flags = {
-        "address": args.address,
-        "policies": _named_paths(args.policy) if args.policy else None,
-        "repository": args.repository,
-        "backend": args.backend,
-        "workers": args.workers,
-        "max_batch_size": args.max_batch_size,
-        "max_message_bytes": args.max_message_bytes,
-        "tls_certificate": args.tls_certificate,
-        "tls_private_key": args.tls_private_key,
-        "log_level": args.log_level,
+        name: getattr(args, name) for name in ServerConfig.model_fields if name not in _SERVE_FIELDS_NOT_FLAGS
     }
+    flags["policies"] = _named_paths(args.policy) if args.policy else None
     try:
         config = load_server_config(args.config, flags)
         configure_logging(config.log_level)
         server = PolicyServer(config).start()
     except ServerConfigError as error:
         raise CommandError(str(error)) from None
-    server.wait_for_shutdown_signal()
+    if not server.wait_for_shutdown_signal():
+        # an RPC thread is stuck (in a policy call, say): exit without waiting for it
+        logging.shutdown()
+        os._exit(0)
 
 
 def _named_paths(pairs: list[str]) -> dict[str, str]:

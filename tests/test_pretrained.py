@@ -15,11 +15,11 @@ import gymserve
 from gymserve.bundled import bundled_policies, bundled_policy_for_env
 from gymserve.cli import main
 from gymserve.policies import load
+from gymserve.policies.repository import pretrained_repository
 from gymserve.rollout import run_episode
 from gymserve.serving.client import PolicyClient
 from gymserve.serving.config import ServerConfig
 from gymserve.serving.remote_policy import RemotePolicy
-from gymserve.serving.repository import pretrained_repository
 from gymserve.serving.server import PolicyServer
 
 CARTPOLE = "gymserve/CartPole-v1"

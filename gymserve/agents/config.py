@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gymserve.validation_errors import describe_validation_error
+
 CONFIG_DIRECTORY = Path(__file__).parent / "configs"
 
 # Fields that say when to stop, not how to learn: a run may be resumed with other values.
@@ -112,10 +114,7 @@ def validate_config(
     try:
         return config_class.model_validate(values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, problem['loc'])) or 'config'}: {problem['msg']}"
-            for problem in error.errors()
-        )
+        problems = describe_validation_error(error)
         raise ConfigError(f"invalid {config_class.__name__} (from {source}): {problems}") from None
 
 

@@ -11,6 +11,7 @@ generator, so every backend draws the same actions for the same seed.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -122,3 +123,19 @@ def distribution_from_outputs(outputs: np.ndarray, action_space: gym.spaces.Spac
     mean = outputs[:, :size].reshape(batch, *action_space.shape)
     log_std = outputs[:, size:].reshape(batch, *action_space.shape)
     return SquashedGaussian(mean, log_std, action_space.low, action_space.high)
+
+
+def distribution_from_parameters(
+    parameters: Mapping[str, np.ndarray], action_space: gym.spaces.Space
+) -> Distribution:
+    """The distribution named by its parameters (`Distribution.parameters()`): logits, or mean and log_std."""
+    if isinstance(action_space, gym.spaces.Discrete) and "logits" in parameters:
+        return Categorical(parameters["logits"], int(action_space.start))
+    if isinstance(action_space, gym.spaces.Box) and {"mean", "log_std"} <= parameters.keys():
+        return SquashedGaussian(
+            parameters["mean"], parameters["log_std"], action_space.low, action_space.high
+        )
+    raise ValueError(
+        f"distribution parameters {sorted(parameters)} do not fit {action_space}; "
+        "expected logits (discrete) or mean and log_std (box)"
+    )

@@ -1,16 +1,21 @@
 """Bearer-token authentication: every call must carry `authorization: Bearer <token>`.
 
 Health checks are exempt, so load balancers and orchestrators can probe the server without
-the secret; they reveal only whether the server and each policy name are serving.
+the secret; they reveal only whether the server and each policy name are serving. Refused
+calls are logged with the peer and the method (rate-limited: a client can refuse itself at will).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health
+
+from gymserve.serving.handlers import rebuild_handler
+from gymserve.serving.logs import RateLimitedLog
 
 EXEMPT_PREFIXES = (f"/{health.SERVICE_NAME}/",)
 
@@ -22,6 +27,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         if not token:
             raise ValueError("the bearer token must not be empty")
         self._expected = f"Bearer {token}".encode()
+        self._log = RateLimitedLog()
 
     def intercept_service(
         self,
@@ -34,7 +40,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if problem is None or handler is None:
             return handler
-        return _refusing_handler(handler, problem)
+        return rebuild_handler(handler, _refusal(handler_call_details.method, problem, self._log))
 
     def _problem(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
         """Why the call's metadata does not authenticate it, or None when it does."""
@@ -45,16 +51,13 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         return "missing 'authorization: Bearer <token>' metadata"
 
 
-def _refusing_handler(handler: grpc.RpcMethodHandler, problem: str) -> grpc.RpcMethodHandler:
-    """A handler of the same streaming kind as `handler` that aborts with UNAUTHENTICATED."""
+def _refusal(
+    method: str, problem: str, log: RateLimitedLog
+) -> Callable[[object, grpc.ServicerContext], None]:
+    """A behavior that logs the refused call and aborts it with UNAUTHENTICATED."""
 
     def refuse(request: object, context: grpc.ServicerContext) -> None:
+        log.log(logging.WARNING, "auth_refused", method=method, peer=context.peer(), problem=problem)
         context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
 
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(refuse)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(refuse)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(refuse)
-    return grpc.unary_unary_rpc_method_handler(refuse)
+    return refuse

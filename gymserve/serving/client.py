@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from gymserve.serving.action_modes import mode_number
 from gymserve.serving.protos import policy_service_pb2 as pb
 from gymserve.serving.protos import policy_service_pb2_grpc as pb_grpc
 from gymserve.serving.spaces import SpaceSpec
@@ -31,12 +32,6 @@ from gymserve.serving.tensors import fill_tensor, from_tensor
 
 DEFAULT_TIMEOUT = 10.0  # seconds a unary call may take before it fails with DEADLINE_EXCEEDED
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-ACTION_MODES = {
-    "greedy": pb.ACTION_MODE_GREEDY,
-    "stochastic": pb.ACTION_MODE_STOCHASTIC,
-    "epsilon_greedy": pb.ACTION_MODE_EPSILON_GREEDY,
-}
 
 
 class PolicyServiceError(Exception):
@@ -78,6 +73,7 @@ class PolicyVersionInfo:
     version: int
     available: bool
     error: str = ""
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,9 +138,14 @@ class PolicyClient:
         epsilon: float | None = None,
         seed: int | None = None,
         version: int | None = None,
+        label: str = "",
     ) -> np.ndarray:
-        """The action for one observation, or the actions for a batch (N, *observation shape)."""
-        request = act_request(observations, policy, version, mode, epsilon, seed, False)
+        """The action for one observation, or the actions for a batch (N, *observation shape).
+
+        `version` or `label` (a name the server maps to a version) picks the version; neither
+        means the latest one the server has loaded.
+        """
+        request = act_request(observations, policy, version, mode, epsilon, seed, False, label=label)
         return _actions(self._call(self._stub.Act, request))
 
     def act_with_details(
@@ -157,9 +158,12 @@ class PolicyClient:
         seed: int | None = None,
         version: int | None = None,
         return_distribution: bool = False,
+        label: str = "",
     ) -> ActResult:
         """Like `act`, plus the version that answered and, optionally, the distribution parameters."""
-        request = act_request(observations, policy, version, mode, epsilon, seed, return_distribution)
+        request = act_request(
+            observations, policy, version, mode, epsilon, seed, return_distribution, label=label
+        )
         return ActResult.from_proto(self._call(self._stub.Act, request))
 
     def stream(
@@ -172,10 +176,14 @@ class PolicyClient:
         response = self._call(self._stub.ListPolicies, pb.ListPoliciesRequest())
         return [PolicySummary(summary.name, _versions(summary.versions)) for summary in response.policies]
 
-    def get_policy(self, name: str, version: int | None = None) -> PolicyInfo:
-        response = self._call(
-            self._stub.GetPolicy, pb.GetPolicyRequest(policy_name=name, policy_version=version)
-        )
+    def ignored_entries(self) -> list[tuple[str, str]]:
+        """The repository entries the server skips (NAME/ENTRY, reason), such as misnamed version folders."""
+        response = self._call(self._stub.ListPolicies, pb.ListPoliciesRequest())
+        return [(entry.entry, entry.reason) for entry in response.ignored]
+
+    def get_policy(self, name: str, version: int | None = None, label: str = "") -> PolicyInfo:
+        request = pb.GetPolicyRequest(policy_name=name, policy_version=version, version_label=label)
+        response = self._call(self._stub.GetPolicy, request)
         return PolicyInfo(
             response.policy_name,
             response.policy_version,
@@ -220,7 +228,7 @@ class StreamSession:
         mode: str,
         epsilon: float | None,
     ):
-        _mode_value(mode)  # refuse a bad mode now, not at the first step
+        mode_number(mode)  # refuse a bad mode now, not at the first step
         self._settings = (policy, version, mode, epsilon)
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._responses = stub.StreamAct(iter(self._requests.get, self._END), metadata=metadata)
@@ -303,6 +311,7 @@ def act_request(
     seed: int | None,
     return_distribution: bool,
     request: pb.ActRequest | None = None,
+    label: str = "",
 ) -> pb.ActRequest:
     """Fill `request` (or a new ActRequest) after checking what can be checked without the server."""
     request = pb.ActRequest() if request is None else request
@@ -311,7 +320,8 @@ def act_request(
     except (TypeError, ValueError) as error:
         raise ValueError(f"observations must be numbers convertible to float32 ({error})") from None
     request.policy_name = policy
-    request.mode = _mode_value(mode)
+    request.version_label = label
+    request.mode = mode_number(mode)
     if version is not None:
         request.policy_version = version
     if epsilon is not None:
@@ -332,15 +342,8 @@ def _actions(response: pb.ActResponse) -> np.ndarray:
     return actions[()] if actions.ndim == 0 else actions
 
 
-def _mode_value(mode: str) -> int:
-    """The wire value of a mode name (or of a `gymserve.policies.ActionMode`)."""
-    value = ACTION_MODES.get(getattr(mode, "value", mode))
-    if value is None:
-        raise ValueError(f"unknown action mode {mode!r}; expected one of: {', '.join(ACTION_MODES)}")
-    return value
-
-
 def _versions(versions: Any) -> tuple[PolicyVersionInfo, ...]:
     return tuple(
-        PolicyVersionInfo(v.version, v.state == pb.VERSION_STATE_AVAILABLE, v.error) for v in versions
+        PolicyVersionInfo(v.version, v.state == pb.VERSION_STATE_AVAILABLE, v.error, tuple(v.labels))
+        for v in versions
     )

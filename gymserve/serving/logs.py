@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -46,3 +47,29 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
     LOGGER.handlers[:] = [handler]
     LOGGER.setLevel(level.upper())
     LOGGER.propagate = False
+
+
+class RateLimitedLog:
+    """Logs at most `burst` events per `period` seconds; the next one logged counts those dropped.
+
+    For events a client can cause at will (malformed requests, refused tokens): a flood of them
+    must not become a flood of log lines.
+    """
+
+    def __init__(self, burst: int = 10, period: float = 10.0):
+        self._burst, self._period = burst, period
+        self._window_start = -period
+        self._logged = self._dropped = 0
+        self._lock = threading.Lock()
+
+    def log(self, level: int, event: str, **fields: Any) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._window_start >= self._period:
+                self._window_start, self._logged = now, 0
+            if self._logged >= self._burst:
+                self._dropped += 1
+                return
+            self._logged += 1
+            dropped, self._dropped = self._dropped, 0
+        log_event(level, event, **fields, **({"similar_events_dropped": dropped} if dropped else {}))

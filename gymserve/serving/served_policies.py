@@ -1,20 +1,30 @@
 """The policies a server answers for: name -> integer version -> a Policy, or why it failed to load.
 
-A request without a version gets the latest version that loaded, so a broken new export leaves
-the previous one serving. A name is healthy while at least one of its versions is available.
+A request names a version by number, by label (`stable`, `canary`, ...) or not at all, which
+means the latest version that loaded, so a broken new export leaves the previous one serving.
+A name is healthy while at least one of its versions is available.
+
+Every change (a version added, failed or removed, labels set) builds a new immutable `Catalog`
+and swaps it in with one assignment: a call resolves its version from the catalog it read and
+finishes on that version even when a reload replaces or removes it meanwhile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+from gymserve.serving.echo import echo
 
 if TYPE_CHECKING:
     from gymserve.policies import Policy
+    from gymserve.policies.repository import IgnoredEntry
 
 
 class PolicyNotFoundError(LookupError):
-    """No policy of that name, or no version of that number."""
+    """No policy of that name, or no version of that number or label."""
 
 
 class PolicyUnavailableError(LookupError):
@@ -36,12 +46,29 @@ class ServedVersion:
         return self.policy is not None
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """One consistent view of every policy version, label and ignored repository entry."""
+
+    versions: Mapping[str, Mapping[int, ServedVersion]] = field(default_factory=dict)
+    labels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    ignored: Sequence[IgnoredEntry] = ()
+
+    def latest(self, name: str) -> ServedVersion | None:
+        available = [v for v in self.versions.get(name, {}).values() if v.available]
+        return max(available, key=lambda v: v.version, default=None)
+
+
 class ServedPolicies:
-    """Every version of every policy a server knows, and the default version of each name."""
+    """Every version of every policy a server knows; changes are atomic swaps of the catalog."""
 
     def __init__(self) -> None:
-        self._versions: dict[str, dict[int, ServedVersion]] = {}
-        self._latest: dict[str, ServedVersion] = {}
+        self._catalog = Catalog()
+        self._change_lock = threading.Lock()
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
 
     def add(self, name: str, version: int, policy: Policy, metadata_json: str = "{}") -> ServedVersion:
         return self._store(ServedVersion(name, version, policy, metadata_json))
@@ -49,24 +76,55 @@ class ServedPolicies:
     def add_failure(self, name: str, version: int, error: str) -> ServedVersion:
         return self._store(ServedVersion(name, version, None, error=error))
 
+    def remove(self, name: str, version: int) -> None:
+        """Stop answering with `version`; calls already using it finish on it."""
+        with self._change_lock:
+            versions = {n: dict(v) for n, v in self._catalog.versions.items()}
+            versions.get(name, {}).pop(version, None)
+            if not versions.get(name):
+                versions.pop(name, None)
+            self._catalog = replace(self._catalog, versions=versions)
+
+    def set_labels(self, name: str, labels: Mapping[str, int]) -> None:
+        with self._change_lock:
+            self._catalog = replace(self._catalog, labels={**self._catalog.labels, name: dict(labels)})
+
+    def set_ignored(self, ignored: Sequence[IgnoredEntry]) -> None:
+        with self._change_lock:
+            self._catalog = replace(self._catalog, ignored=tuple(ignored))
+
     def names(self) -> list[str]:
-        return sorted(self._versions)
+        return sorted(self._catalog.versions)
 
     def versions(self, name: str) -> list[ServedVersion]:
-        return [self._versions[name][number] for number in sorted(self._versions[name])]
+        versions = self._catalog.versions.get(name, {})
+        return [versions[number] for number in sorted(versions)]
+
+    def labels_of(self, name: str, version: int) -> list[str]:
+        return sorted(
+            label for label, number in self._catalog.labels.get(name, {}).items() if number == version
+        )
 
     def is_serving(self, name: str) -> bool:
-        return name in self._latest
+        return self._catalog.latest(name) is not None
 
-    def resolve(self, name: str, version: int | None = None) -> ServedVersion:
-        """The version to answer with: `version`, or the latest available one when None."""
-        versions = self._versions.get(name)
+    def resolve(self, name: str, version: int | None = None, label: str = "") -> ServedVersion:
+        """The version to answer with: `version`, the one `label` names, or the latest available one."""
+        catalog = self._catalog
+        versions = catalog.versions.get(name)
         if versions is None:
             raise PolicyNotFoundError(
-                f"no policy named {name!r}; serving: {', '.join(self.names()) or 'none'}"
+                f"no policy named {echo(name)}; serving: {', '.join(self.names()) or 'none'}"
             )
+        if label:
+            if version is not None:
+                raise ValueError("give policy_version or version_label, not both")
+            version = catalog.labels.get(name, {}).get(label)
+            if version is None:
+                known = ", ".join(sorted(catalog.labels.get(name, {}))) or "none"
+                raise PolicyNotFoundError(f"policy {name!r} has no label {echo(label)}; labels: {known}")
         if version is None:
-            served = self._latest.get(name)
+            served = catalog.latest(name)
             if served is None:
                 errors = "; ".join(f"version {v.version}: {v.error}" for v in self.versions(name))
                 raise PolicyUnavailableError(f"policy {name!r} has no version that loaded ({errors})")
@@ -86,11 +144,8 @@ class ServedPolicies:
             raise ValueError(
                 f"policy {served.name!r} has version {served.version}; versions are integers >= 0"
             )
-        versions = self._versions.setdefault(served.name, {})
-        if served.version in versions:
-            raise ValueError(f"policy {served.name!r} version {served.version} is given twice")
-        versions[served.version] = served
-        latest = self._latest.get(served.name)
-        if served.available and (latest is None or served.version > latest.version):
-            self._latest[served.name] = served
+        with self._change_lock:
+            versions = {name: dict(numbers) for name, numbers in self._catalog.versions.items()}
+            versions.setdefault(served.name, {})[served.version] = served
+            self._catalog = replace(self._catalog, versions=versions)
         return served

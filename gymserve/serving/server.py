@@ -2,16 +2,24 @@
 
     config = load_server_config(flags={"policies": {"cartpole": "exports/cartpole"}})
     with PolicyServer(config) as server:      # loads the exports, binds, starts
-        server.wait_for_shutdown_signal()     # SIGTERM / SIGINT: finish in-flight calls, stop
+        server.wait_for_shutdown_signal()     # SIGTERM / SIGINT: drain, stop; SIGHUP: rescan
 
 Health reports the overall service "" and each policy name: a name is SERVING while one of
 its versions loaded, NOT_SERVING when none did (the other policies keep serving). Health
 checks never need the bearer token; every other call does when a token is configured.
+
+Every call passes through the interceptors, outermost first: metrics (every RPC counted with
+its status), bearer-token auth, the stream slot limit and idle timeout, and request parsing
+from raw bytes. A repository is rescanned every `poll_interval` seconds and on SIGHUP.
+
+Shutdown always finishes: new calls are refused at once, calls in flight get the grace period,
+then whatever still runs is cancelled; a second SIGTERM/SIGINT exits the process at once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,35 +29,44 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gymserve.policies.repository import pretrained_repository
 from gymserve.serving.auth import BearerTokenInterceptor
 from gymserve.serving.config import ServerConfig, ServerConfigError
 from gymserve.serving.logs import log_event
+from gymserve.serving.metrics import MetricsInterceptor, ServerMetrics
 from gymserve.serving.protos import SERVICE_NAME, policy_service_pb2_grpc
-from gymserve.serving.repository import (
-    export_loader,
-    load_policies,
-    policy_directories,
-    pretrained_repository,
-)
+from gymserve.serving.raw_requests import RawRequestInterceptor
+from gymserve.serving.reloader import PolicyReloader, export_loader
 from gymserve.serving.served_policies import ServedPolicies
 from gymserve.serving.service import PolicyService
+from gymserve.serving.stream_limits import StreamLimitInterceptor
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_CANCEL_SECONDS = 5.0  # after the grace period: for cancelled calls and threads to wind down
 
 
 class PolicyServer:
-    """A gRPC server answering for `policies`, or for the exports `config` names when None."""
+    """A gRPC server answering for `policies`, or for the exports `config` names when None.
+
+    Policies passed in are served as they are; exports named by the config are loaded at
+    construction and kept in step with the disk while the server runs.
+    """
 
     def __init__(self, config: ServerConfig, policies: ServedPolicies | None = None):
         self.config = config
-        self.policies = load_configured_policies(config) if policies is None else policies
+        self.reloader = None if policies is not None else configured_reloader(config)
+        self.policies = policies if policies is not None else self.reloader.served
+        self.metrics = ServerMetrics(self.policies)
+        self._streams = StreamLimitInterceptor(config.max_streams, config.stream_idle_timeout)
+        interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(self.metrics)]
+        if config.auth_token:
+            interceptors.append(BearerTokenInterceptor(config.auth_token.get_secret_value()))
+        interceptors += [self._streams, RawRequestInterceptor()]
         self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gymserve-rpc")
         self._server = grpc.server(
             self._executor,
-            interceptors=[BearerTokenInterceptor(config.auth_token.get_secret_value())]
-            if config.auth_token
-            else [],
+            interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", config.max_message_bytes),
                 ("grpc.max_send_message_length", config.max_message_bytes),
@@ -58,14 +75,17 @@ class PolicyServer:
             ],
         )
         policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-            PolicyService(self.policies, config.max_batch_size, config.max_streams), self._server
+            PolicyService(self.policies, config.max_batch_size, self.metrics), self._server
         )
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
+        if self.reloader is not None:
+            self.reloader.on_change = self.update_health
         self._address: str | None = None
+        self.metrics_address: str | None = None
         self._stopped = threading.Event()
 
     @property
@@ -81,8 +101,11 @@ class PolicyServer:
         self._address = f"{host}:{port}"
         self._server.start()
         self._health.set("", SERVING)
-        for name in self.policies.names():
-            self._health.set(name, SERVING if self.policies.is_serving(name) else NOT_SERVING)
+        self.update_health()
+        if self.config.metrics_address is not None:
+            self.metrics_address = self.metrics.serve(self.config.metrics_address)
+        if self.reloader is not None:
+            self.reloader.start(self.config.poll_interval)
         log_event(
             logging.INFO,
             "server_started",
@@ -90,6 +113,7 @@ class PolicyServer:
             tls=self.config.tls_certificate is not None,
             auth=self.config.auth_token is not None,
             workers=self.config.workers,
+            metrics_address=self.metrics_address,
             policies={
                 name: [v.version for v in self.policies.versions(name) if v.available]
                 for name in self.policies.names()
@@ -97,35 +121,67 @@ class PolicyServer:
         )
         return self
 
-    def stop(self, grace: float | None = None) -> None:
-        """Refuse new calls, give in-flight ones `grace` seconds (config default) to finish, then stop."""
+    def update_health(self) -> None:
+        """Report each policy name SERVING while one of its versions is available."""
+        for name in self.policies.names():
+            self._health.set(name, SERVING if self.policies.is_serving(name) else NOT_SERVING)
+
+    def stop(self, grace: float | None = None) -> bool:
+        """Refuse new calls, give in-flight ones `grace` seconds (config default), cancel the rest.
+
+        Returns whether every RPC thread finished; False means one is stuck (in a policy call,
+        say) and the process should exit without waiting for it.
+        """
         if self._stopped.is_set():
-            return
+            return True
         self._stopped.set()
-        grace = self.config.shutdown_grace_seconds if grace is None else grace
+        grace = self.config.grace_period if grace is None else grace
         self._health.enter_graceful_shutdown()
+        if self.reloader is not None:
+            self.reloader.stop()
         stopped = self._server.stop(grace)  # new calls are refused from here on
         log_event(logging.INFO, "server_stopping", address=self._address, grace_seconds=grace)
-        stopped.wait()
-        self._executor.shutdown(wait=True)
-        log_event(logging.INFO, "server_stopped", address=self._address)
+        stopped.wait(grace + _CANCEL_SECONDS)  # grpc cancels the calls still running after `grace`
+        self._streams.stop()
+        self.metrics.stop()
+        threads_done = threading.Thread(target=self._executor.shutdown, name="gymserve-stop", daemon=True)
+        threads_done.start()
+        threads_done.join(_CANCEL_SECONDS)
+        clean = not threads_done.is_alive()
+        log_event(logging.INFO, "server_stopped", address=self._address, clean=clean)
+        return clean
 
-    def wait_for_shutdown_signal(self) -> None:
-        """Block until SIGTERM or SIGINT, then stop gracefully; call from the main thread."""
+    def wait_for_shutdown_signal(self) -> bool:
+        """Serve until SIGTERM or SIGINT, then stop (returning `stop`'s answer); call from the main thread.
+
+        SIGHUP rescans the policy directories at once. A second SIGTERM/SIGINT while stopping
+        exits the process at once with status 128 + the signal's number.
+        """
         received = threading.Event()
 
         def on_signal(signal_number: int, frame: FrameType | None) -> None:
-            log_event(logging.INFO, "signal_received", signal=signal.Signals(signal_number).name)
+            name = signal.Signals(signal_number).name
+            if received.is_set():
+                log_event(logging.WARNING, "server_exit_forced", signal=name)
+                logging.shutdown()
+                os._exit(128 + signal_number)
+            log_event(logging.INFO, "signal_received", signal=name)
             received.set()
 
-        previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
+        def on_hangup(signal_number: int, frame: FrameType | None) -> None:
+            log_event(logging.INFO, "signal_received", signal="SIGHUP", action="rescan")
+            if self.reloader is not None:
+                self.reloader.rescan()
+
+        handlers = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: on_hangup}
+        previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
         try:
             while not received.wait(0.5):
                 pass
+            return self.stop()
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
-        self.stop()
 
     def __enter__(self) -> PolicyServer:
         return self.start()
@@ -152,8 +208,8 @@ class PolicyServer:
         return port
 
 
-def load_configured_policies(config: ServerConfig) -> ServedPolicies:
-    """Load the exports the config names, or the bundled pretrained ones when it names none."""
+def configured_reloader(config: ServerConfig) -> PolicyReloader:
+    """A reloader that has loaded the exports the config names (the bundled ones when it names none)."""
     repository = config.repository
     if not config.policies and repository is None:
         repository = pretrained_repository()
@@ -162,7 +218,16 @@ def load_configured_policies(config: ServerConfig) -> ServedPolicies:
                 "no policies to serve: pass --policy NAME=PATH or --repository DIR "
                 "(this installation bundles no pretrained policies)"
             )
+    reloader = PolicyReloader(
+        config.policies, repository, config.policy_settings, export_loader(config.backend), ServedPolicies()
+    )
     try:
-        return load_policies(policy_directories(config.policies, repository), export_loader(config.backend))
-    except (OSError, ValueError) as error:  # unreadable directories, a name or version given twice
+        reloader.sync()
+    except (OSError, ValueError) as error:  # unreadable directories, a name given twice
         raise ServerConfigError(str(error)) from None
+    return reloader
+
+
+def load_configured_policies(config: ServerConfig) -> ServedPolicies:
+    """The policies the config names, loaded once (no reloading)."""
+    return configured_reloader(config).served

@@ -1,23 +1,28 @@
 """The PolicyService servicer: requests in, policy calls, responses out, errors as status codes.
 
 Bad requests become INVALID_ARGUMENT (the policy's own ValueError names the expected spec),
-unknown names or versions NOT_FOUND, versions that failed to load UNAVAILABLE, oversize
-batches RESOURCE_EXHAUSTED. A unary Act starts from the policy's initial state every time; a
-StreamAct keeps the state between its messages and restarts it at episode boundaries. The
-served policy objects are shared by all calls, so the server never calls `Policy.reset`.
+unknown names, versions or labels NOT_FOUND, versions that failed to load FAILED_PRECONDITION
+(retrying will not help), oversize batches RESOURCE_EXHAUSTED, and a call whose deadline has
+passed before its turn DEADLINE_EXCEEDED without being computed. Client strings repeated in
+messages are capped (see `echo`). A unary Act starts from the policy's initial state every
+time; a StreamAct keeps the state between its messages and restarts it at episode boundaries.
+A stream keeps the version it resolved until its episode ends, so a reload never switches
+policies in the middle of an episode. The served policy objects are shared by all calls, so
+the server never calls `Policy.reset`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
-from gymserve.serving.logs import log_event
+from gymserve.serving.action_modes import mode_name
+from gymserve.serving.logs import RateLimitedLog, log_event
 from gymserve.serving.protos import policy_service_pb2 as pb
 from gymserve.serving.protos import policy_service_pb2_grpc as pb_grpc
 from gymserve.serving.served_policies import (
@@ -31,13 +36,7 @@ from gymserve.serving.tensors import data_type_name, fill_tensor, from_tensor
 
 if TYPE_CHECKING:
     from gymserve.policies.base import PolicyState
-
-_ACTION_MODES = {
-    pb.ACTION_MODE_UNSPECIFIED: "greedy",
-    pb.ACTION_MODE_GREEDY: "greedy",
-    pb.ACTION_MODE_STOCHASTIC: "stochastic",
-    pb.ACTION_MODE_EPSILON_GREEDY: "epsilon_greedy",
-}
+    from gymserve.serving.metrics import ServerMetrics
 
 
 class RequestError(Exception):
@@ -49,36 +48,49 @@ class RequestError(Exception):
 
 
 class PolicyService(pb_grpc.PolicyServiceServicer):
-    """Answers the four PolicyService RPCs from a `ServedPolicies`."""
+    """Answers the four PolicyService RPCs from a `ServedPolicies` (stream limits are the server's)."""
 
-    def __init__(self, policies: ServedPolicies, max_batch_size: int, max_streams: int):
+    def __init__(self, policies: ServedPolicies, max_batch_size: int, metrics: ServerMetrics):
         self._policies = policies
         self._max_batch_size = max_batch_size
-        self._max_streams = max_streams
-        self._open_streams = 0
-        self._streams_lock = threading.Lock()
+        self._metrics = metrics
+        self._rejected_log = RateLimitedLog(burst=50)
 
     def Act(self, request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
         response = pb.ActResponse()
         try:
-            served = self._resolve(request.policy_name, request)
+            served = self._resolve(request)
             observations, batch_size = self._observations(request.observations, served)
-            self._act(served, request, observations, served.policy.get_initial_state(batch_size), response)
+            self._act(
+                served, request, observations, served.policy.get_initial_state(batch_size), response, context
+            )
         except Exception as error:
-            _abort(context, "Act", error)
+            _abort(context, "Act", error, self._rejected_log)
         return response
 
     def StreamAct(
         self, request_iterator: Iterator[pb.StreamActRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.StreamActResponse]:
-        if not self._claim_stream():
-            message = f"all {self._max_streams} stream slots are in use; retry later or use unary Act"
-            _abort(context, "StreamAct", RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message))
-        try:
-            yield from self._stream(request_iterator, context)
-        finally:
-            with self._streams_lock:
-                self._open_streams -= 1
+        serving: ServedVersion | None = None
+        state: PolicyState | None = None
+        resolved_for: tuple | None = None
+        for message in request_iterator:
+            response = pb.StreamActResponse()
+            try:
+                request = message.act
+                asked = (request.policy_name, _version(request), request.version_label)
+                restart = state is None or message.episode_start or asked != resolved_for
+                if restart:
+                    serving, resolved_for = self._resolve(request), asked  # kept until the episode ends
+                observations, batch_size = self._observations(request.observations, serving)
+                if restart:
+                    state = serving.policy.get_initial_state(batch_size)
+                state = self._act(serving, request, observations, state, response.act, context)
+            except Exception as error:
+                _abort(context, "StreamAct", error, self._rejected_log)
+            if message.episode_end:
+                state = None
+            yield response
 
     def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
@@ -87,13 +99,15 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         for name in self._policies.names():
             summary = response.policies.add(name=name)
             self._describe_versions(name, summary.versions)
+        for entry in self._policies.catalog.ignored:
+            response.ignored.add(entry=entry.entry, reason=entry.reason)
         return response
 
     def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.GetPolicyResponse:
         try:
-            served = self._resolve(request.policy_name, request)
+            served = self._resolve(request)
         except Exception as error:
-            _abort(context, "GetPolicy", error)
+            _abort(context, "GetPolicy", error, self._rejected_log)
         response = pb.GetPolicyResponse(
             policy_name=served.name,
             policy_version=served.version,
@@ -104,41 +118,13 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         self._describe_versions(served.name, response.versions)
         return response
 
-    def _stream(
-        self, request_iterator: Iterator[pb.StreamActRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.StreamActResponse]:
-        serving: ServedVersion | None = None
-        state: PolicyState | None = None
-        for message in request_iterator:
-            response = pb.StreamActResponse()
-            try:
-                request = message.act
-                served = self._resolve(request.policy_name, request)
-                observations, batch_size = self._observations(request.observations, served)
-                if state is None or message.episode_start or served is not serving:
-                    serving, state = served, served.policy.get_initial_state(batch_size)
-                state = self._act(served, request, observations, state, response.act)
-            except Exception as error:
-                _abort(context, "StreamAct", error)
-            if message.episode_end:
-                state = None
-            yield response
-
-    def _claim_stream(self) -> bool:
-        with self._streams_lock:
-            if self._open_streams >= self._max_streams:
-                return False
-            self._open_streams += 1
-            return True
-
-    def _resolve(self, name: str, request: pb.ActRequest | pb.GetPolicyRequest) -> ServedVersion:
-        version = request.policy_version if request.HasField("policy_version") else None
+    def _resolve(self, request: pb.ActRequest | pb.GetPolicyRequest) -> ServedVersion:
         try:
-            return self._policies.resolve(name, version)
+            return self._policies.resolve(request.policy_name, _version(request), request.version_label)
         except PolicyNotFoundError as error:
             raise RequestError(grpc.StatusCode.NOT_FOUND, str(error)) from None
         except PolicyUnavailableError as error:
-            raise RequestError(grpc.StatusCode.UNAVAILABLE, str(error)) from None
+            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(error)) from None
 
     def _observations(self, tensor: pb.Tensor, served: ServedVersion) -> tuple[np.ndarray, int | None]:
         """The observation array (validated further by the policy) and its batch size, if batched."""
@@ -165,11 +151,15 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         observations: np.ndarray,
         state: PolicyState,
         response: pb.ActResponse,
+        context: grpc.ServicerContext,
     ) -> PolicyState:
         """Fill `response` with the actions (and distribution) for `observations`; return the next state."""
-        mode = _ACTION_MODES.get(request.mode)
-        if mode is None:
-            raise ValueError(f"unknown action mode {request.mode}; expected one of {pb.ActionMode.keys()}")
+        begin = time.perf_counter()
+        mode = mode_name(request.mode)
+        if context.time_remaining() <= 0:
+            message = "the call's deadline passed before the server got to it; nothing was computed"
+            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, message)
+        inference_begin = time.perf_counter()
         step = served.policy.action(
             observations,
             state,
@@ -183,6 +173,13 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         if request.return_distribution:
             for name, parameter in served.policy.distribution(observations, state).parameters().items():
                 fill_tensor(response.distribution[name], parameter)
+        inference = time.perf_counter() - inference_begin
+        batch_size = (
+            len(observations) if observations.ndim > len(served.policy.observation_space.shape) else 1
+        )
+        self._metrics.observe_step(
+            served.name, served.version, batch_size, time.perf_counter() - begin, inference
+        )
         return step.state
 
     def _describe_versions(self, name: str, versions: Any) -> None:
@@ -191,10 +188,15 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
                 version=served.version,
                 state=pb.VERSION_STATE_AVAILABLE if served.available else pb.VERSION_STATE_FAILED,
                 error=served.error,
+                labels=self._policies.labels_of(name, served.version),
             )
 
 
-def _abort(context: grpc.ServicerContext, method: str, error: Exception) -> None:
+def _version(request: pb.ActRequest | pb.GetPolicyRequest) -> int | None:
+    return request.policy_version if request.HasField("policy_version") else None
+
+
+def _abort(context: grpc.ServicerContext, method: str, error: Exception, log: RateLimitedLog) -> None:
     """End the call with the status `error` maps to; unexpected errors are logged with a traceback."""
     if isinstance(error, RequestError):
         code = error.code
@@ -207,5 +209,12 @@ def _abort(context: grpc.ServicerContext, method: str, error: Exception) -> None
             logging.ERROR, "request_failed", method=method, code=code.name, error=message, exc_info=error
         )
         context.abort(code, message)
-    log_event(logging.INFO, "request_rejected", method=method, code=code.name, error=str(error))
+    log.log(
+        logging.INFO,
+        "request_rejected",
+        method=method,
+        peer=context.peer(),
+        code=code.name,
+        error=str(error)[:1000],
+    )
     context.abort(code, str(error))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -77,6 +79,19 @@ def standard_policies() -> ServedPolicies:
 
 def start_server(policies: ServedPolicies, **settings: object) -> PolicyServer:
     return PolicyServer(ServerConfig(address="127.0.0.1:0", **settings), policies).start()
+
+
+GYMSERVE = [sys.executable, "-m", "gymserve.cli"]
+
+
+def read_events_until(stream, event: str) -> list[dict]:
+    """JSON log lines up to and including the first `event` (the server logs one object per line)."""
+    events = []
+    for line in stream:
+        events.append(json.loads(line))
+        if events[-1]["event"] == event:
+            return events
+    raise AssertionError(f"the server exited before logging {event!r}; it logged {events}")
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path] | None:

@@ -29,3 +29,13 @@ def test_proto_package_and_enums_follow_the_conventions():
         assert method.output_type.name == f"{method.name}Response"
     for response in (policy_service_pb2.ActResponse, policy_service_pb2.GetPolicyResponse):
         assert {"policy_name", "policy_version"} <= set(response.DESCRIPTOR.fields_by_name)
+
+
+def test_the_wire_action_modes_are_the_policy_action_modes():
+    from gymserve.policies import ActionMode
+    from gymserve.serving.action_modes import MODE_NUMBERS, mode_name, mode_number
+
+    assert set(MODE_NUMBERS) == {mode.value for mode in ActionMode}
+    for mode in ActionMode:
+        assert mode_name(mode_number(mode)) == mode.value
+    assert mode_name(0) == "greedy"  # ACTION_MODE_UNSPECIFIED

@@ -14,7 +14,7 @@ from gymserve.serving.server import PolicyServer
 from gymserve.serving.tensors import to_tensor
 
 INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
-EXHAUSTED, UNAVAILABLE = grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE
+EXHAUSTED, FAILED = grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION
 GOOD = observations(8, seed=5)
 
 CLIENT_CALLS = {
@@ -32,7 +32,7 @@ CLIENT_CALLS = {
     "epsilon NaN": (dict(observations=GOOD, mode="epsilon_greedy", epsilon=float("nan")), INVALID, "epsilon"),
     "unknown policy": (dict(observations=GOOD, policy="nope"), NOT_FOUND, "no policy named 'nope'"),
     "unknown version": (dict(observations=GOOD, version=9), NOT_FOUND, "no version 9; versions: 1, 2"),
-    "failed policy": (dict(observations=GOOD, policy="broken"), UNAVAILABLE, "no version that loaded"),
+    "failed policy": (dict(observations=GOOD, policy="broken"), FAILED, "no version that loaded"),
     "batch over the limit": (dict(observations=np.zeros((2049, 4))), EXHAUSTED, "limit of 2048"),
     "message over the limit": (dict(observations=np.zeros((2 * 2048 * 16, 4))), EXHAUSTED, ""),
 }

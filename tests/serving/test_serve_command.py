@@ -6,29 +6,17 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import grpc
 import gymnasium as gym
 import numpy as np
 import pytest
+from serving_support import GYMSERVE, read_events_until
 
 from gymserve.policies import load
 from gymserve.rollout import run_episode
 from gymserve.serving import PolicyClient, PolicyServiceError
-
-GYMSERVE = [sys.executable, "-m", "gymserve.cli"]
-
-
-def read_events_until(stream, event: str) -> list[dict]:
-    """JSON log lines up to and including the first `event` (the server logs one object per line)."""
-    events = []
-    for line in stream:
-        events.append(json.loads(line))
-        if events[-1]["event"] == event:
-            return events
-    raise AssertionError(f"the server exited before logging {event!r}; it logged {events}")
 
 
 @pytest.fixture

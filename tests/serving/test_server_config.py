@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gymserve.serving import server as server_module
-from gymserve.serving.config import ServerConfig, ServerConfigError, load_server_config
-from gymserve.serving.repository import policy_sources
+from gymserve.serving.config import (
+    LatestVersions,
+    ServerConfig,
+    ServerConfigError,
+    SpecificVersions,
+    load_server_config,
+)
 
 
 def write_yaml(path: Path) -> Path:
@@ -20,21 +26,36 @@ def write_yaml(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_gymserve_variables(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Each test sets the GYMSERVE_* variables it means, and only those."""
+    for name in [name for name in os.environ if name.startswith("GYMSERVE_")]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def set_environment(monkeypatch: pytest.MonkeyPatch, environ: dict[str, str]) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_defaults_bind_loopback_with_onnx():
-    config = load_server_config(environ={})
+    config = load_server_config()
     assert (config.address, config.backend, config.workers, config.auth_token) == (
         "127.0.0.1:8500",
         "onnx",
         16,
         None,
     )
-    assert config.max_streams == 15
+    assert config.max_streams == 12  # a quarter of the threads stays free for unary calls
+    assert (config.poll_interval, config.stream_idle_timeout, config.metrics_address) == (1.0, 60.0, None)
 
 
-def test_flags_beat_environment_which_beats_the_file(tmp_path: Path):
+def test_flags_beat_environment_which_beats_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config_file = write_yaml(tmp_path / "serve.yaml")
     environ = {"GYMSERVE_WORKERS": "8", "GYMSERVE_ADDRESS": "127.0.0.1:9100", "GYMSERVE_AUTH_TOKEN": "t0ken"}
-    config = load_server_config(config_file, {"address": "127.0.0.1:9200", "workers": None}, environ)
+    set_environment(monkeypatch, environ)
+    config = load_server_config(config_file, {"address": "127.0.0.1:9200", "workers": None})
     assert config.address == "127.0.0.1:9200"  # flag
     assert config.workers == 8  # environment (the unset flag does not count)
     assert config.max_batch_size == 64  # file
@@ -42,12 +63,13 @@ def test_flags_beat_environment_which_beats_the_file(tmp_path: Path):
     assert config.auth_token.get_secret_value() == "t0ken" and "t0ken" not in repr(config)
 
 
-def test_json_files_and_json_policies_in_the_environment(tmp_path: Path):
+def test_json_files_and_json_policies_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config_file = tmp_path / "serve.json"
-    config_file.write_text(json.dumps({"backend": "tensorflow", "shutdown_grace_seconds": 2.5}))
+    config_file.write_text(json.dumps({"backend": "tensorflow", "grace_period": 2.5}))
     environ = {"GYMSERVE_POLICIES": '{"a": "/exports/a", "b": "/exports/b"}', "GYMSERVE_UNRELATED": "ignored"}
-    config = load_server_config(config_file, environ=environ)
-    assert (config.backend, config.shutdown_grace_seconds) == ("tensorflow", 2.5)
+    set_environment(monkeypatch, environ)
+    config = load_server_config(config_file)
+    assert (config.backend, config.grace_period) == ("tensorflow", 2.5)
     assert config.policies == {"a": Path("/exports/a"), "b": Path("/exports/b")}
 
 
@@ -59,28 +81,29 @@ def test_json_files_and_json_policies_in_the_environment(tmp_path: Path):
         ({"workers": 1}, {}, "workers: Input should be greater than or equal to 2"),
         ({"backend": "torch"}, {}, "backend: Input should be 'onnx' or 'tensorflow'"),
         ({"max_batch_size": "many"}, {}, "max_batch_size: Input should be a valid integer"),
-        ({}, {"GYMSERVE_POLICIES": "cartpole=/exports"}, "GYMSERVE_POLICIES must be a JSON object"),
+        ({}, {"GYMSERVE_POLICIES": "cartpole=/exports"}, 'parsing value for field "policies"'),
         ({}, {"GYMSERVE_WORKERS": "lots"}, "workers: Input should be a valid integer"),
     ],
 )
-def test_invalid_settings_name_the_field_and_the_problem(flags, environ, message):
-    with pytest.raises(ServerConfigError, match=r"invalid server configuration|GYMSERVE_") as raised:
-        load_server_config(flags=flags, environ=environ)
+def test_invalid_settings_name_the_field_and_the_problem(flags, environ, message, monkeypatch):
+    set_environment(monkeypatch, environ)
+    with pytest.raises(ServerConfigError, match=r"invalid server configuration") as raised:
+        load_server_config(flags=flags)
     assert message in str(raised.value)
 
 
 def test_unusable_config_files_are_reported(tmp_path: Path):
     with pytest.raises(ServerConfigError, match=r"cannot read config file .*missing\.yaml"):
-        load_server_config(tmp_path / "missing.yaml", environ={})
+        load_server_config(tmp_path / "missing.yaml")
     (tmp_path / "serve.toml").write_text("workers = 3\n")
     with pytest.raises(ServerConfigError, match=r"must end in \.json, \.yaml or \.yml"):
-        load_server_config(tmp_path / "serve.toml", environ={})
+        load_server_config(tmp_path / "serve.toml")
     (tmp_path / "list.yaml").write_text("- workers\n")
-    with pytest.raises(ServerConfigError, match="must hold a mapping of settings, got list"):
-        load_server_config(tmp_path / "list.yaml", environ={})
+    with pytest.raises(ServerConfigError, match=r"list\.yaml is not a YAML mapping of settings"):
+        load_server_config(tmp_path / "list.yaml")
     (tmp_path / "typo.json").write_text('{"wokers": 3}')
     with pytest.raises(ServerConfigError, match="wokers: Extra inputs are not permitted"):
-        load_server_config(tmp_path / "typo.json", environ={})
+        load_server_config(tmp_path / "typo.json")
 
 
 def test_without_policies_the_bundled_pretrained_repository_is_served(
@@ -97,17 +120,22 @@ def test_without_policies_the_bundled_pretrained_repository_is_served(
     assert np.shape(policies.resolve(continuous_export.name).policy.action(np.zeros(4)).action) == (2,)
 
 
-def test_policy_directories_hold_versions_or_are_one_export(tmp_path: Path):
-    for version in ("2", "10", "notes"):
-        (tmp_path / "versioned" / version).mkdir(parents=True)
-    assert [(s.version, s.path.name) for s in policy_sources("p", tmp_path / "versioned")] == [
-        (2, "2"),
-        (10, "10"),
-    ]
-    (tmp_path / "single").mkdir()
-    assert [(s.version, s.path) for s in policy_sources("p", tmp_path / "single")] == [
-        (1, tmp_path / "single")
-    ]
+def test_version_policies_and_labels_are_read_from_the_file(tmp_path: Path):
+    config_file = tmp_path / "serve.yaml"
+    config_file.write_text(
+        "policy_settings:\n"
+        "  cartpole: {versions: {latest: 2}, labels: {stable: 3, canary: 5}}\n"
+        "  minitaur: {versions: all}\n"
+        "  pendulum: {versions: {specific: [4, 7]}}\n"
+    )
+    settings = load_server_config(config_file).policy_settings
+    assert settings["cartpole"].versions == LatestVersions(latest=2)
+    assert settings["cartpole"].labels == {"stable": 3, "canary": 5}
+    assert settings["minitaur"].versions == "all"
+    assert settings["pendulum"].versions == SpecificVersions(specific=[4, 7])
+    config_file.write_text("policy_settings:\n  cartpole: {versions: {latest: 0}}\n")
+    with pytest.raises(ServerConfigError, match="latest: Input should be greater than or equal to 1"):
+        load_server_config(config_file)
 
 
 def test_a_name_given_twice_is_refused(tmp_path: Path):

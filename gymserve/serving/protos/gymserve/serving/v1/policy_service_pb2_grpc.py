@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class PolicyServiceStub:
-    """Serves exported policies by name and integer version.
+    """Serves exported policies by name and integer version (or by a label naming a version).
     """
 
     def __init__(self, channel):
@@ -58,7 +58,7 @@ class PolicyServiceStub:
 
 
 class PolicyServiceServicer:
-    """Serves exported policies by name and integer version.
+    """Serves exported policies by name and integer version (or by a label naming a version).
     """
 
     def Act(self, request, context):
@@ -122,7 +122,7 @@ def add_PolicyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PolicyService:
-    """Serves exported policies by name and integer version.
+    """Serves exported policies by name and integer version (or by a label naming a version).
     """
 
     @staticmethod

@@ -1,0 +1,60 @@
+"""Rebuilding a gRPC method handler around a new behavior, for the server's interceptors.
+
+A handler is one of four kinds (unary or streaming requests, unary or streaming responses);
+an interceptor that wraps a behavior must hand back a handler of the same kind with the same
+serializers, or with a new request deserializer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+_KEEP: Any = object()
+
+
+def behavior_of(handler: grpc.RpcMethodHandler) -> Behavior:
+    """The function that answers calls of `handler`, whatever its kind."""
+    if handler.request_streaming:
+        return handler.stream_stream if handler.response_streaming else handler.stream_unary
+    return handler.unary_stream if handler.response_streaming else handler.unary_unary
+
+
+def rebuild_handler(
+    handler: grpc.RpcMethodHandler,
+    behavior: Behavior,
+    request_deserializer: Callable[[bytes], Any] | None = _KEEP,
+) -> grpc.RpcMethodHandler:
+    """A handler of `handler`'s kind that answers with `behavior` (and, if given, a new deserializer)."""
+    make = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(handler.request_streaming, handler.response_streaming)]
+    if request_deserializer is _KEEP:
+        request_deserializer = handler.request_deserializer
+    return make(behavior, request_deserializer, handler.response_serializer)
+
+
+def is_streaming(handler: grpc.RpcMethodHandler) -> bool:
+    return handler.request_streaming or handler.response_streaming
+
+
+class HandlerWrapper(grpc.ServerInterceptor):
+    """An interceptor that hands every method handler found to `wrap`, which rebuilds it."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        return None if handler is None else self.wrap(handler, handler_call_details.method)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """`handler` of `method` ("/package.Service/Method"), or a rebuilt one."""
+        raise NotImplementedError
