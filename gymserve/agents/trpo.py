@@ -71,7 +71,7 @@ class TRPOConfig(OnPolicyConfig):
     def _fits_trpo(self) -> TRPOConfig:
         if self.shared_torso:
             raise ValueError("shared_torso must be false: trpo's critic regression would move the policy")
-        if "vf_coef" in self.model_fields_set:
+        if self.vf_coef != TRPOConfig.model_fields["vf_coef"].default:
             raise ValueError("vf_coef does not apply to trpo: its critic has its own optimizer")
         check_minibatches_tile_the_rollout(self, self.batch_size)
         return self
