@@ -20,6 +20,7 @@ Each entry of RUNNERS is one function that trains one seed and reports its Outco
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import statistics
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Idle OpenMP workers of torch (the SB3 baseline) otherwise spin, which slows its two threads
@@ -71,47 +73,32 @@ def run_gymserve(algorithm: str, max_steps: int, seed: int, workdir: Path) -> Ou
     )
 
 
-def stable_baselines3_ppo(env, seed: int):
-    """Stable-Baselines3 PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters (8 envs)."""
-    from stable_baselines3 import PPO
-
-    return PPO(
-        "MlpPolicy",
-        env,
-        n_steps=32,
-        batch_size=256,
-        gae_lambda=0.8,
-        gamma=0.98,
-        n_epochs=20,
-        ent_coef=0.0,
-        learning_rate=lambda remaining: remaining * 1e-3,
-        clip_range=lambda remaining: remaining * 0.2,
-        seed=seed,
-        device="cpu",
-    )
-
-
-def sb3_contrib_trpo(env, seed: int):
-    """sb3-contrib TRPO with rl-baselines3-zoo's CartPole-v1 hyperparameters (2 envs)."""
-    from sb3_contrib import TRPO
-
-    return TRPO(
-        "MlpPolicy",
-        env,
-        n_steps=512,
-        batch_size=512,
-        cg_damping=1e-3,
-        gae_lambda=0.98,
-        gamma=0.99,
-        learning_rate=1e-3,
-        n_critic_updates=20,
-        seed=seed,
-        device="cpu",
-    )
+# rl-baselines3-zoo's CartPole-v1 hyperparameters (PPO's schedules fall linearly to 0 over 100,000 steps)
+ZOO_PPO = {
+    "n_steps": 32,
+    "batch_size": 256,
+    "gae_lambda": 0.8,
+    "gamma": 0.98,
+    "n_epochs": 20,
+    "ent_coef": 0.0,
+    "learning_rate": lambda remaining: remaining * 1e-3,
+    "clip_range": lambda remaining: remaining * 0.2,
+}
+ZOO_TRPO = {
+    "n_steps": 512,
+    "batch_size": 512,
+    "cg_damping": 1e-3,
+    "gae_lambda": 0.98,
+    "gamma": 0.99,
+    "learning_rate": 1e-3,
+    "n_critic_updates": 20,
+}
 
 
-def run_stable_baselines3(make_model: Callable, n_envs: int, seed: int, workdir: Path) -> Outcome:
-    """Train `make_model(env, seed)`, an SB3 model, for 100,000 steps of Gymnasium's CartPole-v1.
+def run_stable_baselines3(
+    model_class: str, n_envs: int, hyperparameters: dict[str, Any], seed: int, workdir: Path
+) -> Outcome:
+    """Train `model_class` ("module:Class") for 100,000 steps of Gymnasium's CartPole-v1 with `n_envs` envs.
 
     Evaluations use gymserve's batched evaluation loop on the SB3 network's greedy actions, with
     the evaluation seeds the trainer uses; the clock starts when learning starts, as the trainer's.
@@ -153,11 +140,17 @@ def run_stable_baselines3(make_model: Callable, n_envs: int, seed: int, workdir:
             return average < TARGET
 
     torch.set_num_threads(2)
-    total_steps = 100_000  # the zoo's n_timesteps (PPO's schedules fall linearly to 0 over them)
-    model = make_model(make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed), seed)
+    module_name, class_name = model_class.split(":")
+    model = getattr(importlib.import_module(module_name), class_name)(
+        "MlpPolicy",
+        make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed),
+        seed=seed,
+        device="cpu",
+        **hyperparameters,
+    )
     callback = EvaluateEveryInterval()
     started = time.perf_counter()
-    model.learn(total_steps, callback=callback)
+    model.learn(100_000, callback=callback)  # the zoo's n_timesteps
     evaluations = callback.evaluations
     solved = next(((step, wall) for step, value, wall in evaluations if value >= TARGET), (None, None))
     return Outcome(*solved, evaluations=[(step, value) for step, value, _ in evaluations])
@@ -171,9 +164,9 @@ RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
     "trpo": partial(run_gymserve, "trpo", 100_000),
 }
 if importlib.util.find_spec("stable_baselines3") is not None:  # the optional `bench` extra
-    RUNNERS["sb3-ppo"] = partial(run_stable_baselines3, stable_baselines3_ppo, 8)
+    RUNNERS["sb3-ppo"] = partial(run_stable_baselines3, "stable_baselines3:PPO", 8, ZOO_PPO)
 if importlib.util.find_spec("sb3_contrib") is not None:
-    RUNNERS["sb3-trpo"] = partial(run_stable_baselines3, sb3_contrib_trpo, 2)
+    RUNNERS["sb3-trpo"] = partial(run_stable_baselines3, "sb3_contrib:TRPO", 2, ZOO_TRPO)
 
 
 def median_or_none(values: list[float | None]) -> float | None:
