@@ -1,4 +1,4 @@
-"""Action distributions in TensorFlow, for training: sampling, log-probabilities and entropies.
+"""Action distributions in TensorFlow, for training: sampling, log-probabilities, entropies, KL.
 
 They read an actor network's outputs exactly as `gymserve.policies.distributions` does when the
 trained policy acts or is served: logits for a Discrete action space; `[pre-squash mean |
@@ -40,6 +40,10 @@ class ActionDistribution(abc.ABC):
     def entropy(self, outputs: tf.Tensor) -> tf.Tensor:
         """The entropy bonus of each row."""
 
+    @abc.abstractmethod
+    def kl_divergence(self, old_outputs: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
+        """KL(old || new) of each row, between the distributions of `old_outputs` and `outputs`."""
+
 
 class CategoricalActions(ActionDistribution):
     """Softmax over logits for `Discrete(n, start)`."""
@@ -64,6 +68,11 @@ class CategoricalActions(ActionDistribution):
     def entropy(self, outputs: tf.Tensor) -> tf.Tensor:
         log_probabilities = tf.nn.log_softmax(outputs)
         return -tf.reduce_sum(tf.exp(log_probabilities) * log_probabilities, axis=-1)
+
+    def kl_divergence(self, old_outputs: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
+        old_log_probabilities = tf.nn.log_softmax(old_outputs)
+        log_ratios = old_log_probabilities - tf.nn.log_softmax(outputs)
+        return tf.reduce_sum(tf.exp(old_log_probabilities) * log_ratios, axis=-1)
 
 
 class SquashedGaussianActions(ActionDistribution):
@@ -105,6 +114,15 @@ class SquashedGaussianActions(ActionDistribution):
     def entropy(self, outputs: tf.Tensor) -> tf.Tensor:
         log_std = distribution_parameters(outputs, self.action_space)["log_std"]
         return tf.reduce_sum(log_std + 0.5 * math.log(2.0 * math.pi * math.e), axis=self._action_axes)
+
+    def kl_divergence(self, old_outputs: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
+        # The squash is one invertible map applied to both, so the KL is that of the Gaussians over u.
+        old = distribution_parameters(old_outputs, self.action_space)
+        new = distribution_parameters(outputs, self.action_space)
+        variance_ratio = tf.exp(2.0 * (old["log_std"] - new["log_std"]))
+        mean_term = tf.square((old["mean"] - new["mean"]) * tf.exp(-new["log_std"]))
+        per_dimension = 0.5 * (variance_ratio + mean_term - 1.0) - (old["log_std"] - new["log_std"])
+        return tf.reduce_sum(per_dimension, axis=self._action_axes)
 
 
 def action_distribution(action_space: gym.spaces.Space) -> ActionDistribution:

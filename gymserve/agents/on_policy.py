@@ -74,6 +74,16 @@ class OnPolicyConfig(TrainingConfig):
     )
 
 
+def check_minibatches_tile_the_rollout(config: OnPolicyConfig, batch_size: int) -> None:
+    """Raise ValueError unless minibatches of `batch_size` rows tile the rollout exactly."""
+    rows = config.n_steps * config.num_envs
+    if rows % batch_size:
+        raise ValueError(
+            f"batch_size {batch_size} does not divide the rollout of n_steps * num_envs = "
+            f"{rows} rows; choose a divisor of {rows}"
+        )
+
+
 class Rollout(NamedTuple):
     """`n_steps` steps of every env, time-major: (n_steps, num_envs, ...)."""
 
@@ -171,6 +181,12 @@ def clipped_surrogate_loss(
     return -tf.reduce_mean(tf.minimum(ratio * advantages, clipped_ratio * advantages))
 
 
+def standardized(advantages: tf.Tensor) -> tf.Tensor:
+    """Advantages shifted and scaled to mean 0 and standard deviation 1."""
+    mean, variance = tf.nn.moments(advantages, axes=[0])
+    return (advantages - mean) / (tf.sqrt(variance) + 1e-8)
+
+
 class ActorCriticLoss:
     """The loss of one minibatch for an actor-critic pair, with its parts as metrics."""
 
@@ -188,10 +204,7 @@ class ActorCriticLoss:
         `policy_loss(log_probs, old_log_probs, advantages)` is the algorithm's policy term.
         """
         config = self.config
-        advantages = batch["advantages"]
-        if config.normalize_advantage:
-            mean, variance = tf.nn.moments(advantages, axes=[0])
-            advantages = (advantages - mean) / (tf.sqrt(variance) + 1e-8)
+        advantages = standardized(batch["advantages"]) if config.normalize_advantage else batch["advantages"]
         with tf.GradientTape() as tape:
             outputs, values = self.networks.both(batch["observations"], training=True)
             log_probs = self.distribution.log_prob(outputs, batch["raw_actions"])
@@ -314,28 +327,50 @@ class OnPolicyAlgorithm(Algorithm):
             self._envs[0], self.actor_critic.actor, self.distribution, self._generator, config.n_steps
         )
         batch = training_batch(rollout, self.actor_critic.critic, config.gamma, config.gae_lambda)
-        minibatch = self.minibatch_size()
-        gradient_steps = self.n_epochs() * (config.n_steps * config.num_envs // minibatch)
-        # A fresh shuffle of the rows for every epoch, cut into minibatches: (gradient_steps, minibatch)
-        shuffles = tf.argsort(self._generator.uniform([self.n_epochs(), config.n_steps * config.num_envs]))
-        minibatch_rows = tf.reshape(shuffles, (gradient_steps, minibatch))
+        return rollout, self.update(batch, decay_fraction)
+
+    def update(self, batch: dict[str, tf.Tensor], decay_fraction: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Learn from one rollout's `training_batch` (traced); the mean of each metric.
+
+        The default: one gradient step of the actor-critic loss per minibatch of `minibatch_passes`.
+        """
 
         def policy_loss(log_probs: tf.Tensor, old_log_probs: tf.Tensor, advantages: tf.Tensor) -> tf.Tensor:
             return self.policy_loss(log_probs, old_log_probs, advantages, decay_fraction)
 
-        def gradient_step(
-            step: tf.Tensor, sums: dict[str, tf.Tensor]
-        ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-            rows = minibatch_rows[step]
-            gradients, metrics = self.loss.gradients(
-                {name: tf.gather(column, rows) for name, column in batch.items()}, policy_loss
-            )
+        def gradient_step(minibatch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            gradients, metrics = self.loss.gradients(minibatch, policy_loss)
             self.optimizer.apply_gradients(zip(gradients, self.loss.variables, strict=True))
-            return step + 1, {name: sums[name] + metrics[name] for name in METRICS}
+            return metrics
 
-        sums = {name: tf.constant(0.0) for name in METRICS}
-        _, sums = tf.while_loop(lambda step, _: step < gradient_steps, gradient_step, (tf.constant(0), sums))
-        return rollout, {name: total / gradient_steps for name, total in sums.items()}
+        return self.minibatch_passes(batch, gradient_step, METRICS)
+
+    def minibatch_passes(
+        self,
+        batch: dict[str, tf.Tensor],
+        gradient_step: Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]],
+        metric_names: tuple[str, ...],
+    ) -> dict[str, tf.Tensor]:
+        """`gradient_step` on each minibatch of `n_epochs()` passes over `batch` (traced).
+
+        Every pass is a fresh shuffle of the rows cut into minibatches of `minibatch_size()` rows;
+        returns the mean over all steps of each of the step's metrics in `metric_names`.
+        """
+        rows = self.config.n_steps * self.config.num_envs
+        minibatch = self.minibatch_size()
+        gradient_steps = self.n_epochs() * (rows // minibatch)
+        shuffles = tf.argsort(self._generator.uniform([self.n_epochs(), rows]))
+        minibatch_rows = tf.reshape(shuffles, (gradient_steps, minibatch))
+
+        def step(index: tf.Tensor, sums: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+            metrics = gradient_step(
+                {name: tf.gather(column, minibatch_rows[index]) for name, column in batch.items()}
+            )
+            return index + 1, {name: sums[name] + metrics[name] for name in metric_names}
+
+        sums = {name: tf.constant(0.0) for name in metric_names}
+        _, sums = tf.while_loop(lambda index, _: index < gradient_steps, step, (tf.constant(0), sums))
+        return {name: total / gradient_steps for name, total in sums.items()}
 
 
 def network_weights(networks: ActorCritic) -> list[tf.Variable]:

@@ -14,7 +14,12 @@ from __future__ import annotations
 import tensorflow as tf
 from pydantic import Field, model_validator
 
-from gymserve.agents.on_policy import OnPolicyAlgorithm, OnPolicyConfig, clipped_surrogate_loss
+from gymserve.agents.on_policy import (
+    OnPolicyAlgorithm,
+    OnPolicyConfig,
+    check_minibatches_tile_the_rollout,
+    clipped_surrogate_loss,
+)
 
 
 class PPOConfig(OnPolicyConfig):
@@ -31,12 +36,7 @@ class PPOConfig(OnPolicyConfig):
 
     @model_validator(mode="after")
     def _minibatches_tile_the_rollout(self) -> PPOConfig:
-        rows = self.n_steps * self.num_envs
-        if rows % self.batch_size:
-            raise ValueError(
-                f"batch_size {self.batch_size} does not divide the rollout of n_steps * num_envs = "
-                f"{rows} rows; choose a divisor of {rows}"
-            )
+        check_minibatches_tile_the_rollout(self, self.batch_size)
         return self
 
 

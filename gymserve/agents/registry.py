@@ -18,6 +18,7 @@ ALGORITHMS: dict[str, str] = {
     "a2c": "gymserve.agents.a2c:A2C",
     "a3c": "gymserve.agents.a3c:A3C",
     "sac": "gymserve.agents.sac:SAC",
+    "trpo": "gymserve.agents.trpo:TRPO",
 }
 
 

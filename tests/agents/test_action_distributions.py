@@ -80,6 +80,30 @@ def test_samples_have_the_configured_mean_and_spread():
     assert samples.std() == pytest.approx(0.2, abs=0.01)
 
 
+def test_categorical_kl_divergence_by_hand():
+    distribution = CategoricalActions()
+    old_logits = tf.constant([[0.0, 0.0], [1.0, 2.0]])  # probabilities (1/2, 1/2), then any
+    logits = tf.constant([[0.0, math.log(3.0)], [1.0, 2.0]])  # (1/4, 3/4), then the same
+    expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    np.testing.assert_allclose(distribution.kl_divergence(old_logits, logits), [expected, 0.0], atol=1e-7)
+
+
+def test_squashed_gaussian_kl_divergence_by_hand_and_by_sampling_the_squashed_densities():
+    distribution = SquashedGaussianActions(gym.spaces.Box(-2.0, 2.0, (1,), np.float32))
+    old, new = tf.constant([[0.0, 0.0]]), tf.constant([[1.0, math.log(2.0)]])  # N(0, 1) -> N(1, 2^2)
+    by_hand = math.log(2.0) + (1.0 + 1.0) / (2 * 4.0) - 0.5
+    np.testing.assert_allclose(distribution.kl_divergence(old, new), [by_hand], rtol=1e-6)
+    # E_old[log pi_old(a) - log pi_new(a)] over the env actions' densities, squash included
+    old, new = tf.constant([[0.3, -0.5, 0.2, 0.1]]), tf.constant([[-0.2, 0.4, -0.3, 0.5]])
+    two_dimensional = SquashedGaussianActions(BOX)
+    raw = two_dimensional.sample(tf.repeat(old, 200_000, axis=0), tf.random.Generator.from_seed(4))
+    sampled = tf.reduce_mean(
+        two_dimensional.log_prob(tf.repeat(old, 200_000, axis=0), raw)
+        - two_dimensional.log_prob(tf.repeat(new, 200_000, axis=0), raw)
+    )
+    assert float(two_dimensional.kl_divergence(old, new)[0]) == pytest.approx(float(sampled), abs=0.01)
+
+
 def test_unbounded_box_and_other_spaces_are_refused():
     with pytest.raises(ValueError, match="bounded Box"):
         action_distribution(gym.spaces.Box(-np.inf, np.inf, (1,), np.float32))

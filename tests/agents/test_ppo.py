@@ -1,5 +1,3 @@
-import math
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,12 +7,9 @@ from gymserve.agents import load_trained_policy, train
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.on_policy import clipped_surrogate_loss
 from gymserve.agents.ppo import PPO, PPOConfig
-from gymserve.policies import RandomPolicy, load
-from gymserve.policies.export import export_policy
 from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
-CONTINUOUS = "gymserve/CartPoleContinuousBullet-v0"
 
 
 def test_clipped_surrogate_loss_by_hand():
@@ -64,36 +59,3 @@ def test_shipped_config_solves_cartpole(tmp_path):
     assert result.total_steps <= 50_000
     trained = load_trained_policy(tmp_path / "run")
     assert evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=12345).average_return >= 475
-
-
-@pytest.mark.slow
-def test_box_actions_learn_and_export_with_the_served_shapes(tmp_path):
-    config = {
-        "seed": 1,
-        "num_envs": 4,
-        "n_steps": 128,
-        "batch_size": 128,
-        "n_epochs": 10,
-        "learning_rate": 1e-3,
-        "max_steps": 4096,
-        "eval_interval": 4096,
-        "eval_episodes": 10,
-    }
-    result = train("ppo", CONTINUOUS, tmp_path / "run", config, progress_bar=False)
-    trained = load_trained_policy(tmp_path / "run")
-    random_policy = RandomPolicy(trained.policy.observation_space, trained.policy.action_space, seed=0)
-    random_return = evaluate(random_policy, CONTINUOUS, 10, "stochastic", seed=3).average_return
-    assert result.state.best_evaluation_return > 3 * random_return, (
-        result.state.best_evaluation_return,
-        random_return,
-    )
-
-    policy = trained.policy
-    observations = np.zeros((3, 4), np.float32)
-    assert policy.network_outputs(observations).shape == (3, 2), "[mean | log_std] for one action dimension"
-    export_policy(policy, tmp_path / "export", formats=("savedmodel",), metadata={"env_id": CONTINUOUS})
-    exported = load(tmp_path / "export", backend="tensorflow")
-    actions = exported.action(observations).action
-    assert actions.shape == (3, 1) and np.all(np.abs(actions) <= 1.0)
-    np.testing.assert_allclose(actions, policy.action(observations).action, atol=1e-6)
-    assert math.isfinite(float(exported.action(observations[0], mode="stochastic", seed=0).action[0]))

@@ -7,11 +7,12 @@ included). Each algorithm runs once per seed with its shipped defaults; the tabl
 median over seeds (of the solved runs) and how many solved within the step budget, and the
 ratio of each median to the baseline's (the first algorithm unless --baseline says otherwise).
 
-    python benchmarks/cartpole_time_to_solve.py --algorithms dqn --seeds 5
-    python benchmarks/cartpole_time_to_solve.py --algorithms ppo,sb3-ppo --baseline sb3-ppo
+    python benchmarks/time_to_solve.py --algorithms dqn --seeds 5
+    python benchmarks/time_to_solve.py --algorithms ppo,sb3-ppo --baseline sb3-ppo
+    python benchmarks/time_to_solve.py --algorithms trpo,sb3-trpo --baseline sb3-trpo
 
-`sb3-ppo` (Stable-Baselines3 PPO with the rl-baselines3-zoo settings) is available when the
-optional `bench` extra is installed.
+`sb3-ppo` (Stable-Baselines3 PPO) and `sb3-trpo` (sb3-contrib TRPO), each with the
+rl-baselines3-zoo CartPole-v1 settings, are available when the optional `bench` extra is installed.
 
 Each entry of RUNNERS is one function that trains one seed and reports its Outcome.
 """
@@ -19,6 +20,7 @@ Each entry of RUNNERS is one function that trains one seed and reports its Outco
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import statistics
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Idle OpenMP workers of torch (the SB3 baseline) otherwise spin, which slows its two threads
@@ -70,8 +73,32 @@ def run_gymserve(algorithm: str, max_steps: int, seed: int, workdir: Path) -> Ou
     )
 
 
-def run_stable_baselines3_ppo(seed: int, workdir: Path) -> Outcome:
-    """Stable-Baselines3 PPO with rl-baselines3-zoo's CartPole-v1 hyperparameters on Gymnasium's CartPole-v1.
+# rl-baselines3-zoo's CartPole-v1 hyperparameters (PPO's schedules fall linearly to 0 over 100,000 steps)
+ZOO_PPO = {
+    "n_steps": 32,
+    "batch_size": 256,
+    "gae_lambda": 0.8,
+    "gamma": 0.98,
+    "n_epochs": 20,
+    "ent_coef": 0.0,
+    "learning_rate": lambda remaining: remaining * 1e-3,
+    "clip_range": lambda remaining: remaining * 0.2,
+}
+ZOO_TRPO = {
+    "n_steps": 512,
+    "batch_size": 512,
+    "cg_damping": 1e-3,
+    "gae_lambda": 0.98,
+    "gamma": 0.99,
+    "learning_rate": 1e-3,
+    "n_critic_updates": 20,
+}
+
+
+def run_stable_baselines3(
+    model_class: str, n_envs: int, hyperparameters: dict[str, Any], seed: int, workdir: Path
+) -> Outcome:
+    """Train `model_class` ("module:Class") for 100,000 steps of Gymnasium's CartPole-v1 with `n_envs` envs.
 
     Evaluations use gymserve's batched evaluation loop on the SB3 network's greedy actions, with
     the evaluation seeds the trainer uses; the clock starts when learning starts, as the trainer's.
@@ -79,7 +106,6 @@ def run_stable_baselines3_ppo(seed: int, workdir: Path) -> Outcome:
     import time
 
     import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -88,7 +114,7 @@ def run_stable_baselines3_ppo(seed: int, workdir: Path) -> Outcome:
     from gymserve.rollout import evaluate
 
     class GreedyStableBaselinesPolicy(Policy):
-        def __init__(self, model: PPO):
+        def __init__(self, model):
             super().__init__(model.observation_space, model.action_space)
             self.model = model
 
@@ -114,24 +140,17 @@ def run_stable_baselines3_ppo(seed: int, workdir: Path) -> Outcome:
             return average < TARGET
 
     torch.set_num_threads(2)
-    total_steps = 100_000  # the zoo's n_timesteps, over which both schedules fall linearly to 0
-    model = PPO(
+    module_name, class_name = model_class.split(":")
+    model = getattr(importlib.import_module(module_name), class_name)(
         "MlpPolicy",
-        make_vec_env("CartPole-v1", n_envs=8, seed=seed),
-        n_steps=32,
-        batch_size=256,
-        gae_lambda=0.8,
-        gamma=0.98,
-        n_epochs=20,
-        ent_coef=0.0,
-        learning_rate=lambda remaining: remaining * 1e-3,
-        clip_range=lambda remaining: remaining * 0.2,
+        make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed),
         seed=seed,
         device="cpu",
+        **hyperparameters,
     )
     callback = EvaluateEveryInterval()
     started = time.perf_counter()
-    model.learn(total_steps, callback=callback)
+    model.learn(100_000, callback=callback)  # the zoo's n_timesteps
     evaluations = callback.evaluations
     solved = next(((step, wall) for step, value, wall in evaluations if value >= TARGET), (None, None))
     return Outcome(*solved, evaluations=[(step, value) for step, value, _ in evaluations])
@@ -142,9 +161,12 @@ RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
     "ppo": partial(run_gymserve, "ppo", 100_000),
     "a2c": partial(run_gymserve, "a2c", 300_000),
     "a3c": partial(run_gymserve, "a3c", 500_000),
+    "trpo": partial(run_gymserve, "trpo", 100_000),
 }
 if importlib.util.find_spec("stable_baselines3") is not None:  # the optional `bench` extra
-    RUNNERS["sb3-ppo"] = run_stable_baselines3_ppo
+    RUNNERS["sb3-ppo"] = partial(run_stable_baselines3, "stable_baselines3:PPO", 8, ZOO_PPO)
+if importlib.util.find_spec("sb3_contrib") is not None:
+    RUNNERS["sb3-trpo"] = partial(run_stable_baselines3, "sb3_contrib:TRPO", 2, ZOO_TRPO)
 
 
 def median_or_none(values: list[float | None]) -> float | None:
@@ -215,9 +237,11 @@ def main() -> None:
             f"{'-' if wall_time is None else f'{wall_time:.1f}':>9}"
             f"{ratio(steps, base_steps):>9}{ratio(wall_time, base_time):>8}"
         )
-    if {"ppo", "sb3-ppo"} <= medians.keys():
-        (steps, seconds), (sb3_steps, sb3_seconds) = medians["ppo"], medians["sb3-ppo"]
-        print(f"\nppo / sb3-ppo: steps {ratio(steps, sb3_steps)}, wall time {ratio(seconds, sb3_seconds)}")
+    for name in ("ppo", "trpo"):
+        if {name, f"sb3-{name}"} <= medians.keys():
+            (steps, seconds), (sb3_steps, sb3_seconds) = medians[name], medians[f"sb3-{name}"]
+            ratios = f"steps {ratio(steps, sb3_steps)}, wall time {ratio(seconds, sb3_seconds)}"
+            print(f"\n{name} / sb3-{name}: {ratios}")
 
 
 if __name__ == "__main__":
