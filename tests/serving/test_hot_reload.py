@@ -23,13 +23,18 @@ OBSERVATION = np.array([0.5, -1.0, 0.25, 2.0], np.float32)
 
 
 def publish(export: Path, versions: Path, version: int, broken: bool = False) -> float:
-    """Copy `export` in as `version` atomically (a hidden folder renamed); returns when it appeared."""
+    """Copy `export` in as `version` atomically (a hidden folder renamed).
+
+    Returns the time just before the rename: no server can have seen the version earlier, while
+    a time taken after it may come late when other threads hold the interpreter.
+    """
     staging = versions / f".staging-{version}"
     shutil.copytree(export, staging)
     if broken:
         (staging / "policy.onnx").write_bytes(b"not a model")
+    renamed_after = time.monotonic()
     os.rename(staging, versions / str(version))
-    return time.monotonic()
+    return renamed_after
 
 
 def cartpole_versions(root: Path) -> Path:
