@@ -13,8 +13,6 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import NamedTuple
 
 import gymnasium as gym
 
@@ -38,15 +36,12 @@ def _add_play_command(subparsers: argparse._SubParsersAction) -> None:
         metavar="RUN_DIR",
         help="a training run directory or a policy export to play (instead of --policy)",
     )
-    parser.add_argument(
-        "--env", help="environment id, e.g. gymserve/Minitaur-v0 (default: the one RUN_DIR was trained on)"
-    )
+    _add_env_argument(parser)
     _add_checkpoint_argument(parser)
     parser.add_argument(
         "--policy",
-        default="random",
-        help="'random' for uniform random actions, 'pretrained' for the policy bundled for --env "
-        "(default: %(default)s)",
+        help="'random' for uniform random actions (the default), 'pretrained' for the policy bundled for "
+        "--env, or a run directory or export; with --remote, the name of the served policy",
     )
     parser.add_argument("--episodes", type=int, default=1, help="number of episodes (default: %(default)s)")
     parser.add_argument(
@@ -66,14 +61,21 @@ def _add_play_command(subparsers: argparse._SubParsersAction) -> None:
 def _run_play(args: argparse.Namespace) -> None:
     from gymserve.rollout import run_episode, write_video
 
-    if args.episodes < 1:
-        raise CommandError(f"--episodes must be at least 1, got {args.episodes}")
-    saved = _saved_policy(args.policy_dir, args.checkpoint, args.env) if args.policy_dir else None
-    env_id = saved.env_id if saved else args.env
-    if env_id is None:
-        raise CommandError("give a RUN_DIR to play, or --env with --policy random|pretrained or --remote")
+    _check_episodes(args.episodes)
+    if args.remote:
+        if args.policy_dir:
+            raise CommandError(f"play either RUN_DIR {args.policy_dir} or --remote {args.remote}, not both")
+        if args.env is None or args.policy is None:
+            raise CommandError("--remote needs --env and --policy NAME (the served policy)")
+        env_id = args.env
+    else:
+        saved = _saved_policy(args)
+        env_id = saved.env_id if saved else args.env
     env = _make_env(env_id, render_mode="rgb_array" if args.video else None)
-    policy = saved.policy if saved else _policy_for_play(args, env)
+    if args.remote:
+        policy = _remote_policy(args.remote, args.policy, env)
+    else:
+        policy = saved.policy if saved else _baseline_policy(args.policy, env, args.seed)
     mode = "stochastic" if args.stochastic else "greedy"
     try:
         for index in range(args.episodes):
@@ -87,70 +89,58 @@ def _run_play(args: argparse.Namespace) -> None:
         env.close()
 
 
-def _policy_for_play(args: argparse.Namespace, env: gym.Env) -> gymserve.policies.Policy:
-    if args.remote:
-        return _remote_policy(args.remote, args.policy, env)
-    from gymserve.policies import RandomPolicy
-
-    if args.policy == "random":
-        return RandomPolicy(env.observation_space, env.action_space, seed=args.seed)
-    if args.policy == "pretrained":
-        return _pretrained_policy(env.spec.id, args.seed)
-    raise CommandError(f"unknown policy {args.policy!r}; expected 'random' or 'pretrained'")
+_BASELINES = ("random", "pretrained")
 
 
-def _pretrained_policy(env_id: str, seed: int) -> gymserve.policies.Policy:
-    from gymserve.bundled import bundled_policy_for_env
-    from gymserve.policies import PolicyLoadError, load
+def _add_env_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env",
+        help="environment id, e.g. gymserve/Minitaur-v0 (default: the one a run or export was trained on)",
+    )
+    parser.add_argument(
+        "--allow-env-mismatch",
+        action="store_true",
+        help="run a saved policy in --env although it was trained on another environment with the same "
+        "spaces",
+    )
 
+
+def _saved_policy(args: argparse.Namespace) -> gymserve.agents.saved_policies.SavedPolicy | None:
+    """The run directory or export named by RUN_DIR or --policy DIR, checked against --env; None for
+    the baselines (--policy random or pretrained, which need --env)."""
+    from gymserve.agents.runs import UnknownEnvironmentError
+    from gymserve.agents.saved_policies import SavedPolicyError, load_saved_policy
+    from gymserve.policies.space_match import SpaceMismatchError
+
+    if args.policy_dir and args.policy is not None:
+        raise CommandError(f"give either RUN_DIR {args.policy_dir} or --policy {args.policy}, not both")
+    path = args.policy_dir or (args.policy if args.policy not in (None, *_BASELINES) else None)
+    if path is None:
+        if args.env is None:
+            raise CommandError("give a RUN_DIR, or --env with --policy random|pretrained|DIR")
+        return None
     try:
-        return load(bundled_policy_for_env(env_id).path, seed=seed)
+        return load_saved_policy(path, args.checkpoint, args.env, args.allow_env_mismatch)
+    except (SavedPolicyError, UnknownEnvironmentError, SpaceMismatchError) as error:
+        raise CommandError(str(error)) from None
+
+
+def _baseline_policy(name: str | None, env: gym.Env, seed: int) -> gymserve.policies.Policy:
+    """A uniform random policy (the default), or the policy bundled for `env`."""
+    from gymserve.bundled import bundled_policy_for_env
+    from gymserve.policies import PolicyLoadError, RandomPolicy, load
+
+    if name in (None, "random"):
+        return RandomPolicy(env.observation_space, env.action_space, seed=seed)
+    try:
+        return load(bundled_policy_for_env(env.spec.id).path, seed=seed)
     except (LookupError, PolicyLoadError) as error:
         raise CommandError(str(error)) from None
 
 
-class _SavedPolicy(NamedTuple):
-    policy: gymserve.policies.Policy
-    env_id: str
-    description: str
-
-
-def _saved_policy(path: str, checkpoint: str, env_id: str | None) -> _SavedPolicy:
-    """The policy of a training run (its `checkpoint`) or of an export, and the env to run it in.
-
-    `env_id` overrides the env the policy was trained on; its spaces must match the policy's.
-    """
-    from gymserve.agents import load_trained_policy
-    from gymserve.agents.runs import RUN_FILE
-    from gymserve.policies import PolicyLoadError, load
-
-    try:
-        if (Path(path) / RUN_FILE).exists():
-            trained = load_trained_policy(path, checkpoint)
-            policy, trained_env = trained.policy, trained.env_id
-            description = f"{trained.algorithm}, {checkpoint} checkpoint at step {trained.train_step}"
-        else:
-            policy = load(path)
-            trained_env = policy.metadata.env_id
-            description = f"{policy.metadata.algorithm or 'policy'} export, {policy.backend}"
-    except (FileNotFoundError, ValueError, PolicyLoadError) as error:
-        raise CommandError(f"cannot load a policy from {path}: {error}") from None
-    env_id = env_id or trained_env
-    if env_id is None:
-        raise CommandError(f"{path} does not say which environment it was trained on; give --env")
-    if env_id != trained_env:
-        env = _make_env(env_id)
-        env.close()
-        for kind, own, expected in (
-            ("observation", policy.observation_space, env.observation_space),
-            ("action", policy.action_space, env.action_space),
-        ):
-            if _space_layout(own) != _space_layout(expected):
-                raise CommandError(
-                    f"the policy in {path} takes {kind}s {_space_layout(own)}; "
-                    f"{env_id}'s are {_space_layout(expected)}"
-                )
-    return _SavedPolicy(policy, env_id, description)
+def _check_episodes(episodes: int) -> None:
+    if episodes < 1:
+        raise CommandError(f"--episodes must be at least 1, got {episodes}")
 
 
 def _add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
@@ -214,15 +204,26 @@ def _run_train(args: argparse.Namespace) -> None:
 def _add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a trained policy: AverageReturn and AverageEpisodeLength",
-        description="Play episodes side by side with the policy of a training run (or an export) and print "
-        "their AverageReturn and AverageEpisodeLength.",
+        help="evaluate a policy: AverageReturn and AverageEpisodeLength",
+        description="Play episodes side by side with the policy of a training run, an export, the bundled "
+        "policy or random actions, and print their AverageReturn (with its standard deviation over "
+        "episodes) and AverageEpisodeLength.",
     )
-    parser.add_argument("policy_dir", metavar="RUN_DIR", help="a training run directory or a policy export")
+    parser.add_argument(
+        "policy_dir",
+        nargs="?",
+        metavar="RUN_DIR",
+        help="a training run directory or a policy export (instead of --policy)",
+    )
+    parser.add_argument(
+        "--policy",
+        help="'random' for uniform random actions, 'pretrained' for the policy bundled for --env, or a run "
+        "directory or export",
+    )
     parser.add_argument("--episodes", type=int, default=20, help="number of episodes (default: %(default)s)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting greedily")
     parser.add_argument("--seed", type=int, default=0, help="seed of episode 1 (default: %(default)s)")
-    parser.add_argument("--env", help="environment id (default: the one RUN_DIR was trained on)")
+    _add_env_argument(parser)
     _add_checkpoint_argument(parser)
     parser.set_defaults(run=_run_eval)
 
@@ -230,13 +231,22 @@ def _add_eval_command(subparsers: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> None:
     from gymserve.rollout import evaluate
 
-    if args.episodes < 1:
-        raise CommandError(f"--episodes must be at least 1, got {args.episodes}")
-    saved = _saved_policy(args.policy_dir, args.checkpoint, args.env)
+    _check_episodes(args.episodes)
+    if args.policy_dir is None and args.policy is None:
+        raise CommandError("give a RUN_DIR, or --env with --policy random|pretrained|DIR")
+    saved = _saved_policy(args)
+    if saved is not None:
+        policy, env_id, description = saved.policy, saved.env_id, saved.description
+        name = args.policy_dir or args.policy
+    else:
+        env = _make_env(args.env)
+        env.close()
+        policy, env_id = _baseline_policy(args.policy, env, args.seed), args.env
+        name, description = args.policy, "uniform random actions" if args.policy == "random" else "bundled"
     mode = "stochastic" if args.stochastic else "greedy"
-    evaluation = evaluate(saved.policy, saved.env_id, args.episodes, mode, seed=args.seed)
-    print(f"{args.policy_dir} ({saved.description}) on {saved.env_id}, {args.episodes} {mode} episodes")
-    print(f"AverageReturn: {evaluation.average_return:.3f}")
+    evaluation = evaluate(policy, env_id, args.episodes, mode, seed=args.seed)
+    print(f"{name} ({description}) on {env_id}, {args.episodes} {mode} episodes")
+    print(f"AverageReturn: {evaluation.average_return:.3f} ± {evaluation.return_std:.3f}")
     print(f"AverageEpisodeLength: {evaluation.average_episode_length:.1f}")
 
 
@@ -422,42 +432,27 @@ def _run_query(args: argparse.Namespace) -> None:
 
 
 def _policy_client(address: str) -> gymserve.serving.PolicyClient:
-    import os
-
     from gymserve.serving import PolicyClient
 
-    return PolicyClient(
-        address,
-        token=os.environ.get("GYMSERVE_AUTH_TOKEN"),
-        tls_root_certificates=os.environ.get("GYMSERVE_TLS_CA"),
-    )
+    try:
+        return PolicyClient.from_environment(address)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 def _remote_policy(address: str, name: str, env: gym.Env) -> gymserve.policies.Policy:
+    from gymserve.policies.space_match import SpaceMismatchError, check_space_match
     from gymserve.serving import PolicyServiceError
     from gymserve.serving.remote_policy import RemotePolicy
 
     try:
         policy = RemotePolicy(_policy_client(address), name)
+        check_space_match(policy, env.observation_space, env.action_space, f"policy {name!r}", env.spec.id)
     except PolicyServiceError as error:
         raise CommandError(f"cannot use policy {name!r} of the server at {address}: {error}") from None
-    for kind, served, expected in (
-        ("observation", policy.observation_space, env.observation_space),
-        ("action", policy.action_space, env.action_space),
-    ):
-        served_layout, expected_layout = _space_layout(served), _space_layout(expected)
-        if served_layout != expected_layout:
-            raise CommandError(
-                f"policy {name!r} serves {kind}s {served_layout}; the environment's are {expected_layout}"
-            )
+    except SpaceMismatchError as error:
+        raise CommandError(str(error)) from None
     return policy
-
-
-def _space_layout(space: gym.spaces.Space) -> str:
-    """What a remote policy must share with the environment: the kind, shape and number of actions."""
-    if isinstance(space, gym.spaces.Discrete):
-        return f"Discrete({space.n}, start={space.start})"
-    return f"{type(space).__name__} of shape {space.shape}"
 
 
 def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
@@ -534,7 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _native_modules(args: argparse.Namespace) -> tuple[str, ...]:
     """The libraries a command will load that print start-up banners from native code."""
-    if args.command in ("train", "eval", "plot", "export") or (args.command == "play" and args.policy_dir):
+    plays_saved_policy = args.command == "play" and not args.remote and bool(args.policy_dir or args.policy)
+    if args.command in ("train", "eval", "plot", "export") or (
+        plays_saved_policy and args.policy not in _BASELINES
+    ):
         return ("pybullet", "tensorflow")
     if args.command in ("play", "demo"):
         return ("pybullet",)

@@ -5,12 +5,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from tiny_dqn import TINY_DQN
 
+from gymserve.agents import load_trained_policy
 from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.runs import read_run_info
 from gymserve.cli import main
+from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 
@@ -52,12 +55,81 @@ def test_train_prints_how_the_run_ended(trained_run, capsys):
     assert f"run directory: {trained_run}" in output
 
 
-def test_eval_prints_average_return_and_episode_length(trained_run, capsys):
-    assert main(["eval", str(trained_run), "--episodes", "3"]) == 0
+def test_eval_prints_the_evaluation_of_the_runs_policy(trained_run, capsys):
+    assert main(["eval", str(trained_run), "--episodes", "3", "--seed", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "dqn, best checkpoint at step" in lines[0] and "3 greedy episodes" in lines[0]
-    assert lines[1].startswith("AverageReturn: ") and float(lines[1].split()[1]) >= 8
-    assert lines[2].startswith("AverageEpisodeLength: ") and float(lines[2].split()[1]) >= 8
+    trained = load_trained_policy(trained_run)
+    expected = evaluate(trained.policy, CARTPOLE, 3, "greedy", seed=5)
+    assert lines == [
+        f"{trained_run} (dqn, best checkpoint at step {trained.train_step}) on {CARTPOLE}, 3 greedy episodes",
+        f"AverageReturn: {expected.average_return:.3f} ± {np.std(expected.returns):.3f}",
+        f"AverageEpisodeLength: {np.mean(expected.lengths):.1f}",
+    ]
+    assert main(["eval", "--policy", str(trained_run), "--episodes", "3", "--seed", "5"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def eval_output(argv, capsys):
+    """AverageReturn, its standard deviation and AverageEpisodeLength printed by `gymserve eval`."""
+    assert main(["eval", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    average, plus_minus, std = lines[1].removeprefix("AverageReturn: ").split()
+    assert plus_minus == "±"
+    return float(average), float(std), float(lines[2].removeprefix("AverageEpisodeLength: "))
+
+
+def test_eval_measures_the_random_and_pretrained_baselines(capsys):
+    # A uniform random policy balances CartPole for about 22 steps on average.
+    average, std, length = eval_output(["--env", CARTPOLE, "--policy", "random", "--episodes", "100"], capsys)
+    assert 15 <= average <= 30 and 5 <= std <= 20 and length == pytest.approx(average, abs=0.05)
+    assert eval_output(["--env", CARTPOLE, "--policy", "pretrained", "--episodes", "3"], capsys) == (
+        500.0,
+        0.0,
+        500.0,
+    )
+
+
+@pytest.mark.slow  # trains DQN with the shipped config until it solves CartPole (about 10 s)
+def test_a_trained_policy_beats_random_play_by_far(tmp_path, capsys):
+    argv = ["train", "dqn", "--env", CARTPOLE, "--max-steps", "10000", "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    random_average, random_std, _ = eval_output(
+        ["--env", CARTPOLE, "--policy", "random", "--episodes", "20"], capsys
+    )
+    trained_average, _, _ = eval_output([str(tmp_path), "--episodes", "20"], capsys)
+    assert trained_average > random_average + 10 * random_std, (trained_average, random_average)
+
+
+def test_play_refuses_contradictory_policies(trained_run, capsys):
+    assert main(["play", str(trained_run), "--policy", "pretrained"]) == 2
+    error = capsys.readouterr().err
+    assert f"give either RUN_DIR {trained_run} or --policy pretrained, not both" in error
+    assert main(["play", str(trained_run), "--remote", "127.0.0.1:1", "--policy", "cartpole"]) == 2
+    assert f"play either RUN_DIR {trained_run} or --remote 127.0.0.1:1, not both" in capsys.readouterr().err
+    assert main(["eval", "--env", CARTPOLE]) == 2
+    assert "give a RUN_DIR, or --env with --policy random|pretrained|DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["play", "eval"])
+def test_a_policy_runs_in_another_environment_only_when_allowed(command, trained_run, capsys):
+    # CartPoleBullet has CartPole's spaces but orders its observations differently.
+    argv = [command, str(trained_run), "--env", "gymserve/CartPoleBullet-v1", "--episodes", "1"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"{trained_run} was trained on {CARTPOLE}, not gymserve/CartPoleBullet-v1" in error
+    assert "--allow-env-mismatch" in error
+    assert main([*argv, "--allow-env-mismatch"]) == 0
+    assert main([command, "--policy", str(trained_run), "--env", "gymserve/Minitaur-v0"]) == 2
+    assert f"{trained_run} was trained on {CARTPOLE}, not gymserve/Minitaur-v0" in capsys.readouterr().err
+    assert (
+        main([command, "--policy", str(trained_run), "--env", "gymserve/Minitaur-v0", "--allow-env-mismatch"])
+        == 2
+    )
+    assert (
+        f"the policy in {trained_run} takes observations Box of shape (4,); "
+        "gymserve/Minitaur-v0's are Box of shape (28,)" in capsys.readouterr().err
+    )
 
 
 def test_plot_writes_a_png(trained_run, tmp_path, capsys):
