@@ -159,38 +159,80 @@ def _add_train_command(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a policy with an algorithm; rerun the same command to resume",
         description="Train ALGORITHM on an environment into RUN_DIR: greedy evaluations, 'latest' and 'best' "
-        "checkpoints, history.csv and TensorBoard summaries. Rerunning with the same --out resumes the run.",
+        "checkpoints, history.csv and TensorBoard summaries. Rerunning with the same --out resumes the run. "
+        "The resolved config is printed first and kept in RUN_DIR/run.json.",
+        epilog="Hyperparameters: `gymserve config ALGORITHM --env ID` lists every field with its value, "
+        "where the value comes from and what it does; set them in a --config file.",
     )
-    names = ", ".join(ALGORITHMS)
-    parser.add_argument("algorithm", choices=tuple(ALGORITHMS), metavar="ALGORITHM", help=names)
-    parser.add_argument("--env", required=True, help="environment id, e.g. gymserve/CartPole-v1")
+    _add_config_arguments(parser, ALGORITHMS)
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_train)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, algorithms: dict[str, str]) -> None:
+    """The arguments that resolve a training config, shared by `train` and `config`."""
+    parser.add_argument(
+        "algorithm", choices=tuple(algorithms), metavar="ALGORITHM", help=", ".join(algorithms)
+    )
+    parser.add_argument("--env", required=True, help="environment id, e.g. gymserve/CartPole-v1")
     parser.add_argument(
         "--config", metavar="FILE", help="JSON object of config fields over the shipped defaults for the env"
     )
-    parser.add_argument("--target-reward", type=float, help="stop once a greedy evaluation reaches it")
-    parser.add_argument("--max-steps", type=int, help="stop after this many environment steps")
-    parser.add_argument("--seed", type=int, help="seed of the run (default: the config's, 0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=_run_train)
+    for flag, kind, help_text in _CONFIG_FLAGS:
+        parser.add_argument(flag, type=kind, help=help_text)
+
+
+# Flags that set one config field each, over the --config file: (flag, type, help).
+_CONFIG_FLAGS = (
+    ("--target-reward", float, "stop once a greedy evaluation reaches it"),
+    ("--max-steps", int, "stop after this many environment steps"),
+    ("--max-episodes", int, "stop once this many training episodes have ended"),
+    ("--seed", int, "seed of the run (default: the config's, 0)"),
+)
+
+
+def _config_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
+    """The config fields set by flags, and the flag that set each one."""
+    overrides, sources = {}, {}
+    for flag, _, _ in _CONFIG_FLAGS:
+        name = flag.removeprefix("--").replace("-", "_")
+        if getattr(args, name) is not None:
+            overrides[name], sources[name] = getattr(args, name), flag
+    return overrides, sources
+
+
+def _resolved_config(args: argparse.Namespace, run_dir: str | None) -> gymserve.agents.config.ResolvedConfig:
+    """The config `train` would use: shipped defaults < --config file < flags (or a resumed run's)."""
+    from gymserve.agents import UnknownAlgorithmError
+    from gymserve.agents.config import ConfigError, resolve_config
+    from gymserve.agents.registry import algorithm_class
+    from gymserve.agents.runs import run_config
+
+    overrides, sources = _config_overrides(args)
+    try:
+        if run_dir is not None:
+            return run_config(args.algorithm, args.env, run_dir, args.config, overrides, sources)
+        config_class = algorithm_class(args.algorithm).config_class
+        return resolve_config(config_class, args.algorithm, args.env, args.config, overrides, sources)
+    except (UnknownAlgorithmError, ConfigError) as error:
+        raise CommandError(str(error)) from None
 
 
 def _run_train(args: argparse.Namespace) -> None:
     from gymserve.agents import RunMismatchError, UnknownAlgorithmError, UnknownEnvironmentError, train
     from gymserve.agents.algorithm import UnsupportedActionSpaceError
-    from gymserve.agents.config import ConfigError
 
-    flags = {"seed": args.seed, "max_steps": args.max_steps, "target_reward": args.target_reward}
-    overrides = {name: value for name, value in flags.items() if value is not None}
+    resolved = _resolved_config(args, args.out)
+    print(f"{args.algorithm} on {args.env}, config:")
+    print(resolved.describe())
     try:
-        progress_bar = not args.quiet
-        result = train(args.algorithm, args.env, args.out, overrides, args.config, progress_bar)
+        result = train(args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet)
     except (
         UnknownAlgorithmError,
         UnknownEnvironmentError,
         UnsupportedActionSpaceError,
         RunMismatchError,
-        ConfigError,
     ) as error:
         raise CommandError(str(error)) from None
     state = result.state
@@ -199,6 +241,24 @@ def _run_train(args: argparse.Namespace) -> None:
         best = f"{state.best_evaluation_return:.2f} at step {state.best_evaluation_step}"
         print(f"AverageReturn {state.evaluation_return:.2f}; best {best}")
     print(f"run directory: {result.run_dir}")
+
+
+def _add_config_command(subparsers: argparse._SubParsersAction) -> None:
+    from gymserve.agents.registry import ALGORITHMS
+
+    parser = subparsers.add_parser(
+        "config",
+        help="print the config `train` would use, with each field's source and meaning",
+        description="Resolve the training config of ALGORITHM on an environment as `gymserve train` does "
+        "(the algorithm's defaults < the shipped config for the env < --config FILE < flags) and print "
+        "every field with its value, its source and its description.",
+    )
+    _add_config_arguments(parser, ALGORITHMS)
+    parser.set_defaults(run=_run_config)
+
+
+def _run_config(args: argparse.Namespace) -> None:
+    print(_resolved_config(args, run_dir=None).describe())
 
 
 def _add_eval_command(subparsers: argparse._SubParsersAction) -> None:
@@ -504,6 +564,7 @@ def _make_env(env_id: str, **kwargs: object) -> gym.Env:
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_train_command,
+    _add_config_command,
     _add_eval_command,
     _add_plot_command,
     _add_play_command,
@@ -530,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _native_modules(args: argparse.Namespace) -> tuple[str, ...]:
     """The libraries a command will load that print start-up banners from native code."""
     plays_saved_policy = args.command == "play" and not args.remote and bool(args.policy_dir or args.policy)
-    if args.command in ("train", "eval", "plot", "export") or (
+    if args.command in ("train", "config", "eval", "plot", "export") or (
         plays_saved_policy and args.policy not in _BASELINES
     ):
         return ("pybullet", "tensorflow")

@@ -45,14 +45,49 @@ def trained_run(tmp_path_factory):
     return run_dir
 
 
-def test_train_prints_how_the_run_ended(trained_run, capsys):
+def test_train_prints_its_config_then_how_the_run_ended(trained_run, capsys):
     assert (
         main(["train", "dqn", "--env", CARTPOLE, "--max-steps", "600", "--out", str(trained_run), "--quiet"])
         == 0
     )
-    output = capsys.readouterr().out
-    assert "stopped at step 600 (max_steps)" in output
-    assert f"run directory: {trained_run}" in output
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "dqn on gymserve/CartPole-v1, config:"
+    run_file = trained_run / "run.json"
+    assert f"hidden_sizes = [8]  ({run_file})" in lines, "a resumed run keeps the config in its run.json"
+    assert "max_steps = 600  (--max-steps)" in lines
+    assert any(line.startswith("stopped at step 600 (max_steps) after ") for line in lines)
+    assert lines[-1] == f"run directory: {trained_run}"
+
+
+def test_the_run_directory_records_where_each_config_value_came_from(trained_run):
+    recorded = json.loads((trained_run / "run.json").read_text())
+    config_file = str(trained_run.parent / "config.json")
+    assert recorded["config"]["hidden_sizes"] == [8] and recorded["config"]["eval_interval"] == 300
+    assert recorded["config_sources"]["hidden_sizes"] == f"config file {config_file}"
+    assert recorded["config_sources"]["max_steps"] == "--max-steps"
+    assert recorded["config_sources"]["exploration_steps"] == "shipped dqn_CartPole-v1.json"
+    assert "gamma" not in recorded["config_sources"], "defaults are not listed"
+
+
+def test_config_prints_every_field_with_its_value_source_and_description(capsys):
+    from gymserve.agents.ppo import PPOConfig
+
+    assert main(["config", "ppo", "--env", CARTPOLE, "--seed", "3", "--max-episodes", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fields = PPOConfig.model_fields
+    assert len(lines) == 2 * len(fields)
+    for name, line, description in zip(fields, lines[::2], lines[1::2], strict=True):
+        assert line.startswith(f"{name} = ") and description == f"    {fields[name].description}"
+    assert "seed = 3  (--seed)" in lines and "max_episodes = 50  (--max-episodes)" in lines
+    assert "learning_rate = 0.001  (shipped ppo_CartPole-v1.json)" in lines
+    assert "vf_coef = 0.5  (default)" in lines
+
+
+def test_train_help_points_to_the_hyperparameters(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "gymserve config ALGORITHM --env ID" in help_text and "--max-episodes" in help_text
 
 
 def test_eval_prints_the_evaluation_of_the_runs_policy(trained_run, capsys):
@@ -159,7 +194,11 @@ def test_play_runs_a_trained_policy_or_a_random_one(trained_run, capsys):
         ),
         (
             ["train", "dqn", "--env", CARTPOLE, "--max-steps", "0"],
-            "max_steps: Input should be greater than 0",
+            "invalid DQNConfig: max_steps: Input should be greater than 0 (from --max-steps)\n",
+        ),
+        (
+            ["train", "ppo", "--env", CARTPOLE, "--max-episodes", "-5"],
+            "invalid PPOConfig: max_episodes: Input should be greater than 0 (from --max-episodes)\n",
         ),
         (["eval", "no-such-run"], "no-such-run: no such file or directory"),
     ],
