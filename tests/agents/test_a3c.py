@@ -1,10 +1,11 @@
 import gymnasium as gym
 import pytest
 
-from gymserve.agents import train
+from gymserve.agents import load_trained_policy, train
 from gymserve.agents.a3c import A3C, A3CConfig
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.rollout_envs import InGraphCartPole, RunnerEnv
+from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 
@@ -44,7 +45,10 @@ def test_every_worker_needs_an_env():
         A3CConfig(num_workers=3, num_envs=2)
 
 
-@pytest.mark.slow
-def test_shipped_config_learns_cartpole(tmp_path):
-    result = train("a3c", CARTPOLE, tmp_path / "run", {"max_steps": 20_000}, progress_bar=False)
-    assert result.state.best_evaluation_return >= 150, "a random policy balances about 22 steps"
+@pytest.mark.slow  # trains until solved: about 20 s here, at most a minute in the benchmark runs
+def test_shipped_config_solves_cartpole(tmp_path):
+    """A fresh greedy AverageReturn >= 475 over 20 episodes, with the defaults `gymserve train` ships."""
+    result = train("a3c", CARTPOLE, tmp_path / "run", progress_bar=False)
+    assert result.stop_reason == "target_reward"
+    trained = load_trained_policy(tmp_path / "run")
+    assert evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=12345).average_return >= 475
