@@ -30,19 +30,7 @@ def _add_play_command(subparsers: argparse._SubParsersAction) -> None:
         description="Play episodes of an environment with a policy, print each episode's return and "
         "length, and optionally film the first one.",
     )
-    parser.add_argument(
-        "policy_dir",
-        nargs="?",
-        metavar="RUN_DIR",
-        help="a training run directory or a policy export to play (instead of --policy)",
-    )
-    _add_env_argument(parser)
-    _add_checkpoint_argument(parser)
-    parser.add_argument(
-        "--policy",
-        help="'random' for uniform random actions (the default), 'pretrained' for the policy bundled for "
-        "--env, or a run directory or export; with --remote, the name of the served policy",
-    )
+    _add_policy_arguments(parser, remote=True)
     parser.add_argument("--episodes", type=int, default=1, help="number of episodes (default: %(default)s)")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the first episode (default: %(default)s)"
@@ -92,7 +80,21 @@ def _run_play(args: argparse.Namespace) -> None:
 _BASELINES = ("random", "pretrained")
 
 
-def _add_env_argument(parser: argparse.ArgumentParser) -> None:
+def _add_policy_arguments(parser: argparse.ArgumentParser, remote: bool) -> None:
+    """Which policy `play` and `eval` run, and in which environment."""
+    parser.add_argument(
+        "policy_dir",
+        nargs="?",
+        metavar="RUN_DIR",
+        help="a training run directory or a policy export (instead of --policy)",
+    )
+    served = "; with --remote, the name of the served policy" if remote else ""
+    parser.add_argument(
+        "--policy",
+        help="'random' for uniform random actions, 'pretrained' for the policy bundled for --env, or a run "
+        f"directory or export{served}",
+    )
+    _add_checkpoint_argument(parser)
     parser.add_argument(
         "--env",
         help="environment id, e.g. gymserve/Minitaur-v0 (default: the one a run or export was trained on)",
@@ -269,22 +271,10 @@ def _add_eval_command(subparsers: argparse._SubParsersAction) -> None:
         "policy or random actions, and print their AverageReturn (with its standard deviation over "
         "episodes) and AverageEpisodeLength.",
     )
-    parser.add_argument(
-        "policy_dir",
-        nargs="?",
-        metavar="RUN_DIR",
-        help="a training run directory or a policy export (instead of --policy)",
-    )
-    parser.add_argument(
-        "--policy",
-        help="'random' for uniform random actions, 'pretrained' for the policy bundled for --env, or a run "
-        "directory or export",
-    )
+    _add_policy_arguments(parser, remote=False)
     parser.add_argument("--episodes", type=int, default=20, help="number of episodes (default: %(default)s)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting greedily")
     parser.add_argument("--seed", type=int, default=0, help="seed of episode 1 (default: %(default)s)")
-    _add_env_argument(parser)
-    _add_checkpoint_argument(parser)
     parser.set_defaults(run=_run_eval)
 
 

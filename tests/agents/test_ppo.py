@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorboard_scalars import tensorboard_scalars
 
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.checkpoints import CheckpointStore
@@ -55,16 +56,6 @@ def test_learning_rate_and_clip_decay_linearly_with_the_run_steps():
         assert ppo.learning_rate == pytest.approx(config.learning_rate * fractions[-1], rel=1e-6)
     assert fractions == pytest.approx([1.0, 0.75, 0.5])
     assert runner.total_steps == 48, "in-graph steps are counted on the trainer's runner"
-
-
-def tensorboard_scalars(run_dir):
-    """tag -> [(step, value)] from every event file of a run."""
-    scalars = {}
-    for event_file in (run_dir / "tensorboard").iterdir():
-        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
-    return scalars
 
 
 def test_plateau_reductions_compose_with_the_linear_decay(tmp_path):

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from tensorboard_scalars import tensorboard_scalars
 from tiny_dqn import TINY_DQN
 
 from gymserve.agents import (
@@ -126,11 +126,7 @@ def test_history_and_tensorboard_record_episodes_and_evaluations(tmp_path):
             max(np.mean(returns[max(0, i - 4) : i + 1]) for i in range(index + 1))
         )
     assert sum(int(row["episode_length"]) for row in episodes) <= 400
-    scalars = {}
-    for event_file in (tmp_path / "tensorboard").iterdir():
-        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    scalars = tensorboard_scalars(tmp_path)
     assert [step for step, _ in scalars["eval/AverageReturn"]] == [200, 400]
     assert [value for _, value in scalars["eval/AverageReturn"]] == pytest.approx(
         [row["eval_return"] for row in result.history.evaluations()]
