@@ -15,8 +15,7 @@ import os
 import sys
 import typing
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import gymnasium as gym
 
@@ -34,22 +33,7 @@ def _add_play_command(subparsers: argparse._SubParsersAction) -> None:
         description="Play episodes of an environment with a policy, print each episode's return and "
         "length, and optionally film the first one.",
     )
-    parser.add_argument(
-        "policy_dir",
-        nargs="?",
-        metavar="RUN_DIR",
-        help="a training run directory or a policy export to play (instead of --policy)",
-    )
-    parser.add_argument(
-        "--env", help="environment id, e.g. gymserve/Minitaur-v0 (default: the one RUN_DIR was trained on)"
-    )
-    _add_checkpoint_argument(parser)
-    parser.add_argument(
-        "--policy",
-        default="random",
-        help="'random' for uniform random actions, 'pretrained' for the policy bundled for --env "
-        "(default: %(default)s)",
-    )
+    _add_policy_arguments(parser, remote=True)
     parser.add_argument("--episodes", type=int, default=1, help="number of episodes (default: %(default)s)")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the first episode (default: %(default)s)"
@@ -68,14 +52,21 @@ def _add_play_command(subparsers: argparse._SubParsersAction) -> None:
 def _run_play(args: argparse.Namespace) -> None:
     from gymserve.rollout import run_episode, write_video
 
-    if args.episodes < 1:
-        raise CommandError(f"--episodes must be at least 1, got {args.episodes}")
-    saved = _saved_policy(args.policy_dir, args.checkpoint, args.env) if args.policy_dir else None
-    env_id = saved.env_id if saved else args.env
-    if env_id is None:
-        raise CommandError("give a RUN_DIR to play, or --env with --policy random|pretrained or --remote")
+    _check_episodes(args.episodes)
+    if args.remote:
+        if args.policy_dir:
+            raise CommandError(f"play either RUN_DIR {args.policy_dir} or --remote {args.remote}, not both")
+        if args.env is None or args.policy is None:
+            raise CommandError("--remote needs --env and --policy NAME (the served policy)")
+        env_id = args.env
+    else:
+        saved = _saved_policy(args)
+        env_id = saved.env_id if saved else args.env
     env = _make_env(env_id, render_mode="rgb_array" if args.video else None)
-    policy = saved.policy if saved else _policy_for_play(args, env)
+    if args.remote:
+        policy = _remote_policy(args.remote, args.policy, env)
+    else:
+        policy = saved.policy if saved else _baseline_policy(args.policy, env, args.seed)
     mode = "stochastic" if args.stochastic else "greedy"
     try:
         for index in range(args.episodes):
@@ -89,70 +80,72 @@ def _run_play(args: argparse.Namespace) -> None:
         env.close()
 
 
-def _policy_for_play(args: argparse.Namespace, env: gym.Env) -> gymserve.policies.Policy:
-    if args.remote:
-        return _remote_policy(args.remote, args.policy, env)
-    from gymserve.policies import RandomPolicy
-
-    if args.policy == "random":
-        return RandomPolicy(env.observation_space, env.action_space, seed=args.seed)
-    if args.policy == "pretrained":
-        return _pretrained_policy(env.spec.id, args.seed)
-    raise CommandError(f"unknown policy {args.policy!r}; expected 'random' or 'pretrained'")
+_BASELINES = ("random", "pretrained")
 
 
-def _pretrained_policy(env_id: str, seed: int) -> gymserve.policies.Policy:
-    from gymserve.bundled import bundled_policy_for_env
-    from gymserve.policies import PolicyLoadError, load
+def _add_policy_arguments(parser: argparse.ArgumentParser, remote: bool) -> None:
+    """Which policy `play` and `eval` run, and in which environment."""
+    parser.add_argument(
+        "policy_dir",
+        nargs="?",
+        metavar="RUN_DIR",
+        help="a training run directory or a policy export (instead of --policy)",
+    )
+    served = "; with --remote, the name of the served policy" if remote else ""
+    parser.add_argument(
+        "--policy",
+        help="'random' for uniform random actions, 'pretrained' for the policy bundled for --env, or a run "
+        f"directory or export{served}",
+    )
+    _add_checkpoint_argument(parser)
+    parser.add_argument(
+        "--env",
+        help="environment id, e.g. gymserve/Minitaur-v0 (default: the one a run or export was trained on)",
+    )
+    parser.add_argument(
+        "--allow-env-mismatch",
+        action="store_true",
+        help="run a saved policy in --env although it was trained on another environment with the same "
+        "spaces",
+    )
 
+
+def _saved_policy(args: argparse.Namespace) -> gymserve.agents.saved_policies.SavedPolicy | None:
+    """The run directory or export named by RUN_DIR or --policy DIR, checked against --env; None for
+    the baselines (--policy random or pretrained, which need --env)."""
+    from gymserve.agents.runs import UnknownEnvironmentError
+    from gymserve.agents.saved_policies import SavedPolicyError, load_saved_policy
+    from gymserve.policies.space_match import SpaceMismatchError
+
+    if args.policy_dir and args.policy is not None:
+        raise CommandError(f"give either RUN_DIR {args.policy_dir} or --policy {args.policy}, not both")
+    path = args.policy_dir or (args.policy if args.policy not in (None, *_BASELINES) else None)
+    if path is None:
+        if args.env is None:
+            raise CommandError("give a RUN_DIR, or --env with --policy random|pretrained|DIR")
+        return None
     try:
-        return load(bundled_policy_for_env(env_id).path, seed=seed)
+        return load_saved_policy(path, args.checkpoint, args.env, args.allow_env_mismatch)
+    except (SavedPolicyError, UnknownEnvironmentError, SpaceMismatchError) as error:
+        raise CommandError(str(error)) from None
+
+
+def _baseline_policy(name: str | None, env: gym.Env, seed: int) -> gymserve.policies.Policy:
+    """A uniform random policy (the default), or the policy bundled for `env`."""
+    from gymserve.bundled import bundled_policy_for_env
+    from gymserve.policies import PolicyLoadError, RandomPolicy, load
+
+    if name in (None, "random"):
+        return RandomPolicy(env.observation_space, env.action_space, seed=seed)
+    try:
+        return load(bundled_policy_for_env(env.spec.id).path, seed=seed)
     except (LookupError, PolicyLoadError) as error:
         raise CommandError(str(error)) from None
 
 
-class _SavedPolicy(NamedTuple):
-    policy: gymserve.policies.Policy
-    env_id: str
-    description: str
-
-
-def _saved_policy(path: str, checkpoint: str, env_id: str | None) -> _SavedPolicy:
-    """The policy of a training run (its `checkpoint`) or of an export, and the env to run it in.
-
-    `env_id` overrides the env the policy was trained on; its spaces must match the policy's.
-    """
-    from gymserve.agents import load_trained_policy
-    from gymserve.agents.runs import RUN_FILE
-    from gymserve.policies import PolicyLoadError, load
-
-    try:
-        if (Path(path) / RUN_FILE).exists():
-            trained = load_trained_policy(path, checkpoint)
-            policy, trained_env = trained.policy, trained.env_id
-            description = f"{trained.algorithm}, {checkpoint} checkpoint at step {trained.train_step}"
-        else:
-            policy = load(path)
-            trained_env = policy.metadata.env_id
-            description = f"{policy.metadata.algorithm or 'policy'} export, {policy.backend}"
-    except (FileNotFoundError, ValueError, PolicyLoadError) as error:
-        raise CommandError(f"cannot load a policy from {path}: {error}") from None
-    env_id = env_id or trained_env
-    if env_id is None:
-        raise CommandError(f"{path} does not say which environment it was trained on; give --env")
-    if env_id != trained_env:
-        env = _make_env(env_id)
-        env.close()
-        for kind, own, expected in (
-            ("observation", policy.observation_space, env.observation_space),
-            ("action", policy.action_space, env.action_space),
-        ):
-            if _space_layout(own) != _space_layout(expected):
-                raise CommandError(
-                    f"the policy in {path} takes {kind}s {_space_layout(own)}; "
-                    f"{env_id}'s are {_space_layout(expected)}"
-                )
-    return _SavedPolicy(policy, env_id, description)
+def _check_episodes(episodes: int) -> None:
+    if episodes < 1:
+        raise CommandError(f"--episodes must be at least 1, got {episodes}")
 
 
 def _add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
@@ -171,38 +164,80 @@ def _add_train_command(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a policy with an algorithm; rerun the same command to resume",
         description="Train ALGORITHM on an environment into RUN_DIR: greedy evaluations, 'latest' and 'best' "
-        "checkpoints, history.csv and TensorBoard summaries. Rerunning with the same --out resumes the run.",
+        "checkpoints, history.csv and TensorBoard summaries. Rerunning with the same --out resumes the run. "
+        "The resolved config is printed first and kept in RUN_DIR/run.json.",
+        epilog="Hyperparameters: `gymserve config ALGORITHM --env ID` lists every field with its value, "
+        "where the value comes from and what it does; set them in a --config file.",
     )
-    names = ", ".join(ALGORITHMS)
-    parser.add_argument("algorithm", choices=tuple(ALGORITHMS), metavar="ALGORITHM", help=names)
-    parser.add_argument("--env", required=True, help="environment id, e.g. gymserve/CartPole-v1")
+    _add_config_arguments(parser, ALGORITHMS)
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_train)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, algorithms: dict[str, str]) -> None:
+    """The arguments that resolve a training config, shared by `train` and `config`."""
+    parser.add_argument(
+        "algorithm", choices=tuple(algorithms), metavar="ALGORITHM", help=", ".join(algorithms)
+    )
+    parser.add_argument("--env", required=True, help="environment id, e.g. gymserve/CartPole-v1")
     parser.add_argument(
         "--config", metavar="FILE", help="JSON object of config fields over the shipped defaults for the env"
     )
-    parser.add_argument("--target-reward", type=float, help="stop once a greedy evaluation reaches it")
-    parser.add_argument("--max-steps", type=int, help="stop after this many environment steps")
-    parser.add_argument("--seed", type=int, help="seed of the run (default: the config's, 0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=_run_train)
+    for flag, kind, help_text in _CONFIG_FLAGS:
+        parser.add_argument(flag, type=kind, help=help_text)
+
+
+# Flags that set one config field each, over the --config file: (flag, type, help).
+_CONFIG_FLAGS = (
+    ("--target-reward", float, "stop once a greedy evaluation reaches it"),
+    ("--max-steps", int, "stop after this many environment steps"),
+    ("--max-episodes", int, "stop once this many training episodes have ended"),
+    ("--seed", int, "seed of the run (default: the config's, 0)"),
+)
+
+
+def _config_overrides(args: argparse.Namespace) -> tuple[dict[str, object], dict[str, str]]:
+    """The config fields set by flags, and the flag that set each one."""
+    overrides, sources = {}, {}
+    for flag, _, _ in _CONFIG_FLAGS:
+        name = flag.removeprefix("--").replace("-", "_")
+        if getattr(args, name) is not None:
+            overrides[name], sources[name] = getattr(args, name), flag
+    return overrides, sources
+
+
+def _resolved_config(args: argparse.Namespace, run_dir: str | None) -> gymserve.agents.config.ResolvedConfig:
+    """The config `train` would use: shipped defaults < --config file < flags (or a resumed run's)."""
+    from gymserve.agents import UnknownAlgorithmError
+    from gymserve.agents.config import ConfigError, resolve_config
+    from gymserve.agents.registry import algorithm_class
+    from gymserve.agents.runs import run_config
+
+    overrides, sources = _config_overrides(args)
+    try:
+        if run_dir is not None:
+            return run_config(args.algorithm, args.env, run_dir, args.config, overrides, sources)
+        config_class = algorithm_class(args.algorithm).config_class
+        return resolve_config(config_class, args.algorithm, args.env, args.config, overrides, sources)
+    except (UnknownAlgorithmError, ConfigError) as error:
+        raise CommandError(str(error)) from None
 
 
 def _run_train(args: argparse.Namespace) -> None:
     from gymserve.agents import RunMismatchError, UnknownAlgorithmError, UnknownEnvironmentError, train
     from gymserve.agents.algorithm import UnsupportedActionSpaceError
-    from gymserve.agents.config import ConfigError
 
-    flags = {"seed": args.seed, "max_steps": args.max_steps, "target_reward": args.target_reward}
-    overrides = {name: value for name, value in flags.items() if value is not None}
+    resolved = _resolved_config(args, args.out)
+    print(f"{args.algorithm} on {args.env}, config:")
+    print(resolved.describe())
     try:
-        progress_bar = not args.quiet
-        result = train(args.algorithm, args.env, args.out, overrides, args.config, progress_bar)
+        result = train(args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet)
     except (
         UnknownAlgorithmError,
         UnknownEnvironmentError,
         UnsupportedActionSpaceError,
         RunMismatchError,
-        ConfigError,
     ) as error:
         raise CommandError(str(error)) from None
     state = result.state
@@ -213,32 +248,58 @@ def _run_train(args: argparse.Namespace) -> None:
     print(f"run directory: {result.run_dir}")
 
 
+def _add_config_command(subparsers: argparse._SubParsersAction) -> None:
+    from gymserve.agents.registry import ALGORITHMS
+
+    parser = subparsers.add_parser(
+        "config",
+        help="print the config `train` would use, with each field's source and meaning",
+        description="Resolve the training config of ALGORITHM on an environment as `gymserve train` does "
+        "(the algorithm's defaults < the shipped config for the env < --config FILE < flags) and print "
+        "every field with its value, its source and its description.",
+    )
+    _add_config_arguments(parser, ALGORITHMS)
+    parser.set_defaults(run=_run_config)
+
+
+def _run_config(args: argparse.Namespace) -> None:
+    print(_resolved_config(args, run_dir=None).describe())
+
+
 def _add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a trained policy: AverageReturn and AverageEpisodeLength",
-        description="Play episodes side by side with the policy of a training run (or an export) and print "
-        "their AverageReturn and AverageEpisodeLength.",
+        help="evaluate a policy: AverageReturn and AverageEpisodeLength",
+        description="Play episodes side by side with the policy of a training run, an export, the bundled "
+        "policy or random actions, and print their AverageReturn (with its standard deviation over "
+        "episodes) and AverageEpisodeLength.",
     )
-    parser.add_argument("policy_dir", metavar="RUN_DIR", help="a training run directory or a policy export")
+    _add_policy_arguments(parser, remote=False)
     parser.add_argument("--episodes", type=int, default=20, help="number of episodes (default: %(default)s)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting greedily")
     parser.add_argument("--seed", type=int, default=0, help="seed of episode 1 (default: %(default)s)")
-    parser.add_argument("--env", help="environment id (default: the one RUN_DIR was trained on)")
-    _add_checkpoint_argument(parser)
     parser.set_defaults(run=_run_eval)
 
 
 def _run_eval(args: argparse.Namespace) -> None:
     from gymserve.rollout import evaluate
 
-    if args.episodes < 1:
-        raise CommandError(f"--episodes must be at least 1, got {args.episodes}")
-    saved = _saved_policy(args.policy_dir, args.checkpoint, args.env)
+    _check_episodes(args.episodes)
+    if args.policy_dir is None and args.policy is None:
+        raise CommandError("give a RUN_DIR, or --env with --policy random|pretrained|DIR")
+    saved = _saved_policy(args)
+    if saved is not None:
+        policy, env_id, description = saved.policy, saved.env_id, saved.description
+        name = args.policy_dir or args.policy
+    else:
+        env = _make_env(args.env)
+        env.close()
+        policy, env_id = _baseline_policy(args.policy, env, args.seed), args.env
+        name, description = args.policy, "uniform random actions" if args.policy == "random" else "bundled"
     mode = "stochastic" if args.stochastic else "greedy"
-    evaluation = evaluate(saved.policy, saved.env_id, args.episodes, mode, seed=args.seed)
-    print(f"{args.policy_dir} ({saved.description}) on {saved.env_id}, {args.episodes} {mode} episodes")
-    print(f"AverageReturn: {evaluation.average_return:.3f}")
+    evaluation = evaluate(policy, env_id, args.episodes, mode, seed=args.seed)
+    print(f"{name} ({description}) on {env_id}, {args.episodes} {mode} episodes")
+    print(f"AverageReturn: {evaluation.average_return:.3f} ± {evaluation.return_std:.3f}")
     print(f"AverageEpisodeLength: {evaluation.average_episode_length:.1f}")
 
 
@@ -431,42 +492,27 @@ def _run_query(args: argparse.Namespace) -> None:
 
 
 def _policy_client(address: str) -> gymserve.serving.PolicyClient:
-    import os
-
     from gymserve.serving import PolicyClient
 
-    return PolicyClient(
-        address,
-        token=os.environ.get("GYMSERVE_AUTH_TOKEN"),
-        tls_root_certificates=os.environ.get("GYMSERVE_TLS_CA"),
-    )
+    try:
+        return PolicyClient.from_environment(address)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 def _remote_policy(address: str, name: str, env: gym.Env) -> gymserve.policies.Policy:
+    from gymserve.policies.space_match import SpaceMismatchError, check_space_match
     from gymserve.serving import PolicyServiceError
     from gymserve.serving.remote_policy import RemotePolicy
 
     try:
         policy = RemotePolicy(_policy_client(address), name)
+        check_space_match(policy, env.observation_space, env.action_space, f"policy {name!r}", env.spec.id)
     except PolicyServiceError as error:
         raise CommandError(f"cannot use policy {name!r} of the server at {address}: {error}") from None
-    for kind, served, expected in (
-        ("observation", policy.observation_space, env.observation_space),
-        ("action", policy.action_space, env.action_space),
-    ):
-        served_layout, expected_layout = _space_layout(served), _space_layout(expected)
-        if served_layout != expected_layout:
-            raise CommandError(
-                f"policy {name!r} serves {kind}s {served_layout}; the environment's are {expected_layout}"
-            )
+    except SpaceMismatchError as error:
+        raise CommandError(str(error)) from None
     return policy
-
-
-def _space_layout(space: gym.spaces.Space) -> str:
-    """What a remote policy must share with the environment: the kind, shape and number of actions."""
-    if isinstance(space, gym.spaces.Discrete):
-        return f"Discrete({space.n}, start={space.start})"
-    return f"{type(space).__name__} of shape {space.shape}"
 
 
 def _add_demo_command(subparsers: argparse._SubParsersAction) -> None:
@@ -518,6 +564,7 @@ def _make_env(env_id: str, **kwargs: object) -> gym.Env:
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_train_command,
+    _add_config_command,
     _add_eval_command,
     _add_plot_command,
     _add_play_command,
@@ -543,7 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _native_modules(args: argparse.Namespace) -> tuple[str, ...]:
     """The libraries a command will load that print start-up banners from native code."""
-    if args.command in ("train", "eval", "plot", "export") or (args.command == "play" and args.policy_dir):
+    plays_saved_policy = args.command == "play" and not args.remote and bool(args.policy_dir or args.policy)
+    if args.command in ("train", "config", "eval", "plot", "export") or (
+        plays_saved_policy and args.policy not in _BASELINES
+    ):
         return ("pybullet", "tensorflow")
     if args.command in ("play", "demo"):
         return ("pybullet",)

@@ -41,6 +41,11 @@ class Evaluation:
         return float(np.mean(self.returns))
 
     @property
+    def return_std(self) -> float:
+        """The standard deviation of the episode returns (over episodes, not of the mean)."""
+        return float(np.std(self.returns))
+
+    @property
     def average_episode_length(self) -> float:
         return float(np.mean(self.lengths))
 

@@ -19,8 +19,10 @@ A subclass provides:
   the spaces and config, stores them and seeds `self.rng`), then build networks and optimizers.
   The trainer has already seeded Python, numpy and TensorFlow.
 - `networks()`: name -> keras.Model for every network whose weights are checkpointed (targets too).
-- `optimizers()`: name -> keras optimizer; checkpointed (their slots may be created lazily), and
-  the plateau rule scales their learning rate through `optimizer.learning_rate.assign`.
+- `optimizers()`: name -> keras optimizer; checkpointed (their slots may be created lazily). The
+  plateau rule scales their learning rates through `reduce_learning_rate`, which also multiplies
+  `learning_rate_scale`; a subclass that schedules its rates (on_policy's linear decay) sets
+  each one to configured rate x schedule x `learning_rate_scale`, so the two compose.
 - `policy_network()`: the network acting maps a float32 (B, *obs_shape) batch of raw observations
   to what gymserve.policies.distributions reads: logits (B, n) for Discrete (DQN: Q-values),
   [pre-tanh mean | log_std] (B, 2d) for Box. Evaluation, `gymserve play` and export act with it
@@ -35,7 +37,8 @@ A subclass provides:
   Asynchronous workers (A3C) may `runner.split(n)` the envs and step the parts from threads;
   envs simulated elsewhere (inside a TensorFlow graph) report with `runner.record_steps`.
 - optionally `state()` / `load_state(arrays)`: extra numpy arrays to checkpoint, e.g. the replay
-  buffer. Network and optimizer variables and `self.rng` are checkpointed by the base class.
+  buffer. Network and optimizer variables, `self.rng` and `learning_rate_scale` are checkpointed
+  by the base class.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
 _WEIGHTS_PREFIX = "variables"
 _STATE_FILE = "algorithm_state.npz"
 _RNG_FILE = "rng.json"
+_LEARNING_RATE_SCALE_FILE = "learning_rate_scale.json"
 
 
 class UnsupportedActionSpaceError(ValueError):
@@ -84,6 +88,7 @@ class Algorithm(abc.ABC):
         self.observation_space = observation_space
         self.action_space = action_space
         self.rng = np.random.default_rng(config.seed)
+        self.learning_rate_scale = 1.0  # the plateau rule's reductions so far, on every optimizer's rate
         self._policy: ActorPolicy | None = None
         self._normalizers: list | None = None
 
@@ -150,10 +155,21 @@ class Algorithm(abc.ABC):
         """The learning rate of the first optimizer."""
         return float(next(iter(self.optimizers().values())).learning_rate.numpy())
 
-    def set_learning_rate(self, value: float) -> None:
-        """Give every optimizer the learning rate `value`."""
+    def reduce_learning_rate(self, factor: float, min_learning_rate: float) -> bool:
+        """Multiply every optimizer's rate by `factor`, stopping at `min_learning_rate` (on the first
+        optimizer's rate, which never rises); True if it was reduced.
+
+        The reduction joins `learning_rate_scale`, which schedules apply on top of their own factor.
+        """
+        current = self.learning_rate
+        reduced = max(current * factor, min_learning_rate)
+        if reduced >= current:
+            return False
+        ratio = reduced / current
+        self.learning_rate_scale *= ratio
         for optimizer in self.optimizers().values():
-            optimizer.learning_rate.assign(value)
+            optimizer.learning_rate.assign(float(optimizer.learning_rate.numpy()) * ratio)
+        return True
 
     def save(self, directory: Path) -> None:
         """Write variables, extra state and the random generator's state into `directory`."""
@@ -162,6 +178,7 @@ class Algorithm(abc.ABC):
         tf.train.Checkpoint(**self._trackables()).write(str(directory / _WEIGHTS_PREFIX))
         np.savez(directory / _STATE_FILE, **self.state())
         (directory / _RNG_FILE).write_text(json.dumps(self.rng.bit_generator.state))
+        (directory / _LEARNING_RATE_SCALE_FILE).write_text(json.dumps(self.learning_rate_scale))
 
     def restore(self, directory: Path, variables_only: bool = False) -> None:
         """Load what `save` wrote into this algorithm (built with the same config).
@@ -176,6 +193,9 @@ class Algorithm(abc.ABC):
         with np.load(directory / _STATE_FILE) as arrays:
             self.load_state({name: arrays[name] for name in arrays.files})
         self.rng.bit_generator.state = json.loads((directory / _RNG_FILE).read_text())
+        scale_file = directory / _LEARNING_RATE_SCALE_FILE
+        if scale_file.exists():  # checkpoints written before the plateau scale was saved have none
+            self.learning_rate_scale = json.loads(scale_file.read_text())
 
     def _trackables(self) -> dict[str, object]:
         trackables: dict[str, object] = {f"network_{name}": net for name, net in self.networks().items()}

@@ -6,12 +6,17 @@ JSON object configures a run. A run's config is resolved in layers, later ones w
     the algorithm's defaults
     < the shipped file gymserve/agents/configs/<algorithm>_<env name>.json, when it exists
     < the user's config file
-    < command-line overrides (--seed, --max-steps, --target-reward)
+    < overrides (the command line's --seed, --max-steps, --max-episodes, --target-reward)
+
+The resolved config remembers which layer gave each field its value, so an invalid value is
+reported with where it came from, and `gymserve config` shows every field with its source.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,8 @@ from gymserve.validation_errors import describe_validation_error
 CONFIG_DIRECTORY = Path(__file__).parent / "configs"
 
 # Fields that say when to stop, not how to learn: a run may be resumed with other values.
-STOPPING_FIELDS = frozenset({"max_steps", "target_reward", "early_stopping_patience"})
+STOPPING_FIELDS = frozenset({"max_steps", "max_episodes", "target_reward", "early_stopping_patience"})
+DEFAULT_SOURCE = "default"
 
 
 class ConfigError(ValueError):
@@ -36,6 +42,11 @@ class TrainingConfig(BaseModel):
 
     seed: int = Field(0, description="Seeds Python, numpy, TensorFlow, the network weights and the envs.")
     max_steps: int = Field(100_000, gt=0, description="Stop after this many environment steps (all envs).")
+    max_episodes: int | None = Field(
+        None,
+        gt=0,
+        description="Stop once this many training episodes have ended (all envs); None: no episode limit.",
+    )
     target_reward: float | None = Field(
         None,
         description="Stop once a greedy evaluation's AverageReturn reaches this; None trains to max_steps.",
@@ -56,7 +67,11 @@ class TrainingConfig(BaseModel):
         None, gt=0, description="Evaluations without a new best return before the learning rate is reduced."
     )
     lr_plateau_factor: float = Field(
-        0.5, gt=0, lt=1, description="Factor the learning rate is multiplied by."
+        0.5,
+        gt=0,
+        lt=1,
+        description="Factor the learning rate is multiplied by at each plateau; a learning-rate schedule "
+        "(linear_decay_steps) applies on top of it.",
     )
     min_learning_rate: float = Field(1e-5, ge=0, description="The plateau rule never goes below this rate.")
     early_stopping_patience: int | None = Field(
@@ -65,6 +80,26 @@ class TrainingConfig(BaseModel):
     deterministic_ops: bool = Field(
         True, description="Enable TensorFlow op determinism so a seed reproduces a run exactly."
     )
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A validated config and, for every field set by a layer, the layer it came from."""
+
+    config: TrainingConfig
+    sources: dict[str, str]
+
+    def source(self, name: str) -> str:
+        """Where field `name` got its value: a layer's name, or "default"."""
+        return self.sources.get(name, DEFAULT_SOURCE)
+
+    def describe(self) -> str:
+        """Every field as `name = value  (source)` over its description, in the model's order."""
+        lines = []
+        for name, field in type(self.config).model_fields.items():
+            lines.append(f"{name} = {json.dumps(getattr(self.config, name))}  ({self.source(name)})")
+            lines.append(f"    {field.description}")
+        return "\n".join(lines)
 
 
 def shipped_config_path(algorithm: str, env_id: str) -> Path:
@@ -95,27 +130,50 @@ def resolve_config(
     env_id: str,
     config_file: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
-) -> TrainingConfig:
-    """The config of a run, layered as the module docstring says."""
-    values: dict[str, Any] = {}
+    override_sources: Mapping[str, str] | None = None,
+) -> ResolvedConfig:
+    """The config of a run, layered as the module docstring says.
+
+    `override_sources` names where each override came from (e.g. "--max-steps"); "override" otherwise.
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
     shipped = shipped_config_path(algorithm, env_id)
     if shipped.exists():
-        values.update(read_config_file(shipped))
+        layers.append((f"shipped {shipped.name}", read_config_file(shipped)))
     if config_file is not None:
-        values.update(read_config_file(config_file))
-    values.update(overrides or {})
-    return validate_config(config_class, values, source=str(config_file or shipped))
+        layers.append((f"config file {config_file}", read_config_file(config_file)))
+    return layered_config(config_class, layers, overrides, override_sources)
+
+
+def layered_config(
+    config_class: type[TrainingConfig],
+    layers: list[tuple[str, dict[str, Any]]],
+    overrides: dict[str, Any] | None = None,
+    override_sources: Mapping[str, str] | None = None,
+) -> ResolvedConfig:
+    """`layers` (source, values) applied in order, then `overrides`, validated as a `config_class`."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        values.update(layer)
+        sources.update(dict.fromkeys(layer, source))
+    for name, value in (overrides or {}).items():
+        values[name] = value
+        sources[name] = (override_sources or {}).get(name, "override")
+    return ResolvedConfig(validate_config(config_class, values, sources), sources)
 
 
 def validate_config(
-    config_class: type[TrainingConfig], values: dict[str, Any], source: str
+    config_class: type[TrainingConfig], values: dict[str, Any], source: str | Mapping[str, str]
 ) -> TrainingConfig:
-    """`values` as a `config_class`, or a ConfigError listing each bad field and what it expects."""
+    """`values` as a `config_class`, or a ConfigError listing each bad field, what it expects and
+    where its value came from (`source`: one for all values, or one per field name)."""
     try:
         return config_class.model_validate(values)
     except ValidationError as error:
-        problems = describe_validation_error(error)
-        raise ConfigError(f"invalid {config_class.__name__} (from {source}): {problems}") from None
+        sources = dict.fromkeys(values, source) if isinstance(source, str) else source
+        problems = describe_validation_error(error, sources)
+        raise ConfigError(f"invalid {config_class.__name__}: {problems}") from None
 
 
 def config_differences(stored: TrainingConfig, requested: TrainingConfig) -> list[str]:

@@ -281,10 +281,13 @@ class OnPolicyAlgorithm(Algorithm):
         return 1.0 if steps is None else linear_schedule(1.0, 0.0, steps, total_steps)
 
     def apply_decay(self, total_steps: int) -> float:
-        """Set the learning rate for this point of the run (when decaying); the decay fraction."""
+        """Set the learning rate for this point of the run (when decaying): the configured rate x
+        the decay fraction x the plateau rule's `learning_rate_scale`. Returns the decay fraction."""
         fraction = self.decay_fraction(total_steps)
         if self.config.linear_decay_steps is not None:
-            self.optimizer.learning_rate.assign(self.config.learning_rate * fraction)
+            self.optimizer.learning_rate.assign(
+                self.config.learning_rate * fraction * self.learning_rate_scale
+            )
         return fraction
 
     def train_iteration(self, runner: EnvRunner) -> dict[str, float]:

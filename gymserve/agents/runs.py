@@ -1,7 +1,8 @@
 """Run directories: what a training run is (run.json) and loading its trained policy.
 
 RUN_DIR/
-    run.json        algorithm, env id and the resolved config; written once, checked on resume
+    run.json        algorithm, env id, the resolved config and each field's source; written once,
+                    checked on resume
     history.csv     the learning curve (history.py)
     checkpoints/    'latest' and 'best' (checkpoints.py)
     tensorboard/    summaries for `tensorboard --logdir RUN_DIR`
@@ -10,7 +11,7 @@ RUN_DIR/
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,14 @@ import gymnasium as gym
 
 import gymserve
 from gymserve.agents.checkpoints import CheckpointStore
-from gymserve.agents.config import TrainingConfig, config_differences, resolve_config, validate_config
+from gymserve.agents.config import (
+    ResolvedConfig,
+    TrainingConfig,
+    config_differences,
+    layered_config,
+    resolve_config,
+    validate_config,
+)
 from gymserve.agents.registry import algorithm_class
 from gymserve.files import write_text_atomically
 
@@ -39,11 +47,13 @@ class UnknownEnvironmentError(ValueError):
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What a run trains: the algorithm's registry name, the env id and the resolved config."""
+    """What a run trains: the algorithm's registry name, the env id and the resolved config
+    (with the source of each field that did not keep its default)."""
 
     algorithm: str
     env_id: str
     config: TrainingConfig
+    config_sources: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -51,6 +61,7 @@ class RunInfo:
                 "algorithm": self.algorithm,
                 "env_id": self.env_id,
                 "config": self.config.model_dump(),
+                "config_sources": self.config_sources,
                 "gymserve_version": gymserve.__version__,
             },
             indent=2,
@@ -67,7 +78,7 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
     values = json.loads(path.read_text())
     config_class = algorithm_class(values["algorithm"]).config_class
     config = validate_config(config_class, values["config"], source=str(path))
-    return RunInfo(values["algorithm"], values["env_id"], config)
+    return RunInfo(values["algorithm"], values["env_id"], config, values.get("config_sources", {}))
 
 
 def run_config(
@@ -76,8 +87,9 @@ def run_config(
     run_dir: str | Path,
     config_file: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
-) -> TrainingConfig:
-    """The config to train `run_dir` with.
+    override_sources: dict[str, str] | None = None,
+) -> ResolvedConfig:
+    """The config to train `run_dir` with, and where each field's value comes from.
 
     A new run resolves the shipped defaults, `config_file` and `overrides` (config.py). A run
     directory of the same algorithm and env, given no config file, keeps its stored config with
@@ -87,9 +99,9 @@ def run_config(
     if config_file is None and (Path(run_dir) / RUN_FILE).exists():
         stored = read_run_info(run_dir)
         if (stored.algorithm, stored.env_id) == (algorithm, env_id):
-            values = {**stored.config.model_dump(), **(overrides or {})}
-            return validate_config(config_class, values, source=str(run_dir))
-    return resolve_config(config_class, algorithm, env_id, config_file, overrides)
+            layers = [(str(Path(run_dir) / RUN_FILE), stored.config.model_dump())]
+            return layered_config(config_class, layers, overrides, override_sources)
+    return resolve_config(config_class, algorithm, env_id, config_file, overrides, override_sources)
 
 
 def open_run_dir(run_dir: str | Path, info: RunInfo) -> bool:

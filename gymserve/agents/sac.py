@@ -26,7 +26,8 @@ earns about 0.3 and ends the episode, while a steady 0.1 m/s gait (return 1 over
 steps) is worth only 0.1 at gamma 0.99, so greedy policies learn to dive. gamma 0.998 with 5-step
 returns values the gait above the dive, and without `backup_entropy` a negative policy entropy
 no longer charges every step alive as a cost. With seed 0, greedy evaluations average 1.3 at 20k
-steps, 11.3 at 100k and 15.1 at 130k (21 min on two cores).
+steps, 11.3 at 100k and 15.1 at 130k (21 min on two cores) on the AVX-512 machine of
+benchmarks/RESULTS.md; other CPUs round differently and give other numbers from the same seed.
 """
 
 from __future__ import annotations

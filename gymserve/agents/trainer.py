@@ -13,7 +13,8 @@ with its own duties, checked between iterations against the environment step cou
   step count, wall time and history;
 - the history CSV, TensorBoard summaries and a progress bar on stderr.
 
-It stops when an evaluation reaches `target_reward`, at `max_steps`, or by early stopping, and
+It stops when an evaluation reaches `target_reward`, at `max_steps`, once `max_episodes` training
+episodes have ended, or by early stopping, and
 always ends with an evaluation and a 'latest' checkpoint of the final step.
 """
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.checkpoints import CheckpointStore
-from gymserve.agents.config import TrainingConfig
+from gymserve.agents.config import ResolvedConfig, TrainingConfig
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.history import HISTORY_FILE, History
 from gymserve.agents.runs import RunInfo, build_algorithm, open_run_dir, run_config
@@ -60,7 +61,7 @@ class TrainingResult:
     """How a run ended."""
 
     run_dir: Path
-    stop_reason: str  # "target_reward", "max_steps" or "early_stopping"
+    stop_reason: str  # "target_reward", "max_steps", "max_episodes" or "early_stopping"
     state: TrainerState
     history: History
 
@@ -77,17 +78,21 @@ def train(
     algorithm: str,
     env_id: str,
     run_dir: str | Path,
-    config: TrainingConfig | dict[str, Any] | None = None,
+    config: TrainingConfig | ResolvedConfig | dict[str, Any] | None = None,
     config_file: str | Path | None = None,
     progress_bar: bool = True,
 ) -> TrainingResult:
     """Train `algorithm` on `env_id` into `run_dir`, resuming what is there.
 
-    `config` is a full config, or field overrides resolved as `runs.run_config` says.
+    `config` is a full config (resolved, with its sources, by `runs.run_config`), or field
+    overrides resolved as `runs.run_config` says.
     """
-    if not isinstance(config, TrainingConfig):
+    if isinstance(config, TrainingConfig):
+        config = ResolvedConfig(config, {})
+    elif not isinstance(config, ResolvedConfig):
         config = run_config(algorithm, env_id, run_dir, config_file, overrides=config)
-    return Trainer(RunInfo(algorithm, env_id, config), run_dir, progress_bar).run()
+    info = RunInfo(algorithm, env_id, config.config, config.sources)
+    return Trainer(info, run_dir, progress_bar).run()
 
 
 class Trainer:
@@ -143,6 +148,7 @@ class _Session:
         self.runner = runner
         self.state = state
         self.history = history
+        self.episodes = history.episodes  # training episodes ended so far, over all sessions
         self.started = time.perf_counter()
         self.wall_time_before = state.wall_time
         self.metric_sums: dict[str, float] = defaultdict(float)
@@ -196,6 +202,8 @@ class _Session:
             return "target_reward"
         if state.total_steps >= config.max_steps:
             return "max_steps"
+        if config.max_episodes is not None and self.episodes >= config.max_episodes:
+            return "max_episodes"
         patience = config.early_stopping_patience
         if patience is not None and state.evaluations_without_improvement >= patience:
             return "early_stopping"
@@ -209,6 +217,7 @@ class _Session:
         self.state.total_steps = self.runner.total_steps
         wall_time = self._wall_time()
         finished = self.runner.pop_finished_episodes()
+        self.episodes += len(finished)
         for episode in finished:
             self.history.add_episode(episode.step, wall_time, episode.total_return, episode.length)
             self._accumulate(
@@ -233,6 +242,7 @@ class _Session:
         scalars = {name: total / self.metric_counts[name] for name, total in self.metric_sums.items()}
         scalars["train/steps_per_second"] = (step - self.summary_step) / max(now - self.summary_time, 1e-9)
         scalars["train/learning_rate"] = self.algorithm.learning_rate
+        scalars["train/learning_rate_scale"] = self.algorithm.learning_rate_scale
         if self.history.mean_return is not None:
             scalars["train/mean_return"] = self.history.mean_return
         with self.summaries.as_default(step=step):
@@ -282,10 +292,7 @@ class _Session:
         patience = self.config.lr_plateau_patience
         if patience is None or self.state.evaluations_since_learning_rate_change < patience:
             return
-        reduced = max(
-            self.algorithm.learning_rate * self.config.lr_plateau_factor, self.config.min_learning_rate
-        )
-        self.algorithm.set_learning_rate(reduced)
+        self.algorithm.reduce_learning_rate(self.config.lr_plateau_factor, self.config.min_learning_rate)
         self.state.evaluations_since_learning_rate_change = 0
 
     def _save(self, names: tuple[str, ...]) -> None:

@@ -171,6 +171,11 @@ def uniform_actions(
         return space.start + rng.integers(space.n, size=count, dtype=np.int64)
     if not space.is_bounded("both"):
         raise ValueError(f"uniform actions need a bounded action space, got {space}")
+    if np.issubdtype(space.dtype, np.integer):
+        # Every integer of the inclusive range equally often; a truncated float would skip the bounds.
+        return rng.integers(
+            space.low, space.high, size=(count, *space.shape), endpoint=True, dtype=space.dtype
+        )
     return rng.uniform(space.low, space.high, size=(count, *space.shape)).astype(space.dtype)
 
 

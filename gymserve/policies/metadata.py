@@ -99,8 +99,25 @@ class TrainingInfo(_Strict):
     evaluation_return: float | None = None
 
 
+class PolicyEvaluation(_Strict):
+    """An evaluation of the exported policy itself, apart from training: `episodes` episodes reset
+    with seeds `seed`, `seed + 1`, ... (what `gymserve eval EXPORT_DIR --episodes N --seed S` prints)."""
+
+    episodes: int = Field(gt=0)
+    mode: Literal["greedy", "stochastic"]
+    seed: int
+    average_return: float
+    return_std: float = Field(ge=0, description="standard deviation of the episode returns")
+    average_episode_length: float
+
+
 class PolicyMetadata(TrainingInfo):
-    """The contents of `policy.json`."""
+    """The contents of `policy.json`.
+
+    `evaluation_return` is the in-training evaluation of the exported checkpoint, the best of the
+    run; `evaluation`, when recorded, is a separate evaluation of the export over more episodes,
+    what to expect of the policy.
+    """
 
     format_version: Literal[1] = FORMAT_VERSION
     gymserve_version: str = gymserve.__version__
@@ -109,6 +126,7 @@ class PolicyMetadata(TrainingInfo):
     action_space: SpaceSpec
     formats: tuple[ExportFormat, ...]
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256 hex digest")
+    evaluation: PolicyEvaluation | None = None
 
     def observation_gym_space(self) -> gym.spaces.Box:
         return self.observation_space.to_space()

@@ -15,7 +15,9 @@ client can see by itself (an unknown mode, a negative seed) raises ValueError be
 from __future__ import annotations
 
 import json
+import os
 import queue
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -128,6 +130,22 @@ class PolicyClient:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self.address = address
         self.timeout = timeout
+
+    @classmethod
+    def from_environment(
+        cls, address: str, environ: Mapping[str, str] | None = None, **options: Any
+    ) -> PolicyClient:
+        """A client configured as the `gymserve` commands are: the bearer token from
+        GYMSERVE_AUTH_TOKEN, and TLS trusting the PEM file GYMSERVE_TLS_CA when it is set.
+
+        `environ` defaults to `os.environ`; `options` are the other `PolicyClient` arguments.
+        """
+        environ = os.environ if environ is None else environ
+        ca_file = environ.get("GYMSERVE_TLS_CA") or None
+        if ca_file is not None and not Path(ca_file).is_file():
+            raise ValueError(f"GYMSERVE_TLS_CA names {ca_file}, which is not a file of PEM certificates")
+        token = environ.get("GYMSERVE_AUTH_TOKEN") or None
+        return cls(address, token=token, tls_root_certificates=ca_file, **options)
 
     def act(
         self,

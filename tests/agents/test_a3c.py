@@ -1,7 +1,6 @@
 import gymnasium as gym
 import pytest
 
-from gymserve.agents import train
 from gymserve.agents.a3c import A3C, A3CConfig
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.rollout_envs import InGraphCartPole, RunnerEnv
@@ -42,9 +41,3 @@ def test_workers_push_concurrently_to_the_global_networks(in_graph_env):
 def test_every_worker_needs_an_env():
     with pytest.raises(ValueError, match="num_envs 2 is less than num_workers 3"):
         A3CConfig(num_workers=3, num_envs=2)
-
-
-@pytest.mark.slow
-def test_shipped_config_learns_cartpole(tmp_path):
-    result = train("a3c", CARTPOLE, tmp_path / "run", {"max_steps": 20_000}, progress_bar=False)
-    assert result.state.best_evaluation_return >= 150, "a random policy balances about 22 steps"

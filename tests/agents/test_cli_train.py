@@ -5,12 +5,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from tiny_dqn import TINY_DQN
 
+from gymserve.agents import load_trained_policy
 from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.runs import read_run_info
 from gymserve.cli import main
+from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 
@@ -42,22 +45,126 @@ def trained_run(tmp_path_factory):
     return run_dir
 
 
-def test_train_prints_how_the_run_ended(trained_run, capsys):
+def test_train_prints_its_config_then_how_the_run_ended(trained_run, capsys):
     assert (
         main(["train", "dqn", "--env", CARTPOLE, "--max-steps", "600", "--out", str(trained_run), "--quiet"])
         == 0
     )
-    output = capsys.readouterr().out
-    assert "stopped at step 600 (max_steps)" in output
-    assert f"run directory: {trained_run}" in output
-
-
-def test_eval_prints_average_return_and_episode_length(trained_run, capsys):
-    assert main(["eval", str(trained_run), "--episodes", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "dqn, best checkpoint at step" in lines[0] and "3 greedy episodes" in lines[0]
-    assert lines[1].startswith("AverageReturn: ") and float(lines[1].split()[1]) >= 8
-    assert lines[2].startswith("AverageEpisodeLength: ") and float(lines[2].split()[1]) >= 8
+    assert lines[0] == "dqn on gymserve/CartPole-v1, config:"
+    run_file = trained_run / "run.json"
+    assert f"hidden_sizes = [8]  ({run_file})" in lines, "a resumed run keeps the config in its run.json"
+    assert "max_steps = 600  (--max-steps)" in lines
+    assert any(line.startswith("stopped at step 600 (max_steps) after ") for line in lines)
+    assert lines[-1] == f"run directory: {trained_run}"
+
+
+def test_the_run_directory_records_where_each_config_value_came_from(trained_run):
+    recorded = json.loads((trained_run / "run.json").read_text())
+    config_file = str(trained_run.parent / "config.json")
+    assert recorded["config"]["hidden_sizes"] == [8] and recorded["config"]["eval_interval"] == 300
+    assert recorded["config_sources"]["hidden_sizes"] == f"config file {config_file}"
+    assert recorded["config_sources"]["max_steps"] == "--max-steps"
+    assert recorded["config_sources"]["exploration_steps"] == "shipped dqn_CartPole-v1.json"
+    assert "gamma" not in recorded["config_sources"], "defaults are not listed"
+
+
+def test_config_prints_every_field_with_its_value_source_and_description(capsys):
+    from gymserve.agents.ppo import PPOConfig
+
+    assert main(["config", "ppo", "--env", CARTPOLE, "--seed", "3", "--max-episodes", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fields = PPOConfig.model_fields
+    assert len(lines) == 2 * len(fields)
+    for name, line, description in zip(fields, lines[::2], lines[1::2], strict=True):
+        assert line.startswith(f"{name} = ") and description == f"    {fields[name].description}"
+    assert "seed = 3  (--seed)" in lines and "max_episodes = 50  (--max-episodes)" in lines
+    assert "learning_rate = 0.001  (shipped ppo_CartPole-v1.json)" in lines
+    assert "vf_coef = 0.5  (default)" in lines
+
+
+def test_train_help_points_to_the_hyperparameters(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "gymserve config ALGORITHM --env ID" in help_text and "--max-episodes" in help_text
+
+
+def test_eval_prints_the_evaluation_of_the_runs_policy(trained_run, capsys):
+    assert main(["eval", str(trained_run), "--episodes", "3", "--seed", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    trained = load_trained_policy(trained_run)
+    expected = evaluate(trained.policy, CARTPOLE, 3, "greedy", seed=5)
+    assert lines == [
+        f"{trained_run} (dqn, best checkpoint at step {trained.train_step}) on {CARTPOLE}, 3 greedy episodes",
+        f"AverageReturn: {expected.average_return:.3f} ± {np.std(expected.returns):.3f}",
+        f"AverageEpisodeLength: {np.mean(expected.lengths):.1f}",
+    ]
+    assert main(["eval", "--policy", str(trained_run), "--episodes", "3", "--seed", "5"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def eval_output(argv, capsys):
+    """AverageReturn, its standard deviation and AverageEpisodeLength printed by `gymserve eval`."""
+    assert main(["eval", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    average, plus_minus, std = lines[1].removeprefix("AverageReturn: ").split()
+    assert plus_minus == "±"
+    return float(average), float(std), float(lines[2].removeprefix("AverageEpisodeLength: "))
+
+
+def test_eval_measures_the_random_and_pretrained_baselines(capsys):
+    # A uniform random policy balances CartPole for about 22 steps on average.
+    average, std, length = eval_output(["--env", CARTPOLE, "--policy", "random", "--episodes", "100"], capsys)
+    assert 15 <= average <= 30 and 5 <= std <= 20 and length == pytest.approx(average, abs=0.05)
+    assert eval_output(["--env", CARTPOLE, "--policy", "pretrained", "--episodes", "3"], capsys) == (
+        500.0,
+        0.0,
+        500.0,
+    )
+
+
+@pytest.mark.slow  # trains DQN with the shipped config until it solves CartPole (about 10 s)
+def test_a_trained_policy_beats_random_play_by_far(tmp_path, capsys):
+    argv = ["train", "dqn", "--env", CARTPOLE, "--max-steps", "10000", "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    random_average, random_std, _ = eval_output(
+        ["--env", CARTPOLE, "--policy", "random", "--episodes", "20"], capsys
+    )
+    trained_average, _, _ = eval_output([str(tmp_path), "--episodes", "20"], capsys)
+    assert trained_average > random_average + 10 * random_std, (trained_average, random_average)
+
+
+def test_play_refuses_contradictory_policies(trained_run, capsys):
+    assert main(["play", str(trained_run), "--policy", "pretrained"]) == 2
+    error = capsys.readouterr().err
+    assert f"give either RUN_DIR {trained_run} or --policy pretrained, not both" in error
+    assert main(["play", str(trained_run), "--remote", "127.0.0.1:1", "--policy", "cartpole"]) == 2
+    assert f"play either RUN_DIR {trained_run} or --remote 127.0.0.1:1, not both" in capsys.readouterr().err
+    assert main(["eval", "--env", CARTPOLE]) == 2
+    assert "give a RUN_DIR, or --env with --policy random|pretrained|DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["play", "eval"])
+def test_a_policy_runs_in_another_environment_only_when_allowed(command, trained_run, capsys):
+    # CartPoleBullet has CartPole's spaces but orders its observations differently.
+    argv = [command, str(trained_run), "--env", "gymserve/CartPoleBullet-v1", "--episodes", "1"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"{trained_run} was trained on {CARTPOLE}, not gymserve/CartPoleBullet-v1" in error
+    assert "--allow-env-mismatch" in error
+    assert main([*argv, "--allow-env-mismatch"]) == 0
+    assert main([command, "--policy", str(trained_run), "--env", "gymserve/Minitaur-v0"]) == 2
+    assert f"{trained_run} was trained on {CARTPOLE}, not gymserve/Minitaur-v0" in capsys.readouterr().err
+    assert (
+        main([command, "--policy", str(trained_run), "--env", "gymserve/Minitaur-v0", "--allow-env-mismatch"])
+        == 2
+    )
+    assert (
+        f"the policy in {trained_run} takes observations Box of shape (4,); "
+        "gymserve/Minitaur-v0's are Box of shape (28,)" in capsys.readouterr().err
+    )
 
 
 def test_plot_writes_a_png(trained_run, tmp_path, capsys):
@@ -87,7 +194,11 @@ def test_play_runs_a_trained_policy_or_a_random_one(trained_run, capsys):
         ),
         (
             ["train", "dqn", "--env", CARTPOLE, "--max-steps", "0"],
-            "max_steps: Input should be greater than 0",
+            "invalid DQNConfig: max_steps: Input should be greater than 0 (from --max-steps)\n",
+        ),
+        (
+            ["train", "ppo", "--env", CARTPOLE, "--max-episodes", "-5"],
+            "invalid PPOConfig: max_episodes: Input should be greater than 0 (from --max-episodes)\n",
         ),
         (["eval", "no-such-run"], "no-such-run: no such file or directory"),
     ],

@@ -33,11 +33,12 @@ def test_box_actions_learn_and_export_with_the_served_shapes(tmp_path, algorithm
     )
 
     policy = trained.policy
-    observations = np.zeros((3, 4), np.float32)
-    assert policy.network_outputs(observations).shape == (3, 2), "[mean | log_std] for one action dimension"
+    observations = np.random.default_rng(5).uniform(-1.0, 1.0, (64, 4)).astype(np.float32)
+    assert policy.network_outputs(observations).shape == (64, 2), "[mean | log_std] for one action dimension"
     export_policy(policy, tmp_path / "export", formats=("savedmodel",), metadata={"env_id": CONTINUOUS})
     exported = load(tmp_path / "export", backend="tensorflow")
     actions = exported.action(observations).action
-    assert actions.shape == (3, 1) and np.all(np.abs(actions) <= 1.0)
+    assert actions.shape == (64, 1) and np.all(np.abs(actions) <= 1.0)
+    assert len(np.unique(actions)) > 48, "distinct observations get distinct actions"
     np.testing.assert_allclose(actions, policy.action(observations).action, atol=1e-6)
     assert math.isfinite(float(exported.action(observations[0], mode="stochastic", seed=0).action[0]))

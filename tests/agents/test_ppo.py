@@ -2,11 +2,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorboard_scalars import tensorboard_scalars
 
 from gymserve.agents import load_trained_policy, train
+from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.on_policy import clipped_surrogate_loss
 from gymserve.agents.ppo import PPO, PPOConfig
+from gymserve.agents.runs import build_algorithm, read_run_info
 from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
@@ -48,6 +51,50 @@ def test_learning_rate_and_clip_decay_linearly_with_the_run_steps():
         assert ppo.learning_rate == pytest.approx(config.learning_rate * fractions[-1], rel=1e-6)
     assert fractions == pytest.approx([1.0, 0.75, 0.5])
     assert runner.total_steps == 48, "in-graph steps are counted on the trainer's runner"
+
+
+def test_plateau_reductions_compose_with_the_linear_decay(tmp_path):
+    # A learning rate this small leaves the greedy policy as it was, so evaluations stop improving
+    # and every one of them (patience 1) halves the rate, while the linear decay keeps running.
+    config = {
+        "num_envs": 2,
+        "n_steps": 16,
+        "batch_size": 32,
+        "n_epochs": 1,
+        "hidden_sizes": [8],
+        "learning_rate": 1e-6,
+        "linear_decay_steps": 640,
+        "lr_plateau_patience": 1,
+        "min_learning_rate": 0.0,
+        "max_steps": 320,
+        "eval_interval": 64,
+        "eval_episodes": 1,
+        "summary_interval": 32,
+        "target_reward": None,
+    }
+    result = train("ppo", CARTPOLE, tmp_path, config, progress_bar=False)
+    evaluations = [(row["step"], row["eval_return"]) for row in result.history.evaluations()]
+    plateau_steps = [
+        step for index, (step, value) in enumerate(evaluations) if index and value <= evaluations[0][1]
+    ]
+    plateaus = len(plateau_steps)
+    assert plateaus >= 2, evaluations
+    assert all(value <= evaluations[0][1] for _, value in evaluations), "no later evaluation improved"
+    scalars = tensorboard_scalars(tmp_path)
+    rates = dict(scalars["train/learning_rate"])
+    assert rates.keys() == set(range(32, 321, 32))
+    for step, rate in rates.items():
+        # Set at the start of the iteration that ended at `step`, after the plateaus before it.
+        decay = 1 - (step - 32) / 640
+        halvings = sum(1 for plateau_step in plateau_steps if plateau_step < step)
+        assert rate == pytest.approx(1e-6 * decay * 0.5**halvings, rel=1e-5), step
+        assert dict(scalars["train/learning_rate_scale"])[step] == pytest.approx(0.5**halvings)
+
+    ppo = build_algorithm(read_run_info(tmp_path))
+    ppo.restore(CheckpointStore(tmp_path).path("latest"))
+    assert ppo.learning_rate_scale == pytest.approx(0.5**plateaus)
+    ppo.apply_decay(320)
+    assert ppo.learning_rate == pytest.approx(1e-6 * 0.5 * 0.5**plateaus, rel=1e-5)
 
 
 @pytest.mark.slow

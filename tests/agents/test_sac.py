@@ -221,6 +221,33 @@ def test_restored_algorithm_continues_exactly_like_the_original(tmp_path):
             np.testing.assert_array_equal(copy.numpy(), original.numpy())
 
 
+@pytest.mark.slow  # two short runs with XLA compiles, about 20 s
+def test_the_first_steps_of_a_run_do_not_depend_on_max_steps(tmp_path):
+    """Two runs that differ only in max_steps act, learn and evaluate alike up to the shorter one's end
+    (XLA-compiled updates and normalization included, as in the shipped Minitaur config)."""
+    config = {
+        "actor_hidden_sizes": (16,),
+        "critic_hidden_sizes": (16,),
+        "batch_size": 16,
+        "initial_collect_steps": 50,
+        "normalize_observations": True,
+        "n_step": 5,
+        "jit_compile": True,
+        "eval_interval": 100,
+        "eval_episodes": 1,
+        "checkpoint_interval": 100,
+    }
+    short = train("sac", CARTPOLE, tmp_path / "short", {**config, "max_steps": 200}, progress_bar=False)
+    long = train("sac", CARTPOLE, tmp_path / "long", {**config, "max_steps": 300}, progress_bar=False)
+
+    def without_wall_time(rows):
+        return [{name: value for name, value in row.items() if name != "wall_time"} for row in rows]
+
+    shared = [row for row in long.history.rows if row["step"] <= 200]
+    assert len(short.history.evaluations()) == 2 and len(shared) > 4
+    assert without_wall_time(short.history.rows) == without_wall_time(shared)
+
+
 @pytest.mark.slow
 def test_short_training_clearly_beats_a_random_policy(tmp_path):
     """About 15 s: 4000 steps on the continuous Bullet cart-pole, greedy vs uniform random actions."""

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from tensorboard_scalars import tensorboard_scalars
 from tiny_dqn import TINY_DQN
 
 from gymserve.agents import (
@@ -87,6 +87,18 @@ def test_training_stops_once_an_evaluation_reaches_the_target_reward(tmp_path):
     assert trained.evaluation_return == result.state.evaluation_return
 
 
+def test_training_stops_once_enough_episodes_have_ended_and_resumes_to_a_later_limit(tmp_path):
+    # One env and train_freq 10: an iteration of 10 steps ends at most two CartPole episodes.
+    result = run_tiny(tmp_path, max_steps=10_000, max_episodes=5)
+    assert result.stop_reason == "max_episodes"
+    assert 5 <= result.history.episodes <= 6
+    assert result.total_steps < 10_000
+    resumed = run_tiny(tmp_path, max_steps=10_000, max_episodes=9)
+    assert resumed.stop_reason == "max_episodes"
+    assert 9 <= resumed.history.episodes <= 10
+    assert resumed.history.rows[: len(result.history.rows)] == result.history.rows
+
+
 def test_plateaus_halve_the_learning_rate_and_early_stopping_ends_the_run(tmp_path):
     # Learning never starts, so every greedy evaluation repeats the first one: no improvement.
     result = run_tiny(
@@ -98,6 +110,7 @@ def test_plateaus_halve_the_learning_rate_and_early_stopping_ends_the_run(tmp_pa
     algorithm = build_algorithm(read_run_info(tmp_path))
     algorithm.restore(CheckpointStore(tmp_path).path("latest"))
     assert algorithm.learning_rate == pytest.approx(read_run_info(tmp_path).config.learning_rate / 4)
+    assert algorithm.learning_rate_scale == pytest.approx(1 / 4)
 
 
 def test_history_and_tensorboard_record_episodes_and_evaluations(tmp_path):
@@ -113,11 +126,7 @@ def test_history_and_tensorboard_record_episodes_and_evaluations(tmp_path):
             max(np.mean(returns[max(0, i - 4) : i + 1]) for i in range(index + 1))
         )
     assert sum(int(row["episode_length"]) for row in episodes) <= 400
-    scalars = {}
-    for event_file in (tmp_path / "tensorboard").iterdir():
-        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    scalars = tensorboard_scalars(tmp_path)
     assert [step for step, _ in scalars["eval/AverageReturn"]] == [200, 400]
     assert [value for _, value in scalars["eval/AverageReturn"]] == pytest.approx(
         [row["eval_return"] for row in result.history.evaluations()]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -94,26 +91,8 @@ def read_events_until(stream, event: str) -> list[dict]:
     raise AssertionError(f"the server exited before logging {event!r}; it logged {events}")
 
 
-def self_signed_certificate(directory: Path) -> tuple[Path, Path] | None:
-    """A certificate for 127.0.0.1 and localhost, and its key, or None without a way to make one."""
-    certificate, key = directory / "server.crt", directory / "server.key"
-    try:
-        import cryptography  # noqa: F401
-    except ImportError:
-        if shutil.which("openssl") is None:
-            return None
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", str(key), "-out", str(certificate), "-days", "1", "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-            check=True, capture_output=True, env={**os.environ, "OPENSSL_CONF": "/dev/null"},
-        )  # fmt: skip
-        return certificate, key
-    _write_certificate_with_cryptography(certificate, key)
-    return certificate, key
-
-
-def _write_certificate_with_cryptography(certificate: Path, key: Path) -> None:
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, and its key, written to `directory`."""
     import datetime
     import ipaddress
 
@@ -122,6 +101,7 @@ def _write_certificate_with_cryptography(certificate: Path, key: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
+    certificate, key = directory / "server.crt", directory / "server.key"
     private_key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -143,3 +123,4 @@ def _write_certificate_with_cryptography(certificate: Path, key: Path) -> None:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
     )
+    return certificate, key

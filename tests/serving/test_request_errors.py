@@ -34,7 +34,12 @@ CLIENT_CALLS = {
     "unknown version": (dict(observations=GOOD, version=9), NOT_FOUND, "no version 9; versions: 1, 2"),
     "failed policy": (dict(observations=GOOD, policy="broken"), FAILED, "no version that loaded"),
     "batch over the limit": (dict(observations=np.zeros((2049, 4))), EXHAUSTED, "limit of 2048"),
-    "message over the limit": (dict(observations=np.zeros((2 * 2048 * 16, 4))), EXHAUSTED, ""),
+    "message over the limit": (
+        dict(observations=np.zeros((2 * 2048 * 16, 4))),
+        EXHAUSTED,
+        # the request's 1 MiB of float32 plus its framing, against the server's 256 KiB limit
+        "Received message larger than max (1048602 vs. 262144)",
+    ),
 }
 
 
@@ -49,7 +54,7 @@ def test_bad_calls_get_their_status_code_and_the_server_keeps_serving(client: Po
     with pytest.raises(PolicyServiceError) as raised:
         client.act(**arguments)
     assert raised.value.code == code
-    assert message in raised.value.details
+    assert message in raised.value.details, raised.value.details
     assert str(raised.value).startswith(code.name)
     assert_still_serving(client)
 

@@ -69,14 +69,15 @@ def test_tls_serves_clients_that_trust_the_certificate_and_refuses_the_others(tm
     trusted = self_signed_certificate(tmp_path)
     (tmp_path / "other").mkdir()
     untrusted = self_signed_certificate(tmp_path / "other")
-    if trusted is None or untrusted is None:
-        pytest.skip("neither the cryptography package nor the openssl command is available")
     certificate, key = trusted
     server = start_server(
         standard_policies(), tls_certificate=certificate, tls_private_key=key, auth_token=TOKEN
     )
     try:
         with PolicyClient(server.address, token=TOKEN, tls_root_certificates=certificate) as client:
+            np.testing.assert_array_equal(client.act(BATCH, "linear", version=1), greedy_by_hand(BATCH))
+        environ = {"GYMSERVE_AUTH_TOKEN": TOKEN, "GYMSERVE_TLS_CA": str(certificate)}
+        with PolicyClient.from_environment(server.address, environ) as client:
             np.testing.assert_array_equal(client.act(BATCH, "linear", version=1), greedy_by_hand(BATCH))
         for refused in (
             PolicyClient(server.address, token=TOKEN, timeout=5),  # plaintext to a TLS port
@@ -87,3 +88,13 @@ def test_tls_serves_clients_that_trust_the_certificate_and_refuses_the_others(tm
             assert raised.value.code == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop(grace=0)
+
+
+def test_a_client_from_the_environment_sends_the_token_and_checks_the_ca_file(token_server, tmp_path):
+    with PolicyClient.from_environment(token_server.address, {"GYMSERVE_AUTH_TOKEN": TOKEN}) as client:
+        np.testing.assert_array_equal(client.act(BATCH, "linear", version=1), greedy_by_hand(BATCH))
+    with PolicyClient.from_environment(token_server.address, {}) as client:
+        refused_with(grpc.StatusCode.UNAUTHENTICATED, lambda: client.act(BATCH, "linear"))
+    missing = tmp_path / "ca.pem"
+    with pytest.raises(ValueError, match=f"GYMSERVE_TLS_CA names {missing}, which is not a file"):
+        PolicyClient.from_environment(token_server.address, {"GYMSERVE_TLS_CA": str(missing)})
