@@ -6,7 +6,8 @@
 - trials.csv: one row per trial: number, state, value, last reported step, duration, failure
   reason, run directory and host, then its parameters;
 - optimization_history.png: each trial's value (pruned ones at their last report) and the best so far;
-- param_importances.png: fANOVA importance of each parameter for the value (from two complete trials).
+- param_importances.png: PED-ANOVA importance of each parameter for the value (from two complete
+  trials on; numpy only, where fANOVA would need scikit-learn).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +124,7 @@ def plot_importances(importances: dict[str, float], path: Path) -> Path:
     names = list(importances)[::-1]  # most important on top
     figure, axes = _figure()
     axes.barh(names, [importances[name] for name in names], color="tab:blue")
-    axes.set_xlabel("importance for the objective (fANOVA, sums to 1)")
+    axes.set_xlabel("importance for the objective (PED-ANOVA, sums to 1)")
     axes.set_title("parameter importances")
     return _save(figure, path)
 
@@ -131,8 +133,11 @@ def _importances(study: optuna.Study) -> dict[str, float] | None:
     """Parameter importances, or None when the complete trials do not vary any parameter."""
     import optuna
 
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
     try:
-        return optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():  # PED-ANOVA warns when too few trials to tell parameters apart
+            warnings.simplefilter("ignore", UserWarning)
+            return optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError):
         return None
 
