@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from gymserve.agents.checkpoints import atomic_write_text
 from gymserve.agents.config import TrainingConfig, read_config_file, resolve_config, shipped_config_path
+from gymserve.agents.plots import write_png
 from gymserve.tuning.objective import Objective
 
 if TYPE_CHECKING:
@@ -157,10 +158,7 @@ def _save(figure: Figure, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        figure.tight_layout()
-        partial = path.with_name(f".{path.stem}.partial.png")
-        figure.savefig(partial, format="png")
-        partial.replace(path)
+        write_png(figure, path)
     finally:
         plt.close(figure)
     return path

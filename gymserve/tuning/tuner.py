@@ -28,6 +28,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,17 +117,14 @@ def tune(
     runner = _TrialRunner(study, rdb_storage, storage_url, algorithm, env_id, out, base, space, objective)
     spec_settings = {"pruner": pruner, "warmup_trials": warmup_trials}
     interrupted = runner.run(trials, jobs, spec_settings, progress_bar)
-    study_trials = study.get_trials(deepcopy=False)
-    states: dict[str, int] = {}
-    for trial in study_trials:
-        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    states = Counter(trial.state.name for trial in study.get_trials(deepcopy=False))
     best = _best_trial(study)
     return TuningResult(
         study_name=study_name,
         storage_url=storage_url,
         objective=objective,
         trials_run=runner.started,
-        states=states,
+        states=dict(states),
         best_trial=best.number if best else None,
         best_value=best.value if best else None,
         reports=write_reports(study, out, algorithm, env_id, config_class, objective),
@@ -219,6 +218,7 @@ class _TrialRunner:
         self.processes: dict[int, subprocess.Popen] = {}
         self.remaining = 0
         self.started = 0
+        self.working = 0  # worker threads not finished yet
         self.bar: Any = None
 
     def run(self, trials: int, jobs: int, spec_settings: dict[str, Any], progress_bar: bool) -> bool:
@@ -234,21 +234,26 @@ class _TrialRunner:
             file=sys.stderr,
             disable=not progress_bar,
         )
-        threads = [threading.Thread(target=self._work, daemon=True) for _ in range(min(jobs, trials))]
-        for thread in threads:
-            thread.start()
+        self.working = min(jobs, trials)
+        for _ in range(self.working):
+            threading.Thread(target=self._work, daemon=True).start()
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.2)  # a short wait, so Ctrl-C is seen at once
+            self._wait_for_workers()
             return False
         except KeyboardInterrupt:
             self._stop()
-            for thread in threads:
-                thread.join()
+            self._wait_for_workers()
             return True
         finally:
             self.bar.close()
+
+    def _wait_for_workers(self) -> None:
+        # Polls with sleep: a Thread.join that Ctrl-C interrupts may return early when joined again.
+        while True:
+            with self.lock:
+                if self.working == 0:
+                    return
+            time.sleep(0.2)
 
     def _stop(self) -> None:
         with self.lock:
@@ -266,9 +271,13 @@ class _TrialRunner:
             return True
 
     def _work(self) -> None:
-        while self._take():
-            self._run_trial()
-            self._show_progress()
+        try:
+            while self._take():
+                self._run_trial()
+                self._show_progress()
+        finally:
+            with self.lock:
+                self.working -= 1
 
     def _run_trial(self) -> None:
         with self.lock:
