@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 STUDY_FILE = "study.db"
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
+_CREATION_RETRIES = 3
 _SQLITE_BUSY_TIMEOUT = 60.0  # seconds a process waits for another's write to the same SQLite file
 
 
@@ -46,15 +47,22 @@ def open_storage(url: str) -> RDBStorage:
         )
 
     try:
-        try:
-            return connect()
-        except sqlalchemy.exc.OperationalError as error:
-            if "already exists" not in str(error):
-                raise
-            time.sleep(1.0)  # another process was creating the tables of the same new SQLite file
-            return connect()
+        for _ in range(_CREATION_RETRIES):
+            try:
+                return connect()
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
+                if not _lost_creation_race(error):
+                    raise
+                time.sleep(1.0)
+        return connect()
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
         raise StorageError(f"cannot open study storage {url!r}: {_first_line(error)}") from None
+
+
+def _lost_creation_race(error: Exception) -> bool:
+    """Another process was creating the tables of the same new storage (it wins, we load them)."""
+    signs = ("already exists", "UNIQUE constraint failed", "database is locked")
+    return any(sign in str(error) for sign in signs)
 
 
 def _ignore_heartbeat_warnings() -> None:
