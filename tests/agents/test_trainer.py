@@ -17,6 +17,7 @@ from gymserve.agents.algorithm import UnsupportedActionSpaceError
 from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.history import FIELDS
 from gymserve.agents.runs import RunInfo, build_algorithm, open_run_dir, read_run_info
+from gymserve.agents.trainer import STOP_REQUESTED
 from gymserve.policies.actor_policy import ActorPolicy
 
 CARTPOLE = "gymserve/CartPole-v1"
@@ -85,6 +86,26 @@ def test_training_stops_once_an_evaluation_reaches_the_target_reward(tmp_path):
     assert isinstance(trained.policy, ActorPolicy)
     assert (trained.env_id, trained.algorithm, trained.train_step) == (CARTPOLE, "dqn", 200)
     assert trained.evaluation_return == result.state.evaluation_return
+
+
+def test_the_caller_sees_every_evaluation_and_can_stop_the_run_after_one(tmp_path):
+    seen = []
+
+    def stop_at_the_second(state):
+        seen.append((state.evaluation_step, state.evaluation_return))
+        return len(seen) == 2
+
+    result = train(
+        "dqn",
+        CARTPOLE,
+        tmp_path,
+        {**TINY_DQN, "max_steps": 10_000},
+        progress_bar=False,
+        on_evaluation=stop_at_the_second,
+    )
+    assert (result.stop_reason, result.total_steps) == (STOP_REQUESTED, 400)
+    assert seen == [(row["step"], row["eval_return"]) for row in result.history.evaluations()]
+    assert CheckpointStore(tmp_path).trainer_state("latest")["total_steps"] == 400
 
 
 def test_plateaus_halve_the_learning_rate_and_early_stopping_ends_the_run(tmp_path):

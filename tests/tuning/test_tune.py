@@ -17,6 +17,7 @@ from gymserve.agents.runs import read_run_info
 from gymserve.cli import main
 from gymserve.tuning import Objective, tune
 from gymserve.tuning.objective import Evaluation
+from gymserve.tuning.storage import open_storage
 
 CARTPOLE = "gymserve/CartPole-v1"
 STUDY = "ppo-CartPole-v1"
@@ -51,7 +52,10 @@ def tune_argv(directory, *extra, eval_interval=256, max_steps=256):
 
 
 def load_study(directory):
-    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{directory / 'out' / 'study.db'}")
+    # open_storage, like a tuner: it copes with a tuner creating the file's tables at the same time
+    return optuna.load_study(
+        study_name=STUDY, storage=open_storage(f"sqlite:///{directory / 'out' / 'study.db'}")
+    )
 
 
 def states(study):
