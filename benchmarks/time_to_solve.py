@@ -51,8 +51,10 @@ class Outcome:
     evaluations: list[tuple[int, float]]  # (step, AverageReturn) of every evaluation
 
 
-def run_gymserve(algorithm: str, max_steps: int, seed: int, workdir: Path) -> Outcome:
-    """Train a gymserve algorithm with its shipped config under the benchmark's protocol."""
+def run_gymserve(
+    algorithm: str, max_steps: int, seed: int, workdir: Path, config_file: Path | None = None
+) -> Outcome:
+    """Train a gymserve algorithm with its shipped config (or `config_file` over it) under the protocol."""
     from gymserve.agents import train
 
     protocol = {
@@ -63,7 +65,8 @@ def run_gymserve(algorithm: str, max_steps: int, seed: int, workdir: Path) -> Ou
         "eval_episodes": EVAL_EPISODES,
         "checkpoint_interval": EVAL_INTERVAL,
     }
-    result = train(algorithm, ENV_ID, workdir / f"{algorithm}-{seed}", protocol, progress_bar=False)
+    run_dir = workdir / f"{algorithm}-{config_file.stem if config_file else 'shipped'}-{seed}"
+    result = train(algorithm, ENV_ID, run_dir, protocol, config_file, progress_bar=False)
     evaluations = result.history.evaluations()
     solved = next((row for row in evaluations if row["eval_return"] >= TARGET), None)
     return Outcome(

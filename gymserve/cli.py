@@ -266,6 +266,92 @@ def _run_config(args: argparse.Namespace) -> None:
     print(_resolved_config(args, run_dir=None).describe())
 
 
+def _add_tune_command(subparsers: argparse._SubParsersAction) -> None:
+    from gymserve.agents.registry import ALGORITHMS
+
+    parser = subparsers.add_parser(
+        "tune",
+        help="search an algorithm's hyperparameters with Optuna; rerun the same command to add trials",
+        description="Run an Optuna study over ALGORITHM's config: each trial trains in its own process into "
+        "OUT/trials/NUMBER, reports its greedy evaluations and is pruned by the median rule. The study lives "
+        "in OUT/study.db or at --storage, so several processes or machines can share it. Writes "
+        "best_config.json (for gymserve train --config), trials.csv and PNG plots to OUT. Needs "
+        'pip install "gymserve[tune]".',
+    )
+    parser.add_argument(
+        "algorithm", choices=tuple(ALGORITHMS), metavar="ALGORITHM", help=", ".join(ALGORITHMS)
+    )
+    parser.add_argument("--env", required=True, help="environment id, e.g. gymserve/CartPole-v1")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="folder of the study's trials and reports"
+    )
+    parser.add_argument("--trials", type=int, required=True, help="trials this command runs")
+    parser.add_argument("--jobs", type=int, default=1, help="trials trained at once (default: %(default)s)")
+    parser.add_argument(
+        "--storage", metavar="URL", help="Optuna RDB URL of the study (default: OUT/study.db)"
+    )
+    parser.add_argument("--study", metavar="NAME", help="study name (default: ALGORITHM-ENV_NAME)")
+    parser.add_argument("--max-steps", type=int, help="environment steps per trial (default: the config's)")
+    parser.add_argument(
+        "--target-reward",
+        type=float,
+        help="minimise environment steps to this greedy return (default: maximise the mean greedy return "
+        "of the last evaluations)",
+    )
+    parser.add_argument(
+        "--last-evaluations", type=int, default=3, help="evaluations the return is averaged over (default: 3)"
+    )
+    parser.add_argument(
+        "--search-space", metavar="FILE", help="JSON or YAML search space (default: the shipped one)"
+    )
+    parser.add_argument("--config", metavar="FILE", help="JSON config fields every trial starts from")
+    parser.add_argument("--pruner", choices=("median", "none"), default="median", help="default: median")
+    parser.add_argument(
+        "--warmup-trials", type=int, default=5, help="complete trials before pruning starts (default: 5)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="training seed of every trial (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace) -> None:
+    from gymserve.agents import UnknownEnvironmentError
+    from gymserve.agents.config import ConfigError
+
+    try:
+        from gymserve.tuning import TuningError, tune
+
+        result = tune(
+            args.algorithm,
+            args.env,
+            args.out,
+            args.trials,
+            jobs=args.jobs,
+            storage=args.storage,
+            study_name=args.study,
+            max_steps=args.max_steps,
+            target_reward=args.target_reward,
+            last_evaluations=args.last_evaluations,
+            search_space=args.search_space,
+            config_file=args.config,
+            pruner=args.pruner,
+            warmup_trials=args.warmup_trials,
+            seed=args.seed,
+            progress_bar=not args.quiet,
+        )
+    except (TuningError, UnknownEnvironmentError, ConfigError) as error:
+        raise CommandError(str(error)) from None
+    states = ", ".join(f"{count} {state.lower()}" for state, count in sorted(result.states.items()))
+    print(f"study {result.study_name} ({result.storage_url}): {states}")
+    print(f"objective: {result.objective.describe()}")
+    if result.best_trial is not None:
+        print(f"best: trial {result.best_trial}, value {result.best_value:.4g}")
+    for path in result.reports:
+        print(f"wrote {path}")
+    if result.interrupted:
+        raise KeyboardInterrupt
+
+
 def _add_eval_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
@@ -565,6 +651,7 @@ def _make_env(env_id: str, **kwargs: object) -> gym.Env:
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_train_command,
     _add_config_command,
+    _add_tune_command,
     _add_eval_command,
     _add_plot_command,
     _add_play_command,
@@ -591,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _native_modules(args: argparse.Namespace) -> tuple[str, ...]:
     """The libraries a command will load that print start-up banners from native code."""
     plays_saved_policy = args.command == "play" and not args.remote and bool(args.policy_dir or args.policy)
-    if args.command in ("train", "config", "eval", "plot", "export") or (
+    if args.command in ("train", "config", "tune", "eval", "plot", "export") or (
         plays_saved_policy and args.policy not in _BASELINES
     ):
         return ("pybullet", "tensorflow")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gymserve.agents.history import HISTORY_FILE, History
 from gymserve.agents.runs import read_run_info
 from gymserve.files import staged
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CURVE_FILE = "learning_curve.png"
 
@@ -58,9 +62,14 @@ def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> P
         axes.set_title(f"{info.algorithm} on {info.env_id}")
         axes.grid(alpha=0.3)
         axes.legend(loc="best", fontsize="small")
-        figure.tight_layout()
-        with staged(out) as staging:
-            figure.savefig(staging, format="png")
+        write_png(figure, out)
     finally:
         plt.close(figure)
     return out
+
+
+def write_png(figure: Figure, out: Path) -> None:
+    """Lay out `figure` and write it to `out` as a PNG, staged so a reader never sees half of it."""
+    figure.tight_layout()
+    with staged(out) as staging:
+        figure.savefig(staging, format="png")

@@ -14,7 +14,8 @@ with its own duties, checked between iterations against the environment step cou
 - the history CSV, TensorBoard summaries and a progress bar on stderr.
 
 It stops when an evaluation reaches `target_reward`, at `max_steps`, once `max_episodes` training
-episodes have ended, or by early stopping, and
+episodes have ended, by early stopping, or when the caller's `on_evaluation` callback (e.g. a
+tuner's pruning rule) asks it to after an evaluation, and
 always ends with an evaluation and a 'latest' checkpoint of the final step.
 """
 
@@ -24,6 +25,7 @@ import dataclasses
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from gymserve.agents.history import HISTORY_FILE, History
 from gymserve.agents.runs import RunInfo, build_algorithm, open_run_dir, run_config
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never start like training episodes
+STOP_REQUESTED = "requested"  # the stop reason when `on_evaluation` returned True
 
 
 @dataclass
@@ -61,7 +64,7 @@ class TrainingResult:
     """How a run ended."""
 
     run_dir: Path
-    stop_reason: str  # "target_reward", "max_steps", "max_episodes" or "early_stopping"
+    stop_reason: str  # "target_reward", "max_steps", "max_episodes", "early_stopping" or STOP_REQUESTED
     state: TrainerState
     history: History
 
@@ -81,28 +84,37 @@ def train(
     config: TrainingConfig | ResolvedConfig | dict[str, Any] | None = None,
     config_file: str | Path | None = None,
     progress_bar: bool = True,
+    on_evaluation: Callable[[TrainerState], bool] | None = None,
 ) -> TrainingResult:
     """Train `algorithm` on `env_id` into `run_dir`, resuming what is there.
 
     `config` is a full config (resolved, with its sources, by `runs.run_config`), or field
     overrides resolved as `runs.run_config` says.
+    `on_evaluation` sees the state after each greedy evaluation; returning True stops the run.
     """
     if isinstance(config, TrainingConfig):
         config = ResolvedConfig(config, {})
     elif not isinstance(config, ResolvedConfig):
         config = run_config(algorithm, env_id, run_dir, config_file, overrides=config)
     info = RunInfo(algorithm, env_id, config.config, config.sources)
-    return Trainer(info, run_dir, progress_bar).run()
+    return Trainer(info, run_dir, progress_bar, on_evaluation).run()
 
 
 class Trainer:
     """Runs one algorithm on one environment into one run directory."""
 
-    def __init__(self, info: RunInfo, run_dir: str | Path, progress_bar: bool = True):
+    def __init__(
+        self,
+        info: RunInfo,
+        run_dir: str | Path,
+        progress_bar: bool = True,
+        on_evaluation: Callable[[TrainerState], bool] | None = None,
+    ):
         self.info = info
         self.config = info.config
         self.run_dir = Path(run_dir)
         self.progress_bar = progress_bar
+        self.on_evaluation = on_evaluation
         self.checkpoints = CheckpointStore(self.run_dir)
 
     def run(self) -> TrainingResult:
@@ -149,6 +161,7 @@ class _Session:
         self.state = state
         self.history = history
         self.episodes = history.episodes  # training episodes ended so far, over all sessions
+        self.stop_requested = False
         self.started = time.perf_counter()
         self.wall_time_before = state.wall_time
         self.metric_sums: dict[str, float] = defaultdict(float)
@@ -200,6 +213,8 @@ class _Session:
         target = config.target_reward
         if target is not None and state.evaluation_return is not None and state.evaluation_return >= target:
             return "target_reward"
+        if self.stop_requested:
+            return STOP_REQUESTED
         if state.total_steps >= config.max_steps:
             return "max_steps"
         if config.max_episodes is not None and self.episodes >= config.max_episodes:
@@ -286,6 +301,8 @@ class _Session:
             self._apply_plateau_rule()
         self.history.write(self.trainer.run_dir / HISTORY_FILE)
         self._show_postfix()
+        if self.trainer.on_evaluation is not None and self.trainer.on_evaluation(state):
+            self.stop_requested = True
         return improved
 
     def _apply_plateau_rule(self) -> None:

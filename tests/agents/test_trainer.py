@@ -17,6 +17,7 @@ from gymserve.agents.algorithm import UnsupportedActionSpaceError
 from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.history import FIELDS
 from gymserve.agents.runs import RunInfo, build_algorithm, open_run_dir, read_run_info
+from gymserve.agents.trainer import STOP_REQUESTED
 from gymserve.policies.actor_policy import ActorPolicy
 
 CARTPOLE = "gymserve/CartPole-v1"
@@ -97,6 +98,26 @@ def test_training_stops_once_enough_episodes_have_ended_and_resumes_to_a_later_l
     assert resumed.stop_reason == "max_episodes"
     assert 9 <= resumed.history.episodes <= 10
     assert resumed.history.rows[: len(result.history.rows)] == result.history.rows
+
+
+def test_the_caller_sees_every_evaluation_and_can_stop_the_run_after_one(tmp_path):
+    seen = []
+
+    def stop_at_the_second(state):
+        seen.append((state.evaluation_step, state.evaluation_return))
+        return len(seen) == 2
+
+    result = train(
+        "dqn",
+        CARTPOLE,
+        tmp_path,
+        {**TINY_DQN, "max_steps": 10_000},
+        progress_bar=False,
+        on_evaluation=stop_at_the_second,
+    )
+    assert (result.stop_reason, result.total_steps) == (STOP_REQUESTED, 400)
+    assert seen == [(row["step"], row["eval_return"]) for row in result.history.evaluations()]
+    assert CheckpointStore(tmp_path).trainer_state("latest")["total_steps"] == 400
 
 
 def test_plateaus_halve_the_learning_rate_and_early_stopping_ends_the_run(tmp_path):
