@@ -19,9 +19,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gymserve.agents.checkpoints import atomic_write_text
 from gymserve.agents.config import TrainingConfig, read_config_file, resolve_config, shipped_config_path
 from gymserve.agents.plots import write_png
+from gymserve.files import write_text_atomically
 from gymserve.tuning.objective import Objective
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def write_best_config(
     shipped = resolve_config(config_class, algorithm, env_id).model_dump(mode="json")
     values.update({name: value for name, value in config.items() if value != shipped[name]})
     path = out / BEST_CONFIG_FILE
-    atomic_write_text(path, json.dumps(values, indent=2) + "\n")
+    write_text_atomically(path, json.dumps(values, indent=2) + "\n")
     return path
 
 
@@ -89,7 +89,7 @@ def write_trials_table(trials: list[optuna.trial.FrozenTrial], path: Path) -> Pa
             *(trial.params.get(name) for name in parameters),
         )
         writer.writerow("" if value is None else value for value in row)
-    atomic_write_text(path, buffer.getvalue())
+    write_text_atomically(path, buffer.getvalue())
     return path
 
 
