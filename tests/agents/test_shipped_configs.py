@@ -11,11 +11,12 @@ from gymserve.rollout import evaluate
 CARTPOLE = "gymserve/CartPole-v1"
 
 
-@pytest.mark.slow  # trains until solved: 20-50 s each here, at most a minute in the benchmark runs
+@pytest.mark.slow  # trains until solved: 3-50 s each here, at most a minute in the benchmark runs
+@pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("algorithm", ["a2c", "a3c"])
-def test_shipped_config_solves_cartpole(algorithm, tmp_path):
-    """Greedy AverageReturn >= 475 over 20 episodes the run never evaluated on."""
-    result = train(algorithm, CARTPOLE, tmp_path / "run", progress_bar=False)
+def test_shipped_config_solves_cartpole(algorithm, seed, tmp_path):
+    """Greedy AverageReturn >= 475 over 20 episodes the run never evaluated on, on each of 5 seeds."""
+    result = train(algorithm, CARTPOLE, tmp_path / "run", {"seed": seed}, progress_bar=False)
     assert result.stop_reason == "target_reward"
     trained = load_trained_policy(tmp_path / "run")
     assert evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=12345).average_return >= 475
