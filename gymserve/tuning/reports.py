@@ -62,7 +62,7 @@ def write_best_config(
 ) -> Path:
     shipped_path = shipped_config_path(algorithm, env_id)
     values = read_config_file(shipped_path) if shipped_path.exists() else {}
-    shipped = resolve_config(config_class, algorithm, env_id).model_dump(mode="json")
+    shipped = resolve_config(config_class, algorithm, env_id).config.model_dump(mode="json")
     values.update({name: value for name, value in config.items() if value != shipped[name]})
     path = out / BEST_CONFIG_FILE
     write_text_atomically(path, json.dumps(values, indent=2) + "\n")

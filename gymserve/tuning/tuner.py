@@ -100,7 +100,7 @@ def tune(
     overrides: dict[str, Any] = {"seed": seed, "target_reward": target_reward}
     if max_steps is not None:
         overrides["max_steps"] = max_steps
-    base = resolve_config(config_class, algorithm, env_id, config_file, overrides)
+    base = resolve_config(config_class, algorithm, env_id, config_file, overrides).config
     space = SearchSpace.read(search_space) if search_space is not None else SearchSpace.shipped(algorithm)
     space.check(config_class)
     objective = Objective(target_reward=target_reward, last_evaluations=last_evaluations)

@@ -81,7 +81,7 @@ def test_two_processes_share_one_sqlite_study_and_a_third_resumes_it(tmp_path):
 
     out = tmp_path / "out"
     best = study.best_trial
-    retrained = resolve_config(PPOConfig, "ppo", CARTPOLE, out / "best_config.json")
+    retrained = resolve_config(PPOConfig, "ppo", CARTPOLE, out / "best_config.json").config
     assert retrained == read_run_info(best.user_attrs["run_dir"]).config
     assert retrained.learning_rate == best.params["learning_rate"]
     with open(out / "trials.csv") as file:
