@@ -41,7 +41,7 @@ def gymserve_sac(jit_compile: bool, batch_size: int) -> Callable[[int], None]:
     from gymserve.agents.sac import SAC, SACConfig
 
     config = SACConfig(
-        initial_collect_steps=WARMUP_STEPS,
+        learning_starts=WARMUP_STEPS,
         batch_size=batch_size,
         normalize_observations=True,
         jit_compile=jit_compile,

@@ -12,10 +12,11 @@ JSON object configures a run. A run's config is resolved in layers, later ones w
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_DIRECTORY = Path(__file__).parent / "configs"
 
@@ -31,6 +32,9 @@ class TrainingConfig(BaseModel):
     """The training loop's settings; algorithms extend this model with their hyperparameters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Old field name -> current name; config files using an old name still load, with a warning.
+    renamed_fields: ClassVar[dict[str, str]] = {}
 
     seed: int = Field(0, description="Seeds Python, numpy, TensorFlow, the network weights and the envs.")
     max_steps: int = Field(100_000, gt=0, description="Stop after this many environment steps (all envs).")
@@ -63,6 +67,29 @@ class TrainingConfig(BaseModel):
     deterministic_ops: bool = Field(
         True, description="Enable TensorFlow op determinism so a seed reproduces a run exactly."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_renamed_fields(cls, values: Any) -> Any:
+        return cls.current_field_names(values) if isinstance(values, dict) else values
+
+    @classmethod
+    def current_field_names(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """`values` with every renamed field under its current name (a FutureWarning per old name)."""
+        renamed = {old: new for old, new in cls.renamed_fields.items() if old in values}
+        if not renamed:
+            return values
+        values = dict(values)
+        for old, new in renamed.items():
+            if new in values:
+                raise ValueError(f"config field {old!r} was renamed {new!r}; give only {new!r}")
+            warnings.warn(
+                f"config field {old!r} is deprecated and will be removed; it is now called {new!r}",
+                FutureWarning,
+                stacklevel=2,
+            )
+            values[new] = values.pop(old)
+        return values
 
 
 def shipped_config_path(algorithm: str, env_id: str) -> Path:
@@ -98,9 +125,9 @@ def resolve_config(
     values: dict[str, Any] = {}
     shipped = shipped_config_path(algorithm, env_id)
     if shipped.exists():
-        values.update(read_config_file(shipped))
+        values.update(config_class.current_field_names(read_config_file(shipped)))
     if config_file is not None:
-        values.update(read_config_file(config_file))
+        values.update(config_class.current_field_names(read_config_file(config_file)))
     values.update(overrides or {})
     return validate_config(config_class, values, source=str(config_file or shipped))
 

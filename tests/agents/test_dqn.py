@@ -4,8 +4,10 @@ import pytest
 
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.algorithm import UnsupportedActionSpaceError
-from gymserve.agents.dqn import DQN, DQNConfig, linear_schedule, n_step_targets, td_targets
+from gymserve.agents.dqn import DQN, DQNConfig, td_targets
 from gymserve.agents.env_runner import EnvRunner
+from gymserve.agents.n_step import n_step_targets
+from gymserve.agents.schedules import linear_schedule
 from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
@@ -92,7 +94,7 @@ def test_target_network_is_copied_every_interval_of_gradient_steps():
 
 
 def test_polyak_updates_move_the_target_part_of_the_way():
-    dqn = tiny_dqn(gradient_steps=1, target_update_interval=1, target_update_tau=0.25)
+    dqn = tiny_dqn(gradient_steps=1, target_update_interval=1, tau=0.25)
     before = [weight.numpy() for weight in dqn.target_network.weights]
     dqn.train_iteration(EnvRunner.make(CARTPOLE, 1, seed=0))
     for old, target, online in zip(before, dqn.target_network.weights, dqn.q_network.weights, strict=True):
