@@ -18,6 +18,8 @@ ALGORITHMS: dict[str, str] = {
     "a2c": "gymserve.agents.a2c:A2C",
     "a3c": "gymserve.agents.a3c:A3C",
     "sac": "gymserve.agents.sac:SAC",
+    "td3": "gymserve.agents.td3:TD3",
+    "ddpg": "gymserve.agents.ddpg:DDPG",
 }
 
 

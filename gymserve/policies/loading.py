@@ -19,11 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Protocol
 
-import gymnasium as gym
 import numpy as np
 
 from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
-from gymserve.policies.distributions import Categorical, Distribution, SquashedGaussian
+from gymserve.policies.distributions import Distribution, distribution_from_parameters
 from gymserve.policies.metadata import (
     METADATA_FILE,
     ONNX_FILE,
@@ -72,11 +71,7 @@ class LoadedPolicy(Policy):
         return PolicyStep(self._runner.greedy_actions(observations), state)
 
     def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
-        parameters = self._runner.parameters(observations)
-        space = self.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            return Categorical(parameters["logits"], int(space.start))
-        return SquashedGaussian(parameters["mean"], parameters["log_std"], space.low, space.high)
+        return distribution_from_parameters(self._runner.parameters(observations), self.action_space)
 
 
 def load(

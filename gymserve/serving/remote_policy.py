@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
-
 from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
-from gymserve.policies.distributions import Categorical, Distribution, SquashedGaussian
+from gymserve.policies.distributions import Distribution, distribution_from_parameters
 from gymserve.serving.client import PolicyClient, PolicyInfo, StreamSession
 
 
@@ -66,15 +64,10 @@ class RemotePolicy(Policy):
         result = self._client.act_with_details(
             observations, self.info.name, version=self.info.version, return_distribution=True
         )
-        parameters, space = result.distribution, self.action_space
-        if isinstance(space, gym.spaces.Discrete) and "logits" in parameters:
-            return Categorical(parameters["logits"], int(space.start))
-        if isinstance(space, gym.spaces.Box) and {"mean", "log_std"} <= parameters.keys():
-            return SquashedGaussian(parameters["mean"], parameters["log_std"], space.low, space.high)
-        raise ValueError(
-            f"policy {self.info.name!r} serves distribution parameters {sorted(parameters)}; "
-            "expected logits (discrete) or mean and log_std (box)"
-        )
+        try:
+            return distribution_from_parameters(result.distribution, self.action_space)
+        except ValueError as error:
+            raise ValueError(f"policy {self.info.name!r} serves {error}") from None
 
     def _session_for(self, mode: str, epsilon: float | None) -> StreamSession:
         """The open session for `mode`; a new mode, or a failed session, opens a new one."""
