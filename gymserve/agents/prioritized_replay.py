@@ -21,6 +21,7 @@ from gymserve.agents.replay_buffer import ReplayBuffer
 from gymserve.agents.sum_tree import SumTree
 
 PRIORITY_FIELD = "priority"
+OLDEST_SLOT_FIELD = "oldest_slot"  # where the oldest item was stored: draws depend on the layout
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -34,8 +35,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         priority_epsilon: float = 1e-6,
         seed: int | None = None,
     ):
-        if PRIORITY_FIELD in data_spec:
-            raise ValueError(f"{PRIORITY_FIELD!r} is kept by the buffer itself; rename that field")
+        if {PRIORITY_FIELD, OLDEST_SLOT_FIELD} & set(data_spec):
+            raise ValueError(f"{PRIORITY_FIELD!r} and {OLDEST_SLOT_FIELD!r} are kept by the buffer itself")
         super().__init__(data_spec, capacity, seed)
         if priority_exponent < 0 or priority_epsilon <= 0:
             raise ValueError(
@@ -82,21 +83,30 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def gather_all(self) -> dict[str, np.ndarray]:
         items = super().gather_all()
         if self.num_frames == 0:
-            return {**items, PRIORITY_FIELD: np.zeros((0, 0))}
+            return {**items, PRIORITY_FIELD: np.zeros((0, 0)), OLDEST_SLOT_FIELD: np.array(0)}
         times = (self._oldest() + np.arange(self._size)) % self._slots
-        return {**items, PRIORITY_FIELD: np.swapaxes(self._priorities[times], 0, 1)}
+        priorities = np.swapaxes(self._priorities[times], 0, 1)
+        return {**items, PRIORITY_FIELD: priorities, OLDEST_SLOT_FIELD: np.array(self._oldest())}
 
     def load(self, items: Mapping[str, np.ndarray]) -> None:
         items = dict(items)
         priorities = items.pop(PRIORITY_FIELD, None)
+        oldest = int(items.pop(OLDEST_SLOT_FIELD, 0))
         super().load(items)
         if self.num_frames == 0:
             return
         if priorities is None:
             priorities = np.ones((self.num_envs, self._size))
-        kept = np.swapaxes(np.asarray(priorities, np.float64)[:, -self._size :], 0, 1)
-        self._set_priorities(np.arange(kept.size), kept.reshape(-1))
-        self._max_priority = max(1.0, float(kept.max()))
+        self._priorities[: self._size] = np.swapaxes(
+            np.asarray(priorities, np.float64)[:, -self._size :], 0, 1
+        )
+        if oldest < self._slots:  # the same layout as when saved, so that the same draws follow
+            for name, array in self._storage.items():
+                self._storage[name] = np.roll(array, oldest, axis=0)
+            self._priorities = np.roll(self._priorities, oldest, axis=0)
+            self._head = (oldest + self._size) % self._slots
+        self._set_priorities(np.arange(self._priorities.size), self._priorities.reshape(-1))
+        self._max_priority = max(1.0, float(self._priorities.max()))
 
     def clear(self) -> None:
         super().clear()
@@ -111,4 +121,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def _set_priorities(self, positions: np.ndarray, priorities: np.ndarray | float) -> None:
         self._priorities.reshape(-1)[positions] = priorities
-        self._tree.set(positions, np.asarray(priorities, np.float64) ** self.priority_exponent)
+        priorities = np.asarray(priorities, np.float64)
+        self._tree.set(
+            positions, np.where(priorities > 0, priorities, 0.0) ** self.priority_exponent * (priorities > 0)
+        )

@@ -1,0 +1,130 @@
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from gymserve.agents import load_trained_policy, train
+from gymserve.agents.ddpg import DDPG, DDPGConfig
+from gymserve.agents.env_runner import EnvRunner
+from gymserve.agents.exploration_noise import OrnsteinUhlenbeckNoise
+from gymserve.agents.td3 import TD3, TD3Config
+from gymserve.policies import RandomPolicy
+from gymserve.rollout import evaluate
+
+CARTPOLE = "gymserve/CartPoleContinuousBullet-v0"
+OBSERVATIONS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+ACTIONS = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+TINY = {"actor_hidden_sizes": (8,), "critic_hidden_sizes": (8,), "batch_size": 4, "learning_starts": 0}
+
+
+def tiny(algorithm=TD3, config_class=TD3Config, action_space=ACTIONS, **fields):
+    return algorithm(config_class(**(TINY | {"jit_compile": False} | fields)), OBSERVATIONS, action_space)
+
+
+def weights(model):
+    return [weight.numpy().copy() for weight in model.trainable_weights]
+
+
+def test_td3_updates_the_actor_and_targets_only_every_policy_delay_critic_steps():
+    td3 = tiny(policy_delay=2, tau=0.5)
+    runner = EnvRunner.make(CARTPOLE, 1, seed=0)
+    actor, target_actor, critic = weights(td3.actor), weights(td3.target_actor), weights(td3.critic)
+    td3.train_iteration(runner)  # critic step 1
+    assert any(np.any(new != old) for new, old in zip(weights(td3.critic), critic, strict=True))
+    for new, old in zip(weights(td3.actor), actor, strict=True):
+        np.testing.assert_array_equal(new, old)
+    for new, old in zip(weights(td3.target_actor), target_actor, strict=True):
+        np.testing.assert_array_equal(new, old)
+    td3.train_iteration(runner)  # critic step 2: actor step, then the targets move half way
+    assert any(np.any(new != old) for new, old in zip(weights(td3.actor), actor, strict=True))
+    for online, target, old in zip(weights(td3.actor), weights(td3.target_actor), target_actor, strict=True):
+        np.testing.assert_allclose(target, 0.5 * online + 0.5 * old, rtol=1e-5, atol=1e-7)
+    assert td3.critic.output_shape == (None, 2)
+
+
+def test_ddpg_has_one_critic_and_updates_the_actor_every_step():
+    ddpg = tiny(DDPG, DDPGConfig)
+    runner = EnvRunner.make(CARTPOLE, 1, seed=0)
+    actor = weights(ddpg.actor)
+    ddpg.train_iteration(runner)
+    assert any(np.any(new != old) for new, old in zip(weights(ddpg.actor), actor, strict=True))
+    assert ddpg.critic.output_shape == (None, 1)
+    assert "target_noise" not in ddpg._sample_minibatches(1)[0]
+
+
+def test_exploration_adds_the_configured_noise_to_the_greedy_action_in_action_units():
+    space = gym.spaces.Box(-2.0, 6.0, (1,), np.float32)  # half range 4
+    td3 = tiny(action_space=space, exploration_noise_std=0.05)
+    observations = np.zeros((1, 4), np.float32)
+    greedy = td3.policy().action(observations).action
+    assert 0.0 < greedy[0, 0] < 4.0  # near the middle, so clipping does not shape the spread
+    samples = np.concatenate([td3.explore(observations, total_steps=1) for _ in range(4000)])
+    assert np.std(samples) == pytest.approx(0.2, rel=0.05)
+    assert np.mean(samples) == pytest.approx(greedy[0, 0], abs=0.02)
+    stochastic = td3.policy().distribution(observations)
+    np.testing.assert_allclose(stochastic.noise_std, [[0.2]], rtol=1e-6)
+
+
+def test_ornstein_uhlenbeck_noise_settles_to_its_stationary_std_and_resets():
+    noise = OrnsteinUhlenbeckNoise((2000, 1), sigma=0.3, theta=0.15, dt=0.01)
+    rng = np.random.default_rng(0)
+    for _ in range(3000):  # several mean-reversion times (1 / (theta dt) = 667 steps)
+        values = noise.sample(rng)
+    expected = 0.3 * math.sqrt(0.01 / (1 - (1 - 0.0015) ** 2))
+    assert noise.stationary_std == pytest.approx(expected)
+    assert np.std(values) == pytest.approx(expected, rel=0.1)
+    correlation = np.corrcoef(values[:, 0], noise.sample(rng)[:, 0])[0, 1]
+    assert correlation > 0.99  # correlated in time, unlike Gaussian noise
+    noise.reset(np.arange(2000) < 1000)
+    assert np.all(noise.values[:1000] == 0) and np.all(noise.values[1000:] != 0)
+
+
+def test_ddpg_with_ornstein_uhlenbeck_noise_exports_its_stationary_std_and_checkpoints_the_process(tmp_path):
+    ddpg = tiny(DDPG, DDPGConfig, exploration_noise="ornstein_uhlenbeck", exploration_noise_std=0.2)
+    observations = np.zeros((1, 4), np.float32)
+    np.testing.assert_allclose(
+        ddpg.policy().distribution(observations).noise_std, [[ddpg._ou_noise.stationary_std]], rtol=1e-6
+    )
+    runner = EnvRunner.make(CARTPOLE, 1, seed=0)
+    for _ in range(3):
+        ddpg.train_iteration(runner)
+    ddpg.save(tmp_path)
+    restored = tiny(DDPG, DDPGConfig, exploration_noise="ornstein_uhlenbeck", exploration_noise_std=0.2)
+    restored.restore(tmp_path)
+    np.testing.assert_array_equal(restored._ou_noise.values, ddpg._ou_noise.values)
+    assert np.any(ddpg._ou_noise.values != 0)
+
+
+def test_td3_refuses_discrete_and_unbounded_action_spaces():
+    with pytest.raises(ValueError, match="td3 acts only in Box action spaces"):
+        tiny(action_space=gym.spaces.Discrete(2))
+    with pytest.raises(ValueError, match="bounded Box"):
+        tiny(action_space=gym.spaces.Box(-np.inf, np.inf, (1,), np.float32))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["td3", "ddpg"])
+def test_short_training_clearly_beats_a_random_policy(tmp_path, algorithm):
+    """About 15 s each: 4000 steps on the continuous Bullet cart-pole, greedy vs uniform random actions."""
+    config = {
+        "max_steps": 4000,
+        "eval_interval": 1000,
+        "eval_episodes": 5,
+        "actor_hidden_sizes": (64, 64),
+        "critic_hidden_sizes": (64, 64),
+        "batch_size": 64,
+        "learning_starts": 500,
+        "target_reward": None,
+    }
+    result = train(algorithm, CARTPOLE, tmp_path / "run", config, progress_bar=False)
+    assert result.stop_reason == "max_steps" and result.total_steps == 4000
+    trained = load_trained_policy(tmp_path / "run")
+    random_return = evaluate(
+        RandomPolicy(trained.policy.observation_space, ACTIONS, seed=0), CARTPOLE, 20, seed=99
+    )
+    greedy_return = evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=99)
+    assert greedy_return.average_return >= max(80.0, 3 * random_return.average_return), (
+        greedy_return.average_return,
+        random_return.average_return,
+    )
