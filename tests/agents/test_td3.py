@@ -4,13 +4,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from gymserve.agents import load_trained_policy, train
 from gymserve.agents.ddpg import DDPG, DDPGConfig
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.exploration_noise import OrnsteinUhlenbeckNoise
 from gymserve.agents.td3 import TD3, TD3Config
-from gymserve.policies import RandomPolicy
-from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPoleContinuousBullet-v0"
 OBSERVATIONS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
@@ -103,28 +100,50 @@ def test_td3_refuses_discrete_and_unbounded_action_spaces():
         tiny(action_space=gym.spaces.Box(-np.inf, np.inf, (1,), np.float32))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["td3", "ddpg"])
-def test_short_training_clearly_beats_a_random_policy(tmp_path, algorithm):
-    """About 15 s each: 4000 steps on the continuous Bullet cart-pole, greedy vs uniform random actions."""
-    config = {
-        "max_steps": 4000,
-        "eval_interval": 1000,
-        "eval_episodes": 5,
-        "actor_hidden_sizes": (64, 64),
-        "critic_hidden_sizes": (64, 64),
-        "batch_size": 64,
-        "learning_starts": 500,
-        "target_reward": None,
-    }
-    result = train(algorithm, CARTPOLE, tmp_path / "run", config, progress_bar=False)
-    assert result.stop_reason == "max_steps" and result.total_steps == 4000
-    trained = load_trained_policy(tmp_path / "run")
-    random_return = evaluate(
-        RandomPolicy(trained.policy.observation_space, ACTIONS, seed=0), CARTPOLE, 20, seed=99
+class PointToOrigin(gym.Env):
+    """A point on a line pushed by actions in [-1, 1]; each step costs its distance from the origin."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = ACTIONS
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position, self.steps = self.np_random.uniform(-2.0, 2.0, 1).astype(np.float32), 0
+        return self.position.copy(), {}
+
+    def step(self, action):
+        self.position = np.clip(self.position + 0.2 * np.asarray(action, np.float32), -3.0, 3.0)
+        self.steps += 1
+        return self.position.copy(), -float(abs(self.position[0])), False, self.steps == 30, {}
+
+
+def average_return(policy, episodes: int = 20) -> float:
+    env, total = PointToOrigin(), 0.0
+    for episode in range(episodes):
+        observation, _ = env.reset(seed=1000 + episode)
+        truncated = False
+        while not truncated:
+            observation, reward, _, truncated, _ = env.step(policy(observation))
+            total += reward
+    return total / episodes
+
+
+@pytest.mark.parametrize(("algorithm", "config_class"), [(TD3, TD3Config), (DDPG, DDPGConfig)])
+def test_short_training_clearly_beats_random_actions(algorithm, config_class):
+    """A few seconds: 1500 steps on a 1-D point that should be steered to the origin."""
+    config = config_class(
+        actor_hidden_sizes=(16,),
+        critic_hidden_sizes=(32,),
+        batch_size=32,
+        learning_starts=200,
+        jit_compile=False,
     )
-    greedy_return = evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=99)
-    assert greedy_return.average_return >= max(80.0, 3 * random_return.average_return), (
-        greedy_return.average_return,
-        random_return.average_return,
-    )
+    agent = algorithm(config, PointToOrigin.observation_space, ACTIONS)
+    runner = EnvRunner([PointToOrigin()], seed=0)
+    while runner.total_steps < 1500:
+        agent.train_iteration(runner)
+    rng = np.random.default_rng(0)
+    random_return = average_return(lambda observation: rng.uniform(-1.0, 1.0, 1))
+    greedy_return = average_return(lambda observation: agent.policy().action(observation).action)
+    # Random play drifts around its start (about -30 per episode); steering home costs under a third of it.
+    assert greedy_return > random_return / 3, (greedy_return, random_return)
