@@ -147,3 +147,35 @@ def test_short_training_clearly_beats_random_actions(algorithm, config_class):
     greedy_return = average_return(lambda observation: agent.policy().action(observation).action)
     # Random play drifts around its start (about -30 per episode); steering home costs under a third of it.
     assert greedy_return > random_return / 3, (greedy_return, random_return)
+
+
+@pytest.mark.parametrize("algorithm", ["td3", "ddpg"])
+def test_cli_trains_exports_and_evaluates_a_deterministic_actor(tmp_path, capsys, algorithm):
+    import json
+
+    from gymserve.cli import main
+    from gymserve.policies import load
+
+    config = tmp_path / "config.json"
+    tiny = {
+        **TINY,
+        "eval_interval": 100,
+        "eval_episodes": 2,
+        "checkpoint_interval": 100,
+        "jit_compile": False,
+    }
+    config.write_text(json.dumps(tiny))
+    run, export = str(tmp_path / "run"), str(tmp_path / "export")
+    train_argv = ["train", algorithm, "--env", "Pendulum-v1", "--config", str(config), "--max-steps", "200"]
+    assert main([*train_argv, "--out", run, "--quiet"]) == 0
+    assert main(["export", run, "--out", export]) == 0
+    capsys.readouterr()
+    averages = []
+    for source in (run, export):
+        for mode in ([], ["--stochastic"]):
+            argv = ["eval", source, "--episodes", "2", "--seed", "3", "--env", "Pendulum-v1", *mode]
+            assert main(argv) == 0
+            averages.append(capsys.readouterr().out.split("AverageReturn: ")[1].split()[0])
+    assert averages[:2] == averages[2:]  # the export acts as the run's policy, greedy and stochastic
+    assert averages[0] != averages[1]
+    assert load(export).metadata.action_distribution == "noisy_deterministic"
