@@ -6,9 +6,9 @@ from tiny_dqn import TINY_DQN
 
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.algorithm import UnsupportedActionSpaceError
-from gymserve.agents.dqn import DQN, DQNConfig, td_targets
 from gymserve.agents.env_runner import EnvRunner
-from gymserve.agents.n_step import n_step_targets
+from gymserve.agents.off_policy.dqn import DQN, DQNConfig, td_targets
+from gymserve.agents.off_policy.n_step import n_step_targets
 from gymserve.agents.schedules import linear_schedule
 from gymserve.policies import RandomPolicy
 from gymserve.rollout import evaluate

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from gymserve.agents.prioritized_replay import PrioritizedReplayBuffer
-from gymserve.agents.sum_tree import SumTree
+from gymserve.agents.off_policy.prioritized_replay import PrioritizedReplayBuffer
+from gymserve.agents.off_policy.sum_tree import SumTree
 
 SPEC = {"step": ((), np.int64), "done": ((), np.bool_)}
 

@@ -9,7 +9,7 @@ from gymserve.agents import load_trained_policy, train
 from gymserve.agents.algorithm import UnsupportedActionSpaceError
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.networks import normalization_layers
-from gymserve.agents.sac import SAC, SACConfig
+from gymserve.agents.off_policy.sac import SAC, SACConfig
 from gymserve.policies import RandomPolicy
 from gymserve.rollout import evaluate
 

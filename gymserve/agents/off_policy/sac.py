@@ -7,7 +7,7 @@ actions as tanh(u) in [-1, 1]^d, whatever the bounds.
 
 Differences from the paper: automatic entropy tuning (Haarnoja et al., 2018b) instead of a fixed
 temperature, no separate state-value network, optional n-step returns and prioritized replay
-(off_policy.py), and optionally no entropy term in the TD target (`backup_entropy`).
+(algorithm.py), and optionally no entropy term in the TD target (`backup_entropy`).
 
 The first `learning_starts` environment steps take uniform random actions. Then every iteration
 acts `train_freq` runner steps with samples of the actor and takes `gradient_steps` gradient
@@ -25,7 +25,7 @@ algorithm's numpy generator, which checkpoints save, so a resumed run draws what
 one would. Observation normalization is one RunningNormalization layer shared by the actor and
 the critics; inside the actor it ships with the exported policy.
 
-Tuned defaults for gymserve/Minitaur-v0 ship in configs/sac_Minitaur-v0.json. Diving forward
+Tuned defaults for gymserve/Minitaur-v0 ship in gymserve/agents/configs/sac_Minitaur-v0.json. Diving forward
 earns about 0.3 and ends the episode, while a steady 0.1 m/s gait (return 1 over the 1000
 steps) is worth only 0.1 at gamma 0.99, so greedy policies learn to dive. gamma 0.998 with 5-step
 returns values the gait above the dive, and without `backup_entropy` a negative policy entropy
@@ -46,7 +46,7 @@ from pydantic import Field
 
 from gymserve.agents.action_distributions import SquashedGaussianActions
 from gymserve.agents.networks import action_value_critics, mlp, observation_input
-from gymserve.agents.off_policy import (
+from gymserve.agents.off_policy.algorithm import (
     OffPolicyAlgorithm,
     OffPolicyConfig,
     apply_gradients,

@@ -24,8 +24,8 @@ import numpy as np
 from pydantic import Field
 
 from gymserve.agents.env_runner import Transition
-from gymserve.agents.exploration_noise import OrnsteinUhlenbeckNoise
-from gymserve.agents.td3 import TD3, DeterministicActorConfig
+from gymserve.agents.off_policy.exploration_noise import OrnsteinUhlenbeckNoise
+from gymserve.agents.off_policy.td3 import TD3, DeterministicActorConfig
 from gymserve.policies.distributions import NoisyDeterministic
 
 _NOISE_STATE = "ornstein_uhlenbeck_noise"

@@ -5,7 +5,7 @@ dueling heads (Wang et al., 2016) and prioritized replay (Schaul et al., 2016), 
 Adam instead of RMSprop, and low-dimensional observations instead of frames. One iteration acts
 `train_freq` steps epsilon-greedily (epsilon decays linearly over `exploration_steps`
 environment steps) and stores the transitions, then takes `gradient_steps` Huber-loss steps in a
-single compiled TensorFlow call (the off-policy skeleton, off_policy.py). The target network
+single compiled TensorFlow call (the off-policy skeleton, algorithm.py). The target network
 follows the online network every `target_update_interval` gradient steps, by copy (tau = 1) or
 Polyak averaging. Acting uses a numpy copy of the Q-network, refreshed after each update.
 
@@ -14,7 +14,7 @@ episode's end:
     y = r_t + ... + gamma^(m-1) r_(t+m-1) + gamma^m (1 - terminated) Q_target(s_(t+m), argmax_a Q(s_(t+m), a))
 (plain DQN takes max_a Q_target instead of the double-Q choice).
 
-Tuned defaults for gymserve/CartPole-v1 ship in configs/dqn_CartPole-v1.json: a replay ratio of
+Tuned defaults for gymserve/CartPole-v1 ship in gymserve/agents/configs/dqn_CartPole-v1.json: a replay ratio of
 two gradient steps per environment step and 3-step returns solve it in a median of 10k steps.
 """
 
@@ -30,7 +30,12 @@ import tensorflow as tf
 from pydantic import Field
 
 from gymserve.agents.networks import NumpyForward, q_network
-from gymserve.agents.off_policy import OffPolicyAlgorithm, OffPolicyConfig, apply_gradients, build_adam
+from gymserve.agents.off_policy.algorithm import (
+    OffPolicyAlgorithm,
+    OffPolicyConfig,
+    apply_gradients,
+    build_adam,
+)
 from gymserve.agents.schedules import linear_schedule
 
 

@@ -33,9 +33,9 @@ from pydantic import Field
 from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.config import TrainingConfig
 from gymserve.agents.env_runner import EnvRunner, Transition
-from gymserve.agents.n_step import n_step_targets
-from gymserve.agents.prioritized_replay import PrioritizedReplayBuffer
-from gymserve.agents.replay_buffer import ReplayBuffer
+from gymserve.agents.off_policy.n_step import n_step_targets
+from gymserve.agents.off_policy.prioritized_replay import PrioritizedReplayBuffer
+from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
 from gymserve.agents.schedules import linear_schedule
 
 REPLAY_PREFIX = "replay_"

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from gymserve.agents.replay_buffer import ReplayBuffer
-from gymserve.agents.sum_tree import SumTree
+from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
+from gymserve.agents.off_policy.sum_tree import SumTree
 
 PRIORITY_FIELD = "priority"
 OLDEST_SLOT_FIELD = "oldest_slot"  # where the oldest item was stored: draws depend on the layout

@@ -9,7 +9,7 @@ Three changes to DDPG against its overestimation of values:
 
 Differences from the paper: actions are squashed by tanh inside the actor and the critics take
 them in [-1, 1]^d (as SAC's do), exploration noise `exploration_noise_std` is relative to half
-the action range, and n-step returns and prioritized replay are available (off_policy.py).
+the action range, and n-step returns and prioritized replay are available (algorithm.py).
 
 The first `learning_starts` environment steps take uniform random actions, then the actor's
 action plus Gaussian noise. The policy network is the actor with the noise's standard deviation
@@ -27,7 +27,7 @@ import tensorflow as tf
 from pydantic import Field
 
 from gymserve.agents.networks import BroadcastConstant, action_value_critics, deterministic_actor
-from gymserve.agents.off_policy import (
+from gymserve.agents.off_policy.algorithm import (
     OffPolicyAlgorithm,
     OffPolicyConfig,
     apply_gradients,
