@@ -38,10 +38,10 @@ HIDDEN = (256, 256)
 
 def gymserve_sac(jit_compile: bool, batch_size: int) -> Callable[[int], None]:
     from gymserve.agents.env_runner import EnvRunner
-    from gymserve.agents.sac import SAC, SACConfig
+    from gymserve.agents.off_policy.sac import SAC, SACConfig
 
     config = SACConfig(
-        initial_collect_steps=WARMUP_STEPS,
+        learning_starts=WARMUP_STEPS,
         batch_size=batch_size,
         normalize_observations=True,
         jit_compile=jit_compile,

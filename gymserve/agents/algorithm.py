@@ -25,8 +25,10 @@ A subclass provides:
   each one to configured rate x schedule x `learning_rate_scale`, so the two compose.
 - `policy_network()`: the network acting maps a float32 (B, *obs_shape) batch of raw observations
   to what gymserve.policies.distributions reads: logits (B, n) for Discrete (DQN: Q-values),
-  [pre-tanh mean | log_std] (B, 2d) for Box. Evaluation, `gymserve play` and export act with it
-  through `ActorPolicy`, so observation normalization must be a layer inside it
+  [pre-tanh mean | log_std] (B, 2d) for Box, or [pre-tanh action | noise std] (B, 2d) for a
+  deterministic actor that sets `policy_distribution = "noisy_deterministic"`. Evaluation,
+  `gymserve play` and export act with it through `ActorPolicy`, so observation normalization
+  must be a layer inside it
   (networks.RunningNormalization; the base class updates every such layer in `networks()` with
   each new batch of observations the runner produces).
 - `train_iteration(runner) -> dict[str, float]`: step the runner (an env_runner.EnvRunner) at
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
 
     from gymserve.agents.env_runner import EnvRunner
     from gymserve.policies.actor_policy import ActorPolicy
+    from gymserve.policies.distributions import DistributionKind
 
 _WEIGHTS_PREFIX = "variables"
 _STATE_FILE = "algorithm_state.npz"
@@ -75,6 +78,8 @@ class Algorithm(abc.ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[TrainingConfig]]
     action_spaces: ClassVar[tuple[type[gym.spaces.Space], ...]]
+    # How the policy network's outputs are read; None: logits or a squashed Gaussian.
+    policy_distribution: ClassVar[DistributionKind | None] = None
 
     def __init__(
         self, config: TrainingConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
@@ -138,7 +143,12 @@ class Algorithm(abc.ABC):
         if self._policy is None:
             from gymserve.policies.actor_policy import ActorPolicy
 
-            self._policy = ActorPolicy(self.policy_network(), self.observation_space, self.action_space)
+            self._policy = ActorPolicy(
+                self.policy_network(),
+                self.observation_space,
+                self.action_space,
+                distribution=self.policy_distribution,
+            )
         return self._policy
 
     def update_observation_statistics(self, observations: np.ndarray) -> None:

@@ -15,12 +15,13 @@ reported with where it came from, and `gymserve config` shows every field with i
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gymserve.validation_errors import describe_validation_error
 
@@ -39,6 +40,9 @@ class TrainingConfig(BaseModel):
     """The training loop's settings; algorithms extend this model with their hyperparameters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Old field name -> current name; config files using an old name still load, with a warning.
+    renamed_fields: ClassVar[dict[str, str]] = {}
 
     seed: int = Field(0, description="Seeds Python, numpy, TensorFlow, the network weights and the envs.")
     max_steps: int = Field(100_000, gt=0, description="Stop after this many environment steps (all envs).")
@@ -80,6 +84,29 @@ class TrainingConfig(BaseModel):
     deterministic_ops: bool = Field(
         True, description="Enable TensorFlow op determinism so a seed reproduces a run exactly."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_renamed_fields(cls, values: Any) -> Any:
+        return cls.current_field_names(values) if isinstance(values, dict) else values
+
+    @classmethod
+    def current_field_names(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """`values` with every renamed field under its current name (a FutureWarning per old name)."""
+        renamed = {old: new for old, new in cls.renamed_fields.items() if old in values}
+        if not renamed:
+            return values
+        values = dict(values)
+        for old, new in renamed.items():
+            if new in values:
+                raise ValueError(f"config field {old!r} was renamed {new!r}; give only {new!r}")
+            warnings.warn(
+                f"config field {old!r} is deprecated and will be removed; it is now called {new!r}",
+                FutureWarning,
+                stacklevel=2,
+            )
+            values[new] = values.pop(old)
+        return values
 
 
 @dataclass(frozen=True)
@@ -155,6 +182,10 @@ def layered_config(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for source, layer in layers:
+        try:
+            layer = config_class.current_field_names(layer)
+        except ValueError as error:
+            raise ConfigError(f"{error} (in {source})") from None
         values.update(layer)
         sources.update(dict.fromkeys(layer, source))
     for name, value in (overrides or {}).items():

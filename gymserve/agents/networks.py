@@ -113,13 +113,98 @@ def q_network(
     hidden_sizes: Sequence[int] = (64, 64),
     activation: str = "relu",
     normalize_observations: bool = False,
+    dueling: bool = False,
     name: str = "q_network",
 ) -> keras.Model:
-    """Observations -> one Q-value per discrete action, (B, n)."""
+    """Observations -> one Q-value per discrete action, (B, n).
+
+    A dueling network (Wang et al., 2016) computes Q = V + A - mean(A) from a state value V and
+    action advantages A, each a linear head on the shared hidden layers.
+    """
     inputs, features = observation_input(observation_space, normalize_observations)
     features = mlp(features, hidden_sizes, activation, "hidden")
-    q_values = keras.layers.Dense(int(action_space.n), name="q_values")(features)
+    if not dueling:
+        q_values = keras.layers.Dense(int(action_space.n), name="q_values")(features)
+        return keras.Model(inputs, q_values, name=name)
+    value = keras.layers.Dense(1, name="state_value")(features)
+    advantages = keras.layers.Dense(int(action_space.n), name="advantages")(features)
+    q_values = DuelingCombination(name="q_values")([value, advantages])
     return keras.Model(inputs, q_values, name=name)
+
+
+@keras.saving.register_keras_serializable(package="gymserve")
+class DuelingCombination(keras.layers.Layer):
+    """[V (B, 1), A (B, n)] -> Q = V + A - mean(A): the advantages' mean is pinned to 0 so that V and A
+    are identifiable."""
+
+    def call(self, inputs):
+        value, advantages = inputs
+        return value + advantages - keras.ops.mean(advantages, axis=1, keepdims=True)
+
+
+def deterministic_actor(
+    observation_space: gym.spaces.Box,
+    action_space: gym.spaces.Box,
+    hidden_sizes: Sequence[int],
+    activation: str,
+    normalize_observations: bool,
+) -> keras.Model:
+    """Observations -> the pre-tanh action u, (B, d); the action is low + (tanh(u) + 1) / 2 * (high - low)."""
+    inputs, features = observation_input(observation_space, normalize_observations)
+    features = mlp(features, hidden_sizes, activation, "actor")
+    outputs = keras.layers.Dense(int(np.prod(action_space.shape)), name="pre_tanh_action")(features)
+    return keras.Model(inputs, outputs, name="actor")
+
+
+def action_value_critics(
+    observation_space: gym.spaces.Box,
+    action_space: gym.spaces.Box,
+    hidden_sizes: Sequence[int],
+    activation: str,
+    normalization: RunningNormalization | None,
+    name: str,
+    count: int = 2,
+) -> keras.Model:
+    """(observations, actions in [-1, 1]^d) -> (B, count): the values of `count` independent Q-networks.
+
+    `normalization` is the actor's layer, shared so that every network sees the same statistics.
+    """
+    observations = keras.Input(shape=observation_space.shape, dtype="float32", name="observations")
+    actions = keras.Input(shape=(int(np.prod(action_space.shape)),), dtype="float32", name="actions")
+    features = observations if normalization is None else normalization(observations)
+    if len(observation_space.shape) > 1:
+        features = keras.layers.Flatten()(features)
+    joint = keras.layers.Concatenate(name="observations_actions")([features, actions])
+    q_values = [
+        keras.layers.Dense(1, name=f"q{index}")(mlp(joint, hidden_sizes, activation, f"q{index}_hidden"))
+        for index in range(1, count + 1)
+    ]
+    outputs = q_values[0] if count == 1 else keras.layers.Concatenate(name="q_values")(q_values)
+    return keras.Model([observations, actions], outputs, name=name)
+
+
+@keras.saving.register_keras_serializable(package="gymserve")
+class BroadcastConstant(keras.layers.Layer):
+    """A fixed (non-trainable) vector repeated for each row of its input: (B, ...) -> (B, size)."""
+
+    def __init__(self, values: Sequence[float], **kwargs):
+        super().__init__(**kwargs)
+        self.values = [float(value) for value in values]
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        initializer = keras.initializers.Constant(self.values)
+        self.constant = self.add_weight(
+            shape=(len(self.values),), initializer=initializer, trainable=False, name="constant"
+        )
+
+    def call(self, features):
+        batch = keras.ops.shape(features)[0]
+        return keras.ops.broadcast_to(
+            keras.ops.cast(self.constant, features.dtype), (batch, len(self.values))
+        )
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "values": self.values}
 
 
 @dataclass(frozen=True)

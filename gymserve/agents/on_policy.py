@@ -27,11 +27,11 @@ from pydantic import Field
 from gymserve.agents.action_distributions import ActionDistribution, action_distribution
 from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.config import TrainingConfig
-from gymserve.agents.dqn import linear_schedule
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.gae import generalized_advantages
 from gymserve.agents.networks import ActorCritic, actor_critic
 from gymserve.agents.rollout_envs import RolloutEnv, rollout_envs
+from gymserve.agents.schedules import linear_schedule
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl")
 

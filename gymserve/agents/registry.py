@@ -13,11 +13,13 @@ if TYPE_CHECKING:
     from gymserve.agents.algorithm import Algorithm
 
 ALGORITHMS: dict[str, str] = {
-    "dqn": "gymserve.agents.dqn:DQN",
+    "dqn": "gymserve.agents.off_policy.dqn:DQN",
     "ppo": "gymserve.agents.ppo:PPO",
     "a2c": "gymserve.agents.a2c:A2C",
     "a3c": "gymserve.agents.a3c:A3C",
-    "sac": "gymserve.agents.sac:SAC",
+    "sac": "gymserve.agents.off_policy.sac:SAC",
+    "td3": "gymserve.agents.off_policy.td3:TD3",
+    "ddpg": "gymserve.agents.off_policy.ddpg:DDPG",
     "trpo": "gymserve.agents.trpo:TRPO",
 }
 

@@ -2,7 +2,8 @@
 
 The network takes a float32 batch of raw observations (any normalization is a layer inside it)
 and outputs what `distributions.distribution_from_outputs` expects: logits (or DQN Q-values)
-for a Discrete action space, `[pre-squash mean | log_std]` for a Box action space.
+for a Discrete action space, `[pre-squash mean | log_std]` for a Box action space, or, with
+`distribution="noisy_deterministic"`, `[pre-squash action | exploration noise std]`.
 
 Acting calls the network once per environment step with a handful of observations, so the
 forward pass is traced once into a concrete TensorFlow function with a `[None, *obs_shape]`
@@ -20,7 +21,12 @@ import numpy as np
 import tensorflow as tf
 
 from gymserve.policies.base import Policy, PolicyState
-from gymserve.policies.distributions import Distribution, distribution_from_outputs
+from gymserve.policies.distributions import (
+    Distribution,
+    DistributionKind,
+    default_distribution_kind,
+    distribution_from_outputs,
+)
 
 
 class ActorPolicy(Policy):
@@ -32,10 +38,16 @@ class ActorPolicy(Policy):
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Space,
         seed: int | None = None,
+        distribution: DistributionKind | None = None,
     ):
         super().__init__(observation_space, action_space, seed)
         if isinstance(action_space, gym.spaces.Box) and not action_space.is_bounded("both"):
             raise ValueError(f"squashed actions need finite bounds; the action space {action_space} is not")
+        kind = distribution or default_distribution_kind(action_space)
+        allowed = _BOX_KINDS if isinstance(action_space, gym.spaces.Box) else ("categorical",)
+        if kind not in allowed:
+            raise ValueError(f"distribution {kind!r} does not fit {action_space}; expected one of {allowed}")
+        self._distribution_kind: DistributionKind = kind
         self._network = network
         self._forward = _trace_forward(network, self.observation_space.shape)
         _check_output_shape(self._forward.structured_outputs.shape, self.action_space)
@@ -44,12 +56,22 @@ class ActorPolicy(Policy):
     def network(self) -> keras.Model:
         return self._network
 
+    @property
+    def distribution_kind(self) -> DistributionKind:
+        """How the network's outputs are read (distributions.py)."""
+        return self._distribution_kind
+
     def network_outputs(self, observations: np.ndarray) -> np.ndarray:
         """The raw network outputs for a validated float32 batch of observations."""
         return self._forward(tf.constant(observations)).numpy()
 
     def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
-        return distribution_from_outputs(self.network_outputs(observations), self.action_space)
+        return distribution_from_outputs(
+            self.network_outputs(observations), self.action_space, self._distribution_kind
+        )
+
+
+_BOX_KINDS: tuple[DistributionKind, ...] = ("squashed_gaussian", "noisy_deterministic")
 
 
 def expected_output_shape(action_space: gym.spaces.Box | gym.spaces.Discrete) -> tuple[int]:

@@ -1,9 +1,17 @@
 """Action distributions in numpy: what a policy network's outputs mean.
 
-A network for a Discrete action space outputs `logits` (batch, n). A network for a Box action
-space outputs (batch, 2 * d): the pre-squash `mean` then `log_std`. Actions are
-`low + (tanh(u) + 1) / 2 * (high - low)` with u ~ Normal(mean, exp(log_std)), so the greedy
-action is the squashed mean and every sample lies inside the bounds. The same formulas are
+A network for a Discrete action space outputs `logits` (batch, n) ("categorical"). A network for
+a Box action space outputs (batch, 2 * d), read one of two ways:
+
+- "squashed_gaussian" (stochastic actors: SAC, PPO, A2C): the pre-squash `mean` then `log_std`.
+  Actions are `low + (tanh(u) + 1) / 2 * (high - low)` with u ~ Normal(mean, exp(log_std)), so
+  the greedy action is the squashed mean and every sample lies inside the bounds.
+- "noisy_deterministic" (deterministic actors: TD3, DDPG): the pre-squash action u then the
+  exploration noise's standard deviation in action units. The greedy action is the squashed u
+  (the distribution's `mean`); a sample adds Gaussian noise of that `noise_std` and is clipped
+  to the bounds, as the actor explored while training.
+
+The same formulas are
 built into exported SavedModel and ONNX graphs; sampling stays here, driven by a seeded numpy
 generator, so every backend draws the same actions for the same seed.
 """
@@ -12,12 +20,26 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from typing import Literal
 
 import gymnasium as gym
 import numpy as np
 
 LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
+
+DistributionKind = Literal["categorical", "squashed_gaussian", "noisy_deterministic"]
+
+
+def default_distribution_kind(action_space: gym.spaces.Space) -> DistributionKind:
+    """How outputs are read when nothing says otherwise: logits, or a squashed Gaussian for a Box."""
+    return "categorical" if isinstance(action_space, gym.spaces.Discrete) else "squashed_gaussian"
+
+
+def squash(pre_squash: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map unbounded values into [low, high] through tanh."""
+    unit = (np.tanh(pre_squash) + 1.0) * 0.5
+    return (low + unit * (high - low)).astype(np.float32)
 
 
 class Distribution(abc.ABC):
@@ -73,8 +95,7 @@ class SquashedGaussian(Distribution):
 
     def squash(self, pre_squash: np.ndarray) -> np.ndarray:
         """Map unbounded values into [low, high] through tanh."""
-        unit = (np.tanh(pre_squash) + 1.0) * 0.5
-        return (self.low + unit * (self.high - self.low)).astype(np.float32)
+        return squash(pre_squash, self.low, self.high)
 
     def mode(self) -> np.ndarray:
         return self.squash(self.mean)
@@ -85,6 +106,26 @@ class SquashedGaussian(Distribution):
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "log_std": self.log_std}
+
+
+class NoisyDeterministic(Distribution):
+    """A deterministic action plus Gaussian exploration noise, clipped to the bounds [low, high]."""
+
+    def __init__(self, mean: np.ndarray, noise_std: np.ndarray, low: np.ndarray, high: np.ndarray):
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.noise_std = np.asarray(noise_std, dtype=np.float32)
+        self.low = np.asarray(low, dtype=np.float32)
+        self.high = np.asarray(high, dtype=np.float32)
+
+    def mode(self) -> np.ndarray:
+        return self.mean
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        noise = rng.standard_normal(self.mean.shape).astype(np.float32)
+        return np.clip(self.mean + self.noise_std * noise, self.low, self.high)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "noise_std": self.noise_std}
 
 
 class Uniform(Distribution):
@@ -104,7 +145,9 @@ class Uniform(Distribution):
         return {"low": self.low, "high": self.high}
 
 
-def distribution_from_outputs(outputs: np.ndarray, action_space: gym.spaces.Space) -> Distribution:
+def distribution_from_outputs(
+    outputs: np.ndarray, action_space: gym.spaces.Space, kind: DistributionKind | None = None
+) -> Distribution:
     """Interpret a policy network's raw outputs for `action_space` (see the module docstring)."""
     outputs = np.asarray(outputs, dtype=np.float32)
     if isinstance(action_space, gym.spaces.Discrete):
@@ -115,27 +158,34 @@ def distribution_from_outputs(outputs: np.ndarray, action_space: gym.spaces.Spac
             )
         return Categorical(outputs, int(action_space.start))
     size = int(np.prod(action_space.shape))
+    kind = kind or default_distribution_kind(action_space)
     if outputs.shape[1:] != (2 * size,):
+        meaning = "action and noise_std" if kind == "noisy_deterministic" else "mean and log_std"
         raise ValueError(
-            f"network outputs {outputs.shape[1:]} per observation; expected mean and log_std ({2 * size},)"
+            f"network outputs {outputs.shape[1:]} per observation; expected {meaning} ({2 * size},)"
         )
     batch = len(outputs)
-    mean = outputs[:, :size].reshape(batch, *action_space.shape)
-    log_std = outputs[:, size:].reshape(batch, *action_space.shape)
-    return SquashedGaussian(mean, log_std, action_space.low, action_space.high)
+    first = outputs[:, :size].reshape(batch, *action_space.shape)
+    second = outputs[:, size:].reshape(batch, *action_space.shape)
+    if kind == "noisy_deterministic":
+        low, high = action_space.low.astype(np.float32), action_space.high.astype(np.float32)
+        return NoisyDeterministic(squash(first, low, high), second, low, high)
+    return SquashedGaussian(first, second, action_space.low, action_space.high)
 
 
 def distribution_from_parameters(
     parameters: Mapping[str, np.ndarray], action_space: gym.spaces.Space
 ) -> Distribution:
-    """The distribution named by its parameters (`Distribution.parameters()`): logits, or mean and log_std."""
+    """The distribution whose `parameters()` are `parameters` (as exported or served)."""
     if isinstance(action_space, gym.spaces.Discrete) and "logits" in parameters:
         return Categorical(parameters["logits"], int(action_space.start))
-    if isinstance(action_space, gym.spaces.Box) and {"mean", "log_std"} <= parameters.keys():
-        return SquashedGaussian(
-            parameters["mean"], parameters["log_std"], action_space.low, action_space.high
-        )
+    if isinstance(action_space, gym.spaces.Box):
+        low, high = action_space.low, action_space.high
+        if {"mean", "log_std"} <= parameters.keys():
+            return SquashedGaussian(parameters["mean"], parameters["log_std"], low, high)
+        if {"mean", "noise_std"} <= parameters.keys():
+            return NoisyDeterministic(parameters["mean"], parameters["noise_std"], low, high)
     raise ValueError(
-        f"distribution parameters {sorted(parameters)} do not fit {action_space}; "
-        "expected logits (discrete) or mean and log_std (box)"
+        f"distribution parameters {sorted(parameters)} do not describe an action distribution over "
+        f"{action_space}; expected logits (Discrete), mean and log_std, or mean and noise_std (Box)"
     )

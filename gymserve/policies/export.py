@@ -54,6 +54,7 @@ def export_policy(
         **training.model_dump(),
         observation_space=space_spec(policy.observation_space),
         action_space=space_spec(policy.action_space),
+        action_distribution=policy.distribution_kind,
         formats=formats,
     )
     with staged(out_dir) as staging:
@@ -72,11 +73,11 @@ def _write_models(
     if "savedmodel" in formats:
         from gymserve.policies.savedmodel import write_saved_model
 
-        write_saved_model(*arguments, staging / SAVED_MODEL_DIR)
+        write_saved_model(*arguments, staging / SAVED_MODEL_DIR, policy.distribution_kind)
     if "onnx" in formats:
         from gymserve.policies.onnx_export import write_onnx
 
-        write_onnx(*arguments, staging / ONNX_FILE)
+        write_onnx(*arguments, staging / ONNX_FILE, policy.distribution_kind)
 
 
 def _check_formats(formats: Iterable[str]) -> tuple[ExportFormat, ...]:

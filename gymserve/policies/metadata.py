@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import gymserve
+from gymserve.policies.distributions import DistributionKind
 
 METADATA_FILE = "policy.json"
 SAVED_MODEL_DIR = "saved_model"
@@ -124,6 +125,9 @@ class PolicyMetadata(TrainingInfo):
     created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     observation_space: BoxSpec
     action_space: SpaceSpec
+    action_distribution: DistributionKind | None = Field(
+        default=None, description="How the model's outputs are read; None: categorical or squashed Gaussian"
+    )
     formats: tuple[ExportFormat, ...]
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256 hex digest")
     evaluation: PolicyEvaluation | None = None
@@ -139,6 +143,8 @@ class PolicyMetadata(TrainingInfo):
         if isinstance(self.action_space, DiscreteSpec):
             return {"action": (), "logits": (self.action_space.n,)}
         shape = self.action_space.shape
+        if self.action_distribution == "noisy_deterministic":
+            return {"action": shape, "mean": shape, "noise_std": shape}
         return {"action": shape, "mean": shape, "log_std": shape}
 
 

@@ -2,9 +2,9 @@
 
 Input `observations`: float32 `[batch, *observation_shape]`, batch dimension dynamic.
 Outputs: `action` (the greedy action: int64 for Discrete, float32 within the bounds for Box)
-and the distribution parameters (`logits`, or `mean` and `log_std`), from which a client
-samples. The metadata (policy.json minus hashes) is stored in the model's `gymserve_metadata`
-property.
+and the distribution parameters (`logits`, `mean` and `log_std`, or `mean` and `noise_std`),
+from which a client samples. The metadata (policy.json minus hashes) is stored in the model's
+`gymserve_metadata` property.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf2onnx
 
 from gymserve.policies import policy_graph
+from gymserve.policies.distributions import DistributionKind
 
 OPSET = 17
 METADATA_PROPERTY = "gymserve_metadata"
@@ -29,6 +30,7 @@ def write_onnx(
     action_space: gym.spaces.Box | gym.spaces.Discrete,
     metadata_json: str,
     path: Path,
+    distribution: DistributionKind | None = None,
 ) -> None:
     """Convert the network and its post-processing to ONNX and write it to `path`."""
     observations_spec = tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")
@@ -36,7 +38,7 @@ def write_onnx(
     @tf.function(input_signature=[observations_spec])
     def policy(observations: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = tf.cast(network(observations, training=False), tf.float32)
-        parameters = policy_graph.distribution_parameters(outputs, action_space)
+        parameters = policy_graph.distribution_parameters(outputs, action_space, distribution)
         return {"action": policy_graph.greedy_action(parameters, action_space), **parameters}
 
     model, _ = tf2onnx.convert.from_function(policy, input_signature=[observations_spec], opset=OPSET)

@@ -12,17 +12,30 @@ import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
-from gymserve.policies.distributions import LOG_STD_MAX, LOG_STD_MIN
+from gymserve.policies.distributions import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    DistributionKind,
+    default_distribution_kind,
+)
 
 
 def distribution_parameters(
-    outputs: tf.Tensor, action_space: gym.spaces.Box | gym.spaces.Discrete
+    outputs: tf.Tensor,
+    action_space: gym.spaces.Box | gym.spaces.Discrete,
+    kind: DistributionKind | None = None,
 ) -> dict[str, tf.Tensor]:
-    """`{"logits"}` for a Discrete space, `{"mean", "log_std"}` (shaped like actions) for a Box."""
+    """`{"logits"}` for a Discrete space; for a Box, shaped like actions, `{"mean", "log_std"}` or
+    (noisy deterministic) `{"mean", "noise_std"}` with the squashed action as the mean."""
     if isinstance(action_space, gym.spaces.Discrete):
         return {"logits": outputs}
     size = int(np.prod(action_space.shape))
     shape = [-1, *action_space.shape]
+    if (kind or default_distribution_kind(action_space)) == "noisy_deterministic":
+        return {
+            "mean": squash(tf.reshape(outputs[:, :size], shape), action_space),
+            "noise_std": tf.reshape(outputs[:, size:], shape),
+        }
     return {
         "mean": tf.reshape(outputs[:, :size], shape),
         "log_std": tf.reshape(tf.clip_by_value(outputs[:, size:], LOG_STD_MIN, LOG_STD_MAX), shape),
@@ -32,9 +45,12 @@ def distribution_parameters(
 def greedy_action(
     parameters: dict[str, tf.Tensor], action_space: gym.spaces.Box | gym.spaces.Discrete
 ) -> tf.Tensor:
-    """The most likely action: the first arg-max of the logits, or the squashed mean."""
+    """The most likely action: the first arg-max of the logits, the squashed mean, or the
+    deterministic action."""
     if isinstance(action_space, gym.spaces.Discrete):
         return tf.argmax(parameters["logits"], axis=-1, output_type=tf.int64) + int(action_space.start)
+    if "noise_std" in parameters:
+        return parameters["mean"]
     return squash(parameters["mean"], action_space)
 
 
@@ -48,6 +64,10 @@ def stochastic_action(
         return samples[:, 0] + int(action_space.start)
     mean = parameters["mean"]
     noise = tf.random.stateless_normal(tf.shape(mean), seeds, dtype=mean.dtype)
+    if "noise_std" in parameters:
+        low = tf.constant(action_space.low, tf.float32)
+        high = tf.constant(action_space.high, tf.float32)
+        return tf.clip_by_value(mean + parameters["noise_std"] * noise, low, high)
     return squash(mean + tf.exp(parameters["log_std"]) * noise, action_space)
 
 

@@ -7,7 +7,7 @@ Signatures (observations are float32 `[batch, *observation_shape]`):
 
     greedy_action(observations)            -> {"action"}
     stochastic_action(observations, seed)  -> {"action"}  int64 scalar seed, stateless sampling
-    distribution(observations)             -> {"logits"} or {"mean", "log_std"}
+    distribution(observations)             -> {"logits"}, {"mean", "log_std"} or {"mean", "noise_std"}
     get_initial_state(batch_size)          -> {}          the policies are stateless
     get_metadata()                         -> {"metadata"} JSON string (policy.json minus hashes)
 
@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from gymserve.policies import policy_graph
+from gymserve.policies.distributions import DistributionKind
 
 SIGNATURES = ("greedy_action", "stochastic_action", "distribution", "get_initial_state", "get_metadata")
 
@@ -36,10 +37,12 @@ class _PolicyModule(tf.Module):
         observation_space: gym.spaces.Box,
         action_space: gym.spaces.Box | gym.spaces.Discrete,
         metadata_json: str,
+        distribution: DistributionKind | None,
     ):
         super().__init__(name="gymserve_policy")
         self.network = network
         self._action_space = action_space
+        self._distribution_kind = distribution
         self._metadata_json = metadata_json
         observations = tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")
         self.greedy_action = tf.function(self._greedy_action, input_signature=[observations])
@@ -54,7 +57,7 @@ class _PolicyModule(tf.Module):
 
     def _parameters(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
         outputs = tf.cast(self.network(observations, training=False), tf.float32)
-        return policy_graph.distribution_parameters(outputs, self._action_space)
+        return policy_graph.distribution_parameters(outputs, self._action_space, self._distribution_kind)
 
     def _greedy_action(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"action": policy_graph.greedy_action(self._parameters(observations), self._action_space)}
@@ -79,8 +82,9 @@ def write_saved_model(
     action_space: gym.spaces.Box | gym.spaces.Discrete,
     metadata_json: str,
     directory: Path,
+    distribution: DistributionKind | None = None,
 ) -> None:
     """Save the policy's SavedModel into `directory`, which must not exist yet."""
-    module = _PolicyModule(network, observation_space, action_space, metadata_json)
+    module = _PolicyModule(network, observation_space, action_space, metadata_json, distribution)
     signatures = {name: getattr(module, name) for name in SIGNATURES}
     tf.saved_model.save(module, str(directory), signatures=signatures)

@@ -67,7 +67,7 @@ class RemotePolicy(Policy):
         try:
             return distribution_from_parameters(result.distribution, self.action_space)
         except ValueError as error:
-            raise ValueError(f"policy {self.info.name!r}: {error}") from None
+            raise ValueError(f"policy {self.info.name!r} serves {error}") from None
 
     def _session_for(self, mode: str, epsilon: float | None) -> StreamSession:
         """The open session for `mode`; a new mode, or a failed session, opens a new one."""

@@ -1,11 +1,16 @@
 import gymnasium as gym
+import keras
 import numpy as np
 import pytest
+from tiny_dqn import TINY_DQN
 
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.algorithm import UnsupportedActionSpaceError
-from gymserve.agents.dqn import DQN, DQNConfig, linear_schedule, n_step_targets, td_targets
 from gymserve.agents.env_runner import EnvRunner
+from gymserve.agents.off_policy.dqn import DQN, DQNConfig, td_targets
+from gymserve.agents.off_policy.n_step import n_step_targets
+from gymserve.agents.schedules import linear_schedule
+from gymserve.policies import RandomPolicy
 from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
@@ -92,7 +97,7 @@ def test_target_network_is_copied_every_interval_of_gradient_steps():
 
 
 def test_polyak_updates_move_the_target_part_of_the_way():
-    dqn = tiny_dqn(gradient_steps=1, target_update_interval=1, target_update_tau=0.25)
+    dqn = tiny_dqn(gradient_steps=1, target_update_interval=1, tau=0.25)
     before = [weight.numpy() for weight in dqn.target_network.weights]
     dqn.train_iteration(EnvRunner.make(CARTPOLE, 1, seed=0))
     for old, target, online in zip(before, dqn.target_network.weights, dqn.q_network.weights, strict=True):
@@ -128,3 +133,38 @@ def test_shipped_config_solves_cartpole_for_at_least_4_of_5_seeds(tmp_path):
     trained = load_trained_policy(tmp_path / str(solved[0]))
     assert trained.evaluation_return >= 475
     assert evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=12345).average_return >= 475
+
+
+def test_dueling_head_is_value_plus_advantages_minus_their_mean():
+    dqn = tiny_dqn(dueling=True)
+    observations = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    features = keras.Model(dqn.q_network.inputs, dqn.q_network.get_layer("hidden_0").output)(observations)
+    value = dqn.q_network.get_layer("state_value")(features).numpy()
+    advantages = dqn.q_network.get_layer("advantages")(features).numpy()
+    expected = value + advantages - advantages.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(dqn.q_network(observations).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_renamed_fields_still_load_with_a_deprecation_warning():
+    with pytest.warns(FutureWarning, match="'n_step' is deprecated.*'bootstrap_horizon'"):
+        config = DQNConfig(n_step=3, target_update_tau=0.5)
+    assert (config.bootstrap_horizon, config.tau) == (3, 0.5)
+    with pytest.raises(ValueError, match="'n_step' was renamed 'bootstrap_horizon'; give only"):
+        DQNConfig(n_step=3, bootstrap_horizon=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["dueling", "prioritized_replay"])
+def test_short_cartpole_run_with_each_option_beats_random_play(tmp_path, option):
+    """About 15 s each: greedy return against a uniformly random policy (about 22 on CartPole)."""
+    config = {**TINY_DQN, "hidden_sizes": [32], "max_steps": 4000, "eval_interval": 1000, option: True}
+    train("dqn", CARTPOLE, tmp_path / "run", config, progress_bar=False)
+    trained = load_trained_policy(tmp_path / "run")
+    random_return = evaluate(
+        RandomPolicy(trained.policy.observation_space, trained.policy.action_space, seed=0),
+        CARTPOLE,
+        20,
+        seed=5,
+    )
+    greedy_return = evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=5).average_return
+    assert greedy_return >= 4 * random_return.average_return, (greedy_return, random_return.average_return)

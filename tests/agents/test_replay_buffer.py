@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gymserve.agents.replay_buffer import ReplayBuffer
+from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
 
 SPEC = {"step": ((), np.int64), "observation": ((2,), np.float32), "done": ((), np.bool_)}
 

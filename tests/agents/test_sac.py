@@ -9,7 +9,7 @@ from gymserve.agents import load_trained_policy, train
 from gymserve.agents.algorithm import UnsupportedActionSpaceError
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.networks import normalization_layers
-from gymserve.agents.sac import SAC, SACConfig
+from gymserve.agents.off_policy.sac import SAC, SACConfig
 from gymserve.policies import RandomPolicy
 from gymserve.rollout import evaluate
 
@@ -44,7 +44,7 @@ def tiny_sac(observation_space=CARTPOLE_OBSERVATIONS, action_space=CARTPOLE_ACTI
         "actor_hidden_sizes": (8,),
         "critic_hidden_sizes": (8,),
         "batch_size": 4,
-        "initial_collect_steps": 0,
+        "learning_starts": 0,
         "jit_compile": False,
     }
     return SAC(SACConfig(**(defaults | fields)), observation_space, action_space)
@@ -118,7 +118,7 @@ def test_alpha_rises_below_the_target_entropy_and_falls_above_it(target_entropy,
 
 
 def test_minibatches_carry_n_step_returns_cut_at_the_episode_end():
-    sac = tiny_sac(n_step=3, gamma=0.5, batch_size=64)
+    sac = tiny_sac(bootstrap_horizon=3, gamma=0.5, batch_size=64)
     rewards = np.array([1.0, 2.0, 4.0, 8.0, 16.0], np.float32)
     for step, reward in enumerate(rewards):  # one episode of five steps; the observation encodes the step
         sac.replay.add_batch(
@@ -131,7 +131,9 @@ def test_minibatches_carry_n_step_returns_cut_at_the_episode_end():
                 "done": np.array([step == 4]),
             }
         )
-    observations, _, returns, discounts, next_observations, _, _ = sac._sample_minibatches()
+    batch, _ = sac._sample_minibatches(total_steps=5)
+    observations, returns, discounts = batch["observations"], batch["returns"], batch["discounts"]
+    next_observations = batch["next_observations"]
     starts = observations[0, :, 0].astype(int)
     assert set(starts) == {0, 1, 2, 3, 4}
     expected_returns = {
@@ -153,7 +155,7 @@ def test_default_target_entropy_is_minus_the_action_dimension():
 
 
 def test_initial_collection_is_uniform_then_the_actor_acts():
-    sac = tiny_sac(initial_collect_steps=300, gradient_steps=1)
+    sac = tiny_sac(learning_starts=300, gradient_steps=1)
     runner = EnvRunner.make(CARTPOLE, 1, seed=0)
     for _ in range(299):
         assert sac.train_iteration(runner) == {}  # no learning before the collection ends
@@ -170,7 +172,7 @@ def test_any_box_action_shape_and_bounds():
     )
     env = DriftingPoint(action_space)
     sac = tiny_sac(
-        DriftingPoint.observation_space, action_space, initial_collect_steps=5, normalize_observations=True
+        DriftingPoint.observation_space, action_space, learning_starts=5, normalize_observations=True
     )
     runner = EnvRunner([env], seed=0, on_observations=sac.update_observation_statistics)
     for _ in range(20):  # DriftingPoint asserts that every action is inside the bounds
@@ -200,12 +202,12 @@ def test_only_bounded_box_action_spaces_are_accepted():
 
 def test_restored_algorithm_continues_exactly_like_the_original(tmp_path):
     """Variables, optimizer slots, log(alpha), the replay buffer and the generator are all saved."""
-    sac = tiny_sac(initial_collect_steps=3)
+    sac = tiny_sac(learning_starts=3)
     runner = EnvRunner.make(CARTPOLE, 1, seed=0)
     for _ in range(8):
         sac.train_iteration(runner)
     sac.save(tmp_path)
-    restored = tiny_sac(initial_collect_steps=3)
+    restored = tiny_sac(learning_starts=3)
     restored.restore(tmp_path)
     for name, array in sac.replay.gather_all().items():
         np.testing.assert_array_equal(restored.replay.gather_all()[name], array)
@@ -258,7 +260,7 @@ def test_short_training_clearly_beats_a_random_policy(tmp_path):
         "actor_hidden_sizes": (64, 64),
         "critic_hidden_sizes": (64, 64),
         "batch_size": 64,
-        "initial_collect_steps": 500,
+        "learning_starts": 500,
         "actor_learning_rate": 1e-3,
         "critic_learning_rate": 1e-3,
         "alpha_learning_rate": 1e-3,

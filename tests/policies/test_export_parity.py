@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import gymnasium as gym
+import keras
 import numpy as np
 import onnx
 import pytest
@@ -188,3 +189,57 @@ def test_discrete_action_start_is_added_inside_the_models(tmp_path):
     expected = policy.action(observations).action
     assert set(np.unique(expected)) <= {-1, 0, 1} and expected.min() == -1
     np.testing.assert_array_equal(load(tmp_path / "shifted").action(observations).action, expected)
+
+
+@pytest.fixture(scope="module")
+def noisy_deterministic_policy() -> ActorPolicy:
+    """A TD3-style actor: [pre-tanh action | exploration noise std] for 8 motors with uneven bounds."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((28,))
+    pre_tanh = mlp(28, 8, seed=5)(inputs)
+    noise_std = keras.layers.Lambda(lambda x: 0.0 * x + np.linspace(0.05, 0.4, 8, dtype=np.float32))(pre_tanh)
+    network = keras.Model(inputs, keras.layers.Concatenate()([pre_tanh, noise_std]))
+    return ActorPolicy(
+        network, MINITAUR_OBSERVATIONS, MINITAUR_ACTIONS, seed=0, distribution="noisy_deterministic"
+    )
+
+
+@pytest.fixture(scope="module")
+def noisy_deterministic_export(noisy_deterministic_policy, tmp_path_factory) -> Path:
+    out_dir = tmp_path_factory.mktemp("exports") / "td3"
+    export_policy(noisy_deterministic_policy, out_dir, metadata={"algorithm": "td3"})
+    return out_dir
+
+
+def test_noisy_deterministic_actors_act_alike_in_process_and_in_both_backends(
+    noisy_deterministic_policy, noisy_deterministic_export
+):
+    observations = observations_for(MINITAUR_OBSERVATIONS, 5000, seed=29)
+    greedy = noisy_deterministic_policy.action(observations).action
+    stochastic = noisy_deterministic_policy.action(observations, mode="stochastic", seed=11).action
+    noise = stochastic - greedy
+    stds = np.linspace(0.05, 0.4, 8)
+    inside = (greedy > MINITAUR_ACTIONS.low + 4 * stds) & (greedy < MINITAUR_ACTIONS.high - 4 * stds)
+    for dimension, std in enumerate(stds):  # noise that no bound clips has the configured std
+        assert inside[:, dimension].sum() > 200
+        assert np.std(noise[inside[:, dimension], dimension]) == pytest.approx(std, rel=0.1)
+    for backend in ("onnx", "tensorflow"):
+        loaded = load(noisy_deterministic_export, backend)
+        assert loaded.metadata.action_distribution == "noisy_deterministic"
+        np.testing.assert_allclose(loaded.action(observations).action, greedy, rtol=0, atol=1e-5)
+        sampled = loaded.action(observations, mode="stochastic", seed=11).action
+        np.testing.assert_allclose(sampled, stochastic, rtol=0, atol=1e-5)
+        assert set(loaded.distribution(observations).parameters()) == {"mean", "noise_std"}
+
+
+def test_noisy_deterministic_saved_model_samples_within_the_bounds(noisy_deterministic_export):
+    model = tf.saved_model.load(str(noisy_deterministic_export / "saved_model"))
+    observations = tf.constant(observations_for(MINITAUR_OBSERVATIONS, 500, seed=30))
+    greedy = model.signatures["greedy_action"](observations=observations)["action"].numpy()
+    sample = model.signatures["stochastic_action"](observations=observations, seed=tf.constant(3, tf.int64))
+    actions = sample["action"].numpy()
+    assert np.all((actions >= MINITAUR_ACTIONS.low) & (actions <= MINITAUR_ACTIONS.high))
+    assert 0.0 < np.mean(np.abs(actions - greedy)) < 0.4
+    parameters = model.signatures["distribution"](observations=observations)
+    np.testing.assert_allclose(parameters["mean"].numpy(), greedy, atol=1e-6)
+    np.testing.assert_allclose(parameters["noise_std"].numpy()[0], np.linspace(0.05, 0.4, 8), rtol=1e-6)

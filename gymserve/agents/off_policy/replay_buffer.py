@@ -98,6 +98,13 @@ class ReplayBuffer:
             raise ValueError("cannot sample from an empty ReplayBuffer; add_batch some items first")
         starts = rng.integers(self._size, size=batch_size)
         rows = rng.integers(self._num_envs, size=batch_size)
+        return self._episode_windows(starts, rows, num_steps)
+
+    def _episode_windows(
+        self, starts: np.ndarray, rows: np.ndarray, num_steps: int
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The windows of `sample_episode_windows` starting at time offsets `starts` (from the
+        oldest item) of env `rows`."""
         offsets = starts[:, None] + np.arange(num_steps)
         stored = offsets < self._size
         times = (self._oldest() + np.minimum(offsets, self._size - 1)) % self._slots
