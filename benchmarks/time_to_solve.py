@@ -113,8 +113,8 @@ def run_stable_baselines3(
     from stable_baselines3.common.env_util import make_vec_env
 
     from gymserve.agents.trainer import EVAL_SEED_OFFSET
+    from gymserve.episodes import evaluate
     from gymserve.policies import Categorical, Policy
-    from gymserve.rollout import evaluate
 
     class GreedyStableBaselinesPolicy(Policy):
         def __init__(self, model):

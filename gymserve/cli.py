@@ -50,7 +50,7 @@ def _add_play_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_play(args: argparse.Namespace) -> None:
-    from gymserve.rollout import run_episode, write_video
+    from gymserve.episodes import run_episode, write_video
 
     _check_episodes(args.episodes)
     if args.remote:
@@ -368,7 +368,7 @@ def _add_eval_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> None:
-    from gymserve.rollout import evaluate
+    from gymserve.episodes import evaluate
 
     _check_episodes(args.episodes)
     if args.policy_dir is None and args.policy is None:

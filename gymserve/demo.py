@@ -26,8 +26,8 @@ import gymnasium as gym
 import numpy as np
 
 from gymserve.bundled import BundledPolicy, bundled_policies
+from gymserve.episodes import Evaluation, run_episode, write_video
 from gymserve.policies.base import ActionMode
-from gymserve.rollout import Evaluation, run_episode, write_video
 from gymserve.serving.client import PolicyClient
 from gymserve.serving.config import ServerConfig
 from gymserve.serving.remote_policy import RemotePolicy

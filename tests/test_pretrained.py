@@ -15,9 +15,9 @@ from tensorflow_threads import limit_tensorflow_threads
 import gymserve
 from gymserve.bundled import bundled_policies, bundled_policy_for_env
 from gymserve.cli import main
+from gymserve.episodes import evaluate, run_episode
 from gymserve.policies import load
 from gymserve.policies.repository import pretrained_repository
-from gymserve.rollout import evaluate, run_episode
 from gymserve.serving.client import PolicyClient
 from gymserve.serving.config import ServerConfig
 from gymserve.serving.remote_policy import RemotePolicy

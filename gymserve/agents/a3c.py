@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from gymserve.agents.a2c import A2C
 from gymserve.agents.env_runner import EnvRunner
+from gymserve.agents.graph_envs import GraphEnvs
 from gymserve.agents.on_policy import (
     ActorCriticLoss,
     OnPolicyConfig,
@@ -31,7 +32,6 @@ from gymserve.agents.on_policy import (
     network_weights,
     training_batch,
 )
-from gymserve.agents.rollout_envs import RolloutEnv
 
 
 class A3CConfig(OnPolicyConfig):
@@ -99,7 +99,7 @@ class A3C(A2C):
 class Worker:
     """One A3C worker: its envs, a local copy of the networks and a generator for its actions."""
 
-    def __init__(self, algorithm: A3C, env: RolloutEnv, seed: int):
+    def __init__(self, algorithm: A3C, env: GraphEnvs, seed: int):
         self.algorithm = algorithm
         self.env = env
         self.networks = algorithm.build_networks()

@@ -10,7 +10,7 @@ One on-policy iteration, all inside one `tf.function` call:
 The algorithms differ only in the policy term (`clipped_surrogate_loss` for PPO,
 `policy_gradient_loss` for A2C and A3C), in how often they reuse a batch, and, for A3C, in who
 applies the gradients. On `gymserve/CartPole-v1` the envs themselves are TensorFlow ops
-(rollout_envs.InGraphCartPole), so the whole iteration runs without returning to Python.
+(graph_envs.InGraphCartPole), so the whole iteration runs without returning to Python.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.config import TrainingConfig
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.gae import generalized_advantages
+from gymserve.agents.graph_envs import GraphEnvs, graph_envs
 from gymserve.agents.networks import ActorCritic, actor_critic
-from gymserve.agents.rollout_envs import RolloutEnv, rollout_envs
 from gymserve.agents.schedules import linear_schedule
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl")
@@ -97,7 +97,7 @@ class Rollout(NamedTuple):
 
 
 def collect_rollout(
-    env: RolloutEnv,
+    env: GraphEnvs,
     actor: keras.Model,
     distribution: ActionDistribution,
     generator: tf.random.Generator,
@@ -248,7 +248,7 @@ class OnPolicyAlgorithm(Algorithm):
         self.distribution = action_distribution(action_space)
         self.loss = ActorCriticLoss(self.actor_critic, self.distribution, config)
         self.optimizer = make_optimizer(config, self.loss.variables)
-        self._envs: list[RolloutEnv] | None = None
+        self._envs: list[GraphEnvs] | None = None
         self._generator: tf.random.Generator | None = None
         self._iteration = tf.function(self._compiled_iteration, autograph=False)
 
@@ -312,11 +312,11 @@ class OnPolicyAlgorithm(Algorithm):
             normalize_observations=config.normalize_observations,
         )
 
-    def make_envs(self, runner: EnvRunner, parts: int) -> list[RolloutEnv]:
+    def make_envs(self, runner: EnvRunner, parts: int) -> list[GraphEnvs]:
         seed = int(self.rng.integers(2**31))
-        return rollout_envs(runner, parts, in_graph=self.config.in_graph_env, seed=seed)
+        return graph_envs(runner, parts, in_graph=self.config.in_graph_env, seed=seed)
 
-    def account_rollout(self, runner: EnvRunner, env: RolloutEnv, rollout: Rollout) -> None:
+    def account_rollout(self, runner: EnvRunner, env: GraphEnvs, rollout: Rollout) -> None:
         """Report the rollout's steps; in-graph envs also feed the observation statistics here."""
         env.account(runner, rollout.rewards.numpy(), (rollout.terminated | rollout.truncated).numpy())
         if self.config.normalize_observations and env.in_graph:

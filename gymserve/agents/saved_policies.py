@@ -2,7 +2,7 @@
 
     saved = load_saved_policy("runs/cartpole-ppo")        # a run's 'best' checkpoint
     saved = load_saved_policy("exports/cartpole")         # an export, on onnxruntime
-    evaluation = gymserve.rollout.evaluate(saved.policy, saved.env_id, 20)
+    evaluation = gymserve.episodes.evaluate(saved.policy, saved.env_id, 20)
 
 Both record the environment the policy was trained on, and that is where it runs unless another
 `env_id` is given. Another environment with matching spaces may still order or scale its

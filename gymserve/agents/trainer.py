@@ -269,7 +269,7 @@ class _Session:
 
     def _evaluate(self) -> bool:
         """Run a greedy evaluation, log it, apply the plateau rules; True on a new best return."""
-        from gymserve.rollout import evaluate
+        from gymserve.episodes import evaluate
 
         state, config = self.state, self.config
         evaluation = evaluate(

@@ -17,7 +17,7 @@ from gymserve.serving.client import (
     PolicyVersionInfo,
     StreamSession,
 )
-from gymserve.serving.spaces import SpaceSpec
+from gymserve.serving.spaces import WireSpace
 
 __all__ = [
     "ActResult",
@@ -26,6 +26,6 @@ __all__ = [
     "PolicyServiceError",
     "PolicySummary",
     "PolicyVersionInfo",
-    "SpaceSpec",
     "StreamSession",
+    "WireSpace",
 ]

@@ -29,7 +29,7 @@ import numpy as np
 from gymserve.serving.action_modes import mode_number
 from gymserve.serving.protos import policy_service_pb2 as pb
 from gymserve.serving.protos import policy_service_pb2_grpc as pb_grpc
-from gymserve.serving.spaces import SpaceSpec
+from gymserve.serving.spaces import WireSpace
 from gymserve.serving.tensors import fill_tensor, from_tensor
 
 DEFAULT_TIMEOUT = 10.0  # seconds a unary call may take before it fails with DEADLINE_EXCEEDED
@@ -92,8 +92,8 @@ class PolicyInfo:
 
     name: str
     version: int
-    observation_space: SpaceSpec
-    action_space: SpaceSpec
+    observation_space: WireSpace
+    action_space: WireSpace
     metadata: dict[str, Any]
     versions: tuple[PolicyVersionInfo, ...]
 
@@ -205,8 +205,8 @@ class PolicyClient:
         return PolicyInfo(
             response.policy_name,
             response.policy_version,
-            SpaceSpec.from_proto(response.observation_space),
-            SpaceSpec.from_proto(response.action_space),
+            WireSpace.from_proto(response.observation_space),
+            WireSpace.from_proto(response.action_space),
             json.loads(response.metadata_json or "{}"),
             _versions(response.versions),
         )

@@ -2,7 +2,7 @@
 
     with PolicyClient("127.0.0.1:8500") as client:
         policy = RemotePolicy(client, "cartpole")
-        episode = gymserve.rollout.run_episode(env, policy, seed=0)
+        episode = gymserve.episodes.run_episode(env, policy, seed=0)
 
 Actions go through one StreamAct session, so a stateful policy keeps its state on the server;
 `reset()` (called by `run_episode` before each episode) makes the next step start an episode.

@@ -1,7 +1,7 @@
 """Observation and action spaces on the wire.
 
 The server describes its policies' gymnasium spaces with `space_to_proto`; the client reads them
-back as a `SpaceSpec`, which needs only numpy, and turns it into a gymnasium space on request.
+back as a `WireSpace`, which needs only numpy, and turns it into a gymnasium space on request.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SpaceSpec:
+class WireSpace:
     """A Box (`shape`, `dtype`, `low`, `high`) or Discrete (`n` actions from `start`) space."""
 
     kind: Literal["box", "discrete"]
@@ -31,7 +31,7 @@ class SpaceSpec:
     start: int = 0
 
     @classmethod
-    def from_proto(cls, space: pb.Space) -> SpaceSpec:
+    def from_proto(cls, space: pb.Space) -> WireSpace:
         if space.WhichOneof("kind") == "discrete":
             return cls("discrete", dtype=np.dtype(np.int64), n=space.discrete.n, start=space.discrete.start)
         box = space.box

@@ -3,7 +3,7 @@ import pytest
 
 from gymserve.agents.a3c import A3C, A3CConfig
 from gymserve.agents.env_runner import EnvRunner
-from gymserve.agents.rollout_envs import InGraphCartPole, RunnerEnv
+from gymserve.agents.graph_envs import InGraphCartPole, PythonEnvsInGraph
 
 CARTPOLE = "gymserve/CartPole-v1"
 
@@ -30,7 +30,7 @@ def test_workers_push_concurrently_to_the_global_networks(in_graph_env):
     assert runner.total_steps == 36 * 10, "each push carries 10 steps of one worker's env"
     assert max(staleness) > 0, "workers computed gradients while others pushed"
     worker_envs = [worker.env for worker in a3c.workers]
-    assert all(isinstance(env, InGraphCartPole if in_graph_env else RunnerEnv) for env in worker_envs)
+    assert all(isinstance(env, InGraphCartPole if in_graph_env else PythonEnvsInGraph) for env in worker_envs)
     assert worker_envs[0] is not worker_envs[1]
     global_kernel = a3c.actor_critic.actor.weights[0]
     assert all(worker.networks.actor.weights[0] is not global_kernel for worker in a3c.workers), (

@@ -13,7 +13,7 @@ from gymserve.agents import load_trained_policy
 from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.runs import read_run_info
 from gymserve.cli import main
-from gymserve.rollout import evaluate
+from gymserve.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 

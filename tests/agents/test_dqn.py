@@ -10,8 +10,8 @@ from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.off_policy.dqn import DQN, DQNConfig, td_targets
 from gymserve.agents.off_policy.n_step import n_step_targets
 from gymserve.agents.schedules import linear_schedule
+from gymserve.episodes import evaluate
 from gymserve.policies import RandomPolicy
-from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 OBSERVATIONS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from gymserve.agents import load_trained_policy, train
+from gymserve.episodes import evaluate
 from gymserve.policies import RandomPolicy, load
 from gymserve.policies.export import export_policy
-from gymserve.rollout import evaluate
 
 CONTINUOUS = "gymserve/CartPoleContinuousBullet-v0"
 SHORT_RUN = {"seed": 1, "max_steps": 4096, "eval_interval": 4096, "eval_episodes": 10}

@@ -10,7 +10,7 @@ from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.on_policy import clipped_surrogate_loss
 from gymserve.agents.ppo import PPO, PPOConfig
 from gymserve.agents.runs import build_algorithm, read_run_info
-from gymserve.rollout import evaluate
+from gymserve.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 

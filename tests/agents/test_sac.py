@@ -10,8 +10,8 @@ from gymserve.agents.algorithm import UnsupportedActionSpaceError
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.networks import normalization_layers
 from gymserve.agents.off_policy.sac import SAC, SACConfig
+from gymserve.episodes import evaluate
 from gymserve.policies import RandomPolicy
-from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPoleContinuousBullet-v0"
 CARTPOLE_OBSERVATIONS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)

@@ -6,7 +6,7 @@
 import pytest
 
 from gymserve.agents import load_trained_policy, train
-from gymserve.rollout import evaluate
+from gymserve.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 

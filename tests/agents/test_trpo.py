@@ -8,8 +8,8 @@ from gymserve.agents.config import ConfigError, resolve_config
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.trpo import TRPO, TRPOConfig, backtracking_line_search, conjugate_gradient
 from gymserve.cli import main
+from gymserve.episodes import evaluate
 from gymserve.policies import RandomPolicy, load
-from gymserve.rollout import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from serving_support import WEIGHTS, LinearPolicy, scripted_policy
 
+from gymserve.episodes import evaluate, run_episode
 from gymserve.policies import Categorical
-from gymserve.rollout import evaluate, run_episode
 from gymserve.serving import PolicyClient, PolicyServiceError
 from gymserve.serving.remote_policy import RemotePolicy
 from gymserve.serving.server import PolicyServer

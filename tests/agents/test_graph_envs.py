@@ -5,9 +5,9 @@ import tensorflow as tf
 
 from gymserve.agents.action_distributions import CategoricalActions
 from gymserve.agents.env_runner import EnvRunner
+from gymserve.agents.graph_envs import InGraphCartPole, PythonEnvsInGraph, graph_envs
 from gymserve.agents.networks import actor_critic
 from gymserve.agents.on_policy import collect_rollout
-from gymserve.agents.rollout_envs import InGraphCartPole, RunnerEnv, rollout_envs
 from gymserve.envs.cartpole import RESET_BOUND
 
 CARTPOLE = "gymserve/CartPole-v1"
@@ -84,7 +84,7 @@ def test_in_graph_cartpole_reports_its_steps_and_episodes_to_the_runner():
 def test_runner_env_steps_the_runner_from_inside_a_graph():
     runner = EnvRunner.make(CARTPOLE, 3, seed=5)
     twin = EnvRunner.make(CARTPOLE, 3, seed=5)
-    env = RunnerEnv(runner)
+    env = PythonEnvsInGraph(runner)
     networks = actor_critic(runner.observation_space, runner.action_space, hidden_sizes=(8,))
     generator = tf.random.Generator.from_seed(0)
     rollout = tf.function(lambda: collect_rollout(env, networks.actor, CategoricalActions(), generator, 40))()
@@ -97,12 +97,12 @@ def test_runner_env_steps_the_runner_from_inside_a_graph():
     assert rollout.terminated.numpy().any(), "40 random steps end some episode"
 
 
-def test_rollout_envs_are_in_graph_only_for_cartpole_and_split_for_workers():
+def test_graph_envs_are_in_graph_only_for_cartpole_and_split_for_workers():
     cartpole = EnvRunner.make(CARTPOLE, 5, seed=0)
-    groups = rollout_envs(cartpole, parts=2, in_graph=True, seed=0)
+    groups = graph_envs(cartpole, parts=2, in_graph=True, seed=0)
     assert [type(env) for env in groups] == [InGraphCartPole, InGraphCartPole]
     assert [env.num_envs for env in groups] == [3, 2]
-    python_groups = rollout_envs(cartpole, parts=2, in_graph=False, seed=0)
-    assert [type(env) for env in python_groups] == [RunnerEnv, RunnerEnv]
+    python_groups = graph_envs(cartpole, parts=2, in_graph=False, seed=0)
+    assert [type(env) for env in python_groups] == [PythonEnvsInGraph, PythonEnvsInGraph]
     with pytest.raises(ValueError, match=r"cannot split 5 environments into 6 groups"):
-        rollout_envs(cartpole, parts=6, in_graph=True, seed=0)
+        graph_envs(cartpole, parts=6, in_graph=True, seed=0)

@@ -1,6 +1,6 @@
 """The training envs as a compiled (`tf.function`) rollout sees them: tensors in, tensors out.
 
-    envs = rollout_envs(runner, parts=1, in_graph=True, seed=0)
+    envs = graph_envs(runner, parts=1, in_graph=True, seed=0)
     observations = envs[0].observations()      # (num_envs, *obs_shape) float32
     step = envs[0].step(actions)               # an EnvStep of tensors
     envs[0].account(runner, rewards, dones)    # after the rollout, outside the graph
@@ -8,7 +8,7 @@
 `gymserve/CartPole-v1` runs as TensorFlow ops (`InGraphCartPole`): its physics is the one
 `gymserve.envs.cartpole.euler_step`, evaluated with `tf.math`, so a whole rollout and update
 compile into one graph that never returns to Python. Every other environment stays in the
-trainer's `EnvRunner` and is stepped through `tf.numpy_function` (`RunnerEnv`), so the same
+trainer's `EnvRunner` and is stepped through `tf.numpy_function` (`PythonEnvsInGraph`), so the same
 rollout code drives it from inside a graph.
 
 Both restart a finished episode in the same step: `EnvStep.observations` already belong to the
@@ -40,7 +40,7 @@ class EnvStep(NamedTuple):
     observations: tf.Tensor  # float32: where the next step starts (a new episode's if one ended)
 
 
-class RolloutEnv(Protocol):
+class GraphEnvs(Protocol):
     """A batch of environments a rollout reads and steps with tensors."""
 
     num_envs: int
@@ -121,7 +121,7 @@ class InGraphCartPole:
         return self._generator.uniform((4, self.num_envs), -bound, bound, dtype=tf.float64)
 
 
-class RunnerEnv:
+class PythonEnvsInGraph:
     """The trainer's `EnvRunner` (Python environments) stepped from a graph via `tf.numpy_function`.
 
     The runner itself counts the run's steps and records its finished episodes.
@@ -162,9 +162,9 @@ class RunnerEnv:
         )
 
 
-def rollout_envs(
+def graph_envs(
     runner: EnvRunner, parts: int, in_graph: bool, seed: int
-) -> list[InGraphCartPole | RunnerEnv]:
+) -> list[InGraphCartPole | PythonEnvsInGraph]:
     """The runner's envs in `parts` disjoint groups (one per worker), in-graph for CartPole.
 
     With `in_graph` and `gymserve/CartPole-v1`, each group is an `InGraphCartPole` of the same
@@ -179,4 +179,4 @@ def rollout_envs(
         max_episode_steps = gym.spec(CARTPOLE_ID).max_episode_steps
         sizes = [len(group) for group in np.array_split(np.arange(runner.num_envs), parts)]
         return [InGraphCartPole(size, max_episode_steps, seed + index) for index, size in enumerate(sizes)]
-    return [RunnerEnv(group) for group in (runner.split(parts) if parts > 1 else [runner])]
+    return [PythonEnvsInGraph(group) for group in (runner.split(parts) if parts > 1 else [runner])]
