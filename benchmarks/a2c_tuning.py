@@ -84,7 +84,8 @@ def main() -> None:
             for name, config_file in (("tuned", best_config), ("shipped", None)):
                 outcome = run_gymserve("a2c", args.budget, seed, workdir, config_file)
                 outcomes[name].append(outcome)
-                print(f"{name} seed {seed}: {outcome.steps or 'not solved'} steps", flush=True)
+                solved_at = f"solved at {outcome.steps} steps" if outcome.steps else "not solved"
+                print(f"{name} seed {seed}: {solved_at}", flush=True)
 
     steps = {name: median_or_none([outcome.steps for outcome in runs]) for name, runs in outcomes.items()}
     for name, runs in outcomes.items():

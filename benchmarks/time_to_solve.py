@@ -4,7 +4,8 @@ Protocol: a greedy evaluation over 20 episodes every 10,000 environment steps; a
 task at the first evaluation whose AverageReturn reaches 475. Its wall time counts everything
 from the start of training to the end of that evaluation (evaluations and checkpoints
 included). Each algorithm runs once per seed with its shipped defaults; the table shows the
-median over seeds (of the solved runs) and how many solved within the step budget, and the
+median over seeds (an unsolved seed counts as slower than any solved one; "-" when the median
+seed did not solve) and how many solved within the step budget, and the
 ratio of each median to the baseline's (the first algorithm unless --baseline says otherwise).
 
     python benchmarks/time_to_solve.py --algorithms dqn --seeds 5
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import math
 import os
 import statistics
 import tempfile
@@ -173,8 +175,10 @@ if importlib.util.find_spec("sb3_contrib") is not None:
 
 
 def median_or_none(values: list[float | None]) -> float | None:
-    solved = [value for value in values if value is not None]
-    return statistics.median(solved) if solved else None
+    """The median over every seed, an unsolved one (None) counting as slower than any solved one;
+    None when the median seed did not solve."""
+    median = statistics.median(math.inf if value is None else value for value in values)
+    return None if math.isinf(median) else median
 
 
 def ratio(value: float | None, baseline: float | None) -> str:
