@@ -302,6 +302,12 @@ def _add_tune_command(subparsers: argparse._SubParsersAction) -> None:
         "--last-evaluations", type=int, default=3, help="evaluations the return is averaged over (default: 3)"
     )
     parser.add_argument(
+        "--seeds-per-trial",
+        type=int,
+        default=1,
+        help="training runs per trial on consecutive seeds from --seed, scored by their mean (default: 1)",
+    )
+    parser.add_argument(
         "--search-space", metavar="FILE", help="JSON or YAML search space (default: the shipped one)"
     )
     parser.add_argument("--config", metavar="FILE", help="JSON config fields every trial starts from")
@@ -309,7 +315,9 @@ def _add_tune_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--warmup-trials", type=int, default=5, help="complete trials before pruning starts (default: 5)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="training seed of every trial (default: 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="training seed of every trial's first run (default: 0)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=_run_tune)
 
@@ -332,6 +340,7 @@ def _run_tune(args: argparse.Namespace) -> None:
             max_steps=args.max_steps,
             target_reward=args.target_reward,
             last_evaluations=args.last_evaluations,
+            seeds_per_trial=args.seeds_per_trial,
             search_space=args.search_space,
             config_file=args.config,
             pruner=args.pruner,

@@ -9,6 +9,9 @@ Two objectives, both reported after every evaluation, so the pruner compares tri
   AverageReturn reaches `target_reward`, which also ends the trial. A trial that has not reached it
   scores between max_steps and 2 * max_steps: max_steps * (1 + shortfall), the shortfall being how
   far its best return is below the target, as a fraction of |target| (at least 1), clipped to [0, 1].
+
+A trial may train `seeds` runs (seeds seed, seed + 1, ...) one after another and scores the mean
+of their values: one seed's luck then weighs less in which config wins.
 """
 
 from __future__ import annotations
@@ -28,15 +31,21 @@ class Objective(BaseModel):
         None, description="Minimise env steps to this greedy return; None maximises the return."
     )
     last_evaluations: int = Field(3, gt=0, description="Evaluations averaged by the return objective.")
+    seeds: int = Field(
+        1, gt=0, description="Training runs per trial, on consecutive seeds; scored by their mean."
+    )
 
     @property
     def direction(self) -> str:
         return "maximize" if self.target_reward is None else "minimize"
 
     def describe(self) -> str:
+        over_seeds = f", mean over {self.seeds} seeds" if self.seeds > 1 else ""
         if self.target_reward is None:
-            return f"mean greedy return of the last {self.last_evaluations} evaluations (maximised)"
-        return f"environment steps to a greedy return of {self.target_reward:g} (minimised)"
+            return (
+                f"mean greedy return of the last {self.last_evaluations} evaluations{over_seeds} (maximised)"
+            )
+        return f"environment steps to a greedy return of {self.target_reward:g}{over_seeds} (minimised)"
 
     def score(self, evaluations: Sequence[Evaluation], max_steps: int) -> float:
         """The objective's value after `evaluations` (in step order) of a run budgeted `max_steps`."""

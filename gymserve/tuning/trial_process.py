@@ -1,14 +1,17 @@
 """One trial, in a process of its own: `python -m gymserve.tuning` < spec.json.
 
 A fresh process per trial because TensorFlow does not give back all the memory of a training run.
-The process trains with the one training loop (trainer.py) into the trial's run directory, reports
-the objective after every greedy evaluation, stops when the pruner says so, and tells the study
-the outcome (complete or pruned). If it dies first, the tuner that started it marks the trial failed.
+The process trains with the one training loop (trainer.py) into the trial's run directory (one
+`seed-N` folder per run when the objective trains several seeds), reports the objective after every
+greedy evaluation, stops when the pruner says so, and tells the study the outcome (complete or
+pruned). If it dies first, the tuner that started it marks the trial failed.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -18,6 +21,9 @@ from gymserve.tuning.storage import open_storage
 
 if TYPE_CHECKING:
     import optuna
+
+    from gymserve.agents.config import TrainingConfig
+    from gymserve.agents.trainer import TrainerState
 
 PRUNERS = ("median", "none")
 
@@ -53,7 +59,7 @@ def run_trial(spec: TrialSpec) -> None:
 
     from gymserve.agents.config import validate_config
     from gymserve.agents.registry import algorithm_class
-    from gymserve.agents.trainer import STOP_REQUESTED, TrainerState, train
+    from gymserve.agents.trainer import STOP_REQUESTED, train
 
     config = validate_config(algorithm_class(spec.algorithm).config_class, spec.config, source="the study")
     study = optuna.load_study(
@@ -62,27 +68,62 @@ def run_trial(spec: TrialSpec) -> None:
         pruner=make_pruner(spec.pruner, spec.warmup_trials),
     )
     trial = optuna.Trial(study, spec.trial_id)
-    evaluations: list[Evaluation] = []
-    reported_steps: set[int] = set()
+    scores: list[float] = []  # one per finished run
+    total_steps = 0
+    for index in range(spec.objective.seeds):
+        seed = config.seed + index
+        run_dir = Path(spec.run_dir) if spec.objective.seeds == 1 else Path(spec.run_dir) / f"seed-{seed}"
+        reporter = _Reporter(trial, spec.objective, config, scores, first_step=index * config.max_steps)
+        result = train(
+            spec.algorithm,
+            spec.env_id,
+            run_dir,
+            config.model_copy(update={"seed": seed}),
+            progress_bar=False,
+            on_evaluation=reporter,
+        )
+        total_steps += result.total_steps
+        trial.set_user_attr("total_steps", total_steps)
+        if result.stop_reason == STOP_REQUESTED:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return
+        scores.append(reporter.score())
+    study.tell(trial, statistics.fmean(scores))
 
-    def report(state: TrainerState) -> bool:
-        evaluations.append(Evaluation(state.evaluation_step, state.evaluation_return))
-        # Trials are compared at the same steps: evaluations fall at multiples of eval_interval, give or
-        # take the last rollout; the final one of a run that stops in between is not reported.
-        step = state.evaluation_step // config.eval_interval * config.eval_interval
-        if step not in reported_steps:
-            trial.report(spec.objective.score(evaluations, config.max_steps), step)
-            reported_steps.add(step)
-        return trial.should_prune()
 
-    result = train(
-        spec.algorithm, spec.env_id, spec.run_dir, config, progress_bar=False, on_evaluation=report
-    )
-    trial.set_user_attr("total_steps", result.total_steps)
-    if result.stop_reason == STOP_REQUESTED:
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    else:
-        study.tell(trial, spec.objective.score(evaluations, config.max_steps))
+class _Reporter:
+    """Reports a run's running objective (averaged with the trial's finished runs) after each evaluation.
+
+    Trials are compared at the same steps: evaluations fall at multiples of eval_interval, give or
+    take the last rollout; the final one of a run that stops in between is not reported. The runs
+    of a trial follow each other on one axis of steps, from `first_step`.
+    """
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        objective: Objective,
+        config: TrainingConfig,
+        finished_scores: list[float],
+        first_step: int,
+    ):
+        self.trial, self.objective, self.config = trial, objective, config
+        self.finished_scores, self.first_step = finished_scores, first_step
+        self.evaluations: list[Evaluation] = []
+        self.reported_steps: set[int] = set()
+
+    def score(self) -> float:
+        return self.objective.score(self.evaluations, self.config.max_steps)
+
+    def __call__(self, state: TrainerState) -> bool:
+        """Report, and whether the pruner stops the trial."""
+        self.evaluations.append(Evaluation(state.evaluation_step, state.evaluation_return))
+        interval = self.config.eval_interval
+        step = self.first_step + state.evaluation_step // interval * interval
+        if step not in self.reported_steps:
+            self.trial.report(statistics.fmean([*self.finished_scores, self.score()]), step)
+            self.reported_steps.add(step)
+        return self.trial.should_prune()
 
 
 def main() -> None:

@@ -79,6 +79,7 @@ def tune(
     max_steps: int | None = None,
     target_reward: float | None = None,
     last_evaluations: int = 3,
+    seeds_per_trial: int = 1,
     search_space: str | Path | None = None,
     config_file: str | Path | None = None,
     pruner: str = "median",
@@ -88,7 +89,12 @@ def tune(
 ) -> TuningResult:
     """Run `trials` more trials of the study; the objective is documented in objective.py."""
     optuna = _import_optuna()
-    for name, value, least in (("trials", trials, 1), ("jobs", jobs, 1), ("warmup_trials", warmup_trials, 0)):
+    for name, value, least in (
+        ("trials", trials, 1),
+        ("jobs", jobs, 1),
+        ("warmup_trials", warmup_trials, 0),
+        ("seeds_per_trial", seeds_per_trial, 1),
+    ):
         if value < least:
             raise TuningError(f"{name} must be at least {least}, got {value}")
     if last_evaluations < 1:
@@ -103,7 +109,9 @@ def tune(
     base = resolve_config(config_class, algorithm, env_id, config_file, overrides).config
     space = SearchSpace.read(search_space) if search_space is not None else SearchSpace.shipped(algorithm)
     space.check(config_class)
-    objective = Objective(target_reward=target_reward, last_evaluations=last_evaluations)
+    objective = Objective(
+        target_reward=target_reward, last_evaluations=last_evaluations, seeds=seeds_per_trial
+    )
 
     out = Path(out).resolve()
     if storage is None:

@@ -52,10 +52,12 @@ def tune_argv(directory, *extra, eval_interval=256, max_steps=256):
 
 
 def load_study(directory):
+    return load_study_at(directory / "out" / "study.db", STUDY)
+
+
+def load_study_at(path, name):
     # open_storage, like a tuner: it copes with a tuner creating the file's tables at the same time
-    return optuna.load_study(
-        study_name=STUDY, storage=open_storage(f"sqlite:///{directory / 'out' / 'study.db'}")
-    )
+    return optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{path}"))
 
 
 def states(study):
@@ -118,6 +120,35 @@ def test_the_median_rule_prunes_hopeless_trials_before_their_budget(tmp_path):
         hopeless = trial.params["learning_rate"] == HOPELESS_RATE
         assert trial.state.name == ("PRUNED" if hopeless else "COMPLETE")
         assert last_evaluation == (512 if hopeless else 1024)
+
+
+@pytest.mark.slow
+def test_a_trial_trains_each_of_its_seeds_and_scores_their_mean(tmp_path):
+    config = write_json(tmp_path / "base.json", {**TINY_PPO, "eval_interval": 256})
+    result = tune(
+        "ppo",
+        CARTPOLE,
+        tmp_path,
+        trials=1,
+        max_steps=512,
+        seeds_per_trial=2,
+        seed=7,
+        search_space=write_json(tmp_path / "space.json", LEARNING_RATES),
+        config_file=config,
+        progress_bar=False,
+    )
+    assert result.states == {"COMPLETE": 1}
+    trial_dir = tmp_path / "trials" / "0000"
+    returns = {}
+    for seed in (7, 8):
+        assert read_run_info(trial_dir / f"seed-{seed}").config.seed == seed
+        history = History.read(trial_dir / f"seed-{seed}" / HISTORY_FILE)
+        returns[seed] = [row["eval_return"] for row in history.evaluations()]
+        assert len(returns[seed]) == 2
+    assert returns[7] != returns[8], "two seeds, two runs"
+    (trial,) = load_study_at(tmp_path / "study.db", "ppo-CartPole-v1").trials
+    assert trial.value == pytest.approx((sum(returns[7]) / 2 + sum(returns[8]) / 2) / 2)
+    assert sorted(trial.intermediate_values) == [256, 512, 768, 1024]
 
 
 @pytest.mark.slow
