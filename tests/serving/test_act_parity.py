@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 from serving_support import WEIGHTS, LinearPolicy, greedy_by_hand, observations, start_server
@@ -11,7 +12,10 @@ from serving_support import WEIGHTS, LinearPolicy, greedy_by_hand, observations,
 from gymserve.policies import load
 from gymserve.serving import PolicyClient
 from gymserve.serving.config import ServerConfig
-from gymserve.serving.server import load_configured_policies
+from gymserve.serving.protos import policy_service_pb2 as pb
+from gymserve.serving.protos import policy_service_pb2_grpc
+from gymserve.serving.server import PolicyServer, load_configured_policies
+from gymserve.serving.tensors import to_tensor
 
 
 def test_greedy_actions_of_a_thousand_observations_are_computed_by_hand(client: PolicyClient):
@@ -26,6 +30,31 @@ def test_one_observation_gets_one_action_like_a_local_policy(client: PolicyClien
     action = client.act(observation, "linear", version=1)
     assert action == LinearPolicy(WEIGHTS[1]).action(observation).action
     assert np.shape(action) == ()
+
+
+def test_on_the_wire_one_observation_gets_an_unbatched_action_and_a_batch_of_one_distribution(
+    server: PolicyServer,
+):
+    observation = observations(1, seed=4)[0]
+    with grpc.insecure_channel(server.address) as channel:
+        stub = policy_service_pb2_grpc.PolicyServiceStub(channel)
+        single, batch_of_one = (
+            stub.Act(
+                pb.ActRequest(
+                    policy_name="linear",
+                    policy_version=1,
+                    observations=to_tensor(o),
+                    return_distribution=True,
+                )
+            )
+            for o in (observation, observation[None])
+        )
+    assert (single.actions.dtype, list(single.actions.shape)) == (pb.DATA_TYPE_INT64, [])
+    assert list(batch_of_one.actions.shape) == [1]
+    assert single.actions.content == batch_of_one.actions.content == greedy_by_hand(observation).tobytes()
+    assert (
+        list(single.distribution["logits"].shape) == list(batch_of_one.distribution["logits"].shape) == [1, 2]
+    )
 
 
 def test_the_latest_version_answers_unless_one_is_asked_for(client: PolicyClient):

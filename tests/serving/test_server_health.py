@@ -15,6 +15,8 @@ from serving_support import SlowPolicy, greedy_by_hand, observations, start_serv
 
 from gymserve.serving import PolicyClient, PolicyServiceError
 from gymserve.serving.config import ServerConfig
+from gymserve.serving.protos import SERVICE_NAME
+from gymserve.serving.protos.generate import PROTO_ROOT
 from gymserve.serving.served_policies import ServedPolicies
 from gymserve.serving.server import load_configured_policies
 
@@ -72,6 +74,19 @@ def test_reflection_lists_the_policy_and_health_services(repository_server):
     with grpc.insecure_channel(repository_server.address) as channel:
         services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
     assert {"gymserve.serving.v1.PolicyService", "grpc.health.v1.Health"} <= services
+
+
+def test_reflection_names_the_proto_by_its_path_under_protos_with_its_language_options(repository_server):
+    with grpc.insecure_channel(repository_server.address) as channel:
+        proto = ProtoReflectionDescriptorDatabase(channel).FindFileContainingSymbol(SERVICE_NAME)
+    assert proto.name == "gymserve/serving/v1/policy_service.proto"
+    assert (PROTO_ROOT / proto.name).is_file()
+    assert proto.package == "gymserve.serving.v1"
+    assert proto.options.go_package.endswith("gymserve/serving/v1;servingv1")
+    assert (proto.options.java_package, proto.options.csharp_namespace) == (
+        "io.gymserve.serving.v1",
+        "Gymserve.Serving.V1",
+    )
 
 
 def test_stop_lets_an_in_flight_call_finish_and_refuses_new_ones():

@@ -1,10 +1,10 @@
-"""Generated protobuf and gRPC modules of the policy service (`gymserve.serving.v1`).
+"""The policy service protocol (`gymserve.serving.v1`) as generated Python modules.
 
-The modules live beside their .proto file; regenerate them with
-`python -m gymserve.serving.protos.generate`.
+Its source of truth is the repository's `protos/gymserve/serving/v1/policy_service.proto`; the
+modules are generated into `gymserve.serving.v1` by `python -m gymserve.serving.protos.generate`.
 """
 
-from gymserve.serving.protos.gymserve.serving.v1 import policy_service_pb2, policy_service_pb2_grpc
+from gymserve.serving.v1 import policy_service_pb2, policy_service_pb2_grpc
 
 SERVICE_NAME = policy_service_pb2.DESCRIPTOR.services_by_name["PolicyService"].full_name
 

@@ -1,10 +1,11 @@
-"""Regenerate the committed Python modules of the policy service protos.
+"""Regenerate the committed Python modules of the policy service from the repository's `protos/`.
 
     python -m gymserve.serving.protos.generate [OUTPUT_ROOT]
 
-Protos are compiled from the directory that holds the `gymserve` package, so the generated
-modules sit beside their .proto file and import each other by their real package path. A test
-regenerates them into a temporary directory and fails when the committed files differ.
+`protos/` is the import root of every .proto, so descriptors (and server reflection) name the
+file `gymserve/serving/v1/policy_service.proto`, and protoc writes its modules to the matching
+Python package, `gymserve.serving.v1`. A test regenerates them into a temporary directory and
+fails when the committed files differ. The wheel build copies the .proto files beside them.
 (Run protoc in a process without TensorFlow: their bundled protobuf libraries clash.)
 """
 
@@ -14,7 +15,8 @@ import sys
 from pathlib import Path
 
 SOURCE_ROOT = Path(__file__).resolve().parents[3]
-PROTO_FILES = ("gymserve/serving/protos/gymserve/serving/v1/policy_service.proto",)
+PROTO_ROOT = SOURCE_ROOT / "protos"
+PROTO_FILES = ("gymserve/serving/v1/policy_service.proto",)
 
 
 def generated_files(proto_file: str) -> tuple[str, str]:
@@ -30,13 +32,13 @@ def generate(output_root: Path = SOURCE_ROOT) -> list[Path]:
     output_root.mkdir(parents=True, exist_ok=True)
     arguments = [
         "grpc_tools.protoc",
-        f"--proto_path={SOURCE_ROOT}",
+        f"--proto_path={PROTO_ROOT}",
         f"--python_out={output_root}",
         f"--grpc_python_out={output_root}",
         *PROTO_FILES,
     ]
     if protoc.main(arguments) != 0:
-        raise RuntimeError(f"protoc failed on {', '.join(PROTO_FILES)}")
+        raise RuntimeError(f"protoc failed on {', '.join(PROTO_FILES)} in {PROTO_ROOT}")
     return [output_root / name for proto_file in PROTO_FILES for name in generated_files(proto_file)]
 
 

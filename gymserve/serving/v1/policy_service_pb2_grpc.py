@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from gymserve.serving.protos.gymserve.serving.v1 import policy_service_pb2 as gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2
+from gymserve.serving.v1 import policy_service_pb2 as gymserve_dot_serving_dot_v1_dot_policy__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in gymserve/serving/protos/gymserve/serving/v1/policy_service_pb2_grpc.py depends on'
+        + ' but the generated code in gymserve/serving/v1/policy_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,23 +37,23 @@ class PolicyServiceStub:
         """
         self.Act = channel.unary_unary(
                 '/gymserve.serving.v1.PolicyService/Act',
-                request_serializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActRequest.SerializeToString,
-                response_deserializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActResponse.FromString,
+                request_serializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActRequest.SerializeToString,
+                response_deserializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActResponse.FromString,
                 _registered_method=True)
         self.StreamAct = channel.stream_stream(
                 '/gymserve.serving.v1.PolicyService/StreamAct',
-                request_serializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActRequest.SerializeToString,
-                response_deserializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActResponse.FromString,
+                request_serializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActRequest.SerializeToString,
+                response_deserializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActResponse.FromString,
                 _registered_method=True)
         self.ListPolicies = channel.unary_unary(
                 '/gymserve.serving.v1.PolicyService/ListPolicies',
-                request_serializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesRequest.SerializeToString,
-                response_deserializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesResponse.FromString,
+                request_serializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesRequest.SerializeToString,
+                response_deserializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesResponse.FromString,
                 _registered_method=True)
         self.GetPolicy = channel.unary_unary(
                 '/gymserve.serving.v1.PolicyService/GetPolicy',
-                request_serializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyRequest.SerializeToString,
-                response_deserializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyResponse.FromString,
+                request_serializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyRequest.SerializeToString,
+                response_deserializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyResponse.FromString,
                 _registered_method=True)
 
 
@@ -95,23 +95,23 @@ def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Act': grpc.unary_unary_rpc_method_handler(
                     servicer.Act,
-                    request_deserializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActRequest.FromString,
-                    response_serializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActResponse.SerializeToString,
+                    request_deserializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActRequest.FromString,
+                    response_serializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActResponse.SerializeToString,
             ),
             'StreamAct': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamAct,
-                    request_deserializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActRequest.FromString,
-                    response_serializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActResponse.SerializeToString,
+                    request_deserializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActRequest.FromString,
+                    response_serializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActResponse.SerializeToString,
             ),
             'ListPolicies': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPolicies,
-                    request_deserializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesRequest.FromString,
-                    response_serializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesResponse.SerializeToString,
+                    request_deserializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesRequest.FromString,
+                    response_serializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesResponse.SerializeToString,
             ),
             'GetPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPolicy,
-                    request_deserializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyRequest.FromString,
-                    response_serializer=gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyResponse.SerializeToString,
+                    request_deserializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyRequest.FromString,
+                    response_serializer=gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -140,8 +140,8 @@ class PolicyService:
             request,
             target,
             '/gymserve.serving.v1.PolicyService/Act',
-            gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActRequest.SerializeToString,
-            gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActResponse.FromString,
+            gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActRequest.SerializeToString,
+            gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ActResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -167,8 +167,8 @@ class PolicyService:
             request_iterator,
             target,
             '/gymserve.serving.v1.PolicyService/StreamAct',
-            gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActRequest.SerializeToString,
-            gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActResponse.FromString,
+            gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActRequest.SerializeToString,
+            gymserve_dot_serving_dot_v1_dot_policy__service__pb2.StreamActResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -194,8 +194,8 @@ class PolicyService:
             request,
             target,
             '/gymserve.serving.v1.PolicyService/ListPolicies',
-            gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesRequest.SerializeToString,
-            gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesResponse.FromString,
+            gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesRequest.SerializeToString,
+            gymserve_dot_serving_dot_v1_dot_policy__service__pb2.ListPoliciesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -221,8 +221,8 @@ class PolicyService:
             request,
             target,
             '/gymserve.serving.v1.PolicyService/GetPolicy',
-            gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyRequest.SerializeToString,
-            gymserve_dot_serving_dot_protos_dot_gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyResponse.FromString,
+            gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyRequest.SerializeToString,
+            gymserve_dot_serving_dot_v1_dot_policy__service__pb2.GetPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,
