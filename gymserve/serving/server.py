@@ -31,6 +31,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gymserve.policies.repository import pretrained_repository
 from gymserve.serving.auth import BearerTokenInterceptor
+from gymserve.serving.batching import BatchScheduler
 from gymserve.serving.config import ServerConfig, ServerConfigError
 from gymserve.serving.logs import log_event
 from gymserve.serving.metrics import MetricsInterceptor, ServerMetrics
@@ -74,8 +75,10 @@ class PolicyServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        batching = config.batching
+        scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
         policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-            PolicyService(self.policies, config.max_batch_size, self.metrics), self._server
+            PolicyService(self.policies, config.max_batch_size, self.metrics, scheduler), self._server
         )
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

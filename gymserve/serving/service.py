@@ -22,6 +22,7 @@ import grpc
 import numpy as np
 
 from gymserve.serving.action_modes import mode_name
+from gymserve.serving.batching import BatchQueueFullError, BatchScheduler
 from gymserve.serving.logs import RateLimitedLog, log_event
 from gymserve.serving.protos import policy_service_pb2 as pb
 from gymserve.serving.protos import policy_service_pb2_grpc as pb_grpc
@@ -50,10 +51,17 @@ class RequestError(Exception):
 class PolicyService(pb_grpc.PolicyServiceServicer):
     """Answers the four PolicyService RPCs from a `ServedPolicies` (stream limits are the server's)."""
 
-    def __init__(self, policies: ServedPolicies, max_batch_size: int, metrics: ServerMetrics):
+    def __init__(
+        self,
+        policies: ServedPolicies,
+        max_batch_size: int,
+        metrics: ServerMetrics,
+        batching: BatchScheduler | None = None,
+    ):
         self._policies = policies
         self._max_batch_size = max_batch_size
         self._metrics = metrics
+        self._batching = batching
         self._rejected_log = RateLimitedLog(burst=50)
 
     def Act(self, request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
@@ -159,20 +167,24 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         if context.time_remaining() <= 0:
             message = "the call's deadline passed before the server got to it; nothing was computed"
             raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, message)
+        policy = served.policy if self._batching is None else self._batching.policy_for(served)
         inference_begin = time.perf_counter()
-        step = served.policy.action(
-            observations,
-            state,
-            mode,
-            epsilon=request.epsilon if request.HasField("epsilon") else None,
-            seed=request.seed if request.HasField("seed") else None,
-        )
+        try:
+            step = policy.action(
+                observations,
+                state,
+                mode,
+                epsilon=request.epsilon if request.HasField("epsilon") else None,
+                seed=request.seed if request.HasField("seed") else None,
+            )
+            if request.return_distribution:
+                for name, parameter in policy.distribution(observations, state).parameters().items():
+                    fill_tensor(response.distribution[name], parameter)
+        except BatchQueueFullError as error:
+            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
         response.policy_name = served.name
         response.policy_version = served.version
         fill_tensor(response.actions, step.action)
-        if request.return_distribution:
-            for name, parameter in served.policy.distribution(observations, state).parameters().items():
-                fill_tensor(response.distribution[name], parameter)
         inference = time.perf_counter() - inference_begin
         batch_size = (
             len(observations) if observations.ndim > len(served.policy.observation_space.shape) else 1
@@ -180,6 +192,8 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         self._metrics.observe_step(
             served.name, served.version, batch_size, time.perf_counter() - begin, inference
         )
+        if policy is served.policy:  # batched calls are counted per model call by the scheduler
+            self._metrics.observe_model_batch(served.name, batch_size)
         return step.state
 
     def _describe_versions(self, name: str, versions: Any) -> None:
