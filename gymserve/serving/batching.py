@@ -3,8 +3,10 @@
 Many clients that each send one observation would otherwise run one model call each. With
 batching on, a call's observations join the open batch of its policy version and kind of
 model call (greedy actions, or distribution parameters); the first call of a batch waits up
-to `batch_timeout_micros` for others, or less once the batch holds `batch_max_size` rows,
-then runs the whole batch on its own thread and hands every waiting call exactly its rows.
+to `batch_timeout_micros` for others (less once the batch holds `batch_max_size` rows), then
+for a free batch thread, and runs the whole batch on its own thread, handing every waiting call
+exactly its rows. Calls keep joining while the batch waits for a thread, so batches grow with
+the load even with a timeout of 0, where a lone call on an idle server does not wait at all.
 
 Only the model call is shared. Each call still validates its observations, draws its random
 choices (stochastic sampling, epsilon-greedy exploration) from its own generator and clips
@@ -113,13 +115,16 @@ class BatchQueue:
         batch.closed.set()
 
     def _lead(self, batch: _Batch) -> None:
-        """Wait for the batch to fill or time out, then run it and release the calls that joined."""
+        """Wait for the batch to fill or time out, then for a batch thread; run it and release its calls.
+
+        The batch stays open while it waits for a batch thread, so calls keep joining it for as
+        long as the model is busy: under load batches grow without a timeout.
+        """
         batch.closed.wait(self._settings.batch_timeout_micros / 1e6)
-        with self._lock:
-            self._close(batch)
         try:
             with self._slots:
                 with self._lock:
+                    self._close(batch)
                     self._enqueued -= 1
                 observations = batch.parts[0] if len(batch.parts) == 1 else np.concatenate(batch.parts)
                 batch.outputs = self._compute(observations)

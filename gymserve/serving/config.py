@@ -120,13 +120,13 @@ class ServerConfig(BaseSettings):
         0, ge=0, description="dynamic batching: most observations merged into one model call; 0 is off"
     )
     batch_timeout_micros: int = Field(
-        1000, ge=0, description="dynamic batching: microseconds a batch waits for more calls to join"
+        0, ge=0, description="dynamic batching: microseconds a batch waits for more calls to join"
     )
     max_enqueued_batches: int = Field(
         64, ge=1, description="dynamic batching: batches waiting per policy version before calls are refused"
     )
     num_batch_threads: int = Field(
-        2, ge=1, description="dynamic batching: batches running at once over all policies"
+        1, ge=1, description="dynamic batching: batches running at once over all policies"
     )
     stream_idle_timeout: float = Field(
         60.0, gt=0, description="seconds a stream may send nothing before the server closes it"

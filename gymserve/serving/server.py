@@ -35,12 +35,14 @@ from gymserve.serving.batching import BatchScheduler
 from gymserve.serving.config import ServerConfig, ServerConfigError
 from gymserve.serving.logs import log_event
 from gymserve.serving.metrics import MetricsInterceptor, ServerMetrics
+from gymserve.serving.policy_calls import PolicyCalls
 from gymserve.serving.protos import SERVICE_NAME, policy_service_pb2_grpc
 from gymserve.serving.raw_requests import RawRequestInterceptor
 from gymserve.serving.reloader import PolicyReloader, export_loader
 from gymserve.serving.served_policies import ServedPolicies
 from gymserve.serving.service import PolicyService
 from gymserve.serving.stream_limits import StreamLimitInterceptor
+from gymserve.serving.tf_serving import prediction_service_handler
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -77,9 +79,9 @@ class PolicyServer:
         )
         batching = config.batching
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
-        policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-            PolicyService(self.policies, config.max_batch_size, self.metrics, scheduler), self._server
-        )
+        calls = PolicyCalls(self.policies, config.max_batch_size, self.metrics, scheduler)
+        policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyService(calls), self._server)
+        self._server.add_generic_rpc_handlers([prediction_service_handler(calls)])
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
