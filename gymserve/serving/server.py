@@ -1,4 +1,6 @@
-"""The policy server: PolicyService plus standard gRPC health and reflection, on one port.
+"""The policy server: PolicyService, TensorFlow Serving's PredictionService, health and reflection.
+
+All on one port; see `tf_serving` for the TensorFlow Serving API.
 
     config = load_server_config(flags={"policies": {"cartpole": "exports/cartpole"}})
     with PolicyServer(config) as server:      # loads the exports, binds, starts
@@ -18,6 +20,7 @@ then whatever still runs is cancelled; a second SIGTERM/SIGINT exits the process
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -118,6 +121,7 @@ class PolicyServer:
             tls=self.config.tls_certificate is not None,
             auth=self.config.auth_token is not None,
             workers=self.config.workers,
+            batching=None if self.config.batching is None else dataclasses.asdict(self.config.batching),
             metrics_address=self.metrics_address,
             policies={
                 name: [v.version for v in self.policies.versions(name) if v.available]

@@ -156,15 +156,25 @@ def slow_batching_server(seconds: float, **settings: object) -> tuple[PolicyServ
     return server, slow
 
 
+def act_in_background(client: PolicyClient) -> threading.Thread:
+    thread = threading.Thread(target=client.act, args=(observations(1)[0], "slow"))
+    thread.start()
+    return thread
+
+
+def occupy_the_batch_thread(client: PolicyClient, slow: SlowPolicy) -> threading.Thread:
+    """A call whose batch is running on the only batch thread once this returns."""
+    thread = act_in_background(client)
+    assert slow.started.wait(5)
+    return thread
+
+
 def test_a_full_batch_queue_answers_resource_exhausted():
     server, slow = slow_batching_server(0.6, max_enqueued_batches=1)
     try:
         with PolicyClient(server.address, timeout=10) as client:
-            running = threading.Thread(target=client.act, args=(observations(1)[0], "slow"))
-            running.start()
-            assert slow.started.wait(5)
-            waiting = threading.Thread(target=client.act, args=(observations(1)[0], "slow"))
-            waiting.start()
+            running = occupy_the_batch_thread(client, slow)
+            waiting = act_in_background(client)
             time.sleep(0.2)  # the second batch now waits for the only batch thread
             with pytest.raises(PolicyServiceError) as raised:
                 client.act(observations(1)[0], "slow")
@@ -184,9 +194,7 @@ def test_deadlines_hold_while_waiting_for_a_batch_and_shutdown_is_clean():
     server, slow = slow_batching_server(0.8, workers=4)
     try:
         with PolicyClient(server.address, timeout=10) as client:
-            running = threading.Thread(target=client.act, args=(observations(1)[0], "slow"))
-            running.start()
-            assert slow.started.wait(5)
+            running = occupy_the_batch_thread(client, slow)
             client.timeout = 0.2
             began = time.monotonic()
             with pytest.raises(PolicyServiceError) as raised:
