@@ -49,7 +49,7 @@ POLL_INTERVAL = 0.2  # the server's repository scan period
 RELOADS = 10
 
 
-def export_mlp(directory: Path) -> Path:
+def export_mlp(directory: Path, hidden_sizes: tuple[int, ...] = HIDDEN_SIZES, name: str = "mlp") -> Path:
     """Export a randomly initialised MLP policy to ONNX (TensorFlow is only needed here)."""
     import gymnasium as gym
     import keras
@@ -61,12 +61,12 @@ def export_mlp(directory: Path) -> Path:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     keras.utils.set_random_seed(0)
     layers = [keras.Input((OBSERVATION_SIZE,))]
-    layers += [keras.layers.Dense(size, activation="tanh") for size in HIDDEN_SIZES]
+    layers += [keras.layers.Dense(size, activation="tanh") for size in hidden_sizes]
     layers.append(keras.layers.Dense(2 * ACTION_SIZE))
     observation_space = gym.spaces.Box(-np.inf, np.inf, (OBSERVATION_SIZE,), np.float32)
     action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_SIZE,), np.float32)
     policy = ActorPolicy(keras.Sequential(layers), observation_space, action_space)
-    path = directory / "mlp"
+    path = directory / name
     export_policy(policy, path, formats=["onnx"], metadata={"algorithm": "benchmark"})
     return path
 

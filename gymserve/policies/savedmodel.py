@@ -10,8 +10,10 @@ Signatures (observations are float32 `[batch, *observation_shape]`):
     distribution(observations)             -> {"logits"}, {"mean", "log_std"} or {"mean", "noise_std"}
     get_initial_state(batch_size)          -> {}          the policies are stateless
     get_metadata()                         -> {"metadata"} JSON string (policy.json minus hashes)
+    serving_default(observations)          -> {"action"}  the greedy action
 
-Loading needs TensorFlow only, not gymserve.
+`serving_default` is the signature TensorFlow Serving and `saved_model_cli` use when a request
+names none. Loading needs TensorFlow only, not gymserve.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gymserve.policies import policy_graph
 from gymserve.policies.distributions import DistributionKind
 
 SIGNATURES = ("greedy_action", "stochastic_action", "distribution", "get_initial_state", "get_metadata")
+DEFAULT_SIGNATURE = "serving_default"  # what TensorFlow Serving runs when a request names no signature
 
 
 class _PolicyModule(tf.Module):
@@ -87,4 +90,5 @@ def write_saved_model(
     """Save the policy's SavedModel into `directory`, which must not exist yet."""
     module = _PolicyModule(network, observation_space, action_space, metadata_json, distribution)
     signatures = {name: getattr(module, name) for name in SIGNATURES}
+    signatures[DEFAULT_SIGNATURE] = module.greedy_action
     tf.saved_model.save(module, str(directory), signatures=signatures)

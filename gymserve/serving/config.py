@@ -18,6 +18,7 @@ Per-policy settings choose which versions are served and name versions by label:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +80,16 @@ class PolicySettings(_Strict):
     )
 
 
+@dataclass(frozen=True)
+class BatchingSettings:
+    """Dynamic batching, as the `ServerConfig` fields of the same names set it (see `serving.batching`)."""
+
+    batch_max_size: int
+    batch_timeout_micros: int
+    max_enqueued_batches: int
+    num_batch_threads: int
+
+
 class ServerConfig(BaseSettings):
     """Everything `gymserve serve` can be told."""
 
@@ -105,6 +116,18 @@ class ServerConfig(BaseSettings):
         4 * 1024 * 1024, ge=1024, description="largest request or response accepted"
     )
     max_batch_size: int = Field(4096, ge=1, description="most observations in one request")
+    batch_max_size: int = Field(
+        0, ge=0, description="dynamic batching: most observations merged into one model call; 0 is off"
+    )
+    batch_timeout_micros: int = Field(
+        0, ge=0, description="dynamic batching: microseconds a batch waits for more calls to join"
+    )
+    max_enqueued_batches: int = Field(
+        64, ge=1, description="dynamic batching: batches waiting per policy version before calls are refused"
+    )
+    num_batch_threads: int = Field(
+        1, ge=1, description="dynamic batching: batches running at once over all policies"
+    )
     stream_idle_timeout: float = Field(
         60.0, gt=0, description="seconds a stream may send nothing before the server closes it"
     )
@@ -140,6 +163,15 @@ class ServerConfig(BaseSettings):
         if (self.tls_certificate is None) != (self.tls_private_key is None):
             raise ValueError("TLS needs both tls_certificate and tls_private_key")
         return self
+
+    @property
+    def batching(self) -> BatchingSettings | None:
+        """The dynamic batching settings, or None when batching is off."""
+        if self.batch_max_size == 0:
+            return None
+        return BatchingSettings(
+            self.batch_max_size, self.batch_timeout_micros, self.max_enqueued_batches, self.num_batch_threads
+        )
 
     @property
     def max_streams(self) -> int:

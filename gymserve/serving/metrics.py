@@ -8,7 +8,8 @@ uses, so existing gRPC dashboards work unchanged:
     grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}   (histogram)
 
 and the policies under `gymserve_`: requests and their latency per policy version (buckets
-from 50 µs), model inference time, batch sizes, loaded versions by state, open streams.
+from 50 µs), model inference time, observations per step and per model call (dynamic
+batching merges steps), loaded versions by state, open streams.
 Each server has its own registry (with the process collector), so servers in one process do
 not mix their counts.
 """
@@ -90,6 +91,10 @@ class ServerMetrics:
         self.batch_size = Histogram(
             "gymserve_batch_size", "Observations per Act step.", ("policy",), buckets=BATCH_BUCKETS, **metric
         )
+        self.model_batch_size = Histogram(
+            "gymserve_model_batch_size", "Observations per model call (steps merged by dynamic batching).",
+            ("policy",), buckets=BATCH_BUCKETS, **metric,
+        )  # fmt: skip
         self._http: Any = None
 
     def serve(self, address: str) -> str:
@@ -111,6 +116,9 @@ class ServerMetrics:
         self.policy_seconds.labels(*labels).observe(seconds)
         self.inference_seconds.labels(*labels).observe(inference)
         self.batch_size.labels(name).observe(batch_size)
+
+    def observe_model_batch(self, name: str, batch_size: int) -> None:
+        self.model_batch_size.labels(name).observe(batch_size)
 
 
 class MetricsInterceptor(HandlerWrapper):

@@ -1,4 +1,6 @@
-"""The policy server: PolicyService plus standard gRPC health and reflection, on one port.
+"""The policy server: PolicyService, TensorFlow Serving's PredictionService, health and reflection.
+
+All on one port; see `tf_serving` for the TensorFlow Serving API.
 
     config = load_server_config(flags={"policies": {"cartpole": "exports/cartpole"}})
     with PolicyServer(config) as server:      # loads the exports, binds, starts
@@ -18,6 +20,7 @@ then whatever still runs is cancelled; a second SIGTERM/SIGINT exits the process
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -31,15 +34,18 @@ from grpc_reflection.v1alpha import reflection
 
 from gymserve.policies.repository import pretrained_repository
 from gymserve.serving.auth import BearerTokenInterceptor
+from gymserve.serving.batching import BatchScheduler
 from gymserve.serving.config import ServerConfig, ServerConfigError
 from gymserve.serving.logs import log_event
 from gymserve.serving.metrics import MetricsInterceptor, ServerMetrics
+from gymserve.serving.policy_calls import PolicyCalls
 from gymserve.serving.protos import SERVICE_NAME, policy_service_pb2_grpc
 from gymserve.serving.raw_requests import RawRequestInterceptor
 from gymserve.serving.reloader import PolicyReloader, export_loader
 from gymserve.serving.served_policies import ServedPolicies
 from gymserve.serving.service import PolicyService
 from gymserve.serving.stream_limits import StreamLimitInterceptor
+from gymserve.serving.tf_serving import prediction_service_handler
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -74,9 +80,11 @@ class PolicyServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(
-            PolicyService(self.policies, config.max_batch_size, self.metrics), self._server
-        )
+        batching = config.batching
+        scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
+        calls = PolicyCalls(self.policies, config.max_batch_size, self.metrics, scheduler)
+        policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyService(calls), self._server)
+        self._server.add_generic_rpc_handlers([prediction_service_handler(calls)])
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
@@ -113,6 +121,7 @@ class PolicyServer:
             tls=self.config.tls_certificate is not None,
             auth=self.config.auth_token is not None,
             workers=self.config.workers,
+            batching=None if self.config.batching is None else dataclasses.asdict(self.config.batching),
             metrics_address=self.metrics_address,
             policies={
                 name: [v.version for v in self.policies.versions(name) if v.available]

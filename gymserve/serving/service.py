@@ -1,10 +1,8 @@
 """The PolicyService servicer: requests in, policy calls, responses out, errors as status codes.
 
-Bad requests become INVALID_ARGUMENT (the policy's own ValueError names the expected spec),
-unknown names, versions or labels NOT_FOUND, versions that failed to load FAILED_PRECONDITION
-(retrying will not help), oversize batches RESOURCE_EXHAUSTED, and a call whose deadline has
-passed before its turn DEADLINE_EXCEEDED without being computed. Client strings repeated in
-messages are capped (see `echo`). A unary Act starts from the policy's initial state every
+Versions are resolved, policies run and errors mapped to status codes by `PolicyCalls`,
+shared with the TensorFlow Serving API. Client strings repeated in messages are capped (see
+`echo`). A unary Act starts from the policy's initial state every
 time; a StreamAct keeps the state between its messages and restarts it at episode boundaries.
 A stream keeps the version it resolved until its episode ends, so a reload never switches
 policies in the middle of an episode. The served policy objects are shared by all calls, so
@@ -13,8 +11,6 @@ the server never calls `Policy.reset`.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,39 +18,24 @@ import grpc
 import numpy as np
 
 from gymserve.serving.action_modes import mode_name
-from gymserve.serving.logs import RateLimitedLog, log_event
+from gymserve.serving.policy_calls import PolicyCalls
 from gymserve.serving.protos import policy_service_pb2 as pb
 from gymserve.serving.protos import policy_service_pb2_grpc as pb_grpc
-from gymserve.serving.served_policies import (
-    PolicyNotFoundError,
-    PolicyUnavailableError,
-    ServedPolicies,
-    ServedVersion,
-)
+from gymserve.serving.served_policies import ServedVersion
 from gymserve.serving.spaces import space_to_proto
 from gymserve.serving.tensors import data_type_name, fill_tensor, from_tensor
 
 if TYPE_CHECKING:
+    from gymserve.policies import Policy, PolicyStep
     from gymserve.policies.base import PolicyState
-    from gymserve.serving.metrics import ServerMetrics
-
-
-class RequestError(Exception):
-    """A request the server refuses, with the status code to answer."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 class PolicyService(pb_grpc.PolicyServiceServicer):
     """Answers the four PolicyService RPCs from a `ServedPolicies` (stream limits are the server's)."""
 
-    def __init__(self, policies: ServedPolicies, max_batch_size: int, metrics: ServerMetrics):
-        self._policies = policies
-        self._max_batch_size = max_batch_size
-        self._metrics = metrics
-        self._rejected_log = RateLimitedLog(burst=50)
+    def __init__(self, calls: PolicyCalls):
+        self._calls = calls
+        self._policies = calls.policies
 
     def Act(self, request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
         response = pb.ActResponse()
@@ -65,7 +46,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
                 served, request, observations, served.policy.get_initial_state(batch_size), response, context
             )
         except Exception as error:
-            _abort(context, "Act", error, self._rejected_log)
+            self._calls.abort(context, "Act", error)
         return response
 
     def StreamAct(
@@ -87,7 +68,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
                     state = serving.policy.get_initial_state(batch_size)
                 state = self._act(serving, request, observations, state, response.act, context)
             except Exception as error:
-                _abort(context, "StreamAct", error, self._rejected_log)
+                self._calls.abort(context, "StreamAct", error)
             if message.episode_end:
                 state = None
             yield response
@@ -107,7 +88,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         try:
             served = self._resolve(request)
         except Exception as error:
-            _abort(context, "GetPolicy", error, self._rejected_log)
+            self._calls.abort(context, "GetPolicy", error)
         response = pb.GetPolicyResponse(
             policy_name=served.name,
             policy_version=served.version,
@@ -119,12 +100,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         return response
 
     def _resolve(self, request: pb.ActRequest | pb.GetPolicyRequest) -> ServedVersion:
-        try:
-            return self._policies.resolve(request.policy_name, _version(request), request.version_label)
-        except PolicyNotFoundError as error:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, str(error)) from None
-        except PolicyUnavailableError as error:
-            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(error)) from None
+        return self._calls.resolve(request.policy_name, _version(request), request.version_label)
 
     def _observations(self, tensor: pb.Tensor, served: ServedVersion) -> tuple[np.ndarray, int | None]:
         """The observation array (validated further by the policy) and its batch size, if batched."""
@@ -137,11 +113,7 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         if observations.ndim != len(served.policy.observation_space.shape) + 1:
             return observations, None
         batch_size = len(observations)
-        if batch_size > self._max_batch_size:
-            message = (
-                f"batch of {batch_size} observations exceeds the server's limit of {self._max_batch_size}"
-            )
-            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+        self._calls.check_batch_size(batch_size)
         return observations, batch_size
 
     def _act(
@@ -154,32 +126,22 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         context: grpc.ServicerContext,
     ) -> PolicyState:
         """Fill `response` with the actions (and distribution) for `observations`; return the next state."""
-        begin = time.perf_counter()
         mode = mode_name(request.mode)
-        if context.time_remaining() <= 0:
-            message = "the call's deadline passed before the server got to it; nothing was computed"
-            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, message)
-        inference_begin = time.perf_counter()
-        step = served.policy.action(
-            observations,
-            state,
-            mode,
-            epsilon=request.epsilon if request.HasField("epsilon") else None,
-            seed=request.seed if request.HasField("seed") else None,
-        )
+        epsilon = request.epsilon if request.HasField("epsilon") else None
+        seed = request.seed if request.HasField("seed") else None
+
+        def act(policy: Policy) -> tuple[PolicyStep, dict[str, np.ndarray]]:
+            step = policy.action(observations, state, mode, epsilon=epsilon, seed=seed)
+            distribution = policy.distribution(observations, state) if request.return_distribution else None
+            return step, {} if distribution is None else distribution.parameters()
+
+        batched = observations.ndim > len(served.policy.observation_space.shape)
+        step, parameters = self._calls.run(served, len(observations) if batched else 1, context, act)
         response.policy_name = served.name
         response.policy_version = served.version
         fill_tensor(response.actions, step.action)
-        if request.return_distribution:
-            for name, parameter in served.policy.distribution(observations, state).parameters().items():
-                fill_tensor(response.distribution[name], parameter)
-        inference = time.perf_counter() - inference_begin
-        batch_size = (
-            len(observations) if observations.ndim > len(served.policy.observation_space.shape) else 1
-        )
-        self._metrics.observe_step(
-            served.name, served.version, batch_size, time.perf_counter() - begin, inference
-        )
+        for name, parameter in parameters.items():
+            fill_tensor(response.distribution[name], parameter)
         return step.state
 
     def _describe_versions(self, name: str, versions: Any) -> None:
@@ -194,27 +156,3 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
 
 def _version(request: pb.ActRequest | pb.GetPolicyRequest) -> int | None:
     return request.policy_version if request.HasField("policy_version") else None
-
-
-def _abort(context: grpc.ServicerContext, method: str, error: Exception, log: RateLimitedLog) -> None:
-    """End the call with the status `error` maps to; unexpected errors are logged with a traceback."""
-    if isinstance(error, RequestError):
-        code = error.code
-    elif isinstance(error, ValueError):
-        code = grpc.StatusCode.INVALID_ARGUMENT
-    else:
-        code = grpc.StatusCode.INTERNAL
-        message = f"{type(error).__name__}: {error}"
-        log_event(
-            logging.ERROR, "request_failed", method=method, code=code.name, error=message, exc_info=error
-        )
-        context.abort(code, message)
-    log.log(
-        logging.INFO,
-        "request_rejected",
-        method=method,
-        peer=context.peer(),
-        code=code.name,
-        error=str(error)[:1000],
-    )
-    context.abort(code, str(error))

@@ -150,6 +150,13 @@ def test_saved_model_signatures(continuous_policy, continuous_export):
     np.testing.assert_allclose(parameters["log_std"].numpy(), distribution.log_std, atol=1e-6)
     assert model.signatures["get_initial_state"](batch_size=tf.constant(3, tf.int64)) == {}
 
+    default = model.signatures["serving_default"](observations=tf.constant(observations))["action"]
+    greedy = model.signatures["greedy_action"](observations=tf.constant(observations))["action"]
+    np.testing.assert_array_equal(default.numpy(), greedy.numpy())
+    np.testing.assert_allclose(
+        default.numpy(), continuous_policy.action(observations).action, rtol=0, atol=1e-5
+    )
+
     embedded = json.loads(model.signatures["get_metadata"]()["metadata"].numpy().decode())
     recorded = json.loads((continuous_export / "policy.json").read_text())
     assert embedded == {key: value for key, value in recorded.items() if key != "files"}

@@ -57,14 +57,17 @@ def wait_until(condition, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def test_versions_come_and_go_under_load_without_a_failed_request(discrete_export: Path, tmp_path: Path):
+@pytest.mark.parametrize("batching", [{}, {"batch_max_size": 16}], ids=["unbatched", "batched"])
+def test_versions_come_and_go_under_load_without_a_failed_request(
+    discrete_export: Path, tmp_path: Path, batching: dict
+):
     began = time.perf_counter()
     load(discrete_export).action(OBSERVATION)
     load_seconds = time.perf_counter() - began  # measured here, independently of the server
     versions = cartpole_versions(tmp_path)
     published = {1: publish(discrete_export, versions, 1)}
     removed: dict[int, float] = {}
-    server = start_reloading_server(tmp_path / "repository")
+    server = start_reloading_server(tmp_path / "repository", **batching)
     results: list[tuple[float, float, int]] = []  # (sent, answered, version)
     failures: list[Exception] = []
     stop = threading.Event()

@@ -33,10 +33,11 @@ def test_serve_answers_query_and_remote_play_then_stops_gracefully_on_sigterm(
     served_repository: Path, discrete_export: Path
 ):
     server = subprocess.Popen(
-        [*GYMSERVE, "serve", "--address", "127.0.0.1:0", "--repository", str(served_repository)],
+        [*GYMSERVE, "serve", "--address", "127.0.0.1:0", "--repository", str(served_repository),
+         "--batch-max-size", "8", "--batch-timeout-micros", "100"],
         stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     try:
         started = read_events_until(server.stderr, "server_started")
         address = started[-1]["address"]

@@ -11,6 +11,7 @@ import pytest
 
 from gymserve.serving import server as server_module
 from gymserve.serving.config import (
+    BatchingSettings,
     LatestVersions,
     ServerConfig,
     ServerConfigError,
@@ -49,6 +50,15 @@ def test_defaults_bind_loopback_with_onnx():
     )
     assert config.max_streams == 12  # a quarter of the threads stays free for unary calls
     assert (config.poll_interval, config.stream_idle_timeout, config.metrics_address) == (1.0, 60.0, None)
+    assert config.batching is None  # dynamic batching is off unless batch_max_size is set
+
+
+def test_batching_settings_come_from_flags_and_the_environment(monkeypatch: pytest.MonkeyPatch):
+    set_environment(monkeypatch, {"GYMSERVE_BATCH_TIMEOUT_MICROS": "250"})
+    config = load_server_config(flags={"batch_max_size": 32, "num_batch_threads": 2})
+    assert config.batching == BatchingSettings(
+        batch_max_size=32, batch_timeout_micros=250, max_enqueued_batches=64, num_batch_threads=2
+    )
 
 
 def test_flags_beat_environment_which_beats_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -81,6 +91,8 @@ def test_json_files_and_json_policies_in_the_environment(tmp_path: Path, monkeyp
         ({"workers": 1}, {}, "workers: Input should be greater than or equal to 2"),
         ({"backend": "torch"}, {}, "backend: Input should be 'onnx' or 'tensorflow'"),
         ({"max_batch_size": "many"}, {}, "max_batch_size: Input should be a valid integer"),
+        ({"batch_max_size": -1}, {}, "batch_max_size: Input should be greater than or equal to 0"),
+        ({"num_batch_threads": 0}, {}, "num_batch_threads: Input should be greater than or equal to 1"),
         ({}, {"GYMSERVE_POLICIES": "cartpole=/exports"}, 'parsing value for field "policies"'),
         ({}, {"GYMSERVE_WORKERS": "lots"}, "workers: Input should be a valid integer"),
     ],

@@ -1,0 +1,166 @@
+"""Throughput and latency of many single-observation clients, with dynamic batching off and on.
+
+    python benchmarks/serving_throughput.py [--seconds 2] [--rounds 3]
+        [--batch-timeout-micros 0] [--num-batch-threads 1] [--batch-max-size 64]
+
+A server process runs two policy servers on loopback with the same repository and the same
+number of RPC threads: one with batching off (the baseline) and one with batching on. Both
+serve two exported ONNX MLPs (28 observations -> 8 squashed-Gaussian actions): "minitaur"
+with 256-256 hidden layers (a Minitaur SAC actor's size) and "heavy" with three 1024-wide
+layers. This process runs 1, 8 or 64 client threads, each with its own channel, sending
+pre-serialized one-observation greedy Act requests back to back for `--seconds`; every
+(model, clients, batching) cell is measured once per round, the cells alternating, so
+background load weighs on all alike. Printed per cell: calls/s, p50 and p99 latency; per
+model and client count: the batched / unbatched throughput ratio and p99 ratio.
+
+Goals at 64 clients: heavy model throughput >= 2x unbatched with p99 no worse; Minitaur-sized
+model >= 1.0x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from serving_latency import HIDDEN_SIZES, OBSERVATION_SIZE, export_mlp
+
+MODELS = {"minitaur": HIDDEN_SIZES, "heavy": (1024, 1024, 1024)}
+CLIENT_COUNTS = (1, 8, 64)
+WORKERS = 2 * max(CLIENT_COUNTS)  # every client's call can be in the server at once
+ACT_METHOD = "/gymserve.serving.v1.PolicyService/Act"
+
+
+def serve(repository: Path, batching: dict[str, int]) -> None:
+    """The server process: both servers' addresses on stdout, stop on stdin EOF."""
+    from gymserve.serving.config import ServerConfig
+    from gymserve.serving.server import PolicyServer
+
+    common = {"address": "127.0.0.1:0", "repository": repository, "poll_interval": 0, "workers": WORKERS}
+    with (
+        PolicyServer(ServerConfig(**common)) as unbatched,
+        PolicyServer(ServerConfig(**common, **batching)) as batched,
+    ):
+        print(unbatched.address, batched.address, flush=True)
+        sys.stdin.read()
+        registry = batched.metrics.registry
+        for name in MODELS:
+            count, rows = (
+                registry.get_sample_value(f"gymserve_model_batch_size_{kind}", {"policy": name})
+                for kind in ("count", "sum")
+            )
+            print(f"{name}: {rows / count:.1f} observations per model call with batching on", flush=True)
+
+
+def request_bytes(name: str) -> bytes:
+    from gymserve.serving.client import act_request
+
+    observation = np.random.default_rng(0).standard_normal(OBSERVATION_SIZE).astype(np.float32)
+    return act_request(observation, name, None, "greedy", None, None, False).SerializeToString()
+
+
+def measure(address: str, request: bytes, clients: int, seconds: float) -> tuple[int, list[float]]:
+    """Calls answered by `clients` threads in `seconds`, and every call's latency."""
+    import grpc
+
+    channels = [grpc.insecure_channel(address) for _ in range(clients)]
+    calls = [channel.unary_unary(ACT_METHOD) for channel in channels]
+    for call in calls:
+        call(request, timeout=30)  # connect before timing
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client(index: int) -> None:
+        call, own = calls[index], latencies[index]
+        barrier.wait()
+        while (started := time.perf_counter()) < stop_at[0]:
+            call(request, timeout=30)
+            own.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.perf_counter() + seconds
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    for channel in channels:
+        channel.close()
+    every = [latency for own in latencies for latency in own]
+    return len(every), every
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per cell and round")
+    parser.add_argument("--rounds", type=int, default=3, help="times every cell is measured")
+    parser.add_argument("--batch-max-size", type=int, default=64)
+    parser.add_argument("--batch-timeout-micros", type=int, default=0)
+    parser.add_argument("--num-batch-threads", type=int, default=1)
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    batching = {
+        "batch_max_size": args.batch_max_size,
+        "batch_timeout_micros": args.batch_timeout_micros,
+        "num_batch_threads": args.num_batch_threads,
+    }
+    if args.serve:
+        serve(args.serve, batching)
+        return
+
+    with tempfile.TemporaryDirectory() as directory:
+        repository = Path(directory) / "repository"
+        for name, hidden_sizes in MODELS.items():
+            export_mlp(repository / name, hidden_sizes, name="1")
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(repository), *sys.argv[1:]],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            addresses = dict(zip(("off", "on"), server.stdout.readline().split(), strict=True))
+            cells = [(m, c, b) for m in MODELS for c in CLIENT_COUNTS for b in addresses]
+            totals = {cell: [0, []] for cell in cells}
+            for _ in range(args.rounds):
+                for model, clients, batched in cells:
+                    request = request_bytes(model)
+                    count, latencies = measure(addresses[batched], request, clients, args.seconds)
+                    totals[(model, clients, batched)][0] += count
+                    totals[(model, clients, batched)][1] += latencies
+        finally:
+            server.stdin.close()
+            batch_sizes = server.stdout.read()
+            server.wait(timeout=60)
+
+    print(
+        f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {WORKERS} RPC threads, "
+        f"batching on = {batching}, {args.rounds} x {args.seconds:g} s per cell"
+    )
+    print(f"{'model':<9} {'clients':>7} {'batching':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    seconds = args.rounds * args.seconds
+    summary = {}
+    for (model, clients, batched), (count, latencies) in totals.items():
+        p50, p99 = np.percentile(latencies, [50, 99]) * 1e3
+        summary[(model, clients, batched)] = (count / seconds, p99)
+        print(f"{model:<9} {clients:>7} {batched:>8} {count / seconds:>9,.0f} {p50:>8.2f} {p99:>8.2f}")
+    print(batch_sizes, end="")
+    for model in MODELS:
+        for clients in CLIENT_COUNTS:
+            (rate_off, p99_off), (rate_on, p99_on) = (summary[(model, clients, b)] for b in ("off", "on"))
+            print(
+                f"{model:<9} {clients:>3} clients: batched / unbatched "
+                f"throughput {rate_on / rate_off:5.2f}x, p99 {p99_on / p99_off:5.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
