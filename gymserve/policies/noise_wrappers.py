@@ -20,24 +20,15 @@ import numpy as np
 
 from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
 from gymserve.policies.distributions import Distribution, Normal
+from gymserve.policies.wrappers import PolicyWrapper
 
 
-class _NoisePolicy(Policy):
+class _NoisePolicy(PolicyWrapper):
     def __init__(self, policy: Policy, clip: bool, seed: int | None):
         if not isinstance(policy.action_space, gym.spaces.Box):
             raise ValueError(f"exploration noise needs a Box action space, got {policy.action_space}")
-        super().__init__(policy.observation_space, policy.action_space, seed)
-        self._policy, self._clip_actions = policy, clip
-
-    @property
-    def wrapped(self) -> Policy:
-        return self._policy
-
-    def get_initial_state(self, batch_size: int | None = None) -> PolicyState:
-        return self._policy.get_initial_state(batch_size)
-
-    def reset(self) -> None:
-        self._policy.reset()
+        super().__init__(policy, seed)
+        self._clip_actions = clip
 
     def _action(
         self, observations: np.ndarray, state: PolicyState, mode: ActionMode, rng: np.random.Generator

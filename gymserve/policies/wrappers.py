@@ -18,10 +18,8 @@ from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
 from gymserve.policies.distributions import Deterministic, Distribution
 
 
-class _FixedModePolicy(Policy):
-    """Acts like `policy` in one mode; subclasses set `mode`."""
-
-    mode: ActionMode
+class PolicyWrapper(Policy):
+    """A policy on the spaces of `policy`, sharing its state and its `reset`."""
 
     def __init__(self, policy: Policy, seed: int | None = None):
         super().__init__(policy.observation_space, policy.action_space, seed)
@@ -36,6 +34,12 @@ class _FixedModePolicy(Policy):
 
     def reset(self) -> None:
         self._policy.reset()
+
+
+class _FixedModePolicy(PolicyWrapper):
+    """Acts like `policy` in one mode; subclasses set `mode`."""
+
+    mode: ActionMode
 
     def action(
         self,

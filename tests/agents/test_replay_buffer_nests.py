@@ -158,7 +158,7 @@ def test_batches_that_do_not_match_a_nested_spec_are_rejected_naming_the_place(b
     [
         ({}, "give capacity .* or max_length"),
         ({"capacity": 10, "max_length": 5}, "not both"),
-        ({"batch_size": 0, "max_length": 5}, "batch_size must be a positive integer, got 0"),
+        ({"batch_size": 0, "max_length": 5}, "batch_size must be a positive integer or None, got 0"),
         ({"batch_size": 4, "capacity": 2}, "does not fit a capacity of 2"),
     ],
 )

@@ -58,9 +58,7 @@ class ReplayBuffer:
         self.data_spec = data_spec
         self._structure = nests.as_structure(data_spec, _is_spec_leaf)
         self._fields = _parse_spec(self._structure)
-        for name, value in (("batch_size", batch_size), ("max_length", max_length), ("capacity", capacity)):
-            if value is not None and (not isinstance(value, int | np.integer) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        _check_positive_integers(batch_size=batch_size, max_length=max_length, capacity=capacity)
         if (capacity is None) == (max_length is None):
             raise ValueError(
                 f"give capacity (items over all rows) or max_length (items per row), not both nor neither; "
@@ -171,9 +169,7 @@ class ReplayBuffer:
                 f"num_parallel_calls must be a positive integer or tf.data.AUTOTUNE, "
                 f"got {num_parallel_calls!r}"
             )
-        for name, value in (("sample_batch_size", sample_batch_size), ("num_steps", num_steps)):
-            if value is not None and (not isinstance(value, int | np.integer) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        _check_positive_integers(sample_batch_size=sample_batch_size, num_steps=num_steps)
         time = [] if num_steps is None else [num_steps]
         if single_deterministic_pass:
             samples, batch = self._single_pass(num_steps), [None] if sample_batch_size else []
@@ -371,6 +367,13 @@ class ReplayBuffer:
                 )
             arrays[name] = array
         return arrays
+
+
+def _check_positive_integers(**values: Any) -> None:
+    """Each value is None (not given) or a positive integer."""
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int | np.integer) or value < 1):
+            raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
 
 
 def _is_spec_leaf(spec: Any) -> bool:
