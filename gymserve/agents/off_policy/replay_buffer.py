@@ -170,24 +170,18 @@ class ReplayBuffer:
                 f"got {num_parallel_calls!r}"
             )
         _check_positive_integers(sample_batch_size=sample_batch_size, num_steps=num_steps)
-        time = [] if num_steps is None else [num_steps]
         if single_deterministic_pass:
-            samples, batch = self._single_pass(num_steps), [None] if sample_batch_size else []
+            samples, leading = self._single_pass(num_steps), []  # batched below
         else:
-            rng = np.random.default_rng(self._seed)
-            samples, batch = (
-                self._endless_draws(rng, sample_batch_size, num_steps),
-                [sample_batch_size] * bool(sample_batch_size),
-            )
-        leading = [] if single_deterministic_pass else batch
+            samples = self._endless_draws(np.random.default_rng(self._seed), sample_batch_size, num_steps)
+            leading = [] if sample_batch_size is None else [sample_batch_size]
+        time = [] if num_steps is None else [num_steps]
         leaves = [
             tf.TensorSpec([*leading, *time, *shape], tf.as_dtype(dtype), name=name.replace("/", "."))
             for name, (shape, dtype) in self._fields.items()
         ]
         info = BufferInfo(tf.TensorSpec(leading, tf.int64), tf.TensorSpec(leading, tf.float32))
-        dataset = tf.data.Dataset.from_generator(
-            lambda: samples(), output_signature=(self._pack(leaves), info)
-        )
+        dataset = tf.data.Dataset.from_generator(samples, output_signature=(self._pack(leaves), info))
         if single_deterministic_pass and sample_batch_size:
             dataset = dataset.batch(sample_batch_size)
         if num_parallel_calls is not None:
