@@ -22,6 +22,13 @@ ENVIRONMENTS: tuple[dict[str, Any], ...] = (
         "reward_threshold": 475.0,
     },
     {
+        "id": "gymserve/CartPoleNoVelocity-v1",
+        "entry_point": "gymserve.envs.cartpole_no_velocity:CartPoleNoVelocityEnv",
+        "vector_entry_point": "gymserve.envs.cartpole_no_velocity:CartPoleNoVelocityVectorEnv",
+        "max_episode_steps": 500,
+        "reward_threshold": 475.0,
+    },
+    {
         "id": "gymserve/CartPoleBullet-v1",
         "entry_point": "gymserve.envs.cartpole_bullet:CartPoleBulletEnv",
         "max_episode_steps": 200,

@@ -10,9 +10,17 @@ import importlib
 from typing import Any
 
 from gymserve.policies.base import ActionMode, Policy, PolicyStep, uniform_actions
-from gymserve.policies.distributions import Categorical, Distribution, SquashedGaussian, Uniform
+from gymserve.policies.distributions import (
+    Categorical,
+    Deterministic,
+    Distribution,
+    Normal,
+    SquashedGaussian,
+    Uniform,
+)
 from gymserve.policies.loading import LoadedPolicy, load
 from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, TrainingInfo
+from gymserve.policies.noise_wrappers import GaussianPolicy, OUNoisePolicy
 from gymserve.policies.random_policy import RandomPolicy
 from gymserve.policies.scripted_policy import ScriptedPolicy
 from gymserve.policies.wrappers import EpsilonGreedyPolicy, GreedyPolicy, StochasticPolicy
@@ -27,10 +35,14 @@ _LAZY_NAMES = {
 __all__ = [
     "ActionMode",
     "Categorical",
+    "Deterministic",
     "Distribution",
     "EpsilonGreedyPolicy",
+    "GaussianPolicy",
     "GreedyPolicy",
     "LoadedPolicy",
+    "Normal",
+    "OUNoisePolicy",
     "Policy",
     "PolicyLoadError",
     "PolicyMetadata",

@@ -3,7 +3,10 @@
 The network takes a float32 batch of raw observations (any normalization is a layer inside it)
 and outputs what `distributions.distribution_from_outputs` expects: logits (or DQN Q-values)
 for a Discrete action space, `[pre-squash mean | log_std]` for a Box action space, or, with
-`distribution="noisy_deterministic"`, `[pre-squash action | exploration noise std]`.
+`distribution="noisy_deterministic"`, `[pre-squash action | exploration noise std]`. As in
+TF-Agents, a network may also output the action itself (`distribution="deterministic"`) or an
+unsquashed Normal (`"gaussian"`, `[mean | log_std]`); these two fit unbounded Box spaces, are
+clipped to the bounds unless `clip=False`, and are not exported.
 
 Acting calls the network once per environment step with a handful of observations, so the
 forward pass is traced once into a concrete TensorFlow function with a `[None, *obs_shape]`
@@ -22,8 +25,8 @@ import tensorflow as tf
 
 from gymserve.policies.base import Policy, PolicyState
 from gymserve.policies.distributions import (
+    ActorDistributionKind,
     Distribution,
-    DistributionKind,
     default_distribution_kind,
     distribution_from_outputs,
 )
@@ -38,26 +41,36 @@ class ActorPolicy(Policy):
         observation_space: gym.spaces.Space,
         action_space: gym.spaces.Space,
         seed: int | None = None,
-        distribution: DistributionKind | None = None,
+        distribution: ActorDistributionKind | None = None,
+        clip: bool = True,
     ):
+        """`clip=False` lets "deterministic" and "gaussian" actions leave the Box bounds."""
         super().__init__(observation_space, action_space, seed)
-        if isinstance(action_space, gym.spaces.Box) and not action_space.is_bounded("both"):
-            raise ValueError(f"squashed actions need finite bounds; the action space {action_space} is not")
+        bounded = isinstance(action_space, gym.spaces.Box) and action_space.is_bounded("both")
         kind = distribution or default_distribution_kind(action_space)
-        allowed = _BOX_KINDS if isinstance(action_space, gym.spaces.Box) else ("categorical",)
+        if isinstance(action_space, gym.spaces.Discrete):
+            allowed = ("categorical",)
+        else:
+            allowed = _BOX_KINDS + _UNSQUASHED_KINDS if bounded else _UNSQUASHED_KINDS
         if kind not in allowed:
-            raise ValueError(f"distribution {kind!r} does not fit {action_space}; expected one of {allowed}")
-        self._distribution_kind: DistributionKind = kind
+            bounds = "" if bounded or isinstance(action_space, gym.spaces.Discrete) else " (unbounded)"
+            raise ValueError(
+                f"distribution {kind!r} does not fit {action_space}{bounds}; expected one of {allowed}"
+            )
+        if not clip and kind not in _UNSQUASHED_KINDS:
+            raise ValueError(f"clip=False needs a 'deterministic' or 'gaussian' network, not {kind!r}")
+        self._distribution_kind: ActorDistributionKind = kind
+        self._clip_actions = clip
         self._network = network
         self._forward = _trace_forward(network, self.observation_space.shape)
-        _check_output_shape(self._forward.structured_outputs.shape, self.action_space)
+        _check_output_shape(self._forward.structured_outputs.shape, self.action_space, kind)
 
     @property
     def network(self) -> keras.Model:
         return self._network
 
     @property
-    def distribution_kind(self) -> DistributionKind:
+    def distribution_kind(self) -> ActorDistributionKind:
         """How the network's outputs are read (distributions.py)."""
         return self._distribution_kind
 
@@ -70,15 +83,24 @@ class ActorPolicy(Policy):
             self.network_outputs(observations), self.action_space, self._distribution_kind
         )
 
+    def _clip(self, actions: np.ndarray) -> np.ndarray:
+        if self._clip_actions:
+            return super()._clip(actions)
+        return actions.astype(self.action_space.dtype, copy=False)
 
-_BOX_KINDS: tuple[DistributionKind, ...] = ("squashed_gaussian", "noisy_deterministic")
+
+_BOX_KINDS: tuple[ActorDistributionKind, ...] = ("squashed_gaussian", "noisy_deterministic")
+_UNSQUASHED_KINDS: tuple[ActorDistributionKind, ...] = ("deterministic", "gaussian")
 
 
-def expected_output_shape(action_space: gym.spaces.Box | gym.spaces.Discrete) -> tuple[int]:
+def expected_output_shape(
+    action_space: gym.spaces.Box | gym.spaces.Discrete, kind: ActorDistributionKind | None = None
+) -> tuple[int]:
     """The per-observation output shape the distributions contract asks of a network."""
     if isinstance(action_space, gym.spaces.Discrete):
         return (int(action_space.n),)
-    return (2 * int(np.prod(action_space.shape)),)
+    size = int(np.prod(action_space.shape))
+    return (size,) if kind == "deterministic" else (2 * size,)
 
 
 def _trace_forward(
@@ -104,11 +126,18 @@ def _trace_forward(
 
 
 def _check_output_shape(
-    output_shape: tf.TensorShape, action_space: gym.spaces.Box | gym.spaces.Discrete
+    output_shape: tf.TensorShape,
+    action_space: gym.spaces.Box | gym.spaces.Discrete,
+    kind: ActorDistributionKind,
 ) -> None:
-    expected = expected_output_shape(action_space)
+    expected = expected_output_shape(action_space, kind)
     if output_shape.rank != 2 or output_shape[1] != expected[0]:
-        meaning = "logits" if isinstance(action_space, gym.spaces.Discrete) else "mean and log_std"
+        meanings = {
+            "categorical": "logits",
+            "deterministic": "actions",
+            "noisy_deterministic": "action and noise_std",
+        }
+        meaning = meanings.get(kind, "mean and log_std")
         raise ValueError(
             f"the network outputs shape {output_shape}; "
             f"expected (batch, {expected[0]}) {meaning} for {action_space}"

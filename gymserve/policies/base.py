@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -35,13 +36,13 @@ class ActionMode(str, enum.Enum):
     EPSILON_GREEDY = "epsilon_greedy"
 
 
-@dataclass(frozen=True)
-class PolicyStep:
-    """The result of `Policy.action`: the action, the next policy state and extra outputs."""
+class PolicyStep(NamedTuple):
+    """The result of `Policy.action`: the action, the next policy state and extra outputs;
+    `action, state, info = step` unpacks it as TF-Agents' PolicyStep does."""
 
     action: np.ndarray
     state: PolicyState = ()
-    info: dict[str, Any] = field(default_factory=dict)
+    info: Mapping[str, Any] = MappingProxyType({})
 
 
 class Policy(abc.ABC):
@@ -65,6 +66,26 @@ class Policy(abc.ABC):
     @property
     def action_space(self) -> gym.spaces.Box | gym.spaces.Discrete:
         return self._action_space
+
+    @property
+    def observation_spec(self) -> gym.spaces.Box:
+        """TF-Agents' name for the observation space."""
+        return self._observation_space
+
+    @property
+    def action_spec(self) -> gym.spaces.Box | gym.spaces.Discrete:
+        """TF-Agents' name for the action space."""
+        return self._action_space
+
+    @property
+    def policy_state_spec(self) -> tuple[tuple[tuple[int, ...], np.dtype], ...]:
+        """(shape, dtype) of each state array for one observation; () for a stateless policy."""
+        return tuple((np.shape(part)[1:], np.asarray(part).dtype) for part in self.get_initial_state(1))
+
+    @property
+    def info_spec(self) -> Mapping[str, Any]:
+        """What `PolicyStep.info` holds: nothing, for every gymserve policy."""
+        return MappingProxyType({})
 
     def get_initial_state(self, batch_size: int | None = None) -> PolicyState:
         """The state to pass with the first observation of an episode; stateless policies use ()."""

@@ -11,6 +11,11 @@ a Box action space outputs (batch, 2 * d), read one of two ways:
   (the distribution's `mean`); a sample adds Gaussian noise of that `noise_std` and is clipped
   to the bounds, as the actor explored while training.
 
+Two more kinds serve networks written for TF-Agents' `ActorPolicy` and are not exported:
+"deterministic" (the network outputs the action itself, (batch, d)) and "gaussian" (an
+unsquashed Normal, `[mean | log_std]`, for unbounded or clipped Box actions).
+
+Every distribution has `mode`, `sample`, `log_prob` and, where it has a closed form, `entropy`.
 The same formulas are
 built into exported SavedModel and ONNX graphs; sampling stays here, driven by a seeded numpy
 generator, so every backend draws the same actions for the same seed.
@@ -28,7 +33,9 @@ import numpy as np
 LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
 
-DistributionKind = Literal["categorical", "squashed_gaussian", "noisy_deterministic"]
+DistributionKind = Literal["categorical", "squashed_gaussian", "noisy_deterministic"]  # the exported kinds
+ActorDistributionKind = Literal[DistributionKind, "deterministic", "gaussian"]
+_HALF_LOG_TWO_PI = 0.5 * np.log(2 * np.pi)
 
 
 def default_distribution_kind(action_space: gym.spaces.Space) -> DistributionKind:
@@ -57,6 +64,14 @@ class Distribution(abc.ABC):
     def parameters(self) -> dict[str, np.ndarray]:
         """The named parameter arrays, as exported and served."""
 
+    def log_prob(self, actions: np.ndarray) -> np.ndarray:
+        """The log density (or log probability) of one action per distribution, shape (batch,)."""
+        raise NotImplementedError(f"{type(self).__name__} has no log_prob")
+
+    def entropy(self) -> np.ndarray:
+        """The entropy of each distribution, shape (batch,)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form entropy")
+
 
 class Categorical(Distribution):
     """Categorical distributions over `start, ..., start + n - 1` given unnormalised logits."""
@@ -83,6 +98,22 @@ class Categorical(Distribution):
     def parameters(self) -> dict[str, np.ndarray]:
         return {"logits": self.logits}
 
+    def log_prob(self, actions: np.ndarray) -> np.ndarray:
+        indices = np.asarray(actions) - self.start
+        count = self.logits.shape[-1]
+        if indices.shape != self.logits.shape[:-1] or not np.isin(indices, np.arange(count)).all():
+            raise ValueError(
+                f"actions {np.asarray(actions).tolist()} are not one of {self.start}.."
+                f"{self.start + count - 1} per distribution (batch {self.logits.shape[:-1]})"
+            )
+        log_probabilities = np.log(self.probabilities())
+        return np.take_along_axis(log_probabilities, indices[..., None], axis=-1)[..., 0]
+
+    def entropy(self) -> np.ndarray:
+        probabilities = self.probabilities()
+        logs = np.log(np.where(probabilities > 0, probabilities, 1.0))
+        return -(probabilities * logs).sum(axis=-1)
+
 
 class SquashedGaussian(Distribution):
     """Diagonal Gaussians squashed by tanh and scaled to the bounds [low, high]."""
@@ -106,6 +137,17 @@ class SquashedGaussian(Distribution):
 
     def parameters(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "log_std": self.log_std}
+
+    def log_prob(self, actions: np.ndarray) -> np.ndarray:
+        """The density of the squashed actions: the Gaussian's at atanh of the action in unit
+        coordinates, divided by the squash's derivative (actions at the bounds get -inf)."""
+        half_range = (self.high - self.low).astype(np.float64) / 2
+        unit = (np.asarray(actions, np.float64) - self.low) / half_range - 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pre_squash = np.arctanh(unit)
+            log_derivative = np.log(half_range) + np.log1p(-(unit**2))
+            gaussian = _normal_log_density(pre_squash, self.mean, self.log_std)
+            return _sum_event(np.where(np.abs(unit) < 1, gaussian - log_derivative, -np.inf))
 
 
 class NoisyDeterministic(Distribution):
@@ -144,9 +186,78 @@ class Uniform(Distribution):
     def parameters(self) -> dict[str, np.ndarray]:
         return {"low": self.low, "high": self.high}
 
+    def log_prob(self, actions: np.ndarray) -> np.ndarray:
+        actions = np.asarray(actions)
+        inside = _all_event((actions >= self.low) & (actions <= self.high))
+        return np.where(inside, -self.entropy(), -np.inf)
+
+    def entropy(self) -> np.ndarray:
+        return _sum_event(np.log((self.high - self.low).astype(np.float64)))
+
+
+class Deterministic(Distribution):
+    """A point mass on `loc`, one action per row: what a greedy policy or a deterministic actor does."""
+
+    def __init__(self, loc: np.ndarray):
+        self.loc = np.asarray(loc)
+
+    def mode(self) -> np.ndarray:
+        return self.loc
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        return self.loc
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"loc": self.loc}
+
+    def log_prob(self, actions: np.ndarray) -> np.ndarray:
+        return np.where(_all_event(np.asarray(actions) == self.loc), 0.0, -np.inf)
+
+    def entropy(self) -> np.ndarray:
+        return np.zeros(len(self.loc))
+
+
+class Normal(Distribution):
+    """Diagonal Gaussians with mean `loc` and standard deviation `scale`, not squashed."""
+
+    def __init__(self, loc: np.ndarray, scale: np.ndarray):
+        self.loc = np.asarray(loc, dtype=np.float32)
+        self.scale = np.broadcast_to(np.asarray(scale, dtype=np.float32), self.loc.shape)
+        if not (self.scale > 0).all():
+            raise ValueError(f"a Normal needs positive scales, got {self.scale.tolist()}")
+
+    def mode(self) -> np.ndarray:
+        return self.loc
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        return self.loc + self.scale * rng.standard_normal(self.loc.shape).astype(np.float32)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"loc": self.loc, "scale": self.scale}
+
+    def log_prob(self, actions: np.ndarray) -> np.ndarray:
+        return _sum_event(_normal_log_density(np.asarray(actions, np.float64), self.loc, np.log(self.scale)))
+
+    def entropy(self) -> np.ndarray:
+        return _sum_event(0.5 + _HALF_LOG_TWO_PI + np.log(self.scale.astype(np.float64)))
+
+
+def _normal_log_density(values: np.ndarray, mean: np.ndarray, log_std: np.ndarray) -> np.ndarray:
+    log_std = np.asarray(log_std, np.float64)
+    return -0.5 * ((values - mean) / np.exp(log_std)) ** 2 - log_std - _HALF_LOG_TWO_PI
+
+
+def _sum_event(values: np.ndarray) -> np.ndarray:
+    """Sum over every axis but the batch axis."""
+    return values.reshape(len(values), -1).sum(axis=1)
+
+
+def _all_event(values: np.ndarray) -> np.ndarray:
+    return values.reshape(len(values), -1).all(axis=1)
+
 
 def distribution_from_outputs(
-    outputs: np.ndarray, action_space: gym.spaces.Space, kind: DistributionKind | None = None
+    outputs: np.ndarray, action_space: gym.spaces.Space, kind: ActorDistributionKind | None = None
 ) -> Distribution:
     """Interpret a policy network's raw outputs for `action_space` (see the module docstring)."""
     outputs = np.asarray(outputs, dtype=np.float32)
@@ -159,6 +270,12 @@ def distribution_from_outputs(
         return Categorical(outputs, int(action_space.start))
     size = int(np.prod(action_space.shape))
     kind = kind or default_distribution_kind(action_space)
+    if kind == "deterministic":
+        if outputs.shape[1:] != (size,):
+            raise ValueError(
+                f"network outputs {outputs.shape[1:]} per observation; expected actions ({size},)"
+            )
+        return Deterministic(outputs.reshape(len(outputs), *action_space.shape))
     if outputs.shape[1:] != (2 * size,):
         meaning = "action and noise_std" if kind == "noisy_deterministic" else "mean and log_std"
         raise ValueError(
@@ -170,6 +287,8 @@ def distribution_from_outputs(
     if kind == "noisy_deterministic":
         low, high = action_space.low.astype(np.float32), action_space.high.astype(np.float32)
         return NoisyDeterministic(squash(first, low, high), second, low, high)
+    if kind == "gaussian":
+        return Normal(first, np.exp(np.clip(second, LOG_STD_MIN, LOG_STD_MAX)))
     return SquashedGaussian(first, second, action_space.low, action_space.high)
 
 
@@ -185,7 +304,12 @@ def distribution_from_parameters(
             return SquashedGaussian(parameters["mean"], parameters["log_std"], low, high)
         if {"mean", "noise_std"} <= parameters.keys():
             return NoisyDeterministic(parameters["mean"], parameters["noise_std"], low, high)
+        if {"loc", "scale"} <= parameters.keys():
+            return Normal(parameters["loc"], parameters["scale"])
+    if "loc" in parameters:
+        return Deterministic(parameters["loc"])
     raise ValueError(
         f"distribution parameters {sorted(parameters)} do not describe an action distribution over "
-        f"{action_space}; expected logits (Discrete), mean and log_std, or mean and noise_std (Box)"
+        f"{action_space}; expected logits (Discrete), mean and log_std, mean and noise_std, loc and scale "
+        f"(Box), or loc"
     )

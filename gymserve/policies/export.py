@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from gymserve.files import staged
 from gymserve.policies.actor_policy import ActorPolicy
+from gymserve.policies.distributions import DistributionKind
 from gymserve.policies.metadata import (
     EXPORT_FORMATS,
     METADATA_FILE,
@@ -45,6 +46,11 @@ def export_policy(
     if not isinstance(policy, ActorPolicy):
         raise TypeError(
             f"only an ActorPolicy (a policy backed by a Keras network) can be exported, got {policy!r}"
+        )
+    if policy.distribution_kind not in get_args(DistributionKind):
+        raise ValueError(
+            f"a {policy.distribution_kind!r} ActorPolicy cannot be exported; exported policies read their "
+            f"network as one of {', '.join(get_args(DistributionKind))}"
         )
     formats = _check_formats(formats)
     out_dir = Path(out_dir).absolute()

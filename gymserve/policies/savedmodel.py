@@ -13,7 +13,11 @@ Signatures (observations are float32 `[batch, *observation_shape]`):
     serving_default(observations)          -> {"action"}  the greedy action
 
 `serving_default` is the signature TensorFlow Serving and `saved_model_cli` use when a request
-names none. Loading needs TensorFlow only, not gymserve.
+names none. The signatures take int64 `seed` and `batch_size`; the loaded object's functions of
+the same names (`model.stochastic_action(observations, seed)`) take int32 too, as TF-Agents' saved
+policies do, and give the same results.
+
+Loading needs TensorFlow only, not gymserve.
 """
 
 from __future__ import annotations
@@ -49,13 +53,9 @@ class _PolicyModule(tf.Module):
         self._metadata_json = metadata_json
         observations = tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")
         self.greedy_action = tf.function(self._greedy_action, input_signature=[observations])
-        self.stochastic_action = tf.function(
-            self._stochastic_action, input_signature=[observations, tf.TensorSpec([], tf.int64, name="seed")]
-        )
+        self.stochastic_action = _taking_int32_and_int64(self._stochastic_action, [observations], "seed")
         self.distribution = tf.function(self._distribution, input_signature=[observations])
-        self.get_initial_state = tf.function(
-            self._get_initial_state, input_signature=[tf.TensorSpec([], tf.int64, name="batch_size")]
-        )
+        self.get_initial_state = _taking_int32_and_int64(self._get_initial_state, [], "batch_size")
         self.get_metadata = tf.function(self._get_metadata, input_signature=[])
 
     def _parameters(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -67,6 +67,7 @@ class _PolicyModule(tf.Module):
 
     def _stochastic_action(self, observations: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
         parameters = self._parameters(observations)
+        seed = tf.cast(seed, tf.int64)
         return {"action": policy_graph.stochastic_action(parameters, self._action_space, seed)}
 
     def _distribution(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -77,6 +78,24 @@ class _PolicyModule(tf.Module):
 
     def _get_metadata(self) -> dict[str, tf.Tensor]:
         return {"metadata": tf.constant(self._metadata_json)}
+
+    def signature(self, name: str) -> tf.types.experimental.GenericFunction:
+        """The function exported as signature `name` (the int64 trace where there are two)."""
+        function = getattr(self, name)
+        if function.input_signature is not None:
+            return function
+        return function.get_concrete_function(*function.int64_specs)
+
+
+def _taking_int32_and_int64(
+    function, leading: list[tf.TensorSpec], integer_name: str
+) -> tf.types.experimental.GenericFunction:
+    """`function` traced for a scalar int32 and a scalar int64 last argument named `integer_name`."""
+    traced = tf.function(function)
+    for dtype in (tf.int64, tf.int32):
+        traced.get_concrete_function(*leading, tf.TensorSpec([], dtype, name=integer_name))
+    traced.int64_specs = [*leading, tf.TensorSpec([], tf.int64, name=integer_name)]
+    return traced
 
 
 def write_saved_model(
@@ -89,6 +108,6 @@ def write_saved_model(
 ) -> None:
     """Save the policy's SavedModel into `directory`, which must not exist yet."""
     module = _PolicyModule(network, observation_space, action_space, metadata_json, distribution)
-    signatures = {name: getattr(module, name) for name in SIGNATURES}
-    signatures[DEFAULT_SIGNATURE] = module.greedy_action
+    signatures = {name: module.signature(name) for name in SIGNATURES}
+    signatures[DEFAULT_SIGNATURE] = signatures["greedy_action"]
     tf.saved_model.save(module, str(directory), signatures=signatures)

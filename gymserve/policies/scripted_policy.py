@@ -2,8 +2,9 @@
 
 Useful to drive an environment through a known trajectory (tests, demos, hand-made baselines).
 The script is a list of `(repeats, action)` pairs played in order; a pair with 0 repeats is
-skipped. Once the script is exhausted the last action played is repeated forever, so an episode
-that outlives its script keeps a defined action.
+skipped. Once the script is exhausted, acting raises ValueError, as TF-Agents' scripted policy
+does; with `on_exhausted="repeat_last"` the last action is repeated forever instead, so an
+episode that outlives its script keeps a defined action.
 
 Progress lives in the policy state, one step counter per batch row, so several episodes can
 replay the script side by side through `get_initial_state` / `action(observation, state)`.
@@ -14,13 +15,13 @@ per call and restarted by `reset()`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
 from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
-from gymserve.policies.distributions import Categorical, Distribution, Uniform
+from gymserve.policies.distributions import Categorical, Deterministic, Distribution
 
 
 class ScriptedPolicy(Policy):
@@ -32,9 +33,13 @@ class ScriptedPolicy(Policy):
         action_space: gym.spaces.Space,
         script: Sequence[tuple[int, Any]],
         *,
+        on_exhausted: Literal["raise", "repeat_last"] = "raise",
         seed: int | None = None,
     ):
         super().__init__(observation_space, action_space, seed)
+        if on_exhausted not in ("raise", "repeat_last"):
+            raise ValueError(f"on_exhausted is {on_exhausted!r}; expected 'raise' or 'repeat_last'")
+        self.on_exhausted = on_exhausted
         played = [(int(repeats), action) for repeats, action in _check_repeats(script) if repeats > 0]
         if not played:
             raise ValueError(
@@ -47,7 +52,7 @@ class ScriptedPolicy(Policy):
 
     @property
     def script_length(self) -> int:
-        """The number of steps the script plays before it repeats its last action."""
+        """The number of steps the script plays before it is exhausted."""
         return int(self._ends[-1])
 
     def get_initial_state(self, batch_size: int | None = None) -> PolicyState:
@@ -74,7 +79,7 @@ class ScriptedPolicy(Policy):
             return Categorical(
                 np.where(chosen, 0.0, -np.inf).astype(np.float32), int(self.action_space.start)
             )
-        return Uniform(actions, actions, len(actions))
+        return Deterministic(actions)
 
     def _steps(self, batch_size: int, state: PolicyState) -> np.ndarray:
         if not state:
@@ -88,6 +93,12 @@ class ScriptedPolicy(Policy):
         return steps
 
     def _actions_at(self, steps: np.ndarray) -> np.ndarray:
+        if self.on_exhausted == "raise" and (steps >= self.script_length).any():
+            raise ValueError(
+                f"the script is exhausted: it plays {self.script_length} steps and step "
+                f"{int(steps.max())} was asked for; reset() or get_initial_state() starts it again, "
+                f"on_exhausted='repeat_last' keeps playing its last action"
+            )
         indices = np.searchsorted(self._ends, steps, side="right")
         return self._actions[np.minimum(indices, len(self._actions) - 1)]
 

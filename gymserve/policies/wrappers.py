@@ -3,7 +3,8 @@
 A base policy picks its mode per call. Collection loops, evaluation and the server often want
 one behaviour baked in instead: `GreedyPolicy`, `StochasticPolicy` and `EpsilonGreedyPolicy`
 act in their own mode and ignore the `mode` a caller passes. They share the wrapped policy's
-spaces, state and distribution, and draw random choices from their own seeded generator.
+spaces and state, and the wrapped policy's distribution (the greedy one's is a point mass
+on the wrapped mode, as in TF-Agents), and draw random choices from their own seeded generator.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from typing import Any
 import numpy as np
 
 from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
-from gymserve.policies.distributions import Distribution
+from gymserve.policies.distributions import Deterministic, Distribution
 
 
-class _FixedModePolicy(Policy):
-    """Acts like `policy` in one mode; subclasses set `mode`."""
-
-    mode: ActionMode
+class PolicyWrapper(Policy):
+    """A policy on the spaces of `policy`, sharing its state and its `reset`."""
 
     def __init__(self, policy: Policy, seed: int | None = None):
         super().__init__(policy.observation_space, policy.action_space, seed)
@@ -35,6 +34,12 @@ class _FixedModePolicy(Policy):
 
     def reset(self) -> None:
         self._policy.reset()
+
+
+class _FixedModePolicy(PolicyWrapper):
+    """Acts like `policy` in one mode; subclasses set `mode`."""
+
+    mode: ActionMode
 
     def action(
         self,
@@ -58,9 +63,12 @@ class _FixedModePolicy(Policy):
 
 
 class GreedyPolicy(_FixedModePolicy):
-    """Always the wrapped policy's most likely action."""
+    """Always the wrapped policy's most likely action; its distribution is a point mass on it."""
 
     mode = ActionMode.GREEDY
+
+    def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
+        return Deterministic(self._policy._distribution(observations, state).mode())
 
 
 class StochasticPolicy(_FixedModePolicy):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
+from gymserve.agents.off_policy.replay_buffer import BufferInfo, ReplayBuffer
 
 SPEC = {"step": ((), np.int64), "observation": ((2,), np.float32), "done": ((), np.bool_)}
 
@@ -81,13 +81,16 @@ def test_episode_windows_start_anywhere_and_mask_what_lies_beyond_the_episode_or
 def test_as_dataset_yields_batches_of_windows_with_the_spec_dtypes():
     buffer = filled(capacity=50, num_steps=30, episode_length=10)
     dataset = buffer.as_dataset(sample_batch_size=8, num_steps=2)
-    assert dataset.element_spec["observation"] == tf.TensorSpec([8, 2, 2], tf.float32, name="observation")
-    for element in dataset.take(3):
+    items_spec, info_spec = dataset.element_spec
+    assert items_spec["observation"] == tf.TensorSpec([8, 2, 2], tf.float32, name="observation")
+    assert info_spec == BufferInfo(tf.TensorSpec([8], tf.int64), tf.TensorSpec([8], tf.float32))
+    for element, info in dataset.take(3):
         steps = element["step"].numpy()
         np.testing.assert_array_equal(steps[:, 1] - steps[:, 0], 1)
         assert not element["done"].numpy()[:, 0].any()
-    single = next(iter(buffer.as_dataset()))
-    assert single["step"].shape == () and single["observation"].shape == (2,)
+        np.testing.assert_array_equal(info.ids.numpy(), steps[:, 0])  # one row, nothing dropped: id = step
+    single, info = next(iter(buffer.as_dataset()))
+    assert single["step"].shape == () and single["observation"].shape == (2,) and info.ids.shape == ()
 
 
 def test_tensor_specs_describe_fields_too():
@@ -117,12 +120,11 @@ def test_clear_empties_the_buffer_and_frees_the_row_count():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"observation": ((2,), np.float32)}, "no 'done' field"),
         ({"done": ((), np.float32)}, "field 'done' has spec"),
         ({"x": "float32", "done": ((), bool)}, "spec of field 'x'"),
         ({"x": ((-1,), np.float32), "done": ((), bool)}, "non-negative sizes"),
         ({"x": ((2,), "no-such-dtype"), "done": ((), bool)}, "spec of field 'x'"),
-        ({}, "non-empty mapping"),
+        ({}, "non-empty nest"),
     ],
 )
 def test_bad_specs_are_rejected_naming_the_field(spec, message):

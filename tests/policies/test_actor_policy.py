@@ -105,9 +105,11 @@ def test_network_with_the_wrong_output_width_is_refused():
         ActorPolicy(mlp(28, 8, seed=0, hidden=8), MINITAUR_OBSERVATIONS, MINITAUR_ACTIONS)
 
 
-def test_unbounded_box_actions_are_refused():
+def test_squashed_actions_in_an_unbounded_box_are_refused():
     unbounded = gym.spaces.Box(-np.inf, np.inf, (8,), np.float32)
-    with pytest.raises(ValueError, match="squashed actions need finite bounds"):
+    with pytest.raises(
+        ValueError, match=r"'squashed_gaussian' does not fit Box.* \(unbounded\); expected one of"
+    ):
         ActorPolicy(mlp(28, 16, seed=0, hidden=8), MINITAUR_OBSERVATIONS, unbounded)
 
 

@@ -162,6 +162,19 @@ def test_saved_model_signatures(continuous_policy, continuous_export):
     assert embedded == {key: value for key, value in recorded.items() if key != "files"}
 
 
+def test_saved_model_functions_take_int32_or_int64_seeds_and_batch_sizes(continuous_export):
+    model = tf.saved_model.load(str(continuous_export / "saved_model"))
+    observations = tf.constant(observations_for(MINITAUR_OBSERVATIONS, 16, seed=28))
+    by_signature = model.signatures["stochastic_action"](
+        observations=observations, seed=tf.constant(9, tf.int64)
+    )
+    for seed in (tf.constant(9, tf.int32), tf.constant(9, tf.int64), 9):
+        actions = model.stochastic_action(observations, seed)["action"].numpy()
+        np.testing.assert_array_equal(actions, by_signature["action"].numpy())
+    for batch_size in (tf.constant(3, tf.int32), tf.constant(3, tf.int64)):
+        assert model.get_initial_state(batch_size) == {}
+
+
 def test_discrete_saved_model_samples_valid_actions(discrete_export):
     model = tf.saved_model.load(str(discrete_export / "saved_model"))
     observations = tf.constant(observations_for(CARTPOLE_OBSERVATIONS, 2000, seed=27))

@@ -12,8 +12,10 @@ from gymserve.policies import EpsilonGreedyPolicy, GreedyPolicy, ScriptedPolicy,
 OBSERVATION = np.zeros(4, np.float32)
 
 
-def scripted(script, action_space=None) -> ScriptedPolicy:
-    return ScriptedPolicy(CARTPOLE_OBSERVATIONS, action_space or gym.spaces.Discrete(3), script)
+def scripted(script, action_space=None, on_exhausted="repeat_last") -> ScriptedPolicy:
+    return ScriptedPolicy(
+        CARTPOLE_OBSERVATIONS, action_space or gym.spaces.Discrete(3), script, on_exhausted=on_exhausted
+    )
 
 
 def test_script_replays_in_order_skips_zero_repeats_and_then_repeats_the_last_action():

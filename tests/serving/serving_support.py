@@ -57,7 +57,10 @@ def greedy_by_hand(observations: np.ndarray, version: int = 1) -> np.ndarray:
 def scripted_policy() -> ScriptedPolicy:
     """Plays action i at step i of an episode (then SCRIPT_LENGTH - 1): its state is the step count."""
     return ScriptedPolicy(
-        OBSERVATION_SPACE, gym.spaces.Discrete(SCRIPT_LENGTH), [(1, i) for i in range(SCRIPT_LENGTH)]
+        OBSERVATION_SPACE,
+        gym.spaces.Discrete(SCRIPT_LENGTH),
+        [(1, i) for i in range(SCRIPT_LENGTH)],
+        on_exhausted="repeat_last",
     )
 
 

@@ -4,46 +4,75 @@
                            "reward": ((), np.float32), "done": ((), np.bool_)}, capacity=50_000)
     buffer.add_batch(items)                        # one row per parallel env: (num_envs, *shape)
     batch = buffer.sample(64, rng)                 # fast path: dict of (64, *shape) arrays
-    dataset = buffer.as_dataset(64, num_steps=2)   # tf.data: dicts of (64, 2, *shape) tensors
+    items, info = buffer.get_next(64, num_steps=2)  # (64, 2, *shape) arrays and BufferInfo
+    dataset = buffer.as_dataset(64, num_steps=2)   # tf.data: (items, BufferInfo(ids, probabilities))
 
-Every spec must have a boolean field `done`: True on the last item of an episode. It is how the
-buffer knows episode boundaries, so a window of `num_steps` consecutive items of one env never
-spans two episodes (only its last item may be `done`). Items are stored per env row in time
-order; once `capacity` items are held, each new batch overwrites the oldest, and windows are
-taken in time order, so none straddles the write position.
+The data spec is a nest (dicts, tuples, lists, named tuples) of `(shape, dtype)` pairs,
+tf.TensorSpecs or Gymnasium spaces (`Tuple` and `Dict` spaces are nests); every method takes and
+returns items arranged the same way. `ReplayBuffer(spec, batch_size=B, max_length=L)` holds L
+items for each of B rows, as TF-Agents' buffers do; `capacity` counts items over all rows.
+
+A top-level boolean field `done` marks the last item of an episode: a window of `num_steps`
+consecutive items of one row then never spans two episodes (only its last item may be `done`).
+Without it, windows are any consecutive items of a row, as in TF-Agents. Items are stored per row
+in time order; once full, each new batch overwrites the oldest, and windows are taken in time
+order, so none straddles the write position.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from gymserve import nests
 
 DONE_FIELD = "done"
 _REJECTION_ROUNDS = 8  # then fall back to listing every valid window (rarely reached)
 
 
+class BufferInfo(NamedTuple):
+    """What `get_next` and `as_dataset` return beside the items: each window's first item id
+    (counted from the first item ever added, row by row) and the probability it was drawn with."""
+
+    ids: Any
+    probabilities: Any
+
+
 class ReplayBuffer:
     """Stores `capacity` items (batches of transitions) and samples them uniformly."""
 
-    def __init__(self, data_spec: Mapping[str, Any], capacity: int, seed: int | None = None):
-        """`data_spec` maps a field name to `(shape, dtype)` or to anything with `.shape` and
-        `.dtype` (a tf.TensorSpec); `seed` drives `as_dataset`'s sampling."""
-        self.data_spec = _parse_spec(data_spec)
-        if not isinstance(capacity, int | np.integer) or capacity < 1:
-            raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
-        self.capacity = int(capacity)
+    def __init__(
+        self,
+        data_spec: Any,
+        capacity: int | None = None,
+        seed: int | None = None,
+        *,
+        batch_size: int | None = None,
+        max_length: int | None = None,
+    ):
+        """`data_spec` describes one item (see the module docstring); give either `capacity` (items
+        over all rows) or `max_length` (items per row). `batch_size` fixes the number of rows, else
+        the first `add_batch` does. `seed` drives `get_next` and `as_dataset`."""
+        self.data_spec = data_spec
+        self._structure = nests.as_structure(data_spec, _is_spec_leaf)
+        self._fields = _parse_spec(self._structure)
+        _check_positive_integers(batch_size=batch_size, max_length=max_length, capacity=capacity)
+        if (capacity is None) == (max_length is None):
+            raise ValueError(
+                f"give capacity (items over all rows) or max_length (items per row), not both nor neither; "
+                f"got capacity={capacity!r}, max_length={max_length!r}"
+            )
+        self.capacity = int(capacity if max_length is None else (batch_size or 1) * max_length)
+        self._batch_size = batch_size
         self._seed = seed
-        self._storage: dict[str, np.ndarray] = {}
-        self._num_envs = 0
-        self._slots = 0  # time positions per env row
-        self._size = 0  # filled time positions
-        self._head = 0  # the time position the next batch is written to
+        self._rng = np.random.default_rng(seed)
+        self.clear()
 
     @property
     def num_envs(self) -> int:
-        """Rows per batch, fixed by the first `add_batch` (0 before it)."""
+        """Rows per batch, fixed by `batch_size` or the first `add_batch` (0 before it)."""
         return self._num_envs
 
     @property
@@ -51,36 +80,34 @@ class ReplayBuffer:
         """Items currently stored."""
         return self._size * self._num_envs
 
-    def add_batch(self, items: Mapping[str, Any]) -> None:
-        """Append one item per env row; every field needs a leading (num_envs,) dimension."""
-        arrays = self._check_batch(items)
+    def add_batch(self, items: Any) -> None:
+        """Append one item per row; every leaf needs a leading (num_envs,) dimension."""
+        arrays = self._check_batch(self._flatten(items))
         if not self._storage:
-            self._allocate(len(arrays[DONE_FIELD]))
+            self._allocate(len(next(iter(arrays.values()))))
         for name, array in arrays.items():
             self._storage[name][self._head] = array
         self._head = (self._head + 1) % self._slots
         self._size = min(self._size + 1, self._slots)
+        self._added += 1
 
-    def sample(
-        self, batch_size: int, rng: np.random.Generator, num_steps: int | None = None
-    ) -> dict[str, np.ndarray]:
+    def sample(self, batch_size: int, rng: np.random.Generator, num_steps: int | None = None) -> Any:
         """`batch_size` items, or windows of `num_steps` consecutive items, drawn uniformly.
 
         Returns arrays of shape (batch_size, *shape), or (batch_size, num_steps, *shape).
         """
-        steps = 1 if num_steps is None else num_steps
-        if steps < 1:
-            raise ValueError(f"num_steps must be at least 1, got {num_steps}")
-        if self._size < steps:
-            raise ValueError(
-                f"cannot sample windows of {steps} items: the buffer holds {self._size} per env row"
-            )
-        starts, rows = self._sample_window_starts(batch_size, steps, rng)
-        times = (self._oldest() + starts[:, None] + np.arange(steps)) % self._slots
-        batch = {name: array[times, rows[:, None]] for name, array in self._storage.items()}
-        if num_steps is None:
-            batch = {name: array[:, 0] for name, array in batch.items()}
-        return batch
+        batch, _, _ = self._sample_windows(batch_size, rng, num_steps)
+        return self._pack(batch)
+
+    def get_next(
+        self, sample_batch_size: int | None = None, num_steps: int | None = None
+    ) -> tuple[Any, BufferInfo]:
+        """One uniform draw, as TF-Agents' `get_next`: (items, BufferInfo(ids, probabilities)).
+
+        Without `sample_batch_size` the items have no batch dimension, without `num_steps` no
+        time dimension.
+        """
+        return self._draw(self._rng, sample_batch_size, num_steps)
 
     def sample_episode_windows(
         self, batch_size: int, rng: np.random.Generator, num_steps: int
@@ -109,60 +136,161 @@ class ReplayBuffer:
         stored = offsets < self._size
         times = (self._oldest() + np.minimum(offsets, self._size - 1)) % self._slots
         batch = {name: array[times, rows[:, None]] for name, array in self._storage.items()}
+        if DONE_FIELD not in batch:
+            return self._pack(batch), stored
         done = batch[DONE_FIELD]
         ended_before = (np.cumsum(done, axis=1) - done) > 0
-        return batch, stored & ~ended_before
+        return self._pack(batch), stored & ~ended_before
 
-    def as_dataset(self, sample_batch_size: int | None = None, num_steps: int | None = None):
-        """An endless tf.data.Dataset of uniform samples of the current contents.
+    def as_dataset(
+        self,
+        sample_batch_size: int | None = None,
+        num_steps: int | None = None,
+        num_parallel_calls: int | None = None,
+        single_deterministic_pass: bool = False,
+    ):
+        """A tf.data.Dataset of `(items, BufferInfo(ids, probabilities))`.
 
-        Without `sample_batch_size`, elements are single items (or windows).
+        By default endless uniform draws of the current contents, as `get_next` makes them (from
+        this buffer's seed, afresh for each dataset). `num_parallel_calls` (a positive number or
+        tf.data.AUTOTUNE) draws that many elements ahead in the background; the elements are the
+        same. With `single_deterministic_pass`, every row is cut, oldest first, into consecutive
+        windows of `num_steps` items (a shorter tail is left out), and the windows come once each,
+        time-major: the first window of every row, then the second, ...; a last batch may be smaller.
         """
         import tensorflow as tf
 
-        rng = np.random.default_rng(self._seed)
-        leading = ([] if sample_batch_size is None else [sample_batch_size]) + (
-            [] if num_steps is None else [num_steps]
-        )
+        if (
+            num_parallel_calls is not None
+            and num_parallel_calls != tf.data.AUTOTUNE
+            and not (isinstance(num_parallel_calls, int | np.integer) and num_parallel_calls >= 1)
+        ):
+            raise ValueError(
+                f"num_parallel_calls must be a positive integer or tf.data.AUTOTUNE, "
+                f"got {num_parallel_calls!r}"
+            )
+        _check_positive_integers(sample_batch_size=sample_batch_size, num_steps=num_steps)
+        if single_deterministic_pass:
+            samples, leading = self._single_pass(num_steps), []  # batched below
+        else:
+            samples = self._endless_draws(np.random.default_rng(self._seed), sample_batch_size, num_steps)
+            leading = [] if sample_batch_size is None else [sample_batch_size]
+        time = [] if num_steps is None else [num_steps]
+        leaves = [
+            tf.TensorSpec([*leading, *time, *shape], tf.as_dtype(dtype), name=name.replace("/", "."))
+            for name, (shape, dtype) in self._fields.items()
+        ]
+        info = BufferInfo(tf.TensorSpec(leading, tf.int64), tf.TensorSpec(leading, tf.float32))
+        dataset = tf.data.Dataset.from_generator(samples, output_signature=(self._pack(leaves), info))
+        if single_deterministic_pass and sample_batch_size:
+            dataset = dataset.batch(sample_batch_size)
+        if num_parallel_calls is not None:
+            dataset = dataset.prefetch(num_parallel_calls)
+        return dataset
 
-        def samples() -> Iterator[dict[str, np.ndarray]]:
+    def _endless_draws(self, rng: np.random.Generator, sample_batch_size: int | None, num_steps: int | None):
+        def samples() -> Iterator[tuple[Any, BufferInfo]]:
             while True:
-                batch = self.sample(sample_batch_size or 1, rng, num_steps)
-                if sample_batch_size is None:
-                    batch = {name: array[0] for name, array in batch.items()}
-                yield batch
+                yield self._draw(rng, sample_batch_size, num_steps)
 
-        signature = {
-            name: tf.TensorSpec([*leading, *shape], tf.as_dtype(dtype), name=name)
-            for name, (shape, dtype) in self.data_spec.items()
-        }
-        return tf.data.Dataset.from_generator(samples, output_signature=signature)
+        return samples
 
-    def gather_all(self) -> dict[str, np.ndarray]:
+    def _single_pass(self, num_steps: int | None):
+        def samples() -> Iterator[tuple[Any, BufferInfo]]:
+            steps = num_steps or 1
+            windows = self._size // steps
+            for window in range(windows):
+                offsets = window * steps + np.arange(steps)
+                times = (self._oldest() + offsets) % self._slots
+                for row in range(self._num_envs):
+                    items = {name: array[times, row] for name, array in self._storage.items()}
+                    if num_steps is None:
+                        items = {name: array[0] for name, array in items.items()}
+                    first = (self._added - self._size + offsets[0]) * self._num_envs + row
+                    yield (
+                        self._pack(items),
+                        BufferInfo(np.int64(first), np.float32(1 / (windows * self._num_envs))),
+                    )
+
+        return samples
+
+    def gather_all(self) -> Any:
         """Every stored item, as arrays of shape (num_envs, time, *shape), oldest first."""
         if not self._storage:
-            return {name: np.zeros((0, 0, *shape), dtype) for name, (shape, dtype) in self.data_spec.items()}
+            return self._pack(
+                {name: np.zeros((0, 0, *shape), dtype) for name, (shape, dtype) in self._fields.items()}
+            )
         times = (self._oldest() + np.arange(self._size)) % self._slots
-        return {name: np.swapaxes(array[times], 0, 1) for name, array in self._storage.items()}
+        return self._pack({name: np.swapaxes(array[times], 0, 1) for name, array in self._storage.items()})
 
     def clear(self) -> None:
-        """Drop every item; the next `add_batch` may use another number of env rows."""
-        self._storage = {}
+        """Drop every item; unless `batch_size` was given, the next `add_batch` may use another
+        number of rows."""
+        self._storage: dict[str, np.ndarray] = {}
         self._num_envs = self._slots = self._size = self._head = 0
+        self._added = 0  # batches added since the buffer was created or cleared
+        if self._batch_size is not None:
+            self._allocate(self._batch_size)
 
-    def load(self, items: Mapping[str, np.ndarray]) -> None:
+    def load(self, items: Any) -> None:
         """Replace the contents with `gather_all()`'s output (as saved in a checkpoint)."""
         self.clear()
-        length = np.shape(items.get(DONE_FIELD, ()))[1:2]
+        flat = self._flatten(items)
+        length = np.shape(next(iter(flat.values())))[1:2]
         if not length or length[0] == 0:
             return
-        self._check_batch({name: np.asarray(array)[:, 0] for name, array in items.items()})
-        self._allocate(len(items[DONE_FIELD]))
+        rows = self._check_batch({name: np.asarray(array)[:, 0] for name, array in flat.items()})
+        if not self._storage:
+            self._allocate(len(next(iter(rows.values()))))
         kept = min(length[0], self._slots)
-        for name in self.data_spec:
-            self._storage[name][:kept] = np.swapaxes(np.asarray(items[name])[:, -kept:], 0, 1)
-        self._size = kept
+        for name in self._fields:
+            self._storage[name][:kept] = np.swapaxes(np.asarray(flat[name])[:, -kept:], 0, 1)
+        self._size = self._added = kept
         self._head = kept % self._slots
+
+    def _draw(
+        self, rng: np.random.Generator, sample_batch_size: int | None, num_steps: int | None
+    ) -> tuple[Any, BufferInfo]:
+        steps = 1 if num_steps is None else num_steps
+        batch, starts, rows = self._sample_windows(sample_batch_size or 1, rng, steps)
+        ids = (self._added - self._size + starts) * self._num_envs + rows
+        probabilities = np.full(len(ids), 1 / self._count_windows(steps), np.float32)
+        info = BufferInfo(ids.astype(np.int64), probabilities)
+        if num_steps is None:
+            batch = {name: array[:, 0] for name, array in batch.items()}
+        if sample_batch_size is None:
+            batch, info = (
+                {name: array[0] for name, array in batch.items()},
+                BufferInfo(ids[0], probabilities[0]),
+            )
+        return self._pack(batch), info
+
+    def _sample_windows(
+        self, batch_size: int, rng: np.random.Generator, num_steps: int | None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Flat windows (the time axis dropped without `num_steps`), their starts and their rows."""
+        steps = 1 if num_steps is None else num_steps
+        if steps < 1:
+            raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+        if self._size < steps:
+            raise ValueError(
+                f"cannot sample windows of {steps} items: the buffer holds {self._size} per env row"
+            )
+        starts, rows = self._sample_window_starts(batch_size, steps, rng)
+        times = (self._oldest() + starts[:, None] + np.arange(steps)) % self._slots
+        batch = {name: array[times, rows[:, None]] for name, array in self._storage.items()}
+        if num_steps is None:
+            batch = {name: array[:, 0] for name, array in batch.items()}
+        return batch, starts, rows
+
+    def _count_windows(self, steps: int) -> int:
+        """How many windows of `steps` items `sample` can draw."""
+        candidates = self._size - steps + 1
+        if steps == 1 or DONE_FIELD not in self._storage:
+            return candidates * self._num_envs
+        done = self._storage[DONE_FIELD][(self._oldest() + np.arange(self._size)) % self._slots]
+        ends_before = np.concatenate([np.zeros((1, self._num_envs), int), np.cumsum(done, axis=0)])
+        return int((ends_before[steps - 1 : steps - 1 + candidates] == ends_before[:candidates]).sum())
 
     def _allocate(self, num_envs: int) -> None:
         if num_envs > self.capacity:
@@ -174,7 +302,7 @@ class ReplayBuffer:
         self._slots = self.capacity // num_envs
         self._storage = {
             name: np.zeros((self._slots, num_envs, *shape), dtype)
-            for name, (shape, dtype) in self.data_spec.items()
+            for name, (shape, dtype) in self._fields.items()
         }
 
     def _oldest(self) -> int:
@@ -187,7 +315,7 @@ class ReplayBuffer:
         candidates = self._size - steps + 1
         starts = rng.integers(candidates, size=batch_size)
         rows = rng.integers(self._num_envs, size=batch_size)
-        if steps == 1:
+        if steps == 1 or DONE_FIELD not in self._storage:
             return starts, rows
         for _ in range(_REJECTION_ROUNDS):
             invalid = self._crosses_episode_end(starts, rows, steps)
@@ -207,17 +335,17 @@ class ReplayBuffer:
         times = (self._oldest() + starts[:, None] + np.arange(steps - 1)) % self._slots
         return self._storage[DONE_FIELD][times, rows[:, None]].any(axis=1)
 
+    def _flatten(self, items: Any) -> dict[str, Any]:
+        return dict(zip(self._fields, nests.flatten_like(self._structure, items, _is_spec_leaf), strict=True))
+
+    def _pack(self, flat: Mapping[str, Any] | list) -> Any:
+        leaves = list(flat.values()) if isinstance(flat, Mapping) else flat
+        return nests.pack_like(self._structure, leaves, _is_spec_leaf)
+
     def _check_batch(self, items: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        missing = self.data_spec.keys() - items.keys()
-        unexpected = items.keys() - self.data_spec.keys()
-        if missing or unexpected:
-            raise ValueError(
-                f"batch fields do not match the data spec: missing {sorted(missing)}, unexpected "
-                f"{sorted(unexpected)}; expected exactly {sorted(self.data_spec)}"
-            )
         arrays = {}
         rows = self._num_envs or None
-        for name, (shape, dtype) in self.data_spec.items():
+        for name, (shape, dtype) in self._fields.items():
             array = np.asarray(items[name])
             if array.shape[1:] != shape or array.ndim != len(shape) + 1:
                 raise ValueError(
@@ -235,16 +363,38 @@ class ReplayBuffer:
         return arrays
 
 
-def _parse_spec(data_spec: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    if not isinstance(data_spec, Mapping) or not data_spec:
+def _check_positive_integers(**values: Any) -> None:
+    """Each value is None (not given) or a positive integer."""
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int | np.integer) or value < 1):
+            raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+
+
+def _is_spec_leaf(spec: Any) -> bool:
+    """A tf.TensorSpec, a Gymnasium space other than Tuple/Dict, or a (shape, dtype) pair."""
+    if hasattr(spec, "shape") and hasattr(spec, "dtype"):
+        return True
+    return (
+        isinstance(spec, tuple)
+        and len(spec) == 2
+        and isinstance(spec[0], tuple | list)
+        and all(isinstance(size, int | np.integer) for size in spec[0])
+        and not isinstance(spec[1], tuple | list | Mapping)
+    )
+
+
+def _parse_spec(structure: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    leaves = list(nests.leaves_with_paths(structure, _is_spec_leaf))
+    if not leaves or (leaves == [("", structure)] and not _is_spec_leaf(structure)):
         raise ValueError(
-            f"data_spec must be a non-empty mapping of field name -> (shape, dtype), got {data_spec!r}"
+            f"data_spec must be a non-empty nest of (shape, dtype) pairs, tf.TensorSpecs or spaces, "
+            f"got {structure!r}"
         )
     parsed = {}
-    for name, spec in data_spec.items():
+    for name, spec in leaves:
         if hasattr(spec, "shape") and hasattr(spec, "dtype"):
             shape, dtype = spec.shape, getattr(spec.dtype, "as_numpy_dtype", spec.dtype)
-        elif isinstance(spec, tuple) and len(spec) == 2:
+        elif _is_spec_leaf(spec):
             shape, dtype = spec
         else:
             raise ValueError(
@@ -259,12 +409,8 @@ def _parse_spec(data_spec: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...]
             ) from None
         if any(size < 0 for size in shape):
             raise ValueError(f"spec of field {name!r} has shape {shape}; expected non-negative sizes")
-        parsed[str(name)] = (shape, dtype)
-    if DONE_FIELD not in parsed:
-        raise ValueError(
-            f"data_spec has no {DONE_FIELD!r} field; add {DONE_FIELD!r}: ((), bool), True on the last item "
-            f"of an episode, so windows never span two episodes"
-        )
-    if parsed[DONE_FIELD] != ((), np.dtype(bool)):
+        parsed[name] = (shape, dtype)
+    is_top_level_dict = isinstance(structure, Mapping)
+    if is_top_level_dict and DONE_FIELD in parsed and parsed[DONE_FIELD] != ((), np.dtype(bool)):
         raise ValueError(f"field {DONE_FIELD!r} has spec {parsed[DONE_FIELD]}; expected ((), bool)")
     return parsed
