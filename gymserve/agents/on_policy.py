@@ -90,6 +90,7 @@ class Rollout(NamedTuple):
     observations: tf.Tensor
     raw_actions: tf.Tensor  # as stored by the action distribution (pre-squash for Box)
     log_probs: tf.Tensor  # of the acting policy
+    policy_outputs: tf.Tensor  # the acting policy's distribution parameters (ACER replays them)
     rewards: tf.Tensor
     terminated: tf.Tensor
     truncated: tf.Tensor
@@ -108,6 +109,7 @@ def collect_rollout(
         "observations": tf.float32,
         "raw_actions": distribution.raw_dtype,
         "log_probs": tf.float32,
+        "policy_outputs": tf.float32,
         "rewards": tf.float32,
         "terminated": tf.bool,
         "truncated": tf.bool,
@@ -123,6 +125,7 @@ def collect_rollout(
             "observations": observations,
             "raw_actions": raw_actions,
             "log_probs": distribution.log_prob(outputs, raw_actions),
+            "policy_outputs": outputs,
             "rewards": step.rewards,
             "terminated": step.terminated,
             "truncated": step.truncated,
