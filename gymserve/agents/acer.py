@@ -45,7 +45,6 @@ from pydantic import Field, model_validator
 
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.graph_envs import GraphEnvs
-from gymserve.agents.networks import ActorCritic, actor_critic
 from gymserve.agents.on_policy import OnPolicyAlgorithm, OnPolicyConfig, Rollout, collect_rollout
 from gymserve.agents.trajectory_replay import TrajectoryReplay
 
@@ -56,13 +55,13 @@ class ACERConfig(OnPolicyConfig):
     """ACER hyperparameters: the paper's Atari values where they carry over (replay ratio 4,
     truncation 10, trust region 1, average decay 0.99), with 8 envs x 16 steps per rollout.
 
-    `vf_coef` weighs the critic's Q loss; `gae_lambda`, `normalize_advantage`,
-    `state_dependent_std` and `initial_log_std` do not apply.
+    `gae_lambda`, `normalize_advantage`, `state_dependent_std` and `initial_log_std` do not apply.
     """
 
     num_envs: int = Field(8, gt=0, description="Training environments stepped side by side.")
     n_steps: int = Field(16, gt=0, description="Steps of every env per rollout (the trajectory length).")
     ent_coef: float = Field(0.01, ge=0, description="Weight of the entropy bonus.")
+    vf_coef: float = Field(0.5, ge=0, description="Weight of the critic's loss (Q(s, a) on Retrace targets).")
     max_grad_norm: float | None = Field(10.0, gt=0, description="Clip gradients to this global norm.")
     replay_ratio: float = Field(
         4.0, ge=0, description="Mean of the Poisson number of replayed rollouts after each fresh one."
@@ -162,6 +161,7 @@ class ACER(OnPolicyAlgorithm):
     name = "acer"
     config_class = ACERConfig
     action_spaces = (gym.spaces.Discrete,)
+    action_value_critic = True
 
     def __init__(
         self, config: ACERConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Discrete
@@ -174,18 +174,6 @@ class ACER(OnPolicyAlgorithm):
         rollout_steps = config.n_steps * config.num_envs
         self.replay = TrajectoryReplay(config.buffer_size // rollout_steps, self._example_rollout())
         self._replay_iteration = tf.function(self._compiled_replay_iteration, autograph=False)
-
-    def build_networks(self) -> ActorCritic:
-        config = self.config
-        return actor_critic(
-            self.observation_space,
-            self.action_space,
-            hidden_sizes=config.hidden_sizes,
-            activation=config.activation,
-            shared_torso=config.shared_torso,
-            normalize_observations=config.normalize_observations,
-            action_values=True,
-        )
 
     def networks(self) -> dict[str, keras.Model]:
         return {**super().networks(), "average_actor": self.average_actor}

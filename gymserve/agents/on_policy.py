@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import gymnasium as gym
 import keras
@@ -241,6 +241,7 @@ class OnPolicyAlgorithm(Algorithm):
 
     config_class = OnPolicyConfig
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+    action_value_critic: ClassVar[bool] = False  # the critic gives Q(s, .) (Discrete), not V(s)
 
     def __init__(
         self, config: OnPolicyConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space
@@ -313,6 +314,7 @@ class OnPolicyAlgorithm(Algorithm):
             state_dependent_std=config.state_dependent_std,
             initial_log_std=config.initial_log_std,
             normalize_observations=config.normalize_observations,
+            action_values=self.action_value_critic,
         )
 
     def make_envs(self, runner: EnvRunner, parts: int) -> list[GraphEnvs]:

@@ -13,7 +13,7 @@ CARTPOLE = "gymserve/CartPole-v1"
 
 @pytest.mark.slow  # trains until solved: 3-50 s each here, at most a minute in the benchmark runs
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("algorithm", ["a2c", "a3c"])
+@pytest.mark.parametrize("algorithm", ["a2c", "a3c", "acer"])
 def test_shipped_config_solves_cartpole(algorithm, seed, tmp_path):
     """Greedy AverageReturn >= 475 over 20 episodes the run never evaluated on, on each of 5 seeds."""
     result = train(algorithm, CARTPOLE, tmp_path / "run", {"seed": seed}, progress_bar=False)
