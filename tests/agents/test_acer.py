@@ -175,6 +175,6 @@ def test_the_replay_is_checkpointed(tmp_path):
 
 @pytest.mark.slow
 def test_cli_trains_cartpole_far_beyond_random_play_and_exports_it_exactly(tmp_path, capsys):
-    """A small network, 8,192 steps."""
-    config = {"hidden_sizes": [32], "eval_interval": 4096}
+    """The shipped config, 8,192 steps."""
+    config = {"eval_interval": 4096}
     assert_cli_run_beats_random_play_and_exports_exactly("acer", config, 8192, tmp_path, capsys)

@@ -11,7 +11,7 @@ from gymserve.episodes import evaluate
 CARTPOLE = "gymserve/CartPole-v1"
 
 
-@pytest.mark.slow  # trains until solved: 3-50 s each here, at most a minute in the benchmark runs
+@pytest.mark.slow  # trains until solved: 3-50 s each here (acer: 30-80 s), at most 2 min in benchmark runs
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("algorithm", ["a2c", "a3c", "acer"])
 def test_shipped_config_solves_cartpole(algorithm, seed, tmp_path):
