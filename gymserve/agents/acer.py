@@ -209,17 +209,18 @@ class ACER(OnPolicyAlgorithm):
         return {**metrics, f"{self.name}/replayed_rollouts": float(replays)}
 
     def _compiled_iteration(self, decay_fraction: tf.Tensor) -> tuple[Rollout, dict[str, tf.Tensor]]:
+        # The decay reaches ACER through the optimizer's learning rate alone (apply_decay).
         rollout = self.collect(self._envs[0])
         self.replay.add(rollout)
-        return rollout, self.learn(rollout, decay_fraction)
+        return rollout, self.learn(rollout)
 
     def _compiled_replay_iteration(self) -> dict[str, tf.Tensor]:
-        return self.learn(self.replay.sample(self._generator), tf.constant(1.0))
+        return self.learn(self.replay.sample(self._generator))
 
     def collect(self, env: GraphEnvs) -> Rollout:
         return collect_rollout(env, self.actor, self.distribution, self._generator, self.config.n_steps)
 
-    def learn(self, rollout: Rollout, decay_fraction: tf.Tensor) -> dict[str, tf.Tensor]:
+    def learn(self, rollout: Rollout) -> dict[str, tf.Tensor]:
         """One gradient step on `rollout` (acted by the policy in its `policy_outputs`), then the
         average policy follows the actor (traced)."""
         config = self.config
