@@ -167,6 +167,7 @@ RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
     "a2c": partial(run_gymserve, "a2c", 300_000),
     "a3c": partial(run_gymserve, "a3c", 500_000),
     "trpo": partial(run_gymserve, "trpo", 100_000),
+    "acer": partial(run_gymserve, "acer", 200_000),
 }
 if importlib.util.find_spec("stable_baselines3") is not None:  # the optional `bench` extra
     RUNNERS["sb3-ppo"] = partial(run_stable_baselines3, "stable_baselines3:PPO", 8, ZOO_PPO)

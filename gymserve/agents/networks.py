@@ -212,8 +212,8 @@ class ActorCritic:
     """An actor and a critic over one input; `both` computes their outputs in one call."""
 
     actor: keras.Model  # observations -> distribution parameters
-    critic: keras.Model  # observations -> state value (B,)
-    both: keras.Model  # observations -> (distribution parameters, state value)
+    critic: keras.Model  # observations -> state value (B,), or action values (B, n)
+    both: keras.Model  # observations -> (distribution parameters, critic output)
 
 
 def actor_critic(
@@ -225,21 +225,26 @@ def actor_critic(
     state_dependent_std: bool = False,
     initial_log_std: float = 0.0,
     normalize_observations: bool = False,
+    action_values: bool = False,
 ) -> ActorCritic:
     """An actor with a categorical (logits) or Gaussian (mean | log_std) head, and a critic.
 
     Heads start orthogonal with small policy gain, so the first policy is near uniform (or near
     a zero mean); `state_dependent_std` computes log_std from the features instead of learning
-    one value per action dimension.
+    one value per action dimension. With `action_values` (Discrete only) the critic gives one
+    Q-value per action instead of the state value.
     """
     inputs, features = observation_input(observation_space, normalize_observations)
     actor_features = mlp(features, hidden_sizes, activation, "torso" if shared_torso else "actor")
     critic_features = actor_features if shared_torso else mlp(features, hidden_sizes, activation, "critic")
     policy_outputs = _policy_head(actor_features, action_space, state_dependent_std, initial_log_std)
-    value = keras.layers.Dense(1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value")(
-        critic_features
-    )
-    value = keras.layers.Reshape((), name="state_value")(value)
+    if action_values:
+        value = keras.layers.Dense(int(action_space.n), name="q_values")(critic_features)
+    else:
+        value = keras.layers.Dense(1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value")(
+            critic_features
+        )
+        value = keras.layers.Reshape((), name="state_value")(value)
     return ActorCritic(
         actor=keras.Model(inputs, policy_outputs, name="actor"),
         critic=keras.Model(inputs, value, name="critic"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import gymnasium as gym
 import keras
@@ -90,6 +90,7 @@ class Rollout(NamedTuple):
     observations: tf.Tensor
     raw_actions: tf.Tensor  # as stored by the action distribution (pre-squash for Box)
     log_probs: tf.Tensor  # of the acting policy
+    policy_outputs: tf.Tensor  # the acting policy's distribution parameters (ACER replays them)
     rewards: tf.Tensor
     terminated: tf.Tensor
     truncated: tf.Tensor
@@ -108,6 +109,7 @@ def collect_rollout(
         "observations": tf.float32,
         "raw_actions": distribution.raw_dtype,
         "log_probs": tf.float32,
+        "policy_outputs": tf.float32,
         "rewards": tf.float32,
         "terminated": tf.bool,
         "truncated": tf.bool,
@@ -123,6 +125,7 @@ def collect_rollout(
             "observations": observations,
             "raw_actions": raw_actions,
             "log_probs": distribution.log_prob(outputs, raw_actions),
+            "policy_outputs": outputs,
             "rewards": step.rewards,
             "terminated": step.terminated,
             "truncated": step.truncated,
@@ -238,6 +241,7 @@ class OnPolicyAlgorithm(Algorithm):
 
     config_class = OnPolicyConfig
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+    action_value_critic: ClassVar[bool] = False  # the critic gives Q(s, .) (Discrete), not V(s)
 
     def __init__(
         self, config: OnPolicyConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space
@@ -310,6 +314,7 @@ class OnPolicyAlgorithm(Algorithm):
             state_dependent_std=config.state_dependent_std,
             initial_log_std=config.initial_log_std,
             normalize_observations=config.normalize_observations,
+            action_values=self.action_value_critic,
         )
 
     def make_envs(self, runner: EnvRunner, parts: int) -> list[GraphEnvs]:

@@ -21,6 +21,7 @@ ALGORITHMS: dict[str, str] = {
     "td3": "gymserve.agents.off_policy.td3:TD3",
     "ddpg": "gymserve.agents.off_policy.ddpg:DDPG",
     "trpo": "gymserve.agents.trpo:TRPO",
+    "acer": "gymserve.agents.acer:ACER",
 }
 
 

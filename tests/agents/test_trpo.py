@@ -2,14 +2,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
+from cli_learning import assert_cli_run_beats_random_play_and_exports_exactly
 
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.config import ConfigError, resolve_config
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.trpo import TRPO, TRPOConfig, backtracking_line_search, conjugate_gradient
-from gymserve.cli import main
 from gymserve.episodes import evaluate
-from gymserve.policies import RandomPolicy, load
 
 CARTPOLE = "gymserve/CartPole-v1"
 
@@ -176,33 +175,9 @@ def test_an_iteration_takes_one_policy_step_and_critic_epochs_of_regression():
 
 @pytest.mark.slow
 def test_cli_trains_cartpole_far_beyond_random_play_and_exports_it_exactly(tmp_path, capsys):
-    """A small network, 8,192 steps: train, eval and export by CLI; in-process, ONNX and SavedModel agree."""
-    run_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    config = tmp_path / "tiny.json"
-    config.write_text(
-        '{"hidden_sizes": [16], "num_envs": 4, "n_steps": 256, "batch_size": 256, "eval_interval": 4096}'
-    )
-    argv = ["train", "trpo", "--env", CARTPOLE, "--config", str(config), "--max-steps", "8192"]
-    assert main([*argv, "--out", str(run_dir), "--quiet"]) == 0
-    assert main(["eval", str(run_dir), "--episodes", "10"]) == 0
-    assert main(["export", str(run_dir), "--out", str(export_dir)]) == 0
-    output = capsys.readouterr().out
-    trained_return = float(output.split("AverageReturn: ")[1].split()[0])
-
-    trained = load_trained_policy(run_dir)
-    random_policy = RandomPolicy(trained.policy.observation_space, trained.policy.action_space, seed=0)
-    random_return = evaluate(random_policy, CARTPOLE, 10, "stochastic", seed=3).average_return
-    assert trained_return >= 5 * random_return, (trained_return, random_return)
-
-    observations = (
-        np.random.default_rng(4).normal(scale=[1.0, 1.0, 0.1, 1.0], size=(5000, 4)).astype(np.float32)
-    )
-    expected = trained.policy.action(observations).action
-    assert 0.1 < expected.mean() < 0.9, "both actions occur, so agreement is not trivial"
-    for backend in ("onnx", "tensorflow"):
-        exported = load(export_dir, backend)
-        assert exported.metadata.algorithm == "trpo"
-        np.testing.assert_array_equal(exported.action(observations).action, expected)
+    """A small network, 8,192 steps."""
+    config = {"hidden_sizes": [16], "num_envs": 4, "n_steps": 256, "batch_size": 256, "eval_interval": 4096}
+    assert_cli_run_beats_random_play_and_exports_exactly("trpo", config, 8192, tmp_path, capsys)
 
 
 @pytest.mark.slow
