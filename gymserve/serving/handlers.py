@@ -7,6 +7,7 @@ serializers, or with a new request deserializer.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,6 @@ class HandlerWrapper(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         return None if handler is None else self.wrap(handler, handler_call_details.method)
 
+    @abc.abstractmethod
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         """`handler` of `method` ("/package.Service/Method"), or a rebuilt one."""
-        raise NotImplementedError
