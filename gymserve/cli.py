@@ -194,6 +194,9 @@ _CONFIG_FLAGS = (
     ("--max-steps", int, "stop after this many environment steps"),
     ("--max-episodes", int, "stop once this many training episodes have ended"),
     ("--seed", int, "seed of the run (default: the config's, 0)"),
+    ("--export-every", int, "export the policy each time the step count crosses a multiple of this"),
+    ("--export-to", str, "REPO/NAME: write the exports to REPO/NAME/<step>/ (serve with --repository REPO)"),
+    ("--export-keep", int, "keep the run's newest K exports, deleting its older ones (default: all)"),
 )
 
 
