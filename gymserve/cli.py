@@ -164,7 +164,8 @@ def _add_train_command(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a policy with an algorithm; rerun the same command to resume",
         description="Train ALGORITHM on an environment into RUN_DIR: greedy evaluations, 'latest' and 'best' "
-        "checkpoints, history.csv and TensorBoard summaries. Rerunning with the same --out resumes the run. "
+        "checkpoints, history.csv and TensorBoard summaries; with --export-every and --export-to, numbered "
+        "exports of the policy as it trains. Rerunning with the same --out resumes the run. "
         "The resolved config is printed first and kept in RUN_DIR/run.json.",
         epilog="Hyperparameters: `gymserve config ALGORITHM --env ID` lists every field with its value, "
         "where the value comes from and what it does; set them in a --config file.",
@@ -194,6 +195,9 @@ _CONFIG_FLAGS = (
     ("--max-steps", int, "stop after this many environment steps"),
     ("--max-episodes", int, "stop once this many training episodes have ended"),
     ("--seed", int, "seed of the run (default: the config's, 0)"),
+    ("--export-every", int, "export the policy each time the step count crosses a multiple of this"),
+    ("--export-to", str, "REPO/NAME: write the exports to REPO/NAME/<step>/ (serve with --repository REPO)"),
+    ("--export-keep", int, "keep the run's newest K exports, deleting its older ones (default: all)"),
 )
 
 

@@ -3,6 +3,7 @@
     with staged(path) as staging:     # a hidden sibling: `.NAME.<token>.tmp.SUFFIX`
         write_everything_into(staging)
     # now renamed over `path`; on an exception the staging file or folder is removed instead
+    remove_folder(path)               # renamed aside to a hidden name first, then deleted
 
 Checkpoints, run files, histories, exports, plots and videos are all written this way.
 """
@@ -38,7 +39,7 @@ def staged(path: str | Path) -> Iterator[Path]:
     try:
         yield staging
         if path.is_dir() and staging.is_dir():
-            previous = path.with_name(f".{path.name}.previous-{uuid.uuid4().hex[:8]}{STAGING_MARK}")
+            previous = _aside(path, "previous")
             path.rename(previous)
             staging.rename(path)
             shutil.rmtree(previous)
@@ -58,3 +59,16 @@ def write_text_atomically(path: str | Path, text: str) -> None:
         file.write(text)
         file.flush()
         os.fsync(file.fileno())
+
+
+def remove_folder(path: str | Path) -> None:
+    """Delete the folder `path` so that a reader finds it whole or not at all: hidden first, then deleted."""
+    path = Path(path)
+    removed = _aside(path, "removed")
+    path.rename(removed)
+    shutil.rmtree(removed)
+
+
+def _aside(path: Path, why: str) -> Path:
+    """A hidden sibling name for `path` that `is_staging` recognises."""
+    return path.with_name(f".{path.name}.{why}-{uuid.uuid4().hex[:8]}{STAGING_MARK}")

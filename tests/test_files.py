@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
-from gymserve.files import is_staging, staged, write_text_atomically
+from gymserve.files import is_staging, remove_folder, staged, write_text_atomically
 
 
 def test_text_replaces_the_file_and_leaves_no_staging_file(tmp_path):
@@ -44,3 +46,24 @@ def test_a_failed_folder_write_removes_the_staging_folder(tmp_path):
         (staging / "model").write_text("half")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_is_hidden_before_it_is_deleted(tmp_path, monkeypatch):
+    folder = tmp_path / "7"
+    folder.mkdir()
+    (folder / "model").write_text("weights")
+    remove_folder(folder)
+    assert list(tmp_path.iterdir()) == []
+
+    folder.mkdir()
+    (folder / "model").write_text("weights")
+
+    def interrupted(path):
+        raise KeyboardInterrupt  # as if killed in the middle of deleting
+
+    monkeypatch.setattr(shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        remove_folder(folder)
+    [leftover] = tmp_path.iterdir()
+    assert is_staging(leftover), "readers skip it: the folder is gone whole, not half"
+    assert (leftover / "model").read_text() == "weights"

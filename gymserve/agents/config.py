@@ -6,7 +6,7 @@ JSON object configures a run. A run's config is resolved in layers, later ones w
     the algorithm's defaults
     < the shipped file gymserve/agents/configs/<algorithm>_<env name>.json, when it exists
     < the user's config file
-    < overrides (the command line's --seed, --max-steps, --max-episodes, --target-reward)
+    < overrides (the command line's --seed, --max-steps, --max-episodes, --target-reward, --export-*)
 
 The resolved config remembers which layer gave each field its value, so an invalid value is
 reported with where it came from, and `gymserve config` shows every field with its source.
@@ -21,14 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gymserve.policies.repository import split_policy_path
 from gymserve.validation_errors import describe_validation_error
 
 CONFIG_DIRECTORY = Path(__file__).parent / "configs"
 
 # Fields that say when to stop, not how to learn: a run may be resumed with other values.
 STOPPING_FIELDS = frozenset({"max_steps", "max_episodes", "target_reward", "early_stopping_patience"})
+# Fields that say where the policy is exported while training, not how to learn: also free on resume.
+EXPORT_FIELDS = frozenset({"export_every", "export_to", "export_keep"})
 DEFAULT_SOURCE = "default"
 
 
@@ -63,6 +66,20 @@ class TrainingConfig(BaseModel):
     checkpoint_interval: int = Field(
         10_000, gt=0, description="Environment steps between 'latest' checkpoints (also written at the end)."
     )
+    export_every: int | None = Field(
+        None,
+        gt=0,
+        description="Export the policy each time the step count crosses a multiple of this, to "
+        "export_to/<step>/; None: no exports while training.",
+    )
+    export_to: str | None = Field(
+        None,
+        description="REPOSITORY/NAME the exports go to, one version directory each, which "
+        "`gymserve serve --repository REPOSITORY` serves as policy NAME.",
+    )
+    export_keep: int | None = Field(
+        None, gt=0, description="Keep this run's newest K exports, deleting its older ones; None keeps all."
+    )
     summary_interval: int = Field(
         1_000, gt=0, description="Environment steps between TensorBoard writes of the algorithm's metrics."
     )
@@ -84,6 +101,21 @@ class TrainingConfig(BaseModel):
     deterministic_ops: bool = Field(
         True, description="Enable TensorFlow op determinism so a seed reproduces a run exactly."
     )
+
+    @field_validator("export_to")
+    @classmethod
+    def _check_export_to(cls, export_to: str | None) -> str | None:
+        if export_to is not None:
+            split_policy_path(export_to)
+        return export_to
+
+    @model_validator(mode="after")
+    def _check_export_fields_go_together(self) -> TrainingConfig:
+        if (self.export_every is None) != (self.export_to is None):
+            raise ValueError("export_every and export_to go together: give both or neither")
+        if self.export_keep is not None and self.export_to is None:
+            raise ValueError("export_keep needs export_every and export_to")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -213,5 +245,5 @@ def config_differences(stored: TrainingConfig, requested: TrainingConfig) -> lis
     return [
         f"{name}: {old.get(name)!r} -> {new.get(name)!r}"
         for name in sorted(old.keys() | new.keys())
-        if name not in STOPPING_FIELDS and old.get(name) != new.get(name)
+        if name not in STOPPING_FIELDS | EXPORT_FIELDS and old.get(name) != new.get(name)
     ]

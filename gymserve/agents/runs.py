@@ -6,6 +6,7 @@ RUN_DIR/
     history.csv     the learning curve (history.py)
     checkpoints/    'latest' and 'best' (checkpoints.py)
     tensorboard/    summaries for `tensorboard --logdir RUN_DIR`
+    exports.json    the policy versions the run exported while training (periodic_exports.py)
 """
 
 from __future__ import annotations

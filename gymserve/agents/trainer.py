@@ -11,6 +11,7 @@ with its own duties, checked between iterations against the environment step cou
   without one;
 - every `checkpoint_interval` steps the 'latest' checkpoint, which a rerun resumes from with its
   step count, wall time and history;
+- every `export_every` steps, when set, an export of the policy to `export_to` (periodic_exports.py);
 - the history CSV, TensorBoard summaries and a progress bar on stderr.
 
 It stops when an evaluation reaches `target_reward`, at `max_steps`, once `max_episodes` training
@@ -37,6 +38,7 @@ from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.config import ResolvedConfig, TrainingConfig
 from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.history import HISTORY_FILE, History
+from gymserve.agents.periodic_exports import PeriodicExports
 from gymserve.agents.runs import RunInfo, build_algorithm, open_run_dir, run_config
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never start like training episodes
@@ -169,6 +171,9 @@ class _Session:
         self.summary_step = state.total_steps
         self.summary_time = self.started
         self.latest_saved_at = state.total_steps if trainer.checkpoints.path("latest") else None
+        self.exports = PeriodicExports.for_run(
+            self.config, trainer.run_dir, trainer.info.env_id, trainer.info.algorithm, state.total_steps
+        )
         self.summaries = tf.summary.create_file_writer(str(trainer.run_dir / "tensorboard"))
         self.bar = tqdm(
             total=self.config.max_steps,
@@ -191,6 +196,12 @@ class _Session:
                     state.next_evaluation = _next_multiple(state.total_steps, self.config.eval_interval)
                     if self._evaluate():
                         checkpoint_names.append("best")
+                if (
+                    self.exports is not None
+                ):  # before the checkpoint, so a crash between cannot lose the export
+                    evaluated = state.evaluation_step == state.total_steps
+                    evaluation_return = state.evaluation_return if evaluated else None
+                    self.exports.after_steps(state.total_steps, self.algorithm.policy(), evaluation_return)
                 if state.total_steps >= state.next_checkpoint:
                     state.next_checkpoint = _next_multiple(state.total_steps, self.config.checkpoint_interval)
                     checkpoint_names.append("latest")

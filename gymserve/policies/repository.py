@@ -13,6 +13,10 @@ A version directory name must be a decimal integer that fits in int64 (the wire'
 type). Anything else in a versioned policy directory (another name, an out-of-range number,
 a second spelling of a number such as `01` beside `1`, an empty directory still being copied
 in) is skipped and reported as an `IgnoredEntry`, so one stray folder never hides the others.
+
+A policy that a program writes into a repository is named REPOSITORY/NAME (`split_policy_path`),
+with a NAME that every reader accepts: letters, digits, '.', '_' and '-', not starting with '.'
+(hidden entries are skipped) and not a number (which would read as a version).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 UNVERSIONED = 1  # the version of a policy directory that is itself an export
 MAX_VERSION = 2**63 - 1  # versions travel as int64
 _DECIMAL = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit() also accepts "²"
+_POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,21 @@ def scan_policy_directory(name: str, directory: Path) -> PolicyDirectory:
     if not versions and not ignored:
         versions = [VersionDirectory(name, UNVERSIONED, directory)]  # the loader says what is wrong
     return PolicyDirectory(versions, ignored)
+
+
+def split_policy_path(path: str) -> tuple[Path, str]:
+    """REPOSITORY/NAME as (repository, name); a ValueError says what is wrong with it."""
+    repository, separator, name = path.rpartition("/")
+    if not separator or not repository:
+        raise ValueError(f"{path!r} is not REPOSITORY/NAME, e.g. exports/cartpole")
+    if not _POLICY_NAME.fullmatch(name):
+        raise ValueError(
+            f"{name!r} in {path!r} is not a valid policy name: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    if _DECIMAL.fullmatch(name):
+        raise ValueError(f"{name!r} in {path!r} is not a valid policy name: a number reads as a version")
+    return Path(repository), name
 
 
 def repository_directories(repository: Path) -> dict[str, Path]:
