@@ -127,6 +127,10 @@ class Trainer:
     def run(self) -> TrainingResult:
         _seed_everything(self.config)
         algorithm = build_algorithm(self.info)  # first, so a bad env or action space leaves no run dir
+        if self.distributed is not None:
+            from gymserve.agents.distributed.learner import check_trainable_with_actors
+
+            check_trainable_with_actors(self.info, algorithm, self.distributed)
         resuming = open_run_dir(self.run_dir, self.info)
         self.checkpoints.remove_unreferenced()
         state, history = TrainerState(), History(self.config.mean_return_window)

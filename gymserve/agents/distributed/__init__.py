@@ -16,6 +16,11 @@ Ray is an optional extra: nothing outside this package imports it, and `import_r
 install it.
 """
 
-from gymserve.agents.distributed.cluster import DistributedConfig, MissingRayError, import_ray
+from gymserve.agents.distributed.cluster import (
+    DistributedConfig,
+    MissingRayError,
+    UnsupportedDistributedTrainingError,
+    import_ray,
+)
 
-__all__ = ["DistributedConfig", "MissingRayError", "import_ray"]
+__all__ = ["DistributedConfig", "MissingRayError", "UnsupportedDistributedTrainingError", "import_ray"]

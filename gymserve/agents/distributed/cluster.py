@@ -14,6 +14,10 @@ class MissingRayError(ImportError):
     """Ray is not installed, so actors cannot be started."""
 
 
+class UnsupportedDistributedTrainingError(ValueError):
+    """The algorithm or config cannot train with actors."""
+
+
 class DistributedConfig(BaseModel):
     """How many Ray actors collect for the learner, where they run and how they are paced."""
 

@@ -28,15 +28,32 @@ import numpy as np
 from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.distributed.actor import CollectedBatch, Collector
 from gymserve.agents.distributed.actor_log import ActorLog
-from gymserve.agents.distributed.cluster import DistributedConfig, actor_options, connect, import_ray
+from gymserve.agents.distributed.cluster import (
+    DistributedConfig,
+    UnsupportedDistributedTrainingError,
+    actor_options,
+    connect,
+    import_ray,
+)
 from gymserve.agents.distributed.rate_limiter import SampleToInsertRatio
 from gymserve.agents.env_runner import FinishedEpisode
 from gymserve.agents.on_policy import Rollout
 from gymserve.agents.runs import RunInfo
 
 
-class UnsupportedDistributedTrainingError(ValueError):
-    """The algorithm or config cannot train with actors."""
+def check_trainable_with_actors(info: RunInfo, algorithm: Algorithm, config: DistributedConfig) -> None:
+    """Raise (before anything is started or written) unless this run can train with actors."""
+    import_ray()
+    if algorithm.remote_collection is None:
+        trainable = "dqn, sac, td3, ddpg, ppo, a2c, trpo"
+        raise UnsupportedDistributedTrainingError(
+            f"{info.algorithm} cannot train with actors; choose one of {trainable}, or train without --actors"
+        )
+    if config.actors > info.config.num_envs:
+        raise UnsupportedDistributedTrainingError(
+            f"{config.actors} actors need at least as many envs, but num_envs is {info.config.num_envs}: "
+            f"each actor steps a share of the num_envs training envs; set num_envs >= {config.actors}"
+        )
 
 
 def start_learner(
@@ -49,19 +66,8 @@ def start_learner(
     run_dir: Path,
 ) -> Learner:
     """Connect to Ray, start the actors and return the learner for `algorithm`'s kind of collection."""
-    learner_class = {"transitions": ReplayLearner, "rollouts": RolloutLearner}.get(
-        algorithm.remote_collection
-    )
-    if learner_class is None:
-        trainable = "dqn, sac, td3, ddpg, ppo, a2c, trpo"
-        raise UnsupportedDistributedTrainingError(
-            f"{info.algorithm} cannot train with actors; choose one of {trainable}, or train without --actors"
-        )
-    if config.actors > info.config.num_envs:
-        raise UnsupportedDistributedTrainingError(
-            f"{config.actors} actors need at least as many envs, but num_envs is {info.config.num_envs}: "
-            f"each actor steps a share of the num_envs training envs; set num_envs >= {config.actors}"
-        )
+    check_trainable_with_actors(info, algorithm, config)
+    learner_class = ReplayLearner if algorithm.remote_collection == "transitions" else RolloutLearner
     return learner_class(info, algorithm, config, total_steps, wall_time, env_seed, run_dir)
 
 
