@@ -18,6 +18,7 @@ latest weights, and only the batch it was collecting is lost.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,6 +54,11 @@ def check_trainable_with_actors(info: RunInfo, algorithm: Algorithm, config: Dis
         raise UnsupportedDistributedTrainingError(
             f"{config.actors} actors need at least as many envs, but num_envs is {info.config.num_envs}: "
             f"each actor steps a share of the num_envs training envs; set num_envs >= {config.actors}"
+        )
+    if algorithm.remote_collection == "transitions" and info.config.num_envs % config.actors:
+        raise UnsupportedDistributedTrainingError(
+            f"num_envs {info.config.num_envs} does not split evenly among {config.actors} actors: the replay "
+            f"buffer stores every actor's batches in the same rows; choose a multiple of {config.actors}"
         )
 
 
@@ -324,11 +330,16 @@ class ReplayLearner(Learner):
         return self.algorithm.ready_to_learn() and self.limiter.can_sample(self.samples_per_round)
 
     def _store(self, index: int, batch: CollectedBatch) -> None:
+        """Store a batch in the replay buffer, whose rows then hold the actors' batches one after
+        another; the batch's last step is stored as truncated, so no n-step window runs on into
+        another actor's steps (it bootstraps from that step's true next observation instead)."""
         self.algorithm.update_observation_statistics(
             np.concatenate([transition.next_observations for transition in batch.transitions])
         )
-        for transition in batch.transitions:
+        *steps, last = batch.transitions
+        for transition in steps:
             self.algorithm.store(transition)
+        self.algorithm.store(dataclasses.replace(last, truncated=np.ones_like(last.truncated)))
         self._observations = batch.transitions[-1].next_observations
         self.limiter.insert(batch.steps, self.batch_items[index])
         self.record(index, batch)
