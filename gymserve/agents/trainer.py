@@ -153,17 +153,10 @@ class Trainer:
         """Where experience comes from: this process's training envs, or Ray actors' (a learner)."""
         env_seed = _env_seed(self.config.seed, state.total_steps)
         if self.distributed is not None:
-            from gymserve.agents.distributed.learner import start_learner
+            from gymserve.agents.distributed.learner import RunPoint, start_learner
 
-            return start_learner(
-                self.info,
-                algorithm,
-                self.distributed,
-                state.total_steps,
-                state.wall_time,
-                env_seed,
-                self.run_dir,
-            )
+            point = RunPoint(self.run_dir, state.total_steps, state.wall_time, env_seed)
+            return start_learner(self.info, algorithm, self.distributed, point)
         runner = EnvRunner.make(
             self.info.env_id,
             self.config.num_envs,

@@ -62,19 +62,21 @@ def check_trainable_with_actors(info: RunInfo, algorithm: Algorithm, config: Dis
         )
 
 
-def start_learner(
-    info: RunInfo,
-    algorithm: Algorithm,
-    config: DistributedConfig,
-    total_steps: int,
-    wall_time: float,
-    env_seed: int,
-    run_dir: Path,
-) -> Learner:
+@dataclasses.dataclass(frozen=True)
+class RunPoint:
+    """Where the run the learner continues stands."""
+
+    run_dir: Path
+    total_steps: int
+    wall_time: float
+    env_seed: int  # seeds the resets of the training envs (env i: env_seed + i)
+
+
+def start_learner(info: RunInfo, algorithm: Algorithm, config: DistributedConfig, point: RunPoint) -> Learner:
     """Connect to Ray, start the actors and return the learner for `algorithm`'s kind of collection."""
     check_trainable_with_actors(info, algorithm, config)
     learner_class = ReplayLearner if algorithm.remote_collection == "transitions" else RolloutLearner
-    return learner_class(info, algorithm, config, total_steps, wall_time, env_seed, run_dir)
+    return learner_class(info, algorithm, config, point)
 
 
 class ActorPool:
@@ -154,33 +156,24 @@ class ActorPool:
 class Learner:
     """What both kinds of learner share: the actors, the step count, episodes and the actor log."""
 
-    def __init__(
-        self,
-        info: RunInfo,
-        algorithm: Algorithm,
-        config: DistributedConfig,
-        total_steps: int,
-        wall_time: float,
-        env_seed: int,
-        run_dir: Path,
-    ):
+    def __init__(self, info: RunInfo, algorithm: Algorithm, config: DistributedConfig, point: RunPoint):
         self.algorithm = algorithm
         self.config = config
         self.summary_interval = info.config.summary_interval
-        self.total_steps = total_steps
+        self.total_steps = point.total_steps
         self.updates = 0
-        self.log = ActorLog(run_dir, total_steps)
+        self.log = ActorLog(point.run_dir, point.total_steps)
         self._finished: list[FinishedEpisode] = []
-        self._clock_start, self._wall_time_before = time.perf_counter(), wall_time
+        self._clock_start, self._wall_time_before = time.perf_counter(), point.wall_time
         self._started_ray = connect(config)
         try:
-            self.pool = ActorPool(info, config, env_seed)
+            self.pool = ActorPool(info, config, point.env_seed)
         except BaseException:
             self._shutdown()
             raise
         self._log_placements("started", range(len(self.pool)))
         self._reported_restarts = list(self.pool.restarts)
-        self._period = _Period(len(self.pool), total_steps, self._clock_start, self.updates)
+        self._period = _Period(len(self.pool), point.total_steps, self._clock_start, self.updates)
         self.publish()
 
     def train_iteration(self) -> dict[str, float]:
@@ -292,8 +285,8 @@ class _Period:
 class ReplayLearner(Learner):
     """Off-policy: actors fill the replay buffer while the rate limiter paces learning against them."""
 
-    def __init__(self, info: RunInfo, algorithm: Algorithm, config: DistributedConfig, *args: Any):
-        super().__init__(info, algorithm, config, *args)
+    def __init__(self, info: RunInfo, algorithm: Algorithm, config: DistributedConfig, point: RunPoint):
+        super().__init__(info, algorithm, config, point)
         training = info.config
         self.samples_per_round = training.gradient_steps * training.batch_size
         ratio = config.samples_per_insert or self.samples_per_round / (
