@@ -41,3 +41,19 @@ def test_actor_settings_are_validated_with_the_field_named():
         DistributedConfig(actors=0)
     with pytest.raises(ValueError, match="weight_sync_interval\n  Input should be greater than 0"):
         DistributedConfig(actors=1, weight_sync_interval=0)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--ray-address", "auto"], "--ray-address needs --actors N"),
+        (["--actors", "0"], "invalid actor settings: actors: Input should be greater than 0"),
+    ],
+)
+def test_the_cli_refuses_bad_actor_flags_before_resolving_anything(flags, message, tmp_path, capsys):
+    from gymserve.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "ppo", "--env", "gymserve/CartPole-v1", "--out", str(out), *flags]) == 2
+    assert capsys.readouterr().err == f"gymserve train: error: {message}\n"
+    assert not out.exists()
