@@ -41,6 +41,8 @@ from gymserve.agents.env_runner import FinishedEpisode
 from gymserve.agents.on_policy import Rollout
 from gymserve.agents.runs import RunInfo
 
+RESTART_POLL_SECONDS = 0.5  # how often to ask whether a restarting actor is back
+
 
 def check_trainable_with_actors(info: RunInfo, algorithm: Algorithm, config: DistributedConfig) -> None:
     """Raise (before anything is started or written) unless this run can train with actors."""
@@ -145,12 +147,23 @@ class ActorPool:
             self.ray.kill(actor)
 
     def _recover(self, index: int) -> None:
-        """Count the restart of actor `index`, send it the latest weights and log where it now runs."""
-        self.restarts[index] += 1
+        """Wait for Ray to restart actor `index`, then count the restart, note where it now runs and
+        send it the latest weights (calls made while it restarts may be lost)."""
         actor = self.actors[index]
+        while True:
+            try:
+                placement = self.ray.get(actor.placement.remote())
+                break
+            except self.ray.exceptions.ActorUnavailableError:
+                time.sleep(RESTART_POLL_SECONDS)
+            except self.ray.exceptions.ActorDiedError as error:
+                raise RuntimeError(
+                    f"actor {index} died and Ray did not restart it (max_restarts exhausted): {error}"
+                ) from None
+        self.restarts[index] += 1
+        self.placements[index] = placement
         if self._latest_weights is not None:
             actor.set_weights.remote(*self._latest_weights)
-        self.placements[index] = self.ray.get(actor.placement.remote())
 
 
 class Learner:

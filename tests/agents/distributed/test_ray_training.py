@@ -85,6 +85,7 @@ SAC_BULLET_CARTPOLE = {
     "actor_learning_rate": 1e-3,
     "critic_learning_rate": 1e-3,
     "alpha_learning_rate": 1e-3,
+    "initial_alpha": 0.1,
 }
 
 
