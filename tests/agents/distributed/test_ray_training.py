@@ -73,7 +73,7 @@ def test_ppo_actors_on_both_nodes_of_a_cluster_solve_cartpole(two_node_cluster, 
 
 SAC_BULLET_CARTPOLE = {
     "target_reward": 190,
-    "max_steps": 20_000,
+    "max_steps": 30_000,
     "eval_interval": 2000,
     "eval_episodes": 10,
     "checkpoint_interval": 2000,
