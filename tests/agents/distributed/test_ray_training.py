@@ -55,17 +55,32 @@ def started_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_ppo_actors_on_both_nodes_of_a_cluster_solve_cartpole(two_node_cluster, tmp_path):
-    """The shipped PPO config (8 envs, 4 per actor), one actor per node by their 'collector' slots."""
+def test_ppo_actors_on_both_nodes_of_a_cluster_solve_cartpole_across_a_resume(two_node_cluster, tmp_path):
+    """The shipped PPO config (8 envs, 4 per actor), one actor per node by their 'collector' slots;
+    stopped at 10,240 steps, then the same call with a larger budget resumes it to the target."""
     ray.init(address=two_node_cluster.address, logging_level="WARNING", log_to_driver=False)
     config = DistributedConfig(
         actors=2, ray_address=two_node_cluster.address, resources_per_actor={"collector": 1}
     )
-    result = train("ppo", CARTPOLE, tmp_path / "run", progress_bar=False, distributed=config)
+    first = train(
+        "ppo", CARTPOLE, tmp_path / "run", {"max_steps": 10_240}, progress_bar=False, distributed=config
+    )
+    assert (first.stop_reason, first.total_steps) == ("max_steps", 10_240)
+    result = train(
+        "ppo", CARTPOLE, tmp_path / "run", {"max_steps": 100_000}, progress_bar=False, distributed=config
+    )
 
     node_ids = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
     assert len(node_ids) == 2
-    assert {row["node_id"] for row in started_rows(tmp_path / "run")} == node_ids
+    starts = started_rows(tmp_path / "run")
+    assert [(row["step"], row["actor"]) for row in starts] == [
+        ("0", "0"),
+        ("0", "1"),
+        ("10240", "0"),
+        ("10240", "1"),
+    ]
+    assert {row["node_id"] for row in starts[:2]} == {row["node_id"] for row in starts[2:]} == node_ids
+    assert result.history.rows[: len(first.history.rows)] == first.history.rows
     assert result.stop_reason == "target_reward"
     trained = load_trained_policy(tmp_path / "run")
     assert evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=12345).average_return >= 475
