@@ -33,7 +33,9 @@ LEARNING_CLOCK = 10**9  # past any learning_starts: explore with the network, no
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--algorithm", default="sac")
     parser.add_argument("--env", default="gymserve/Minitaur-v0")
     parser.add_argument("--seconds", type=float, default=60.0, help="collection time of each setting")
@@ -58,14 +60,16 @@ def main() -> None:
         rates = {}
         for actors in (1, 2):
             rates[actors], broadcast = actors_rate(info, actors, args.steps_per_batch, args.seconds)
-            print(f"{actors} actor(s): {rates[actors]:.0f} steps/s, weights published in {broadcast * 1e3:.1f} ms")
+            published = f"weights published in {broadcast * 1e3:.1f} ms"
+            print(f"{actors} actor(s): {rates[actors]:.0f} steps/s, {published}")
     finally:
         ray.shutdown()
     print(f"1 actor / single process: {rates[1] / single:.2f}x (goal >= 0.9x)")
     print(f"2 actors / 1 actor: {rates[2] / rates[1]:.2f}x (goal >= 1.6x)")
 
     weights = local.algorithm.policy_weights()
-    print(f"transition batch ({args.steps_per_batch} steps of 1 env): {len(pickle.dumps(batch)) / 1024:.1f} KiB")
+    batch_kib = len(pickle.dumps(batch)) / 1024
+    print(f"transition batch ({args.steps_per_batch} steps of 1 env): {batch_kib:.1f} KiB")
     print(f"acting network weights: {sum(array.nbytes for array in weights) / 1024:.1f} KiB")
     print(f"learner: {learner_rounds_per_second(info, batch, args.seconds / 2):.1f} gradient rounds/s")
 
@@ -81,7 +85,8 @@ def rate(collect, seconds: float) -> float:
 def actors_rate(info: RunInfo, actors: int, steps_per_batch: int, seconds: float) -> tuple[float, float]:
     """Steps/s shipped by `actors` actors kept busy, and the mean time to publish weights to them."""
     config = info.config.model_copy(update={"num_envs": actors})
-    pool = ActorPool(RunInfo(info.algorithm, info.env_id, config), DistributedConfig(actors=actors), env_seed=0)
+    actors_info = RunInfo(info.algorithm, info.env_id, config)
+    pool = ActorPool(actors_info, DistributedConfig(actors=actors), env_seed=0)
     weights = build_algorithm(info).policy_weights()
     try:
         broadcasts = [pool.publish(weights, 0, LEARNING_CLOCK) for _ in range(5)]

@@ -13,6 +13,9 @@ with its own duties, checked between iterations against the environment step cou
   step count, wall time and history;
 - the history CSV, TensorBoard summaries and a progress bar on stderr.
 
+With `distributed` (gymserve.agents.distributed), Ray actors collect and a learner takes the
+runner's place in the loop; every duty above stays the loop's own.
+
 It stops when an evaluation reaches `target_reward`, at `max_steps`, once `max_episodes` training
 episodes have ended, by early stopping, or when the caller's `on_evaluation` callback (e.g. a
 tuner's pruning rule) asks it to after an evaluation, and
