@@ -75,7 +75,9 @@ class Collector:
             # schedules (exploration, random warm-up) run on the run's clock, which moves on
             # with this actor's own steps until the next weights arrive
             clock = self.learner_steps + self.runner.total_steps - self.steps_at_weights
-            transitions.append(self.runner.step(self.algorithm.explore(self.runner.observations, clock)))
+            transition = self.runner.step(self.algorithm.explore(self.runner.observations, clock))
+            self.algorithm.acted(transition)
+            transitions.append(transition)
         return self._batch(started, transitions=transitions)
 
     def collect_rollout(self) -> CollectedBatch:

@@ -191,11 +191,17 @@ class OffPolicyAlgorithm(Algorithm):
     def after_update(self) -> None:
         """Called after each round of gradient steps (e.g. to refresh a numpy copy of the weights)."""
 
+    def acted(self, transition: Transition) -> None:
+        """Called with each step taken with `explore`'s actions, where the envs run (in a Ray actor
+        too), e.g. to restart exploration noise where episodes ended."""
+
     # What the skeleton provides.
 
     def train_iteration(self, runner: EnvRunner) -> dict[str, float]:
         for _ in range(self.config.train_freq):
-            self.store(runner.step(self.explore(runner.observations, runner.total_steps)))
+            transition = runner.step(self.explore(runner.observations, runner.total_steps))
+            self.acted(transition)
+            self.store(transition)
         metrics = self.exploration_metrics()
         if self.ready_to_learn():
             metrics.update(self.learn(runner.observations, runner.total_steps))
