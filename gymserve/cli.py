@@ -173,7 +173,49 @@ def _add_train_command(subparsers: argparse._SubParsersAction) -> None:
     _add_config_arguments(parser, ALGORITHMS)
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    actors = parser.add_argument_group(
+        "Ray actors", "collect with actor processes, on this machine or a Ray cluster (needs gymserve[ray])"
+    )
+    actors.add_argument(
+        "--actors", type=int, metavar="N", help="collector processes sharing the config's num_envs envs"
+    )
+    actors.add_argument(
+        "--ray-address",
+        metavar="auto|HOST:PORT",
+        help="a running Ray cluster to spread the actors over (default: start Ray on this machine)",
+    )
+    actors.add_argument(
+        "--num-cpus-per-actor", type=float, default=1.0, help="CPUs Ray reserves per actor (default: 1)"
+    )
+    actors.add_argument(
+        "--weight-sync-interval",
+        type=int,
+        default=1,
+        help="off-policy: learner updates between weight publications to the actors (default: 1)",
+    )
     parser.set_defaults(run=_run_train)
+
+
+def _distributed_config(args: argparse.Namespace) -> gymserve.agents.distributed.DistributedConfig | None:
+    """The actors' settings from the flags, None without --actors."""
+    if args.actors is None:
+        if args.ray_address is not None:
+            raise CommandError("--ray-address needs --actors N")
+        return None
+    from pydantic import ValidationError
+
+    from gymserve.agents.distributed import DistributedConfig
+
+    try:
+        return DistributedConfig(
+            actors=args.actors,
+            ray_address=args.ray_address,
+            num_cpus_per_actor=args.num_cpus_per_actor,
+            weight_sync_interval=args.weight_sync_interval,
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise CommandError(f"invalid actor settings: {problems}") from None
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, algorithms: dict[str, str]) -> None:
@@ -231,17 +273,23 @@ def _resolved_config(args: argparse.Namespace, run_dir: str | None) -> gymserve.
 def _run_train(args: argparse.Namespace) -> None:
     from gymserve.agents import RunMismatchError, UnknownAlgorithmError, UnknownEnvironmentError, train
     from gymserve.agents.algorithm import UnsupportedActionSpaceError
+    from gymserve.agents.distributed import MissingRayError, UnsupportedDistributedTrainingError
 
+    distributed = _distributed_config(args)
     resolved = _resolved_config(args, args.out)
     print(f"{args.algorithm} on {args.env}, config:")
     print(resolved.describe())
     try:
-        result = train(args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet)
+        result = train(
+            args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet, distributed=distributed
+        )
     except (
         UnknownAlgorithmError,
         UnknownEnvironmentError,
         UnsupportedActionSpaceError,
         RunMismatchError,
+        MissingRayError,
+        UnsupportedDistributedTrainingError,
     ) as error:
         raise CommandError(str(error)) from None
     state = result.state

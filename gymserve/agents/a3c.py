@@ -61,6 +61,7 @@ class A3C(A2C):
 
     name = "a3c"
     config_class = A3CConfig
+    remote_collection = None  # its workers are threads sharing one set of weights
 
     def __init__(self, config: A3CConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space):
         super().__init__(config, observation_space, action_space)

@@ -164,6 +164,7 @@ class ACER(OnPolicyAlgorithm):
 
     name = "acer"
     config_class = ACERConfig
+    remote_collection = None  # it replays its own past rollouts, which the learner would have to hold
     action_spaces = (gym.spaces.Discrete,)
     action_value_critic = True
 

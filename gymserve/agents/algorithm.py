@@ -38,6 +38,8 @@ A subclass provides:
   rollout). Drive schedules from `runner.total_steps`, which continues across resumes.
   Asynchronous workers (A3C) may `runner.split(n)` the envs and step the parts from threads;
   envs simulated elsewhere (inside a TensorFlow graph) report with `runner.record_steps`.
+- optionally `remote_collection` (see below) for training with Ray actors, which needs
+  `store` / `learn` (off_policy.algorithm) or `collect` / `learn_from_rollout` (on_policy).
 - optionally `state()` / `load_state(arrays)`: extra numpy arrays to checkpoint, e.g. the replay
   buffer. Network and optimizer variables, `self.rng` and `learning_rate_scale` are checkpointed
   by the base class.
@@ -48,7 +50,7 @@ from __future__ import annotations
 import abc
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -80,6 +82,9 @@ class Algorithm(abc.ABC):
     action_spaces: ClassVar[tuple[type[gym.spaces.Space], ...]]
     # How the policy network's outputs are read; None: logits or a squashed Gaussian.
     policy_distribution: ClassVar[DistributionKind | None] = None
+    # What Ray actors ship to a learner for it (agents/distributed): replay "transitions"
+    # (off-policy), whole "rollouts" (on-policy), or None: the algorithm trains in one process only.
+    remote_collection: ClassVar[Literal["transitions", "rollouts"] | None] = None
 
     def __init__(
         self, config: TrainingConfig, observation_space: gym.spaces.Space, action_space: gym.spaces.Space
@@ -150,6 +155,14 @@ class Algorithm(abc.ABC):
                 distribution=self.policy_distribution,
             )
         return self._policy
+
+    def policy_weights(self) -> list[np.ndarray]:
+        """The acting network's weights (normalization statistics included), to act elsewhere."""
+        return self.policy_network().get_weights()
+
+    def set_policy_weights(self, weights: list[np.ndarray]) -> None:
+        """Act with `policy_weights()` of another copy of this algorithm."""
+        self.policy_network().set_weights(weights)
 
     def update_observation_statistics(self, observations: np.ndarray) -> None:
         """Feed a batch of observations to every RunningNormalization layer of the networks."""

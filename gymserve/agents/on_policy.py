@@ -241,6 +241,7 @@ class OnPolicyAlgorithm(Algorithm):
 
     config_class = OnPolicyConfig
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
+    remote_collection = "rollouts"
     action_value_critic: ClassVar[bool] = False  # the critic gives Q(s, .) (Discrete), not V(s)
 
     def __init__(
@@ -255,6 +256,8 @@ class OnPolicyAlgorithm(Algorithm):
         self._envs: list[GraphEnvs] | None = None
         self._generator: tf.random.Generator | None = None
         self._iteration = tf.function(self._compiled_iteration, autograph=False)
+        self._collect: Callable[[], Rollout] | None = None  # compiled on first use, as is `_learn`
+        self._learn: Callable[[Rollout, tf.Tensor], dict[str, tf.Tensor]] | None = None
 
     def networks(self) -> dict[str, keras.Model]:
         return {"actor": self.actor_critic.actor, "critic": self.actor_critic.critic}
@@ -295,13 +298,31 @@ class OnPolicyAlgorithm(Algorithm):
         return fraction
 
     def train_iteration(self, runner: EnvRunner) -> dict[str, float]:
-        if self._envs is None:
-            self._envs = self.make_envs(runner, parts=1)
-            self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
+        self._prepare_envs(runner)
         fraction = self.apply_decay(runner.total_steps)
         rollout, metrics = self._iteration(tf.constant(fraction, tf.float32))
         self.account_rollout(runner, self._envs[0], rollout)
-        return {f"{self.name}/{name}": float(value) for name, value in metrics.items()}
+        return self._metric_values(metrics)
+
+    def collect(self, runner: EnvRunner) -> Rollout:
+        """One rollout of `runner`'s envs with the current weights, reported to the runner: what a
+        remote actor gathers for `learn_from_rollout` elsewhere."""
+        self._prepare_envs(runner)
+        if self._collect is None:
+            self._collect = tf.function(self._collect_rollout, autograph=False)
+        rollout = self._collect()
+        self.account_rollout(runner, self._envs[0], rollout)
+        return rollout
+
+    def learn_from_rollout(self, rollout: Rollout, total_steps: int) -> dict[str, float]:
+        """Update on a rollout of `n_steps` x `num_envs` gathered by `collect` (possibly in parts)."""
+        if self._generator is None:
+            self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
+        if self._learn is None:
+            self._learn = tf.function(self._update_on_rollout, autograph=False)
+        fraction = self.apply_decay(total_steps)
+        tensors = Rollout(*(tf.convert_to_tensor(part) for part in rollout))
+        return self._metric_values(self._learn(tensors, tf.constant(fraction, tf.float32)))
 
     def build_networks(self) -> ActorCritic:
         config = self.config
@@ -329,13 +350,27 @@ class OnPolicyAlgorithm(Algorithm):
                 tf.reshape(rollout.observations, (-1, *self.observation_space.shape))
             )
 
-    def _compiled_iteration(self, decay_fraction: tf.Tensor) -> tuple[Rollout, dict[str, tf.Tensor]]:
-        config = self.config
-        rollout = collect_rollout(
-            self._envs[0], self.actor_critic.actor, self.distribution, self._generator, config.n_steps
+    def _prepare_envs(self, runner: EnvRunner) -> None:
+        if self._envs is None:
+            self._envs = self.make_envs(runner, parts=1)
+            self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
+
+    def _metric_values(self, metrics: dict[str, tf.Tensor]) -> dict[str, float]:
+        return {f"{self.name}/{name}": float(value) for name, value in metrics.items()}
+
+    def _collect_rollout(self) -> Rollout:
+        return collect_rollout(
+            self._envs[0], self.actor_critic.actor, self.distribution, self._generator, self.config.n_steps
         )
+
+    def _update_on_rollout(self, rollout: Rollout, decay_fraction: tf.Tensor) -> dict[str, tf.Tensor]:
+        config = self.config
         batch = training_batch(rollout, self.actor_critic.critic, config.gamma, config.gae_lambda)
-        return rollout, self.update(batch, decay_fraction)
+        return self.update(batch, decay_fraction)
+
+    def _compiled_iteration(self, decay_fraction: tf.Tensor) -> tuple[Rollout, dict[str, tf.Tensor]]:
+        rollout = self._collect_rollout()
+        return rollout, self._update_on_rollout(rollout, decay_fraction)
 
     def update(self, batch: dict[str, tf.Tensor], decay_fraction: tf.Tensor) -> dict[str, tf.Tensor]:
         """Learn from one rollout's `training_batch` (traced); the mean of each metric.

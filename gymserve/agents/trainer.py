@@ -14,6 +14,9 @@ with its own duties, checked between iterations against the environment step cou
 - every `export_every` steps, when set, an export of the policy to `export_to` (periodic_exports.py);
 - the history CSV, TensorBoard summaries and a progress bar on stderr.
 
+With `distributed` (gymserve.agents.distributed), Ray actors collect and a learner takes the
+runner's place in the loop; every duty above stays the loop's own.
+
 It stops when an evaluation reaches `target_reward`, at `max_steps`, once `max_episodes` training
 episodes have ended, by early stopping, or when the caller's `on_evaluation` callback (e.g. a
 tuner's pruning rule) asks it to after an evaluation, and
@@ -29,17 +32,20 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.checkpoints import CheckpointStore
 from gymserve.agents.config import ResolvedConfig, TrainingConfig
-from gymserve.agents.env_runner import EnvRunner
+from gymserve.agents.env_runner import EnvRunner, FinishedEpisode
 from gymserve.agents.history import HISTORY_FILE, History
 from gymserve.agents.periodic_exports import PeriodicExports
 from gymserve.agents.runs import RunInfo, build_algorithm, open_run_dir, run_config
+
+if TYPE_CHECKING:
+    from gymserve.agents.distributed.cluster import DistributedConfig
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never start like training episodes
 STOP_REQUESTED = "requested"  # the stop reason when `on_evaluation` returned True
@@ -87,19 +93,21 @@ def train(
     config_file: str | Path | None = None,
     progress_bar: bool = True,
     on_evaluation: Callable[[TrainerState], bool] | None = None,
+    distributed: DistributedConfig | None = None,
 ) -> TrainingResult:
     """Train `algorithm` on `env_id` into `run_dir`, resuming what is there.
 
     `config` is a full config (resolved, with its sources, by `runs.run_config`), or field
     overrides resolved as `runs.run_config` says.
     `on_evaluation` sees the state after each greedy evaluation; returning True stops the run.
+    `distributed` collects with Ray actors (gymserve.agents.distributed) instead of in this process.
     """
     if isinstance(config, TrainingConfig):
         config = ResolvedConfig(config, {})
     elif not isinstance(config, ResolvedConfig):
         config = run_config(algorithm, env_id, run_dir, config_file, overrides=config)
     info = RunInfo(algorithm, env_id, config.config, config.sources)
-    return Trainer(info, run_dir, progress_bar, on_evaluation).run()
+    return Trainer(info, run_dir, progress_bar, on_evaluation, distributed).run()
 
 
 class Trainer:
@@ -111,17 +119,23 @@ class Trainer:
         run_dir: str | Path,
         progress_bar: bool = True,
         on_evaluation: Callable[[TrainerState], bool] | None = None,
+        distributed: DistributedConfig | None = None,
     ):
         self.info = info
         self.config = info.config
         self.run_dir = Path(run_dir)
         self.progress_bar = progress_bar
         self.on_evaluation = on_evaluation
+        self.distributed = distributed
         self.checkpoints = CheckpointStore(self.run_dir)
 
     def run(self) -> TrainingResult:
         _seed_everything(self.config)
         algorithm = build_algorithm(self.info)  # first, so a bad env or action space leaves no run dir
+        if self.distributed is not None:
+            from gymserve.agents.distributed.learner import check_trainable_with_actors
+
+            check_trainable_with_actors(self.info, algorithm, self.distributed)
         resuming = open_run_dir(self.run_dir, self.info)
         self.checkpoints.remove_unreferenced()
         state, history = TrainerState(), History(self.config.mean_return_window)
@@ -133,25 +147,75 @@ class Trainer:
         else:
             state.next_evaluation = self.config.eval_interval
             state.next_checkpoint = self.config.checkpoint_interval
-        runner = EnvRunner.make(
-            self.info.env_id,
-            self.config.num_envs,
-            seed=_env_seed(self.config.seed, state.total_steps),
-            total_steps=state.total_steps,
-            on_observations=algorithm.update_observation_statistics,
-        )
+        runner = self._collection(algorithm, state)
         try:
             stop_reason = _Session(self, algorithm, runner, state, history).run()
         finally:
             runner.close()
         return TrainingResult(self.run_dir, stop_reason, state, history)
 
+    def _collection(self, algorithm: Algorithm, state: TrainerState) -> _Collection:
+        """Where experience comes from: this process's training envs, or Ray actors' (a learner)."""
+        env_seed = _env_seed(self.config.seed, state.total_steps)
+        if self.distributed is not None:
+            from gymserve.agents.distributed.learner import RunPoint, start_learner
+
+            point = RunPoint(self.run_dir, state.total_steps, state.wall_time, env_seed)
+            return start_learner(self.info, algorithm, self.distributed, point)
+        runner = EnvRunner.make(
+            self.info.env_id,
+            self.config.num_envs,
+            seed=env_seed,
+            total_steps=state.total_steps,
+            on_observations=algorithm.update_observation_statistics,
+        )
+        return _LocalCollection(algorithm, runner)
+
+
+class _Collection(Protocol):
+    """What the loop needs of where experience comes from: one iteration of collecting and learning,
+    the run's step count and the training episodes that ended."""
+
+    total_steps: int
+
+    def train_iteration(self) -> dict[str, float]: ...
+
+    def pop_finished_episodes(self) -> list[FinishedEpisode]: ...
+
+    def close(self) -> None: ...
+
+
+class _LocalCollection:
+    """The algorithm stepping this process's training envs."""
+
+    def __init__(self, algorithm: Algorithm, runner: EnvRunner):
+        self.algorithm = algorithm
+        self.runner = runner
+
+    @property
+    def total_steps(self) -> int:
+        return self.runner.total_steps
+
+    def train_iteration(self) -> dict[str, float]:
+        return self.algorithm.train_iteration(self.runner)
+
+    def pop_finished_episodes(self) -> list[FinishedEpisode]:
+        return self.runner.pop_finished_episodes()
+
+    def close(self) -> None:
+        self.runner.close()
+
 
 class _Session:
     """One process's share of a run: from the resumed state to a stop rule."""
 
     def __init__(
-        self, trainer: Trainer, algorithm: Algorithm, runner: EnvRunner, state: TrainerState, history: History
+        self,
+        trainer: Trainer,
+        algorithm: Algorithm,
+        runner: _Collection,
+        state: TrainerState,
+        history: History,
     ):
         import tensorflow as tf
         from tqdm import tqdm
@@ -189,7 +253,7 @@ class _Session:
         state = self.state
         try:
             while (stop_reason := self._stop_reason()) is None:
-                metrics = self.algorithm.train_iteration(self.runner)
+                metrics = self.runner.train_iteration()
                 self._record_iteration(metrics)
                 checkpoint_names = []
                 if state.total_steps >= state.next_evaluation:

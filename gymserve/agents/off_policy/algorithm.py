@@ -119,6 +119,7 @@ class OffPolicyAlgorithm(Algorithm):
     """Replay, n-step targets, prioritized sampling, compiled gradient steps and target updates."""
 
     config: OffPolicyConfig
+    remote_collection = "transitions"
     metric_names: ClassVar[tuple[str, ...]]  # the values `gradient_step` returns, in order
 
     def __init__(
@@ -190,27 +191,44 @@ class OffPolicyAlgorithm(Algorithm):
     def after_update(self) -> None:
         """Called after each round of gradient steps (e.g. to refresh a numpy copy of the weights)."""
 
+    def acted(self, transition: Transition) -> None:
+        """Called with each step taken with `explore`'s actions, where the envs run (in a Ray actor
+        too), e.g. to restart exploration noise where episodes ended."""
+
     # What the skeleton provides.
 
     def train_iteration(self, runner: EnvRunner) -> dict[str, float]:
         for _ in range(self.config.train_freq):
-            self._store(runner.step(self.explore(runner.observations, runner.total_steps)))
+            transition = runner.step(self.explore(runner.observations, runner.total_steps))
+            self.acted(transition)
+            self.store(transition)
         metrics = self.exploration_metrics()
-        if self.replay.num_frames < max(self.config.learning_starts, 1):
-            return metrics
-        minibatches, positions = self._sample_minibatches(runner.total_steps)
-        values, td_errors, outputs = self._update(minibatches, runner.observations)
+        if self.ready_to_learn():
+            metrics.update(self.learn(runner.observations, runner.total_steps))
+        return metrics
+
+    def ready_to_learn(self) -> bool:
+        """Whether the replay holds `learning_starts` transitions (and at least one)."""
+        return self.replay.num_frames >= max(self.config.learning_starts, 1)
+
+    def learn(self, observations: np.ndarray, total_steps: int) -> dict[str, float]:
+        """One round of `gradient_steps` gradient steps; also computes the acting network's outputs at
+        `observations` (where the envs act next) so that `explore` there needs no call of its own."""
+        minibatches, positions = self._sample_minibatches(total_steps)
+        values, td_errors, outputs = self._update(minibatches, observations)
         if positions is not None:
             self.replay.update_priorities(positions, td_errors.numpy())
-        self._next_outputs = (runner.observations, outputs.numpy())
+        self._next_outputs = (observations, outputs.numpy())
         self.after_update()
-        metrics.update(
-            {
-                f"{self.name}/{name}": float(value)
-                for name, value in zip(self.metric_names, values.numpy(), strict=True)
-            }
-        )
-        return metrics
+        return {
+            f"{self.name}/{name}": float(value)
+            for name, value in zip(self.metric_names, values.numpy(), strict=True)
+        }
+
+    def set_policy_weights(self, weights: list[np.ndarray]) -> None:
+        super().set_policy_weights(weights)
+        self._next_outputs = None
+        self.after_update()
 
     def acting_outputs(self, observations: np.ndarray) -> np.ndarray:
         """The policy network's outputs at `observations`, from the last update when it computed them."""
@@ -241,7 +259,8 @@ class OffPolicyAlgorithm(Algorithm):
         }
         self.replay.load(replay)
 
-    def _store(self, transition: Transition) -> None:
+    def store(self, transition: Transition) -> None:
+        """Add one step of every env to the replay buffer."""
         self.replay.add_batch(
             {
                 "observation": transition.observations,

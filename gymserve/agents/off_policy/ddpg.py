@@ -72,8 +72,7 @@ class DDPG(TD3):
         actions = distribution.mean + self._ou_noise.sample(self.rng) * self.half_range
         return np.clip(actions, distribution.low, distribution.high)
 
-    def _store(self, transition: Transition) -> None:
-        super()._store(transition)
+    def acted(self, transition: Transition) -> None:
         if self._ou_noise is not None:
             self._ou_noise.reset(transition.dones)
 
