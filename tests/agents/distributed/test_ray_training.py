@@ -17,6 +17,7 @@ from gymserve.agents import load_trained_policy, train
 from gymserve.agents.distributed import DistributedConfig
 from gymserve.agents.distributed.actor_log import read_actor_log
 from gymserve.episodes import evaluate
+from gymserve.policies import load
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
@@ -62,8 +63,14 @@ def test_ppo_actors_on_both_nodes_of_a_cluster_solve_cartpole_across_a_resume(tw
     config = DistributedConfig(
         actors=2, ray_address=two_node_cluster.address, resources_per_actor={"collector": 1}
     )
+    exports = {"export_every": 4096, "export_to": str(tmp_path / "repository" / "cartpole")}
     first = train(
-        "ppo", CARTPOLE, tmp_path / "run", {"max_steps": 10_240}, progress_bar=False, distributed=config
+        "ppo",
+        CARTPOLE,
+        tmp_path / "run",
+        {"max_steps": 10_240, **exports},
+        progress_bar=False,
+        distributed=config,
     )
     assert (first.stop_reason, first.total_steps) == ("max_steps", 10_240)
     result = train(
@@ -84,6 +91,12 @@ def test_ppo_actors_on_both_nodes_of_a_cluster_solve_cartpole_across_a_resume(tw
     assert result.stop_reason == "target_reward"
     trained = load_trained_policy(tmp_path / "run")
     assert evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=12345).average_return >= 475
+
+    # the learner exports as a single-process run does: a version per 4096 steps crossed (1024 a rollout)
+    versions = sorted(int(path.name) for path in (tmp_path / "repository" / "cartpole").iterdir())
+    assert len(versions) >= 3 and versions == [4096 * k for k in range(1, len(versions) + 1)]
+    newest = load(tmp_path / "repository" / "cartpole" / str(versions[-1]))
+    assert (newest.metadata.algorithm, newest.metadata.train_step) == ("ppo", versions[-1])
 
 
 SAC_BULLET_CARTPOLE = {
