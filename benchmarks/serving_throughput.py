@@ -65,14 +65,16 @@ def request_bytes(name: str) -> bytes:
     return act_request(observation, name, None, "greedy", None, None, False).SerializeToString()
 
 
-def measure(address: str, request: bytes, clients: int, seconds: float) -> tuple[int, list[float]]:
+def measure(
+    address: str, request: bytes, clients: int, seconds: float, metadata: tuple[tuple[str, str], ...] = ()
+) -> tuple[int, list[float]]:
     """Calls answered by `clients` threads in `seconds`, and every call's latency."""
     import grpc
 
     channels = [grpc.insecure_channel(address) for _ in range(clients)]
     calls = [channel.unary_unary(ACT_METHOD) for channel in channels]
     for call in calls:
-        call(request, timeout=30)  # connect before timing
+        call(request, timeout=30, metadata=metadata)  # connect before timing
     latencies: list[list[float]] = [[] for _ in range(clients)]
     barrier = threading.Barrier(clients + 1)
     stop_at = [0.0]
@@ -81,7 +83,7 @@ def measure(address: str, request: bytes, clients: int, seconds: float) -> tuple
         call, own = calls[index], latencies[index]
         barrier.wait()
         while (started := time.perf_counter()) < stop_at[0]:
-            call(request, timeout=30)
+            call(request, timeout=30, metadata=metadata)
             own.append(time.perf_counter() - started)
 
     threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
