@@ -16,6 +16,7 @@ not mix their counts.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -111,20 +112,36 @@ class ServerMetrics:
     def observe_step(
         self, name: str, version: int, batch_size: int, seconds: float, inference: float
     ) -> None:
-        labels = (name, str(version))
-        self.policy_requests.labels(*labels).inc()
-        self.policy_seconds.labels(*labels).observe(seconds)
-        self.inference_seconds.labels(*labels).observe(inference)
-        self.batch_size.labels(name).observe(batch_size)
+        requests, step_seconds, inference_seconds, batch_sizes = self._step_series(name, version)
+        requests.inc()
+        step_seconds.observe(seconds)
+        inference_seconds.observe(inference)
+        batch_sizes.observe(batch_size)
 
     def observe_model_batch(self, name: str, batch_size: int) -> None:
-        self.model_batch_size.labels(name).observe(batch_size)
+        self._model_batch_series(name).observe(batch_size)
+
+    @functools.cache  # noqa: B019 - one entry per policy version ever served, as in the registry
+    def _step_series(self, name: str, version: int) -> tuple[Counter, Histogram, Histogram, Histogram]:
+        """The labelled series of one policy version (`labels()` is a locked lookup; a step is hot)."""
+        labels = (name, str(version))
+        return (
+            self.policy_requests.labels(*labels),
+            self.policy_seconds.labels(*labels),
+            self.inference_seconds.labels(*labels),
+            self.batch_size.labels(name),
+        )
+
+    @functools.cache  # noqa: B019 - one entry per policy name
+    def _model_batch_series(self, name: str) -> Histogram:
+        return self.model_batch_size.labels(name)
 
 
 class MetricsInterceptor(HandlerWrapper):
     """Counts every RPC started and handled, with its status code and duration."""
 
     def __init__(self, metrics: ServerMetrics):
+        super().__init__()
         self._metrics = metrics
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
@@ -135,9 +152,15 @@ class MetricsInterceptor(HandlerWrapper):
         open_streams = self._metrics.open_streams.labels(method)
         behavior = behavior_of(handler)
 
+        handled_by_code: dict[str, Counter] = {}
+
         def finish(context: grpc.ServicerContext, begin: float, error: BaseException | None) -> None:
             seconds.observe(time.perf_counter() - begin)
-            handled.labels(*labels, _status_code(context, error)).inc()
+            code = _status_code(context, error)
+            counter = handled_by_code.get(code)
+            if counter is None:
+                counter = handled_by_code[code] = handled.labels(*labels, code)
+            counter.inc()
 
         if handler.response_streaming:
 
