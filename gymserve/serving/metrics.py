@@ -9,14 +9,14 @@ uses, so existing gRPC dashboards work unchanged:
 
 and the policies under `gymserve_`: requests and their latency per policy version (buckets
 from 50 µs), model inference time, observations per step and per model call (dynamic
-batching merges steps), loaded versions by state, open streams.
+batching merges steps), loaded versions by state, open streams. The per-step series are kept by
+`step_metrics`, cheaper per update than prometheus_client's own.
 Each server has its own registry (with the process collector), so servers in one process do
 not mix their counts.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from gymserve.serving.handlers import HandlerWrapper, behavior_of, is_streaming, rebuild_handler
+from gymserve.serving.step_metrics import StepMetrics
 
 if TYPE_CHECKING:
     from gymserve.serving.served_policies import ServedPolicies
@@ -57,7 +58,6 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
-_VERSION_LABELS = ("policy", "version")
 
 
 class ServerMetrics:
@@ -78,24 +78,8 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS, **metric,
         )  # fmt: skip
         self.open_streams = Gauge("gymserve_open_streams", "Streams open now.", ("grpc_method",), **metric)
-        self.policy_requests = Counter(
-            "gymserve_policy_requests", "Act steps answered, per policy version.", _VERSION_LABELS, **metric
-        )
-        self.policy_seconds = Histogram(
-            "gymserve_policy_request_seconds", "Time of an Act step, from parsed request to response.",
-            _VERSION_LABELS, buckets=LATENCY_BUCKETS, **metric,
-        )  # fmt: skip
-        self.inference_seconds = Histogram(
-            "gymserve_model_inference_seconds", "Time the policy took to compute the actions.",
-            _VERSION_LABELS, buckets=LATENCY_BUCKETS, **metric,
-        )  # fmt: skip
-        self.batch_size = Histogram(
-            "gymserve_batch_size", "Observations per Act step.", ("policy",), buckets=BATCH_BUCKETS, **metric
-        )
-        self.model_batch_size = Histogram(
-            "gymserve_model_batch_size", "Observations per model call (steps merged by dynamic batching).",
-            ("policy",), buckets=BATCH_BUCKETS, **metric,
-        )  # fmt: skip
+        self.steps = StepMetrics(LATENCY_BUCKETS, BATCH_BUCKETS)
+        self.registry.register(self.steps)
         self._http: Any = None
 
     def serve(self, address: str) -> str:
@@ -112,29 +96,10 @@ class ServerMetrics:
     def observe_step(
         self, name: str, version: int, batch_size: int, seconds: float, inference: float
     ) -> None:
-        requests, step_seconds, inference_seconds, batch_sizes = self._step_series(name, version)
-        requests.inc()
-        step_seconds.observe(seconds)
-        inference_seconds.observe(inference)
-        batch_sizes.observe(batch_size)
+        self.steps.observe_step(name, version, batch_size, seconds, inference)
 
     def observe_model_batch(self, name: str, batch_size: int) -> None:
-        self._model_batch_series(name).observe(batch_size)
-
-    @functools.cache  # noqa: B019 - one entry per policy version ever served, as in the registry
-    def _step_series(self, name: str, version: int) -> tuple[Counter, Histogram, Histogram, Histogram]:
-        """The labelled series of one policy version (`labels()` is a locked lookup; a step is hot)."""
-        labels = (name, str(version))
-        return (
-            self.policy_requests.labels(*labels),
-            self.policy_seconds.labels(*labels),
-            self.inference_seconds.labels(*labels),
-            self.batch_size.labels(name),
-        )
-
-    @functools.cache  # noqa: B019 - one entry per policy name
-    def _model_batch_series(self, name: str) -> Histogram:
-        return self.model_batch_size.labels(name)
+        self.steps.observe_model_batch(name, batch_size)
 
 
 class MetricsInterceptor(HandlerWrapper):
