@@ -35,9 +35,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 from serving_latency import ECHOES, bare_session, export_mlp, payloads
-from serving_throughput import ACT_METHOD, measure
+from serving_throughput import ACT_METHOD, cell_figures, measure
 
 SERVERS = ("floor", "gymserve", "ray")
 CLIENT_COUNTS = (1, 16, 64)
@@ -188,12 +187,10 @@ def main() -> None:
         f"{args.rounds} x {args.seconds:g} s per cell, one-observation Act ({len(request)} B)"
     )
     print(f"{'server':<9} {'clients':>7} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    seconds = args.rounds * args.seconds
     rate, p50 = {}, {}
-    for (clients, kind), (count, latencies) in totals.items():
-        median, p99 = np.percentile(latencies, [50, 99]) * 1e3
-        rate[(clients, kind)], p50[(clients, kind)] = count / seconds, median
-        print(f"{kind:<9} {clients:>7} {count / seconds:>9,.0f} {median:>8.3f} {p99:>8.3f}")
+    for (clients, kind), (calls, median, p99) in cell_figures(totals, args.rounds * args.seconds).items():
+        rate[(clients, kind)], p50[(clients, kind)] = calls, median
+        print(f"{kind:<9} {clients:>7} {calls:>9,.0f} {median:>8.3f} {p99:>8.3f}")
     goals = [
         ("p50", "ray", 1, "<= 0.2"),
         ("p50", "ray", 64, "<= 0.2"),

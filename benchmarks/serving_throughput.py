@@ -99,6 +99,14 @@ def measure(
     return len(every), every
 
 
+def cell_figures(totals: dict[tuple, list], seconds: float) -> dict[tuple, tuple[float, float, float]]:
+    """Calls/s, p50 and p99 (ms) of each cell from its [calls, latencies] gathered over `seconds`."""
+    return {
+        cell: (count / seconds, *(np.percentile(latencies, [50, 99]) * 1e3))
+        for cell, (count, latencies) in totals.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per cell and round")
@@ -148,12 +156,10 @@ def main() -> None:
         f"batching on = {batching}, {args.rounds} x {args.seconds:g} s per cell"
     )
     print(f"{'model':<9} {'clients':>7} {'batching':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    seconds = args.rounds * args.seconds
-    summary = {}
-    for (model, clients, batched), (count, latencies) in totals.items():
-        p50, p99 = np.percentile(latencies, [50, 99]) * 1e3
-        summary[(model, clients, batched)] = (count / seconds, p99)
-        print(f"{model:<9} {clients:>7} {batched:>8} {count / seconds:>9,.0f} {p50:>8.2f} {p99:>8.2f}")
+    summary, figures = {}, cell_figures(totals, args.rounds * args.seconds)
+    for (model, clients, batched), (rate, p50, p99) in figures.items():
+        summary[(model, clients, batched)] = (rate, p99)
+        print(f"{model:<9} {clients:>7} {batched:>8} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f}")
     print(batch_sizes, end="")
     for model in MODELS:
         for clients in CLIENT_COUNTS:
