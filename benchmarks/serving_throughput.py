@@ -65,14 +65,16 @@ def request_bytes(name: str) -> bytes:
     return act_request(observation, name, None, "greedy", None, None, False).SerializeToString()
 
 
-def measure(address: str, request: bytes, clients: int, seconds: float) -> tuple[int, list[float]]:
+def measure(
+    address: str, request: bytes, clients: int, seconds: float, metadata: tuple[tuple[str, str], ...] = ()
+) -> tuple[int, list[float]]:
     """Calls answered by `clients` threads in `seconds`, and every call's latency."""
     import grpc
 
     channels = [grpc.insecure_channel(address) for _ in range(clients)]
     calls = [channel.unary_unary(ACT_METHOD) for channel in channels]
     for call in calls:
-        call(request, timeout=30)  # connect before timing
+        call(request, timeout=30, metadata=metadata)  # connect before timing
     latencies: list[list[float]] = [[] for _ in range(clients)]
     barrier = threading.Barrier(clients + 1)
     stop_at = [0.0]
@@ -81,7 +83,7 @@ def measure(address: str, request: bytes, clients: int, seconds: float) -> tuple
         call, own = calls[index], latencies[index]
         barrier.wait()
         while (started := time.perf_counter()) < stop_at[0]:
-            call(request, timeout=30)
+            call(request, timeout=30, metadata=metadata)
             own.append(time.perf_counter() - started)
 
     threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
@@ -95,6 +97,14 @@ def measure(address: str, request: bytes, clients: int, seconds: float) -> tuple
         channel.close()
     every = [latency for own in latencies for latency in own]
     return len(every), every
+
+
+def cell_figures(totals: dict[tuple, list], seconds: float) -> dict[tuple, tuple[float, float, float]]:
+    """Calls/s, p50 and p99 (ms) of each cell from its [calls, latencies] gathered over `seconds`."""
+    return {
+        cell: (count / seconds, *(np.percentile(latencies, [50, 99]) * 1e3))
+        for cell, (count, latencies) in totals.items()
+    }
 
 
 def main() -> None:
@@ -146,12 +156,10 @@ def main() -> None:
         f"batching on = {batching}, {args.rounds} x {args.seconds:g} s per cell"
     )
     print(f"{'model':<9} {'clients':>7} {'batching':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    seconds = args.rounds * args.seconds
-    summary = {}
-    for (model, clients, batched), (count, latencies) in totals.items():
-        p50, p99 = np.percentile(latencies, [50, 99]) * 1e3
-        summary[(model, clients, batched)] = (count / seconds, p99)
-        print(f"{model:<9} {clients:>7} {batched:>8} {count / seconds:>9,.0f} {p50:>8.2f} {p99:>8.2f}")
+    summary, figures = {}, cell_figures(totals, args.rounds * args.seconds)
+    for (model, clients, batched), (rate, p50, p99) in figures.items():
+        summary[(model, clients, batched)] = (rate, p99)
+        print(f"{model:<9} {clients:>7} {batched:>8} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f}")
     print(batch_sizes, end="")
     for model in MODELS:
         for clients in CLIENT_COUNTS:

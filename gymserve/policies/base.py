@@ -200,12 +200,15 @@ def uniform_actions(
     return rng.uniform(space.low, space.high, size=(count, *space.shape)).astype(space.dtype)
 
 
+_MODES = {mode.value: mode for mode in ActionMode}  # a dict lookup: an Enum call is dear per action
+
+
 def _parse_mode(mode: ActionMode | str) -> ActionMode:
-    try:
-        return ActionMode(mode)
-    except ValueError:
+    parsed = _MODES.get(mode) if isinstance(mode, str) else None
+    if parsed is None:
         choices = ", ".join(m.value for m in ActionMode)
-        raise ValueError(f"unknown action mode {mode!r}; expected one of: {choices}") from None
+        raise ValueError(f"unknown action mode {mode!r}; expected one of: {choices}")
+    return parsed
 
 
 def _check_epsilon(epsilon: float | None) -> float:

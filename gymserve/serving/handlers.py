@@ -46,7 +46,15 @@ def is_streaming(handler: grpc.RpcMethodHandler) -> bool:
 
 
 class HandlerWrapper(grpc.ServerInterceptor):
-    """An interceptor that hands every method handler found to `wrap`, which rebuilds it."""
+    """An interceptor that hands every method handler found to `wrap`, which rebuilds it.
+
+    grpc runs the interceptors on every call; the rebuilt handler of each method is kept, so a
+    call pays a dictionary lookup rather than a rebuild. It is rebuilt when the handler found
+    for the method changes (an interceptor further in answered with a handler of its own).
+    """
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(
         self,
@@ -54,7 +62,14 @@ class HandlerWrapper(grpc.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
-        return None if handler is None else self.wrap(handler, handler_call_details.method)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        found, wrapped = self._wrapped.get(method, (None, None))
+        if found is not handler:
+            wrapped = self.wrap(handler, method)
+            self._wrapped[method] = (handler, wrapped)  # methods with a handler: a fixed, small set
+        return wrapped
 
     @abc.abstractmethod
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

@@ -9,7 +9,8 @@ uses, so existing gRPC dashboards work unchanged:
 
 and the policies under `gymserve_`: requests and their latency per policy version (buckets
 from 50 µs), model inference time, observations per step and per model call (dynamic
-batching merges steps), loaded versions by state, open streams.
+batching merges steps), loaded versions by state, open streams. The per-step series are kept by
+`step_metrics`, cheaper per update than prometheus_client's own.
 Each server has its own registry (with the process collector), so servers in one process do
 not mix their counts.
 """
@@ -32,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from gymserve.serving.handlers import HandlerWrapper, behavior_of, is_streaming, rebuild_handler
+from gymserve.serving.step_metrics import StepMetrics
 
 if TYPE_CHECKING:
     from gymserve.serving.served_policies import ServedPolicies
@@ -56,7 +58,6 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
-_VERSION_LABELS = ("policy", "version")
 
 
 class ServerMetrics:
@@ -77,24 +78,8 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS, **metric,
         )  # fmt: skip
         self.open_streams = Gauge("gymserve_open_streams", "Streams open now.", ("grpc_method",), **metric)
-        self.policy_requests = Counter(
-            "gymserve_policy_requests", "Act steps answered, per policy version.", _VERSION_LABELS, **metric
-        )
-        self.policy_seconds = Histogram(
-            "gymserve_policy_request_seconds", "Time of an Act step, from parsed request to response.",
-            _VERSION_LABELS, buckets=LATENCY_BUCKETS, **metric,
-        )  # fmt: skip
-        self.inference_seconds = Histogram(
-            "gymserve_model_inference_seconds", "Time the policy took to compute the actions.",
-            _VERSION_LABELS, buckets=LATENCY_BUCKETS, **metric,
-        )  # fmt: skip
-        self.batch_size = Histogram(
-            "gymserve_batch_size", "Observations per Act step.", ("policy",), buckets=BATCH_BUCKETS, **metric
-        )
-        self.model_batch_size = Histogram(
-            "gymserve_model_batch_size", "Observations per model call (steps merged by dynamic batching).",
-            ("policy",), buckets=BATCH_BUCKETS, **metric,
-        )  # fmt: skip
+        self.steps = StepMetrics(LATENCY_BUCKETS, BATCH_BUCKETS)
+        self.registry.register(self.steps)
         self._http: Any = None
 
     def serve(self, address: str) -> str:
@@ -111,20 +96,17 @@ class ServerMetrics:
     def observe_step(
         self, name: str, version: int, batch_size: int, seconds: float, inference: float
     ) -> None:
-        labels = (name, str(version))
-        self.policy_requests.labels(*labels).inc()
-        self.policy_seconds.labels(*labels).observe(seconds)
-        self.inference_seconds.labels(*labels).observe(inference)
-        self.batch_size.labels(name).observe(batch_size)
+        self.steps.observe_step(name, version, batch_size, seconds, inference)
 
     def observe_model_batch(self, name: str, batch_size: int) -> None:
-        self.model_batch_size.labels(name).observe(batch_size)
+        self.steps.observe_model_batch(name, batch_size)
 
 
 class MetricsInterceptor(HandlerWrapper):
     """Counts every RPC started and handled, with its status code and duration."""
 
     def __init__(self, metrics: ServerMetrics):
+        super().__init__()
         self._metrics = metrics
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
@@ -135,9 +117,15 @@ class MetricsInterceptor(HandlerWrapper):
         open_streams = self._metrics.open_streams.labels(method)
         behavior = behavior_of(handler)
 
+        handled_by_code: dict[str, Counter] = {}
+
         def finish(context: grpc.ServicerContext, begin: float, error: BaseException | None) -> None:
             seconds.observe(time.perf_counter() - begin)
-            handled.labels(*labels, _status_code(context, error)).inc()
+            code = _status_code(context, error)
+            counter = handled_by_code.get(code)
+            if counter is None:
+                counter = handled_by_code[code] = handled.labels(*labels, code)
+            counter.inc()
 
         if handler.response_streaming:
 

@@ -23,6 +23,7 @@ class RawRequestInterceptor(HandlerWrapper):
     """Parses requests inside the handler, answering INVALID_ARGUMENT for bytes that do not parse."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._log = RateLimitedLog()
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

@@ -53,10 +53,18 @@ class Catalog:
     versions: Mapping[str, Mapping[int, ServedVersion]] = field(default_factory=dict)
     labels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     ignored: Sequence[IgnoredEntry] = ()
+    _latest: Mapping[str, ServedVersion] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        latest = {}  # found once per catalog, not once per call
+        for name, versions in self.versions.items():
+            available = [v for v in versions.values() if v.available]
+            if available:
+                latest[name] = max(available, key=lambda v: v.version)
+        object.__setattr__(self, "_latest", latest)
 
     def latest(self, name: str) -> ServedVersion | None:
-        available = [v for v in self.versions.get(name, {}).values() if v.available]
-        return max(available, key=lambda v: v.version, default=None)
+        return self._latest.get(name)
 
 
 class ServedPolicies:

@@ -70,16 +70,7 @@ class PolicyServer:
             interceptors.append(BearerTokenInterceptor(config.auth_token.get_secret_value()))
         interceptors += [self._streams, RawRequestInterceptor()]
         self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gymserve-rpc")
-        self._server = grpc.server(
-            self._executor,
-            interceptors=interceptors,
-            options=[
-                ("grpc.max_receive_message_length", config.max_message_bytes),
-                ("grpc.max_send_message_length", config.max_message_bytes),
-                # a second server on the same port must fail to start, not share the port silently
-                ("grpc.so_reuseport", 0),
-            ],
-        )
+        self._server = grpc.server(self._executor, interceptors=interceptors, options=server_options(config))
         batching = config.batching
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
         calls = PolicyCalls(self.policies, config.max_batch_size, self.metrics, scheduler)
@@ -215,6 +206,16 @@ class PolicyServer:
         if port == 0:
             raise ServerConfigError(f"cannot listen on {config.address}: the address is in use or invalid")
         return port
+
+
+def server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """The grpc channel arguments of a policy server (benchmark floors use them too)."""
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        # a second server on the same port must fail to start, not share the port silently
+        ("grpc.so_reuseport", 0),
+    ]
 
 
 def configured_reloader(config: ServerConfig) -> PolicyReloader:

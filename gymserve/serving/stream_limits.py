@@ -32,6 +32,7 @@ class StreamLimitInterceptor(HandlerWrapper):
     """Refuses streams beyond `max_streams` and closes request streams idle for `idle_timeout` s."""
 
     def __init__(self, max_streams: int, idle_timeout: float):
+        super().__init__()
         self.max_streams, self.idle_timeout = max_streams, idle_timeout
         self._open: set[_OpenStream] = set()
         self._lock = threading.Lock()

@@ -79,3 +79,31 @@ def test_the_latency_histograms_have_sub_millisecond_buckets():
     finally:
         server.stop(grace=0)
     assert {"5e-05", "0.0001", "0.00025", "0.0005"} <= buckets
+
+
+def test_refused_and_answered_calls_of_one_method_are_each_counted_under_their_own_code():
+    # the interceptors keep each method's wrapped handler; a refusal in between must not stick
+    server = start_server(standard_policies(), metrics_address="127.0.0.1:0", auth_token="token")
+    act = {"grpc_type": "unary", "grpc_service": "gymserve.serving.v1.PolicyService", "grpc_method": "Act"}
+    try:
+        with PolicyClient(server.address, token="token") as client, PolicyClient(server.address) as stranger:
+            before = scrape(server.metrics_address)
+            for _ in range(3):
+                client.act(GOOD, "linear", version=1)
+                with pytest.raises(PolicyServiceError, match="UNAUTHENTICATED"):
+                    stranger.act(GOOD, "linear", version=1)
+            client.act(GOOD, "linear", version=1)
+            after = scrape(server.metrics_address)
+    finally:
+        server.stop(grace=0)
+    assert (
+        value(after, "grpc_server_handled_total", **act, grpc_code="OK")
+        - value(before, "grpc_server_handled_total", **act, grpc_code="OK")
+        == 4
+    )
+    assert (
+        value(after, "grpc_server_handled_total", **act, grpc_code="UNAUTHENTICATED")
+        - value(before, "grpc_server_handled_total", **act, grpc_code="UNAUTHENTICATED")
+        == 3
+    )
+    assert value(after, "gymserve_policy_requests_total", policy="linear", version="1") == 4
