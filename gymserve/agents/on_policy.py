@@ -70,7 +70,11 @@ class OnPolicyConfig(TrainingConfig):
         0.0, description="Box actions: initial log standard deviation of the Gaussian."
     )
     in_graph_env: bool = Field(
-        True, description="Step gymserve/CartPole-v1 as TensorFlow ops inside the compiled rollout."
+        True,
+        description=(
+            "Step gymserve/CartPole-v1 and gymserve/CartPoleNoVelocity-v1 as TensorFlow ops inside "
+            "the compiled rollout."
+        ),
     )
 
 
