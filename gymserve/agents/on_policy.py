@@ -203,6 +203,11 @@ class ActorCriticLoss:
         self.config = config
         self.variables = [weight for weight in network_weights(networks) if weight.trainable]
 
+    def forward(self, batch: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+        """The minibatch as one row per step, with the policy outputs and values of those rows."""
+        outputs, values = self.networks.both(batch["observations"], training=True)
+        return batch, outputs, values
+
     def gradients(
         self, batch: dict[str, tf.Tensor], policy_loss: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
     ) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
@@ -211,9 +216,11 @@ class ActorCriticLoss:
         `policy_loss(log_probs, old_log_probs, advantages)` is the algorithm's policy term.
         """
         config = self.config
-        advantages = standardized(batch["advantages"]) if config.normalize_advantage else batch["advantages"]
         with tf.GradientTape() as tape:
-            outputs, values = self.networks.both(batch["observations"], training=True)
+            batch, outputs, values = self.forward(batch)
+            advantages = batch["advantages"]
+            if config.normalize_advantage:
+                advantages = standardized(advantages)
             log_probs = self.distribution.log_prob(outputs, batch["raw_actions"])
             policy = policy_loss(log_probs, batch["log_probs"], advantages)
             value = tf.reduce_mean(tf.square(batch["returns"] - values))
@@ -246,6 +253,7 @@ class OnPolicyAlgorithm(Algorithm):
     config_class = OnPolicyConfig
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
     action_value_critic: ClassVar[bool] = False  # the critic gives Q(s, .) (Discrete), not V(s)
+    loss_class: ClassVar[type[ActorCriticLoss]] = ActorCriticLoss
 
     def __init__(
         self, config: OnPolicyConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space
@@ -254,7 +262,7 @@ class OnPolicyAlgorithm(Algorithm):
         self.config: OnPolicyConfig = config
         self.actor_critic = self.build_networks()
         self.distribution = action_distribution(action_space)
-        self.loss = ActorCriticLoss(self.actor_critic, self.distribution, config)
+        self.loss = self.loss_class(self.actor_critic, self.distribution, config)
         self.optimizer = make_optimizer(config, self.loss.variables)
         self._envs: list[GraphEnvs] | None = None
         self._generator: tf.random.Generator | None = None
@@ -273,9 +281,13 @@ class OnPolicyAlgorithm(Algorithm):
         """Passes over each rollout."""
         return 1
 
+    def batch_rows(self) -> int:
+        """Rows of a rollout's training batch, which minibatches draw from."""
+        return self.config.n_steps * self.config.num_envs
+
     def minibatch_size(self) -> int:
         """Rows per gradient step; the default is the whole rollout."""
-        return self.config.n_steps * self.config.num_envs
+        return self.batch_rows()
 
     @abc.abstractmethod
     def policy_loss(
@@ -368,7 +380,7 @@ class OnPolicyAlgorithm(Algorithm):
         Every pass is a fresh shuffle of the rows cut into minibatches of `minibatch_size()` rows;
         returns the mean over all steps of each of the step's metrics in `metric_names`.
         """
-        rows = self.config.n_steps * self.config.num_envs
+        rows = self.batch_rows()
         minibatch = self.minibatch_size()
         gradient_steps = self.n_epochs() * (rows // minibatch)
         shuffles = tf.argsort(self._generator.uniform([self.n_epochs(), rows]))
