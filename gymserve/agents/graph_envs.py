@@ -7,9 +7,9 @@
 
 `gymserve/CartPole-v1` and `gymserve/CartPoleNoVelocity-v1` run as TensorFlow ops
 (`InGraphCartPole`): their physics is the one `gymserve.envs.cartpole.euler_step`, evaluated
-with `tf.math`, so a whole rollout and update compile into one graph that never returns to Python. Every other environment stays in the
-trainer's `EnvRunner` and is stepped through `tf.numpy_function` (`PythonEnvsInGraph`), so the same
-rollout code drives it from inside a graph.
+with `tf.math`, so a whole rollout and update compile into one graph that never returns to
+Python. Every other environment stays in the trainer's `EnvRunner` and is stepped through
+`tf.numpy_function` (`PythonEnvsInGraph`), so the same rollout code drives it from inside a graph.
 
 Both restart a finished episode in the same step: `EnvStep.observations` already belong to the
 new episode, while `EnvStep.final_observations` hold the state the action led to, from which GAE

@@ -2,8 +2,9 @@
 
 The network takes a float32 batch of raw observations (any normalization is a layer inside it),
 or, for a recurrent policy, `[observations, state_0, state_1, ...]` (state parts float32
-`(batch, units)`) and returns `[outputs, next state_0, next state_1, ...]`; it outputs what `distributions.distribution_from_outputs` expects: logits (or DQN Q-values)
-for a Discrete action space, `[pre-squash mean | log_std]` for a Box action space, or, with
+`(batch, units)`) and returns `[outputs, next state_0, next state_1, ...]`. The outputs are
+what `distributions.distribution_from_outputs` expects: logits (or DQN Q-values) for a
+Discrete action space, `[pre-squash mean | log_std]` for a Box action space, or, with
 `distribution="noisy_deterministic"`, `[pre-squash action | exploration noise std]`. As in
 TF-Agents, a network may also output the action itself (`distribution="deterministic"`) or an
 unsquashed Normal (`"gaussian"`, `[mean | log_std]`); these two fit unbounded Box spaces, are

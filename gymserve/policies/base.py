@@ -201,9 +201,7 @@ def recurrent_state_spec(units: tuple[int, ...]) -> tuple[tuple[tuple[int, ...],
     return tuple(((size,), np.dtype(np.float32)) for size in units)
 
 
-def zero_state(
-    spec: tuple[tuple[tuple[int, ...], np.dtype], ...], batch_size: int | None
-) -> PolicyState:
+def zero_state(spec: tuple[tuple[tuple[int, ...], np.dtype], ...], batch_size: int | None) -> PolicyState:
     """The state that starts an episode: zeros for `batch_size` observations (one when None)."""
     return tuple(np.zeros((batch_size or 1, *shape), dtype) for shape, dtype in spec)
 
@@ -218,8 +216,9 @@ def check_recurrent_state(
     expected = ", ".join(f"({batch_size}, {', '.join(map(str, shape))})" for shape, _ in spec)
     advice = f"pass get_initial_state({batch_size}) at an episode start, then each PolicyStep.state"
     if not isinstance(state, tuple | list) or len(state) != len(spec):
-        described = f"{type(state).__name__} of {len(state)} parts" if isinstance(state, tuple | list) else (
-            f"a {type(state).__name__}"
+        is_sequence = isinstance(state, tuple | list)
+        described = (
+            f"{type(state).__name__} of {len(state)} parts" if is_sequence else f"a {type(state).__name__}"
         )
         raise ValueError(
             f"policy state is {described}; this recurrent policy takes a tuple of {len(spec)} float32 "

@@ -50,7 +50,9 @@ class ModelRunner(Protocol):
 
     backend: str
 
-    def greedy_actions(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]: ...
+    def greedy_actions(
+        self, observations: np.ndarray, state: PolicyState
+    ) -> tuple[np.ndarray, PolicyState]: ...
 
     def parameters(
         self, observations: np.ndarray, state: PolicyState

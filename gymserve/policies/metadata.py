@@ -158,7 +158,9 @@ class PolicyMetadata(TrainingInfo):
         """The per-observation shape of every model output (see `policy_graph`)."""
         state = {
             f"next_{name}": part.shape
-            for name, part in zip(state_input_names(self.policy_state_spec), self.policy_state_spec, strict=True)
+            for name, part in zip(
+                state_input_names(self.policy_state_spec), self.policy_state_spec, strict=True
+            )
         }
         if isinstance(self.action_space, DiscreteSpec):
             return {"action": (), "logits": (self.action_space.n,), **state}
@@ -170,7 +172,10 @@ class PolicyMetadata(TrainingInfo):
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         """The per-observation shape of every model input."""
         state = dict(zip(state_input_names(self.policy_state_spec), self.policy_state_spec, strict=True))
-        return {"observations": self.observation_space.shape, **{name: part.shape for name, part in state.items()}}
+        return {
+            "observations": self.observation_space.shape,
+            **{name: part.shape for name, part in state.items()},
+        }
 
 
 def check_model_shapes(

@@ -49,7 +49,9 @@ def write_onnx(
             next_state = policy_graph.named_next_state(parts)
         else:
             outputs = network(observations, training=False)
-        parameters = policy_graph.distribution_parameters(tf.cast(outputs, tf.float32), action_space, distribution)
+        parameters = policy_graph.distribution_parameters(
+            tf.cast(outputs, tf.float32), action_space, distribution
+        )
         return {"action": policy_graph.greedy_action(parameters, action_space), **parameters, **next_state}
 
     model, _ = tf2onnx.convert.from_function(policy, input_signature=inputs, opset=OPSET)

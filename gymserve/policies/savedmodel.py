@@ -100,7 +100,9 @@ class _PolicyModule(tf.Module):
 
     def _get_initial_state(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
         batch_size = tf.cast(batch_size, tf.int32)
-        return {f"state_{index}": tf.zeros([batch_size, size]) for index, size in enumerate(self._state_sizes)}
+        return {
+            f"state_{index}": tf.zeros([batch_size, size]) for index, size in enumerate(self._state_sizes)
+        }
 
     def _get_metadata(self) -> dict[str, tf.Tensor]:
         return {"metadata": tf.constant(self._metadata_json)}

@@ -51,11 +51,16 @@ class SavedModelRunner:
     ) -> tuple[dict[str, np.ndarray], PolicyState]:
         outputs = self._distribution(**self._inputs(observations, state))
         next_state = self._next_state(outputs)
-        return {name: value.numpy() for name, value in outputs.items() if not name.startswith("next_")}, next_state
+        return {
+            name: value.numpy() for name, value in outputs.items() if not name.startswith("next_")
+        }, next_state
 
     def _inputs(self, observations: np.ndarray, state: PolicyState) -> dict[str, tf.Tensor]:
         named_state = zip(self._state_names, state, strict=True)
-        return {"observations": tf.constant(observations), **{name: tf.constant(part) for name, part in named_state}}
+        return {
+            "observations": tf.constant(observations),
+            **{name: tf.constant(part) for name, part in named_state},
+        }
 
     def _next_state(self, outputs: dict[str, tf.Tensor]) -> PolicyState:
         return tuple(outputs[f"next_{name}"].numpy() for name in self._state_names)

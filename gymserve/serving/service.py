@@ -45,7 +45,12 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
             observations, batch_size = self._observations(request.observations, served)
             state = tuple(from_tensor(part, f"state[{index}]") for index, part in enumerate(request.state))
             next_state = self._act(
-                served, request, observations, state or served.policy.get_initial_state(batch_size), response, context
+                served,
+                request,
+                observations,
+                state or served.policy.get_initial_state(batch_size),
+                response,
+                context,
             )
             for part in next_state:
                 fill_tensor(response.state.add(), np.asarray(part))

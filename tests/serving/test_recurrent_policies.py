@@ -26,8 +26,8 @@ from gymserve.policies.actor_policy import ActorPolicy
 from gymserve.policies.export import export_policy
 from gymserve.serving import PolicyClient
 from gymserve.serving.client import PolicyServiceError
-from gymserve.serving.server import PolicyServer
 from gymserve.serving.served_policies import ServedPolicies
+from gymserve.serving.server import PolicyServer
 
 ENV_ID = "gymserve/CartPoleNoVelocity-v1"
 WEIGHTS = Path(__file__).parents[1] / "policies" / "data" / "ppo_lstm_cartpole_no_velocity.weights.h5"
