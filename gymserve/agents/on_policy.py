@@ -152,25 +152,33 @@ def training_batch(
         flat = tf.reshape(observations, tf.concat([[-1], tf.shape(observations)[2:]], axis=0))
         return tf.reshape(critic(flat, training=False), time_and_envs)
 
-    advantages, returns = generalized_advantages(
-        rollout.rewards,
+    columns = advantage_columns(
+        rollout,
         state_values(rollout.observations),
         state_values(rollout.next_observations),
-        rollout.terminated,
-        rollout.truncated,
         gamma,
         gae_lambda,
     )
-    columns = {
+    return {
+        name: tf.reshape(value, tf.concat([[-1], tf.shape(value)[2:]], axis=0))
+        for name, value in columns.items()
+    }
+
+
+def advantage_columns(
+    rollout: Rollout, values: tf.Tensor, next_values: tf.Tensor, gamma: float, gae_lambda: float
+) -> dict[str, tf.Tensor]:
+    """What the loss reads of a rollout, time-major, with GAE advantages and returns computed from
+    the state values of its observations (`values`) and of their true successors (`next_values`)."""
+    advantages, returns = generalized_advantages(
+        rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, gamma, gae_lambda
+    )
+    return {
         "observations": rollout.observations,
         "raw_actions": rollout.raw_actions,
         "log_probs": rollout.log_probs,
         "advantages": advantages,
         "returns": returns,
-    }
-    return {
-        name: tf.reshape(value, tf.concat([[-1], tf.shape(value)[2:]], axis=0))
-        for name, value in columns.items()
     }
 
 

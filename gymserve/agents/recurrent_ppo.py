@@ -18,10 +18,9 @@ import tensorflow as tf
 
 from gymserve.agents.action_distributions import ActionDistribution
 from gymserve.agents.env_runner import EnvRunner
-from gymserve.agents.gae import generalized_advantages
 from gymserve.agents.graph_envs import GraphEnvs
 from gymserve.agents.networks import RecurrentActorCritic, recurrent_actor_critic
-from gymserve.agents.on_policy import ActorCriticLoss, OnPolicyConfig, Rollout
+from gymserve.agents.on_policy import ActorCriticLoss, OnPolicyConfig, Rollout, advantage_columns
 from gymserve.agents.ppo import PPO, PPOConfig
 
 STATE_PARTS = 2  # the LSTM's hidden and cell state
@@ -111,23 +110,8 @@ def sequence_batch(
 ) -> dict[str, tf.Tensor]:
     """The rollout with GAE as (sequences, sequence_length, ...) columns, sequence i of env
     i % num_envs, plus each sequence's starting state parts `state_0`, `state_1` (sequences, units)."""
-    advantages, returns = generalized_advantages(
-        rollout.rewards,
-        rollout.values,
-        rollout.next_values,
-        rollout.terminated,
-        rollout.truncated,
-        gamma,
-        gae_lambda,
-    )
-    columns = {
-        "observations": rollout.observations,
-        "raw_actions": rollout.raw_actions,
-        "log_probs": rollout.log_probs,
-        "advantages": advantages,
-        "returns": returns,
-        "episode_starts": rollout.episode_starts,
-    }
+    columns = advantage_columns(rollout, rollout.values, rollout.next_values, gamma, gae_lambda)
+    columns["episode_starts"] = rollout.episode_starts
 
     def sequences(value: tf.Tensor) -> tf.Tensor:
         shape = tf.shape(value)

@@ -20,6 +20,7 @@ from gymserve.agents.recurrent_ppo import (
     sequence_batch,
 )
 from gymserve.episodes import evaluate
+from gymserve.policies.random_policy import RandomPolicy
 
 NO_VELOCITY = "gymserve/CartPoleNoVelocity-v1"
 
@@ -95,17 +96,7 @@ def test_the_rollout_carries_the_state_and_zeroes_it_where_an_episode_starts():
 
 def random_play_return() -> float:
     """Random play on the partially observed cart-pole, 20 episodes (about 22)."""
-    env = gym.make(NO_VELOCITY)
-    env.action_space.seed(0)
-    returns = []
-    for seed in range(20):
-        env.reset(seed=seed)
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total, done = total + reward, terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns))
+    return evaluate(RandomPolicy(*spaces(), seed=0), NO_VELOCITY, 20, seed=12345).average_return
 
 
 @pytest.mark.slow

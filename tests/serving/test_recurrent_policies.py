@@ -54,17 +54,12 @@ def export(policy: ActorPolicy, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="module")
 def server(export: Path) -> Iterator[PolicyServer]:
+    """The recurrent export served as "lstm" (conftest's `client` connects to it)."""
     served = ServedPolicies()
     served.add("lstm", 1, load(export))
     server = start_server(served)
     yield server
     server.stop(grace=0)
-
-
-@pytest.fixture
-def client(server: PolicyServer) -> Iterator[PolicyClient]:
-    with PolicyClient(server.address, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
