@@ -69,7 +69,7 @@ class PPO(OnPolicyAlgorithm):
 
     def __new__(cls, config: PPOConfig, *args: object, **kwargs: object) -> PPO:
         """A `RecurrentPPO` when the config asks for an LSTM."""
-        if cls is PPO and getattr(config, "lstm_units", None) is not None:
+        if cls is PPO and isinstance(config, PPOConfig) and config.lstm_units is not None:
             from gymserve.agents.recurrent_ppo import RecurrentPPO
 
             cls = RecurrentPPO
