@@ -64,7 +64,7 @@ def main() -> None:
         for seed in range(arguments.seeds):
             runs = {
                 "lstm (ppo)": {"seed": seed},
-                "mlp (ppo)": {**feed_forward, "seed": seed},
+                "mlp (ppo)": {**feed_forward, "lstm_units": None, "seed": seed},
             }
             for name, config in runs.items():
                 average, steps, seconds = train_and_evaluate(Path(workdir) / f"{name[:4]}-{seed}", config)

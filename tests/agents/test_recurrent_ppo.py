@@ -110,8 +110,9 @@ def test_recurrent_ppo_balances_without_velocities_where_feed_forward_ppo_cannot
     assert evaluate(trained.policy, NO_VELOCITY, 20, "greedy", seed=12345).average_return >= 475
 
     feed_forward = json.loads(shipped_config_path("ppo", "gymserve/CartPole-v1").read_text())
-    feed_forward.update(seed=1, max_steps=30_000, linear_decay_steps=30_000)
+    feed_forward.update(seed=1, max_steps=30_000, linear_decay_steps=30_000, lstm_units=None)
     train("ppo", NO_VELOCITY, tmp_path / "mlp", config=feed_forward, progress_bar=False)
     memoryless = load_trained_policy(tmp_path / "mlp")
+    assert memoryless.policy.policy_state_spec == ()
     feed_forward_return = evaluate(memoryless.policy, NO_VELOCITY, 20, "greedy", seed=12345).average_return
     assert feed_forward_return < 5 * random_play_return() < 475 / 3
