@@ -112,10 +112,15 @@ def evaluate(
         returns = np.zeros(episodes)
         lengths = np.zeros(episodes, dtype=np.int64)
         active = list(range(episodes))
+        # A recurrent policy's state, one row per episode; stateless policies (and scripted ones,
+        # which keep their own progress) act with ().
+        state = policy.get_initial_state(episodes) if _is_recurrent(policy) else ()
         while active:
-            actions = policy.action(
-                np.stack([observations[i] for i in active]), mode=mode, seed=rng_seed
-            ).action
+            rows = [part[active] for part in state]
+            step = policy.action(np.stack([observations[i] for i in active]), rows, mode=mode, seed=rng_seed)
+            actions = step.action
+            for part, next_rows in zip(state, step.state, strict=True):
+                part[active] = next_rows
             rng_seed += 1
             still_active = []
             for index, action in zip(active, actions, strict=True):
@@ -130,6 +135,10 @@ def evaluate(
         for env in envs:
             env.close()
     return Evaluation(returns, lengths)
+
+
+def _is_recurrent(policy: Policy) -> bool:
+    return any(np.dtype(dtype).kind == "f" for _, dtype in policy.policy_state_spec)
 
 
 def write_video(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:

@@ -26,7 +26,8 @@ A subclass provides:
 - `policy_network()`: the network acting maps a float32 (B, *obs_shape) batch of raw observations
   to what gymserve.policies.distributions reads: logits (B, n) for Discrete (DQN: Q-values),
   [pre-tanh mean | log_std] (B, 2d) for Box, or [pre-tanh action | noise std] (B, 2d) for a
-  deterministic actor that sets `policy_distribution = "noisy_deterministic"`. Evaluation,
+  deterministic actor that sets `policy_distribution = "noisy_deterministic"`; a recurrent one
+  (PPO with `lstm_units`) also takes and returns its state parts (actor_policy.py). Evaluation,
   `gymserve play` and export act with it through `ActorPolicy`, so observation normalization
   must be a layer inside it
   (networks.RunningNormalization; the base class updates every such layer in `networks()` with

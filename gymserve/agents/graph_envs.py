@@ -5,11 +5,11 @@
     step = envs[0].step(actions)               # an EnvStep of tensors
     envs[0].account(runner, rewards, dones)    # after the rollout, outside the graph
 
-`gymserve/CartPole-v1` runs as TensorFlow ops (`InGraphCartPole`): its physics is the one
-`gymserve.envs.cartpole.euler_step`, evaluated with `tf.math`, so a whole rollout and update
-compile into one graph that never returns to Python. Every other environment stays in the
-trainer's `EnvRunner` and is stepped through `tf.numpy_function` (`PythonEnvsInGraph`), so the same
-rollout code drives it from inside a graph.
+`gymserve/CartPole-v1` and `gymserve/CartPoleNoVelocity-v1` run as TensorFlow ops
+(`InGraphCartPole`): their physics is the one `gymserve.envs.cartpole.euler_step`, evaluated
+with `tf.math`, so a whole rollout and update compile into one graph that never returns to
+Python. Every other environment stays in the trainer's `EnvRunner` and is stepped through
+`tf.numpy_function` (`PythonEnvsInGraph`), so the same rollout code drives it from inside a graph.
 
 Both restart a finished episode in the same step: `EnvStep.observations` already belong to the
 new episode, while `EnvStep.final_observations` hold the state the action led to, from which GAE
@@ -25,9 +25,14 @@ import numpy as np
 import tensorflow as tf
 
 from gymserve.agents.env_runner import EnvRunner
-from gymserve.envs import cartpole
+from gymserve.envs import cartpole, cartpole_no_velocity
 
 CARTPOLE_ID = "gymserve/CartPole-v1"
+# The cart-poles simulated in the graph, and which of the four state variables each observes.
+IN_GRAPH_OBSERVED: dict[str, list[int]] = {
+    CARTPOLE_ID: [0, 1, 2, 3],
+    "gymserve/CartPoleNoVelocity-v1": cartpole_no_velocity.OBSERVED,
+}
 
 
 class EnvStep(NamedTuple):
@@ -61,15 +66,23 @@ class InGraphCartPole:
 
     Transitions are those of `gymserve.envs.cartpole` (float64 state, the same physics function);
     only the random starting states come from a TensorFlow generator instead of numpy's.
+    Observations are the state variables listed in `observed` (all four by default).
     """
 
     in_graph = True
 
-    def __init__(self, num_envs: int, max_episode_steps: int = 500, seed: int = 0):
+    def __init__(
+        self,
+        num_envs: int,
+        max_episode_steps: int = 500,
+        seed: int = 0,
+        observed: list[int] = IN_GRAPH_OBSERVED[CARTPOLE_ID],
+    ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
+        self._observed = list(observed)
         self._generator = tf.random.Generator.from_seed(seed)
         self._state = tf.Variable(self._starting_states(), name="cartpole_state")  # (4, num_envs)
         self._steps = tf.Variable(tf.zeros(num_envs, tf.int32), name="cartpole_steps")
@@ -77,7 +90,7 @@ class InGraphCartPole:
         self._episode_lengths = np.zeros(num_envs, np.int64)
 
     def observations(self) -> tf.Tensor:
-        return tf.cast(tf.transpose(self._state), tf.float32)
+        return self._observe(self._state)
 
     def set_states(self, states: np.ndarray) -> None:
         """Start new episodes from explicit float64 states (num_envs, 4)."""
@@ -101,7 +114,7 @@ class InGraphCartPole:
             rewards=tf.ones(self.num_envs, tf.float32),
             terminated=terminated,
             truncated=truncated,
-            final_observations=tf.cast(tf.transpose(next_state), tf.float32),
+            final_observations=self._observe(next_state),
             observations=self.observations(),
         )
 
@@ -115,6 +128,9 @@ class InGraphCartPole:
             self._episode_returns[step_dones] = 0.0
             self._episode_lengths[step_dones] = 0
         runner.record_steps(rewards.size, finished)
+
+    def _observe(self, state: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.transpose(tf.gather(state, self._observed)), tf.float32)
 
     def _starting_states(self) -> tf.Tensor:
         bound = cartpole.RESET_BOUND
@@ -167,16 +183,20 @@ def graph_envs(
 ) -> list[InGraphCartPole | PythonEnvsInGraph]:
     """The runner's envs in `parts` disjoint groups (one per worker), in-graph for CartPole.
 
-    With `in_graph` and `gymserve/CartPole-v1`, each group is an `InGraphCartPole` of the same
-    size (seeded `seed`, `seed + 1`, ...) and the runner's own envs stay idle; otherwise the
-    groups are `runner.split(parts)`.
+    With `in_graph` and a cart-pole of `IN_GRAPH_OBSERVED`, each group is an `InGraphCartPole` of
+    the same size (seeded `seed`, `seed + 1`, ...) and the runner's own envs stay idle; otherwise
+    the groups are `runner.split(parts)`.
     """
     if not 1 <= parts <= runner.num_envs:
         raise ValueError(
             f"cannot split {runner.num_envs} environments into {parts} groups; expected 1..{runner.num_envs}"
         )
-    if in_graph and runner.env_id == CARTPOLE_ID:
-        max_episode_steps = gym.spec(CARTPOLE_ID).max_episode_steps
+    if in_graph and runner.env_id in IN_GRAPH_OBSERVED:
+        max_episode_steps = gym.spec(runner.env_id).max_episode_steps
+        observed = IN_GRAPH_OBSERVED[runner.env_id]
         sizes = [len(group) for group in np.array_split(np.arange(runner.num_envs), parts)]
-        return [InGraphCartPole(size, max_episode_steps, seed + index) for index, size in enumerate(sizes)]
+        return [
+            InGraphCartPole(size, max_episode_steps, seed + index, observed)
+            for index, size in enumerate(sizes)
+        ]
     return [PythonEnvsInGraph(group) for group in (runner.split(parts) if parts > 1 else [runner])]

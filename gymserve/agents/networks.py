@@ -252,6 +252,46 @@ def actor_critic(
     )
 
 
+@dataclass(frozen=True)
+class RecurrentActorCritic:
+    """An LSTM actor-critic stepped one observation at a time with its state passed explicitly.
+
+    Both models take `[observations (B, *obs_shape), state_0 (B, units), state_1 (B, units)]`, the
+    LSTM's hidden and cell state; a zero state starts an episode.
+    """
+
+    actor: keras.Model  # -> [distribution parameters, next state_0, next state_1]
+    both: keras.Model  # -> [distribution parameters, state value (B,), next state_0, next state_1]
+    units: int
+
+
+def recurrent_actor_critic(
+    observation_space: gym.spaces.Box,
+    action_space: gym.spaces.Discrete | gym.spaces.Box,
+    lstm_units: int,
+    hidden_sizes: Sequence[int] = (),
+    activation: str = "tanh",
+    state_dependent_std: bool = False,
+    initial_log_std: float = 0.0,
+    normalize_observations: bool = False,
+) -> RecurrentActorCritic:
+    """Observations through `hidden_sizes` dense layers into an LSTM whose output feeds a policy
+    head and a value head (one memory for both, so the critic sees what the actor remembers)."""
+    inputs, features = observation_input(observation_space, normalize_observations)
+    features = mlp(features, hidden_sizes, activation, "encoder")
+    state = [keras.Input(shape=(lstm_units,), dtype="float32", name=f"state_{index}") for index in range(2)]
+    memory, next_state = keras.layers.LSTMCell(lstm_units, name="lstm")(features, state)
+    policy_outputs = _policy_head(memory, action_space, state_dependent_std, initial_log_std)
+    value = keras.layers.Dense(1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value")(memory)
+    value = keras.layers.Reshape((), name="state_value")(value)
+    model_inputs = [inputs, *state]
+    return RecurrentActorCritic(
+        actor=keras.Model(model_inputs, [policy_outputs, *next_state], name="actor"),
+        both=keras.Model(model_inputs, [policy_outputs, value, *next_state], name="actor_critic"),
+        units=lstm_units,
+    )
+
+
 def _policy_head(
     features: keras.KerasTensor,
     action_space: gym.spaces.Discrete | gym.spaces.Box,

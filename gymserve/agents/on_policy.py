@@ -70,7 +70,11 @@ class OnPolicyConfig(TrainingConfig):
         0.0, description="Box actions: initial log standard deviation of the Gaussian."
     )
     in_graph_env: bool = Field(
-        True, description="Step gymserve/CartPole-v1 as TensorFlow ops inside the compiled rollout."
+        True,
+        description=(
+            "Step gymserve/CartPole-v1 and gymserve/CartPoleNoVelocity-v1 as TensorFlow ops inside "
+            "the compiled rollout."
+        ),
     )
 
 
@@ -148,25 +152,33 @@ def training_batch(
         flat = tf.reshape(observations, tf.concat([[-1], tf.shape(observations)[2:]], axis=0))
         return tf.reshape(critic(flat, training=False), time_and_envs)
 
-    advantages, returns = generalized_advantages(
-        rollout.rewards,
+    columns = advantage_columns(
+        rollout,
         state_values(rollout.observations),
         state_values(rollout.next_observations),
-        rollout.terminated,
-        rollout.truncated,
         gamma,
         gae_lambda,
     )
-    columns = {
+    return {
+        name: tf.reshape(value, tf.concat([[-1], tf.shape(value)[2:]], axis=0))
+        for name, value in columns.items()
+    }
+
+
+def advantage_columns(
+    rollout: Rollout, values: tf.Tensor, next_values: tf.Tensor, gamma: float, gae_lambda: float
+) -> dict[str, tf.Tensor]:
+    """What the loss reads of a rollout, time-major, with GAE advantages and returns computed from
+    the state values of its observations (`values`) and of their true successors (`next_values`)."""
+    advantages, returns = generalized_advantages(
+        rollout.rewards, values, next_values, rollout.terminated, rollout.truncated, gamma, gae_lambda
+    )
+    return {
         "observations": rollout.observations,
         "raw_actions": rollout.raw_actions,
         "log_probs": rollout.log_probs,
         "advantages": advantages,
         "returns": returns,
-    }
-    return {
-        name: tf.reshape(value, tf.concat([[-1], tf.shape(value)[2:]], axis=0))
-        for name, value in columns.items()
     }
 
 
@@ -199,6 +211,11 @@ class ActorCriticLoss:
         self.config = config
         self.variables = [weight for weight in network_weights(networks) if weight.trainable]
 
+    def forward(self, batch: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
+        """The minibatch as one row per step, with the policy outputs and values of those rows."""
+        outputs, values = self.networks.both(batch["observations"], training=True)
+        return batch, outputs, values
+
     def gradients(
         self, batch: dict[str, tf.Tensor], policy_loss: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
     ) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
@@ -207,9 +224,11 @@ class ActorCriticLoss:
         `policy_loss(log_probs, old_log_probs, advantages)` is the algorithm's policy term.
         """
         config = self.config
-        advantages = standardized(batch["advantages"]) if config.normalize_advantage else batch["advantages"]
         with tf.GradientTape() as tape:
-            outputs, values = self.networks.both(batch["observations"], training=True)
+            batch, outputs, values = self.forward(batch)
+            advantages = batch["advantages"]
+            if config.normalize_advantage:
+                advantages = standardized(advantages)
             log_probs = self.distribution.log_prob(outputs, batch["raw_actions"])
             policy = policy_loss(log_probs, batch["log_probs"], advantages)
             value = tf.reduce_mean(tf.square(batch["returns"] - values))
@@ -243,6 +262,7 @@ class OnPolicyAlgorithm(Algorithm):
     action_spaces = (gym.spaces.Discrete, gym.spaces.Box)
     remote_collection = "rollouts"
     action_value_critic: ClassVar[bool] = False  # the critic gives Q(s, .) (Discrete), not V(s)
+    loss_class: ClassVar[type[ActorCriticLoss]] = ActorCriticLoss
 
     def __init__(
         self, config: OnPolicyConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space
@@ -251,7 +271,7 @@ class OnPolicyAlgorithm(Algorithm):
         self.config: OnPolicyConfig = config
         self.actor_critic = self.build_networks()
         self.distribution = action_distribution(action_space)
-        self.loss = ActorCriticLoss(self.actor_critic, self.distribution, config)
+        self.loss = self.loss_class(self.actor_critic, self.distribution, config)
         self.optimizer = make_optimizer(config, self.loss.variables)
         self._envs: list[GraphEnvs] | None = None
         self._generator: tf.random.Generator | None = None
@@ -272,9 +292,13 @@ class OnPolicyAlgorithm(Algorithm):
         """Passes over each rollout."""
         return 1
 
+    def batch_rows(self) -> int:
+        """Rows of a rollout's training batch, which minibatches draw from."""
+        return self.config.n_steps * self.config.num_envs
+
     def minibatch_size(self) -> int:
         """Rows per gradient step; the default is the whole rollout."""
-        return self.config.n_steps * self.config.num_envs
+        return self.batch_rows()
 
     @abc.abstractmethod
     def policy_loss(
@@ -399,7 +423,7 @@ class OnPolicyAlgorithm(Algorithm):
         Every pass is a fresh shuffle of the rows cut into minibatches of `minibatch_size()` rows;
         returns the mean over all steps of each of the step's metrics in `metric_names`.
         """
-        rows = self.config.n_steps * self.config.num_envs
+        rows = self.batch_rows()
         minibatch = self.minibatch_size()
         gradient_steps = self.n_epochs() * (rows // minibatch)
         shuffles = tf.argsort(self._generator.uniform([self.n_epochs(), rows]))

@@ -7,6 +7,9 @@ compiled call (on_policy.py). The policy term is
     -mean(min(r A, clip(r, 1 - clip_coef, 1 + clip_coef) A)),   r = pi(a|s) / pi_old(a|s),
 
 and `linear_decay_steps` anneals both the learning rate and `clip_coef` linearly to 0.
+
+With `lstm_units` set, the actor-critic is recurrent (recurrent_ppo.py): minibatches are
+sequences of `bptt_length` steps, through which gradients flow (truncated backpropagation).
 """
 
 from __future__ import annotations
@@ -33,10 +36,28 @@ class PPOConfig(OnPolicyConfig):
     n_epochs: int = Field(10, gt=0, description="Passes over each rollout.")
     batch_size: int = Field(64, gt=0, description="Rows per minibatch; must divide n_steps * num_envs.")
     clip_coef: float = Field(0.2, gt=0, description="How far the probability ratio may move from 1.")
+    lstm_units: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Units of an LSTM between the hidden_sizes layers (shared by actor and critic) and the heads; "
+            "None: a feed-forward actor-critic."
+        ),
+    )
+    bptt_length: int = Field(
+        16, gt=0, description="With lstm_units: steps per training sequence (truncated backpropagation)."
+    )
 
     @model_validator(mode="after")
     def _minibatches_tile_the_rollout(self) -> PPOConfig:
         check_minibatches_tile_the_rollout(self, self.batch_size)
+        if self.lstm_units is not None:
+            for name in ("n_steps", "batch_size"):
+                if getattr(self, name) % self.bptt_length:
+                    raise ValueError(
+                        f"{name} {getattr(self, name)} is not a multiple of bptt_length {self.bptt_length}; "
+                        "recurrent minibatches are whole sequences"
+                    )
         return self
 
 
@@ -45,6 +66,14 @@ class PPO(OnPolicyAlgorithm):
 
     name = "ppo"
     config_class = PPOConfig
+
+    def __new__(cls, config: PPOConfig, *args: object, **kwargs: object) -> PPO:
+        """A `RecurrentPPO` when the config asks for an LSTM."""
+        if cls is PPO and isinstance(config, PPOConfig) and config.lstm_units is not None:
+            from gymserve.agents.recurrent_ppo import RecurrentPPO
+
+            cls = RecurrentPPO
+        return super().__new__(cls)
 
     def n_epochs(self) -> int:
         return self.config.n_epochs

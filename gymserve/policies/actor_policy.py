@@ -1,8 +1,10 @@
 """A policy whose action distribution comes from a Keras network.
 
-The network takes a float32 batch of raw observations (any normalization is a layer inside it)
-and outputs what `distributions.distribution_from_outputs` expects: logits (or DQN Q-values)
-for a Discrete action space, `[pre-squash mean | log_std]` for a Box action space, or, with
+The network takes a float32 batch of raw observations (any normalization is a layer inside it),
+or, for a recurrent policy, `[observations, state_0, state_1, ...]` (state parts float32
+`(batch, units)`) and returns `[outputs, next state_0, next state_1, ...]`. The outputs are
+what `distributions.distribution_from_outputs` expects: logits (or DQN Q-values) for a
+Discrete action space, `[pre-squash mean | log_std]` for a Box action space, or, with
 `distribution="noisy_deterministic"`, `[pre-squash action | exploration noise std]`. As in
 TF-Agents, a network may also output the action itself (`distribution="deterministic"`) or an
 unsquashed Normal (`"gaussian"`, `[mean | log_std]`); these two fit unbounded Box spaces, are
@@ -23,7 +25,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gymserve.policies.base import Policy, PolicyState
+from gymserve.policies.base import (
+    Policy,
+    PolicyState,
+    check_recurrent_state,
+    recurrent_state_spec,
+    zero_state,
+)
 from gymserve.policies.distributions import (
     ActorDistributionKind,
     Distribution,
@@ -62,8 +70,10 @@ class ActorPolicy(Policy):
         self._distribution_kind: ActorDistributionKind = kind
         self._clip_actions = clip
         self._network = network
-        self._forward = _trace_forward(network, self.observation_space.shape)
-        _check_output_shape(self._forward.structured_outputs.shape, self.action_space, kind)
+        self._state_spec = recurrent_state_spec(tuple(int(part.shape[-1]) for part in network.inputs[1:]))
+        self._forward = _trace_forward(network, self.observation_space.shape, self._state_spec)
+        outputs = self._forward.structured_outputs
+        _check_output_shape((outputs[0] if self._state_spec else outputs).shape, self.action_space, kind)
 
     @property
     def network(self) -> keras.Model:
@@ -74,14 +84,34 @@ class ActorPolicy(Policy):
         """How the network's outputs are read (distributions.py)."""
         return self._distribution_kind
 
-    def network_outputs(self, observations: np.ndarray) -> np.ndarray:
-        """The raw network outputs for a validated float32 batch of observations."""
-        return self._forward(tf.constant(observations)).numpy()
+    @property
+    def policy_state_spec(self) -> tuple[tuple[tuple[int, ...], np.dtype], ...]:
+        return self._state_spec
+
+    def get_initial_state(self, batch_size: int | None = None) -> PolicyState:
+        return zero_state(self._state_spec, batch_size)
+
+    def network_outputs(self, observations: np.ndarray, state: PolicyState = ()) -> np.ndarray:
+        """The raw network outputs for a validated float32 batch of observations (and state)."""
+        return self._step(observations, state)[0]
+
+    def _check_state(self, state: PolicyState, batch_size: int) -> PolicyState:
+        return check_recurrent_state(state, self._state_spec, batch_size) if self._state_spec else state
+
+    def _step(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]:
+        if not self._state_spec:
+            return self._forward(tf.constant(observations)).numpy(), state
+        outputs, *next_state = self._forward(tf.constant(observations), *map(tf.constant, state))
+        return outputs.numpy(), tuple(part.numpy() for part in next_state)
+
+    def _distribution_and_state(
+        self, observations: np.ndarray, state: PolicyState
+    ) -> tuple[Distribution, PolicyState]:
+        outputs, next_state = self._step(observations, state)
+        return distribution_from_outputs(outputs, self.action_space, self._distribution_kind), next_state
 
     def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
-        return distribution_from_outputs(
-            self.network_outputs(observations), self.action_space, self._distribution_kind
-        )
+        return self._distribution_and_state(observations, state)[0]
 
     def _clip(self, actions: np.ndarray) -> np.ndarray:
         if self._clip_actions:
@@ -104,17 +134,26 @@ def expected_output_shape(
 
 
 def _trace_forward(
-    network: keras.Model, observation_shape: tuple[int, ...]
+    network: keras.Model,
+    observation_shape: tuple[int, ...],
+    state_spec: tuple[tuple[tuple[int, ...], np.dtype], ...],
 ) -> tf.types.experimental.ConcreteFunction:
-    signature = tf.TensorSpec([None, *observation_shape], tf.float32, name="observations")
+    signature = [tf.TensorSpec([None, *observation_shape], tf.float32, name="observations")]
+    signature += [
+        tf.TensorSpec([None, *shape], tf.float32, name=f"state_{index}")
+        for index, (shape, _) in enumerate(state_spec)
+    ]
 
     if not network.built:
         # Variables must exist before tracing, or the traced function would own fresh copies.
         network(np.zeros((1, *observation_shape), np.float32))
 
-    @tf.function(input_signature=[signature])
-    def forward(observations: tf.Tensor) -> tf.Tensor:
-        return tf.cast(network(observations, training=False), tf.float32)
+    @tf.function(input_signature=signature)
+    def forward(*inputs: tf.Tensor) -> tf.Tensor | list[tf.Tensor]:
+        outputs = network(list(inputs) if state_spec else inputs[0], training=False)
+        if state_spec:
+            return [tf.cast(part, tf.float32) for part in outputs]
+        return tf.cast(outputs, tf.float32)
 
     try:
         return forward.get_concrete_function()

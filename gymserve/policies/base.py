@@ -114,6 +114,7 @@ class Policy(abc.ABC):
         if mode is ActionMode.EPSILON_GREEDY:
             epsilon = _check_epsilon(epsilon)
         rng = self._rng if seed is None else np.random.default_rng(seed)
+        state = self._check_state(state, len(observations))
         step = self._action(observations, state, mode, rng)
         actions = step.action
         if mode is ActionMode.EPSILON_GREEDY:
@@ -126,16 +127,27 @@ class Policy(abc.ABC):
     def distribution(self, observation: Any, state: PolicyState = ()) -> Distribution:
         """The action distribution for a batch of observations (a single one is batched)."""
         observations, _ = self._check_observation(observation)
-        return self._distribution(observations, state)
+        return self._distribution(observations, self._check_state(state, len(observations)))
+
+    def _check_state(self, state: PolicyState, batch_size: int) -> PolicyState:
+        """The state to act with for `batch_size` observations; policies that keep one check it here."""
+        return state
 
     def _action(
         self, observations: np.ndarray, state: PolicyState, mode: ActionMode, rng: np.random.Generator
     ) -> PolicyStep:
         """Batched actions; the default acts from `_distribution` (epsilon-greedy starts greedy)."""
-        distribution = self._distribution(observations, state)
+        distribution, next_state = self._distribution_and_state(observations, state)
         if mode is ActionMode.STOCHASTIC:
-            return PolicyStep(distribution.sample(rng), state)
-        return PolicyStep(distribution.mode(), state)
+            return PolicyStep(distribution.sample(rng), next_state)
+        return PolicyStep(distribution.mode(), next_state)
+
+    def _distribution_and_state(
+        self, observations: np.ndarray, state: PolicyState
+    ) -> tuple[Distribution, PolicyState]:
+        """The action distribution and the state to pass with the next observations (recurrent
+        policies advance it; the default passes it through)."""
+        return self._distribution(observations, state), state
 
     @abc.abstractmethod
     def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
@@ -182,6 +194,54 @@ class Policy(abc.ABC):
             return actions.astype(np.int64, copy=False)
         # minimum/maximum rather than np.clip: same result, a third of the overhead on small arrays.
         return np.minimum(np.maximum(actions, space.low), space.high).astype(space.dtype, copy=False)
+
+
+def recurrent_state_spec(units: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], np.dtype], ...]:
+    """The `policy_state_spec` of a recurrent policy whose state parts have `units` values each."""
+    return tuple(((size,), np.dtype(np.float32)) for size in units)
+
+
+def zero_state(spec: tuple[tuple[tuple[int, ...], np.dtype], ...], batch_size: int | None) -> PolicyState:
+    """The state that starts an episode: zeros for `batch_size` observations (one when None)."""
+    return tuple(np.zeros((batch_size or 1, *shape), dtype) for shape, dtype in spec)
+
+
+def check_recurrent_state(
+    state: Any, spec: tuple[tuple[tuple[int, ...], np.dtype], ...], batch_size: int
+) -> PolicyState:
+    """`state` as float32 arrays (batch_size, *shape) per part of `spec`, or ValueError naming the problem.
+
+    A single observation takes a state for a batch of one.
+    """
+    expected = ", ".join(f"({batch_size}, {', '.join(map(str, shape))})" for shape, _ in spec)
+    advice = f"pass get_initial_state({batch_size}) at an episode start, then each PolicyStep.state"
+    if not isinstance(state, tuple | list) or len(state) != len(spec):
+        is_sequence = isinstance(state, tuple | list)
+        described = (
+            f"{type(state).__name__} of {len(state)} parts" if is_sequence else f"a {type(state).__name__}"
+        )
+        raise ValueError(
+            f"policy state is {described}; this recurrent policy takes a tuple of {len(spec)} float32 "
+            f"arrays shaped {expected}: {advice}"
+        )
+    arrays = []
+    for index, (part, (shape, _)) in enumerate(zip(state, spec, strict=True)):
+        array = np.asarray(part) if isinstance(part, np.ndarray | list | tuple | float | int) else None
+        if array is None or array.dtype.kind not in "fiu":
+            raise ValueError(
+                f"policy state part {index} is a {type(part).__name__}, not a numeric array; "
+                f"expected shapes {expected}: {advice}"
+            )
+        if array.shape != (batch_size, *shape):
+            raise ValueError(
+                f"policy state part {index} has shape {array.shape}; expected {expected} "
+                f"for {batch_size} observation(s): {advice}"
+            )
+        array = array.astype(np.float32, copy=False)
+        if not np.isfinite(array).all():
+            raise ValueError(f"policy state part {index} contains NaN or infinite values")
+        arrays.append(array)
+    return tuple(arrays)
 
 
 def uniform_actions(

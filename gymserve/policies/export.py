@@ -24,6 +24,7 @@ from gymserve.policies.metadata import (
     SAVED_MODEL_DIR,
     ExportFormat,
     PolicyMetadata,
+    StateSpec,
     TrainingInfo,
     hash_tree,
     space_spec,
@@ -61,6 +62,7 @@ def export_policy(
         observation_space=space_spec(policy.observation_space),
         action_space=space_spec(policy.action_space),
         action_distribution=policy.distribution_kind,
+        policy_state_spec=tuple(StateSpec(shape=shape) for shape, _ in policy.policy_state_spec),
         formats=formats,
     )
     with staged(out_dir) as staging:

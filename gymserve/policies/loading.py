@@ -21,7 +21,15 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
+from gymserve.policies.base import (
+    ActionMode,
+    Policy,
+    PolicyState,
+    PolicyStep,
+    check_recurrent_state,
+    recurrent_state_spec,
+    zero_state,
+)
 from gymserve.policies.distributions import Distribution, distribution_from_parameters
 from gymserve.policies.metadata import (
     METADATA_FILE,
@@ -42,9 +50,13 @@ class ModelRunner(Protocol):
 
     backend: str
 
-    def greedy_actions(self, observations: np.ndarray) -> np.ndarray: ...
+    def greedy_actions(
+        self, observations: np.ndarray, state: PolicyState
+    ) -> tuple[np.ndarray, PolicyState]: ...
 
-    def parameters(self, observations: np.ndarray) -> dict[str, np.ndarray]: ...
+    def parameters(
+        self, observations: np.ndarray, state: PolicyState
+    ) -> tuple[dict[str, np.ndarray], PolicyState]: ...
 
 
 class LoadedPolicy(Policy):
@@ -54,6 +66,7 @@ class LoadedPolicy(Policy):
         super().__init__(metadata.observation_gym_space(), metadata.action_gym_space(), seed)
         self._runner = runner
         self._metadata = metadata
+        self._state_spec = recurrent_state_spec(tuple(part.shape[0] for part in metadata.policy_state_spec))
 
     @property
     def metadata(self) -> PolicyMetadata:
@@ -63,15 +76,32 @@ class LoadedPolicy(Policy):
     def backend(self) -> str:
         return self._runner.backend
 
+    @property
+    def policy_state_spec(self) -> tuple[tuple[tuple[int, ...], np.dtype], ...]:
+        return self._state_spec
+
+    def get_initial_state(self, batch_size: int | None = None) -> PolicyState:
+        return zero_state(self._state_spec, batch_size)
+
+    def _check_state(self, state: PolicyState, batch_size: int) -> PolicyState:
+        return check_recurrent_state(state, self._state_spec, batch_size) if self._state_spec else ()
+
     def _action(
         self, observations: np.ndarray, state: PolicyState, mode: ActionMode, rng: np.random.Generator
     ) -> PolicyStep:
         if mode is ActionMode.STOCHASTIC:
-            return PolicyStep(self._distribution(observations, state).sample(rng), state)
-        return PolicyStep(self._runner.greedy_actions(observations), state)
+            distribution, next_state = self._distribution_and_state(observations, state)
+            return PolicyStep(distribution.sample(rng), next_state)
+        return PolicyStep(*self._runner.greedy_actions(observations, state))
+
+    def _distribution_and_state(
+        self, observations: np.ndarray, state: PolicyState
+    ) -> tuple[Distribution, PolicyState]:
+        parameters, next_state = self._runner.parameters(observations, state)
+        return distribution_from_parameters(parameters, self.action_space), next_state
 
     def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
-        return distribution_from_parameters(self._runner.parameters(observations), self.action_space)
+        return self._distribution_and_state(observations, state)[0]
 
 
 def load(

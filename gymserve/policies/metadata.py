@@ -91,6 +91,18 @@ def space_spec(space: gym.spaces.Space) -> BoxSpec | DiscreteSpec:
     raise TypeError(f"only Box and Discrete spaces can be exported, got {space}")
 
 
+class StateSpec(_Strict):
+    """One part of a recurrent policy's state, per observation: a float32 array of `shape`."""
+
+    shape: tuple[int, ...]
+    dtype: Literal["float32"] = "float32"
+
+
+def state_input_names(spec: tuple[StateSpec, ...]) -> list[str]:
+    """The models' state inputs, `state_0`, `state_1`, ...; their outputs add the prefix `next_`."""
+    return [f"state_{index}" for index in range(len(spec))]
+
+
 class TrainingInfo(_Strict):
     """Where a policy comes from; every field is optional."""
 
@@ -128,6 +140,10 @@ class PolicyMetadata(TrainingInfo):
     action_distribution: DistributionKind | None = Field(
         default=None, description="How the model's outputs are read; None: categorical or squashed Gaussian"
     )
+    policy_state_spec: tuple[StateSpec, ...] = Field(
+        default=(),
+        description="The state a recurrent policy's models take and return beside observations; () stateless",
+    )
     formats: tuple[ExportFormat, ...]
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256 hex digest")
     evaluation: PolicyEvaluation | None = None
@@ -140,29 +156,49 @@ class PolicyMetadata(TrainingInfo):
 
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
         """The per-observation shape of every model output (see `policy_graph`)."""
+        state = {
+            f"next_{name}": part.shape
+            for name, part in zip(
+                state_input_names(self.policy_state_spec), self.policy_state_spec, strict=True
+            )
+        }
         if isinstance(self.action_space, DiscreteSpec):
-            return {"action": (), "logits": (self.action_space.n,)}
+            return {"action": (), "logits": (self.action_space.n,), **state}
         shape = self.action_space.shape
         if self.action_distribution == "noisy_deterministic":
-            return {"action": shape, "mean": shape, "noise_std": shape}
-        return {"action": shape, "mean": shape, "log_std": shape}
+            return {"action": shape, "mean": shape, "noise_std": shape, **state}
+        return {"action": shape, "mean": shape, "log_std": shape, **state}
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The per-observation shape of every model input."""
+        state = dict(zip(state_input_names(self.policy_state_spec), self.policy_state_spec, strict=True))
+        return {
+            "observations": self.observation_space.shape,
+            **{name: part.shape for name, part in state.items()},
+        }
 
 
 def check_model_shapes(
     path: Path,
     metadata: PolicyMetadata,
-    observation_shape: tuple[int | None, ...],
+    input_shapes: dict[str, tuple[int | None, ...]],
     output_shapes: dict[str, tuple[int | None, ...]],
 ) -> None:
-    """Raise if a model's per-observation input or output shapes disagree with the metadata's spaces.
+    """Raise if a model's per-observation input or output shapes disagree with the metadata's spaces
+    and state.
 
     Shapes exclude the batch dimension; None stands for a dimension the model leaves dynamic.
     """
-    expected = metadata.observation_space.shape
-    if observation_shape != expected:
+    expected_inputs = metadata.input_shapes()
+    if sorted(input_shapes) != sorted(expected_inputs):
         raise PolicyLoadError(
-            path, f"model takes observations of shape {observation_shape}; policy.json says {expected}"
+            path, f"model inputs are {sorted(input_shapes)}; policy.json says {sorted(expected_inputs)}"
         )
+    for name, expected in expected_inputs.items():
+        if input_shapes[name] != expected:
+            raise PolicyLoadError(
+                path, f"model takes {name} of shape {input_shapes[name]}; policy.json says {expected}"
+            )
     for name, shape in metadata.output_shapes().items():
         if name not in output_shapes:
             raise PolicyLoadError(path, f"model has no output {name!r}; outputs: {sorted(output_shapes)}")

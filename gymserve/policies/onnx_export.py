@@ -3,7 +3,9 @@
 Input `observations`: float32 `[batch, *observation_shape]`, batch dimension dynamic.
 Outputs: `action` (the greedy action: int64 for Discrete, float32 within the bounds for Box)
 and the distribution parameters (`logits`, `mean` and `log_std`, or `mean` and `noise_std`),
-from which a client samples. The metadata (policy.json minus hashes) is stored in the model's
+from which a client samples. A recurrent policy also takes its state as inputs `state_0`,
+`state_1`, ... (float32 `[batch, units]`, zeros at an episode start) and returns the next state
+as `next_state_0`, `next_state_1`, ... The metadata (policy.json minus hashes) is stored in the model's
 `gymserve_metadata` property.
 """
 
@@ -33,15 +35,26 @@ def write_onnx(
     distribution: DistributionKind | None = None,
 ) -> None:
     """Convert the network and its post-processing to ONNX and write it to `path`."""
-    observations_spec = tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")
+    inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")]
+    inputs += [
+        tf.TensorSpec([None, int(part.shape[-1])], tf.float32, name=f"state_{index}")
+        for index, part in enumerate(network.inputs[1:])
+    ]
 
-    @tf.function(input_signature=[observations_spec])
-    def policy(observations: tf.Tensor) -> dict[str, tf.Tensor]:
-        outputs = tf.cast(network(observations, training=False), tf.float32)
-        parameters = policy_graph.distribution_parameters(outputs, action_space, distribution)
-        return {"action": policy_graph.greedy_action(parameters, action_space), **parameters}
+    @tf.function(input_signature=inputs)
+    def policy(observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
+        next_state = {}
+        if state:
+            outputs, *parts = network([observations, *state], training=False)
+            next_state = policy_graph.named_next_state(parts)
+        else:
+            outputs = network(observations, training=False)
+        parameters = policy_graph.distribution_parameters(
+            tf.cast(outputs, tf.float32), action_space, distribution
+        )
+        return {"action": policy_graph.greedy_action(parameters, action_space), **parameters, **next_state}
 
-    model, _ = tf2onnx.convert.from_function(policy, input_signature=[observations_spec], opset=OPSET)
+    model, _ = tf2onnx.convert.from_function(policy, input_signature=inputs, opset=OPSET)
     onnx.helper.set_model_props(model, {METADATA_PROPERTY: metadata_json})
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, check_model_shapes
+from gymserve.policies.base import PolicyState
+from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, check_model_shapes, state_input_names
 
 
 class OnnxRunner:
@@ -33,25 +34,36 @@ class OnnxRunner:
         except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
             raise PolicyLoadError(path, f"onnxruntime cannot load the model ({error})") from None
         inputs = self._session.get_inputs()
-        if [node.name for node in inputs] != ["observations"] or inputs[0].type != "tensor(float)":
+        if any(node.type != "tensor(float)" for node in inputs):
             described = [(node.name, node.type) for node in inputs]
-            raise PolicyLoadError(
-                path, f"model inputs are {described}; expected one float tensor 'observations'"
-            )
+            raise PolicyLoadError(path, f"model inputs are {described}; expected float tensors")
         check_model_shapes(
             path,
             metadata,
-            _per_row(inputs[0].shape),
+            {node.name: _per_row(node.shape) for node in inputs},
             {node.name: _per_row(node.shape) for node in self._session.get_outputs()},
         )
-        self._parameter_names = [name for name in metadata.output_shapes() if name != "action"]
+        self._state_names = state_input_names(metadata.policy_state_spec)
+        next_state = [f"next_{name}" for name in self._state_names]
+        self._greedy_names = ["action", *next_state]
+        self._parameter_names = [
+            name for name in metadata.output_shapes() if name != "action" and name not in next_state
+        ]
+        self._distribution_names = [*self._parameter_names, *next_state]
 
-    def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
-        return self._session.run(["action"], {"observations": observations})[0]
+    def greedy_actions(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]:
+        action, *next_state = self._session.run(self._greedy_names, self._inputs(observations, state))
+        return action, tuple(next_state)
 
-    def parameters(self, observations: np.ndarray) -> dict[str, np.ndarray]:
-        values = self._session.run(self._parameter_names, {"observations": observations})
-        return dict(zip(self._parameter_names, values, strict=True))
+    def parameters(
+        self, observations: np.ndarray, state: PolicyState
+    ) -> tuple[dict[str, np.ndarray], PolicyState]:
+        values = self._session.run(self._distribution_names, self._inputs(observations, state))
+        count = len(self._parameter_names)
+        return dict(zip(self._parameter_names, values[:count], strict=True)), tuple(values[count:])
+
+    def _inputs(self, observations: np.ndarray, state: PolicyState) -> dict[str, np.ndarray]:
+        return {"observations": observations, **dict(zip(self._state_names, state, strict=True))}
 
 
 def _per_row(shape: list[int | str | None]) -> tuple[int | None, ...]:

@@ -77,3 +77,13 @@ def squash(pre_squash: tf.Tensor, action_space: gym.spaces.Box) -> tf.Tensor:
     high = tf.constant(action_space.high, tf.float32)
     unit = (tf.tanh(pre_squash) + 1.0) * 0.5
     return tf.clip_by_value(low + unit * (high - low), low, high)
+
+
+def named_next_state(next_state: list[tf.Tensor]) -> dict[str, tf.Tensor]:
+    """A recurrent network's next state parts as the exported outputs `next_state_0`, `next_state_1`, ..."""
+    return {f"next_state_{index}": tf.cast(part, tf.float32) for index, part in enumerate(next_state)}
+
+
+def next_state_of(outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The `next_state_i` entries of `outputs` (none for a stateless policy)."""
+    return {name: value for name, value in outputs.items() if name.startswith("next_state_")}

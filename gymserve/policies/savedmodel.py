@@ -8,9 +8,14 @@ Signatures (observations are float32 `[batch, *observation_shape]`):
     greedy_action(observations)            -> {"action"}
     stochastic_action(observations, seed)  -> {"action"}  int64 scalar seed, stateless sampling
     distribution(observations)             -> {"logits"}, {"mean", "log_std"} or {"mean", "noise_std"}
-    get_initial_state(batch_size)          -> {}          the policies are stateless
+    get_initial_state(batch_size)          -> {}          nothing, for a stateless policy
     get_metadata()                         -> {"metadata"} JSON string (policy.json minus hashes)
     serving_default(observations)          -> {"action"}  the greedy action
+
+A recurrent policy's signatures also take its state as float32 inputs `state_0`, `state_1`, ...
+(`[batch, units]`) and return the next state as `next_state_0`, `next_state_1`, ...;
+`get_initial_state(batch_size)` returns the zero state `{"state_0", "state_1", ...}` that starts
+an episode.
 
 `serving_default` is the signature TensorFlow Serving and `saved_model_cli` use when a request
 names none. The signatures take int64 `seed` and `batch_size`; the loaded object's functions of
@@ -51,30 +56,53 @@ class _PolicyModule(tf.Module):
         self._action_space = action_space
         self._distribution_kind = distribution
         self._metadata_json = metadata_json
-        observations = tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")
-        self.greedy_action = tf.function(self._greedy_action, input_signature=[observations])
-        self.stochastic_action = _taking_int32_and_int64(self._stochastic_action, [observations], "seed")
-        self.distribution = tf.function(self._distribution, input_signature=[observations])
+        self._state_sizes = [int(part.shape[-1]) for part in network.inputs[1:]]
+        inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")]
+        inputs += [
+            tf.TensorSpec([None, size], tf.float32, name=f"state_{index}")
+            for index, size in enumerate(self._state_sizes)
+        ]
+        self.greedy_action = tf.function(self._greedy_action, input_signature=inputs)
+        self.stochastic_action = _taking_int32_and_int64(self._stochastic_action, inputs, "seed")
+        self.distribution = tf.function(self._distribution, input_signature=inputs)
         self.get_initial_state = _taking_int32_and_int64(self._get_initial_state, [], "batch_size")
         self.get_metadata = tf.function(self._get_metadata, input_signature=[])
 
-    def _parameters(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
-        outputs = tf.cast(self.network(observations, training=False), tf.float32)
-        return policy_graph.distribution_parameters(outputs, self._action_space, self._distribution_kind)
+    def _parameters(self, observations: tf.Tensor, state: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
+        """The distribution parameters and, for a recurrent policy, `next_state_i`."""
+        if not state:
+            outputs = tf.cast(self.network(observations, training=False), tf.float32)
+            return policy_graph.distribution_parameters(outputs, self._action_space, self._distribution_kind)
+        outputs, *next_state = self.network([observations, *state], training=False)
+        parameters = policy_graph.distribution_parameters(
+            tf.cast(outputs, tf.float32), self._action_space, self._distribution_kind
+        )
+        return {**parameters, **policy_graph.named_next_state(next_state)}
 
-    def _greedy_action(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"action": policy_graph.greedy_action(self._parameters(observations), self._action_space)}
+    def _greedy_action(self, observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
+        parameters = self._parameters(observations, state)
+        return {
+            "action": policy_graph.greedy_action(parameters, self._action_space),
+            **policy_graph.next_state_of(parameters),
+        }
 
-    def _stochastic_action(self, observations: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        parameters = self._parameters(observations)
+    def _stochastic_action(self, observations: tf.Tensor, *state_and_seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        *state, seed = state_and_seed
+        parameters = self._parameters(observations, tuple(state))
         seed = tf.cast(seed, tf.int64)
-        return {"action": policy_graph.stochastic_action(parameters, self._action_space, seed)}
+        return {
+            "action": policy_graph.stochastic_action(parameters, self._action_space, seed),
+            **policy_graph.next_state_of(parameters),
+        }
 
-    def _distribution(self, observations: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._parameters(observations)
+    def _distribution(self, observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._parameters(observations, state)
 
     def _get_initial_state(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {}
+        batch_size = tf.cast(batch_size, tf.int32)
+        return {
+            f"state_{index}": tf.zeros([batch_size, size]) for index, size in enumerate(self._state_sizes)
+        }
 
     def _get_metadata(self) -> dict[str, tf.Tensor]:
         return {"metadata": tf.constant(self._metadata_json)}

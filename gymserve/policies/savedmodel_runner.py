@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, check_model_shapes
+from gymserve.policies.base import PolicyState
+from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, check_model_shapes, state_input_names
 
 
 class SavedModelRunner:
@@ -30,22 +31,39 @@ class SavedModelRunner:
         self._greedy = self._model.signatures["greedy_action"]
         self._distribution = self._model.signatures["distribution"]
         inputs = self._greedy.structured_input_signature[1]
-        if set(inputs) != {"observations"} or inputs["observations"].dtype != tf.float32:
-            raise PolicyLoadError(directory, f"greedy_action takes {inputs}; expected float32 'observations'")
+        if any(spec.dtype != tf.float32 for spec in inputs.values()):
+            raise PolicyLoadError(directory, f"greedy_action takes {inputs}; expected float32 inputs")
         outputs = {**self._greedy.structured_outputs, **self._distribution.structured_outputs}
         check_model_shapes(
             directory,
             metadata,
-            _per_row(inputs["observations"].shape),
+            {name: _per_row(spec.shape) for name, spec in inputs.items()},
             {name: _per_row(spec.shape) for name, spec in outputs.items()},
         )
+        self._state_names = state_input_names(metadata.policy_state_spec)
 
-    def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
-        return self._greedy(observations=tf.constant(observations))["action"].numpy()
+    def greedy_actions(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]:
+        outputs = self._greedy(**self._inputs(observations, state))
+        return outputs["action"].numpy(), self._next_state(outputs)
 
-    def parameters(self, observations: np.ndarray) -> dict[str, np.ndarray]:
-        outputs = self._distribution(observations=tf.constant(observations))
-        return {name: value.numpy() for name, value in outputs.items()}
+    def parameters(
+        self, observations: np.ndarray, state: PolicyState
+    ) -> tuple[dict[str, np.ndarray], PolicyState]:
+        outputs = self._distribution(**self._inputs(observations, state))
+        next_state = self._next_state(outputs)
+        return {
+            name: value.numpy() for name, value in outputs.items() if not name.startswith("next_")
+        }, next_state
+
+    def _inputs(self, observations: np.ndarray, state: PolicyState) -> dict[str, tf.Tensor]:
+        named_state = zip(self._state_names, state, strict=True)
+        return {
+            "observations": tf.constant(observations),
+            **{name: tf.constant(part) for name, part in named_state},
+        }
+
+    def _next_state(self, outputs: dict[str, tf.Tensor]) -> PolicyState:
+        return tuple(outputs[f"next_{name}"].numpy() for name in self._state_names)
 
 
 def _per_row(shape: tf.TensorShape) -> tuple[int | None, ...]:

@@ -51,12 +51,14 @@ class PolicyServiceError(Exception):
 
 @dataclass(frozen=True)
 class ActResult:
-    """The actions, the policy version that chose them and, when asked for, its distribution."""
+    """The actions, the policy version that chose them, when asked for, its distribution, and a
+    recurrent policy's next state (to send with the next observations of the same episodes)."""
 
     actions: np.ndarray
     policy_name: str
     policy_version: int
     distribution: dict[str, np.ndarray] = field(default_factory=dict)
+    state: tuple[np.ndarray, ...] = ()
 
     @classmethod
     def from_proto(cls, response: pb.ActResponse) -> ActResult:
@@ -65,6 +67,7 @@ class ActResult:
             response.policy_name,
             response.policy_version,
             {name: from_tensor(tensor, name) for name, tensor in response.distribution.items()},
+            tuple(from_tensor(part, f"state[{index}]") for index, part in enumerate(response.state)),
         )
 
 
@@ -177,11 +180,17 @@ class PolicyClient:
         version: int | None = None,
         return_distribution: bool = False,
         label: str = "",
+        state: tuple[Any, ...] = (),
     ) -> ActResult:
-        """Like `act`, plus the version that answered and, optionally, the distribution parameters."""
+        """Like `act`, plus the version that answered and, optionally, the distribution parameters.
+
+        A recurrent policy acts from `state` (the previous result's `state`; () starts episodes).
+        """
         request = act_request(
             observations, policy, version, mode, epsilon, seed, return_distribution, label=label
         )
+        for part in state:
+            fill_tensor(request.state.add(), np.asarray(part, np.float32))
         return ActResult.from_proto(self._call(self._stub.Act, request))
 
     def stream(

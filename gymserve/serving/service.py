@@ -2,8 +2,9 @@
 
 Versions are resolved, policies run and errors mapped to status codes by `PolicyCalls`,
 shared with the TensorFlow Serving API. Client strings repeated in messages are capped (see
-`echo`). A unary Act starts from the policy's initial state every
-time; a StreamAct keeps the state between its messages and restarts it at episode boundaries.
+`echo`). A unary Act starts from the state in its request (the policy's initial state when it
+has none) and returns the next one; a StreamAct keeps the state between its messages and
+restarts it at episode boundaries.
 A stream keeps the version it resolved until its episode ends, so a reload never switches
 policies in the middle of an episode. The served policy objects are shared by all calls, so
 the server never calls `Policy.reset`.
@@ -42,9 +43,17 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         try:
             served = self._resolve(request)
             observations, batch_size = self._observations(request.observations, served)
-            self._act(
-                served, request, observations, served.policy.get_initial_state(batch_size), response, context
+            state = tuple(from_tensor(part, f"state[{index}]") for index, part in enumerate(request.state))
+            next_state = self._act(
+                served,
+                request,
+                observations,
+                state or served.policy.get_initial_state(batch_size),
+                response,
+                context,
             )
+            for part in next_state:
+                fill_tensor(response.state.add(), np.asarray(part))
         except Exception as error:
             self._calls.abort(context, "Act", error)
         return response
@@ -59,6 +68,8 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
             response = pb.StreamActResponse()
             try:
                 request = message.act
+                if request.state:
+                    raise ValueError("StreamAct keeps the policy state itself; send no state in its requests")
                 asked = (request.policy_name, _version(request), request.version_label)
                 restart = state is None or message.episode_start or asked != resolved_for
                 if restart:

@@ -106,3 +106,14 @@ def test_graph_envs_are_in_graph_only_for_cartpole_and_split_for_workers():
     assert [type(env) for env in python_groups] == [PythonEnvsInGraph, PythonEnvsInGraph]
     with pytest.raises(ValueError, match=r"cannot split 5 environments into 6 groups"):
         graph_envs(cartpole, parts=6, in_graph=True, seed=0)
+
+
+def test_in_graph_cartpole_without_velocity_observes_position_and_angle():
+    runner = EnvRunner.make("gymserve/CartPoleNoVelocity-v1", 3, seed=0)
+    (env,) = graph_envs(runner, parts=1, in_graph=True, seed=0)
+    assert isinstance(env, InGraphCartPole)
+    states = np.array([[0.01, 0.2, -0.03, 0.4], [0.5, -1.0, 0.1, 2.0], [-0.2, 0.0, 0.05, -0.3]])
+    env.set_states(states)
+    np.testing.assert_array_equal(env.observations().numpy(), states[:, [0, 2]].astype(np.float32))
+    step = env.step(tf.constant([0, 1, 1]))
+    assert step.final_observations.shape == (3, 2) and step.observations.shape == (3, 2)
