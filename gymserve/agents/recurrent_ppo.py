@@ -159,6 +159,7 @@ class RecurrentPPO(PPO):
     """PPO whose actor and critic share an LSTM; `PPO(config, ...)` builds one when `lstm_units` is set."""
 
     loss_class = RecurrentActorCriticLoss
+    remote_collection = None  # an actor would have to ship and resume each env's LSTM state
 
     def __init__(self, config: PPOConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space):
         super().__init__(config, observation_space, action_space)

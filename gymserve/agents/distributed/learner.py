@@ -48,9 +48,11 @@ def check_trainable_with_actors(info: RunInfo, algorithm: Algorithm, config: Dis
     """Raise (before anything is started or written) unless this run can train with actors."""
     import_ray()
     if algorithm.remote_collection is None:
-        trainable = "dqn, sac, td3, ddpg, ppo, a2c, trpo"
+        trainable = "dqn, sac, td3, ddpg, ppo (feed-forward), a2c, trpo"
+        recurrent = " with lstm_units" if getattr(info.config, "lstm_units", None) else ""
         raise UnsupportedDistributedTrainingError(
-            f"{info.algorithm} cannot train with actors; choose one of {trainable}, or train without --actors"
+            f"{info.algorithm}{recurrent} cannot train with actors; choose one of {trainable}, "
+            "or train without --actors"
         )
     if config.actors > info.config.num_envs:
         raise UnsupportedDistributedTrainingError(

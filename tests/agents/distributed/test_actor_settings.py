@@ -13,7 +13,14 @@ pytest.importorskip("ray")
 @pytest.mark.parametrize(
     ("algorithm", "overrides", "actors", "message"),
     [
-        ("a3c", {}, 2, "a3c cannot train with actors; choose one of dqn, sac, td3, ddpg, ppo, a2c, trpo, "),
+        (
+            "a3c",
+            {},
+            2,
+            r"a3c cannot train with actors; "
+            r"choose one of dqn, sac, td3, ddpg, ppo \(feed-forward\), a2c, trpo, or train without --actors$",
+        ),
+        ("ppo", {"lstm_units": 8, "bptt_length": 8}, 2, "ppo with lstm_units cannot train with actors"),
         (
             "ppo",
             {"num_envs": 2, "batch_size": 64},
