@@ -261,11 +261,11 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    outcomes: dict[str, list[Outcome]] = {}
+    # Seed by seed, each algorithm in turn, so that a change in the machine's load falls on all of them.
+    outcomes: dict[str, list[Outcome]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="time-to-solve-") as workdir:
-        for name in names:
-            outcomes[name] = []
-            for seed in range(args.seeds):
+        for seed in range(args.seeds):
+            for name in names:
                 outcome = RUNNERS[name](seed, Path(workdir))
                 outcomes[name].append(outcome)
                 solved = (
