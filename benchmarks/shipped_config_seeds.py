@@ -13,12 +13,11 @@ how many seeds solved.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from time_to_solve import add_threads_argument, chosen_names, use_tensorflow_threads
 
 FRESH_EPISODES = 20
 FRESH_SEED = 12345  # the slow tests' start states
@@ -58,19 +57,10 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per check (default: %(default)s)")
     parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default: %(default)s)")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="TensorFlow intra-op threads (default: %(default)s)"
-    )
+    add_threads_argument(parser)
     args = parser.parse_args()
-    names = [name.strip() for name in args.checks.split(",")]
-    unknown = [name for name in names if name not in CHECKS]
-    if unknown:
-        parser.error(f"unknown checks {unknown}; expected among {', '.join(CHECKS)}")
-
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    names = chosen_names(parser, "checks", args.checks, CHECKS)
+    use_tensorflow_threads(args.threads)
 
     summary = []
     with tempfile.TemporaryDirectory(prefix="shipped-config-seeds-") as workdir:

@@ -33,7 +33,7 @@ import math
 import os
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -235,6 +235,29 @@ def ratio(value: float | None, baseline: float | None) -> str:
     return "-" if value is None or not baseline else f"{value / baseline:.2f}"
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads", type=int, default=1, help="TensorFlow intra-op threads (default: %(default)s)"
+    )
+
+
+def chosen_names(parser: argparse.ArgumentParser, kind: str, text: str, known: Iterable[str]) -> list[str]:
+    """The comma-separated names in `text`; a usage error names any that is not `known`."""
+    names, known = [name.strip() for name in text.split(",")], list(known)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown {kind} {unknown}; expected among {', '.join(known)}")
+    return names
+
+
+def use_tensorflow_threads(threads: int) -> None:
+    """`threads` intra-op threads and one inter-op thread, set before TensorFlow runs anything."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -244,22 +267,13 @@ def main() -> None:
         "--seeds", type=int, default=5, help="seeds 0..N-1 per algorithm (default: %(default)s)"
     )
     parser.add_argument("--baseline", help="algorithm the ratios are relative to (default: the first)")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="TensorFlow intra-op threads (default: %(default)s)"
-    )
+    add_threads_argument(parser)
     args = parser.parse_args()
-    names = [name.strip() for name in args.algorithms.split(",")]
-    unknown = [name for name in names if name not in RUNNERS]
-    if unknown:
-        parser.error(f"unknown algorithms {unknown}; expected among {', '.join(RUNNERS)}")
+    names = chosen_names(parser, "algorithms", args.algorithms, RUNNERS)
     baseline = args.baseline or names[0]
     if baseline not in names:
         parser.error(f"--baseline {baseline} is not among --algorithms")
-
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    use_tensorflow_threads(args.threads)
 
     # Seed by seed, each algorithm in turn, so that a change in the machine's load falls on all of them.
     outcomes: dict[str, list[Outcome]] = {name: [] for name in names}
