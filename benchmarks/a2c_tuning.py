@@ -20,10 +20,8 @@ import time
 from pathlib import Path
 
 from time_to_solve import (
-    ENV_ID,
+    CARTPOLE,
     EVAL_EPISODES,
-    EVAL_INTERVAL,
-    TARGET,
     Outcome,
     median_or_none,
     ratio,
@@ -56,21 +54,21 @@ def main() -> None:
         protocol.write_text(
             json.dumps(
                 {
-                    "eval_interval": EVAL_INTERVAL,
+                    "eval_interval": CARTPOLE.eval_interval,
                     "eval_episodes": EVAL_EPISODES,
-                    "checkpoint_interval": EVAL_INTERVAL,
+                    "checkpoint_interval": CARTPOLE.eval_interval,
                 }
             )
         )
         started = time.perf_counter()
         result = tune(
             "a2c",
-            ENV_ID,
+            CARTPOLE.env_id,
             workdir / "study",
             args.trials,
             jobs=args.jobs,
             max_steps=args.budget,
-            target_reward=TARGET,
+            target_reward=CARTPOLE.target,
             seeds_per_trial=args.seeds_per_trial,
             config_file=protocol,
             progress_bar=False,
@@ -87,7 +85,7 @@ def main() -> None:
         outcomes: dict[str, list[Outcome]] = {"tuned": [], "shipped": []}
         for seed in range(FIRST_UNSEEN_SEED, FIRST_UNSEEN_SEED + args.seeds):
             for name, config_file in (("tuned", best_config), ("shipped", None)):
-                outcome = run_gymserve("a2c", args.budget, seed, workdir, config_file)
+                outcome = run_gymserve(CARTPOLE, "a2c", args.budget, seed, workdir, config_file)
                 outcomes[name].append(outcome)
                 solved_at = f"solved at {outcome.steps} steps" if outcome.steps else "not solved"
                 print(f"{name} seed {seed}: {solved_at}", flush=True)
@@ -95,7 +93,7 @@ def main() -> None:
     steps = {name: median_or_none([outcome.steps for outcome in runs]) for name, runs in outcomes.items()}
     for name, runs in outcomes.items():
         solved = sum(outcome.steps is not None for outcome in runs)
-        print(f"{name}: solved {solved}/{len(runs)}, median env steps to {TARGET:g}: {steps[name]}")
+        print(f"{name}: solved {solved}/{len(runs)}, median env steps to {CARTPOLE.target:g}: {steps[name]}")
     print(f"tuned / shipped median env steps: {ratio(steps['tuned'], steps['shipped'])} (goal <= 0.5)")
 
 

@@ -20,7 +20,10 @@ explored with, drawn from a seeded generator in every backend.
 Tuned defaults ship in gymserve/agents/configs/td3_<env>.json. On Pendulum-v1 (64x64 networks,
 10k random steps, then one gradient step per env step) greedy 10-episode evaluations first reach
 -200 at 14k, 14k, 17k, 18k and 18k steps for seeds 0-4 and end at -147, -171, -183, -191 and
--190 after 20k (about 40 s each on two free cores).
+-190 after 20k (about 40 s each on two free cores). On gymserve/CartPoleContinuousBullet-v0 (reward 1
+per step until the pole falls or the cart leaves its track, 200 steps) TD3 and DDPG explore with
+noise of 0.3 of the force range: with 0.1 the seed-0 TD3 greedy evaluations stayed below 90 for
+20k steps; with 0.3 they reach 200 at 22k (TD3) and 199 at 18k (DDPG).
 """
 
 from __future__ import annotations
