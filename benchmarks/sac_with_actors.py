@@ -8,7 +8,7 @@ first evaluation after `--minutes` of training wall time (evaluations included).
 single-process run keeps the shipped `num_envs` (1); the actor run steps one env per actor
 (`num_envs` = actors), its rate limiter keeping the single-process samples per insert
 (`batch_size` / `num_envs`). Printed per setting: env steps, wall time, env steps/s and every
-greedy evaluation, then the ratio of env steps/s and the returns at the last evaluation both reached.
+greedy evaluation, then the ratio of env steps/s and both returns at the last step both evaluated.
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ def main() -> None:
     speedup = (actors.total_steps / actors.wall_time) / (single.total_steps / single.wall_time)
     print(f"env steps/s, {args.actors} actors / single process: {speedup:.2f}x")
     last = min(len(single_evaluations), len(actor_evaluations)) - 1
-    single_return, actor_return = single_evaluations[last][2], actor_evaluations[last][2]
+    step, single_seconds, single_return = single_evaluations[last]
+    _, actor_seconds, actor_return = actor_evaluations[last]  # both evaluate at the same steps
     print(
-        f"greedy AverageReturn at evaluation {last + 1} (about {single_evaluations[last][1]:.0f} s): "
-        f"single process {single_return:.3f}, {args.actors} actors {actor_return:.3f}"
+        f"greedy AverageReturn at {step} env steps: single process {single_return:.3f} "
+        f"({single_seconds:.0f} s), {args.actors} actors {actor_return:.3f} ({actor_seconds:.0f} s)"
     )
 
 
