@@ -18,6 +18,7 @@ latest weights, and only the batch it was collecting is lost.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
@@ -168,7 +169,7 @@ class ActorPool:
             actor.set_weights.remote(*self._latest_weights)
 
 
-class Learner:
+class Learner(abc.ABC):
     """What both kinds of learner share: the actors, the step count, episodes and the actor log."""
 
     def __init__(self, info: RunInfo, algorithm: Algorithm, config: DistributedConfig, point: RunPoint):
@@ -191,9 +192,9 @@ class Learner:
         self._period = _Period(len(self.pool), point.total_steps, self._clock_start, self.updates)
         self.publish()
 
+    @abc.abstractmethod
     def train_iteration(self) -> dict[str, float]:
         """Collect and learn a little; scalar metrics for the trainer (see the subclasses)."""
-        raise NotImplementedError
 
     def pop_finished_episodes(self) -> list[FinishedEpisode]:
         finished, self._finished = self._finished, []
