@@ -157,6 +157,11 @@ class Algorithm(abc.ABC):
             )
         return self._policy
 
+    def evaluation_policy(self) -> ActorPolicy:
+        """The policy greedy evaluations act with: `policy()`, unless the algorithm has a faster one
+        with the same outputs (the weights do not change during an evaluation)."""
+        return self.policy()
+
     def policy_weights(self) -> list[np.ndarray]:
         """The acting network's weights (normalization statistics included), to act elsewhere."""
         return self.policy_network().get_weights()

@@ -348,7 +348,7 @@ class _Session:
 
         state, config = self.state, self.config
         evaluation = evaluate(
-            self.algorithm.policy(),
+            self.algorithm.evaluation_policy(),
             self.trainer.info.env_id,
             config.eval_episodes,
             "greedy",

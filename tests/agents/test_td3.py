@@ -63,6 +63,26 @@ def test_exploration_adds_the_configured_noise_to_the_greedy_action_in_action_un
     np.testing.assert_allclose(stochastic.noise_std, [[0.2]], rtol=1e-6)
 
 
+def test_evaluations_act_on_a_numpy_copy_of_the_actor_as_the_policy_does():
+    td3 = tiny(normalize_observations=True)
+    runner = EnvRunner.make(CARTPOLE, 1, seed=0)
+    for _ in range(3):
+        td3.train_iteration(runner)  # moves the weights and the observation statistics
+    observations = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32) * 3
+    evaluation = td3.evaluation_policy()
+    assert evaluation is not td3.policy()
+    np.testing.assert_allclose(
+        evaluation.action(observations).action, td3.policy().action(observations).action, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        evaluation.distribution(observations).noise_std, td3.policy().distribution(observations).noise_std
+    )
+    before = evaluation.action(observations).action
+    td3.train_iteration(runner)
+    np.testing.assert_array_equal(evaluation.action(observations).action, before)  # a snapshot
+    assert not np.array_equal(td3.evaluation_policy().action(observations).action, before)
+
+
 def test_ornstein_uhlenbeck_noise_settles_to_its_stationary_std_and_resets():
     noise = OrnsteinUhlenbeckNoise((2000, 1), sigma=0.3, theta=0.15, dt=0.01)
     rng = np.random.default_rng(0)

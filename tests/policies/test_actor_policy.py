@@ -98,6 +98,25 @@ def test_distribution_is_categorical_over_the_logits(discrete_policy):
     np.testing.assert_allclose(distribution.logits, discrete_policy.network(observations).numpy(), atol=1e-6)
 
 
+def test_a_numpy_forward_function_replaces_the_network_call(continuous_policy):
+    observations = observations_for(MINITAUR_OBSERVATIONS, 100)
+    network = continuous_policy.network
+    calls = []
+
+    def forward(batch):
+        calls.append(len(batch))
+        return network(batch).numpy()
+
+    policy = ActorPolicy(network, MINITAUR_OBSERVATIONS, MINITAUR_ACTIONS, forward=forward)
+    np.testing.assert_array_equal(
+        policy.action(observations).action, continuous_policy.action(observations).action
+    )
+    assert calls == [1, 100]  # the output width check, then the actions
+
+    with pytest.raises(ValueError, match=r"the network outputs shape \(1, 3\)"):
+        ActorPolicy(network, MINITAUR_OBSERVATIONS, MINITAUR_ACTIONS, forward=lambda batch: np.zeros((1, 3)))
+
+
 def test_network_with_the_wrong_output_width_is_refused():
     with pytest.raises(ValueError, match=r"outputs shape \(None, 2\); expected \(batch, 3\) logits"):
         ActorPolicy(mlp(4, 2, seed=0, hidden=8), CARTPOLE_OBSERVATIONS, gym.spaces.Discrete(3))

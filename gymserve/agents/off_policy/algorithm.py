@@ -34,6 +34,7 @@ from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.config import TrainingConfig
 from gymserve.agents.env_runner import EnvRunner, Transition
 from gymserve.agents.off_policy.n_step import n_step_targets
+from gymserve.agents.off_policy.packed_arrays import PackedLayout
 from gymserve.agents.off_policy.prioritized_replay import PrioritizedReplayBuffer
 from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
 from gymserve.agents.schedules import linear_schedule
@@ -143,6 +144,7 @@ class OffPolicyAlgorithm(Algorithm):
         # (observations, the acting network's outputs for them) as the last update computed them.
         self._next_outputs: tuple[np.ndarray, np.ndarray] | None = None
         self._compiled_update: tf.types.experimental.ConcreteFunction | None = None
+        self._minibatch_layout: PackedLayout | None = None
 
     # What a subclass provides.
 
@@ -307,15 +309,21 @@ class OffPolicyAlgorithm(Algorithm):
         self, minibatches: dict[str, np.ndarray], observations: np.ndarray
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """`_learn_and_act`, traced once into a concrete function: its shapes never change, and
-        calling a concrete function with tensors skips tf.function's per-call signature matching."""
+        calling a concrete function with tensors skips tf.function's per-call signature matching.
+        The minibatch arrays travel packed, one tensor per dtype (packed_arrays.py)."""
         if self._compiled_update is None:
-            function = tf.function(self._learn_and_act, jit_compile=self.config.jit_compile, autograph=False)
+            layout = PackedLayout.of(minibatches, leading_dims=2)
+
+            def learn_and_act(packed: list[tf.Tensor], observations: tf.Tensor) -> tuple[tf.Tensor, ...]:
+                return self._learn_and_act(layout.unpack(packed), observations)
+
+            function = tf.function(learn_and_act, jit_compile=self.config.jit_compile, autograph=False)
             self._compiled_update = function.get_concrete_function(
-                {name: tf.TensorSpec(array.shape, array.dtype) for name, array in minibatches.items()},
-                tf.TensorSpec((None, *self.observation_space.shape), tf.float32),
+                layout.specs(), tf.TensorSpec((None, *self.observation_space.shape), tf.float32)
             )
-        tensors = {name: tf.constant(array) for name, array in minibatches.items()}
-        return self._compiled_update(tensors, tf.constant(observations))
+            self._minibatch_layout = layout
+        packed = [tf.constant(array) for array in self._minibatch_layout.pack(minibatches)]
+        return self._compiled_update(packed, tf.constant(observations))
 
     def _learn_and_act(
         self, minibatches: dict[str, tf.Tensor], observations: tf.Tensor

@@ -58,6 +58,9 @@ class ReplayBuffer:
         self.data_spec = data_spec
         self._structure = nests.as_structure(data_spec, _is_spec_leaf)
         self._fields = _parse_spec(self._structure)
+        # A dict of leaves is flattened by key, without walking the nest on every add_batch.
+        flat = isinstance(self._structure, Mapping) and list(self._fields) == list(self._structure)
+        self._flat_keys = set(self._fields) if flat else None
         _check_positive_integers(batch_size=batch_size, max_length=max_length, capacity=capacity)
         if (capacity is None) == (max_length is None):
             raise ValueError(
@@ -336,6 +339,8 @@ class ReplayBuffer:
         return self._storage[DONE_FIELD][times, rows[:, None]].any(axis=1)
 
     def _flatten(self, items: Any) -> dict[str, Any]:
+        if self._flat_keys is not None and isinstance(items, Mapping) and items.keys() == self._flat_keys:
+            return {name: items[name] for name in self._fields}
         return dict(zip(self._fields, nests.flatten_like(self._structure, items, _is_spec_leaf), strict=True))
 
     def _pack(self, flat: Mapping[str, Any] | list) -> Any:

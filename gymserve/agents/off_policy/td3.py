@@ -34,7 +34,12 @@ import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
-from gymserve.agents.networks import BroadcastConstant, action_value_critics, deterministic_actor
+from gymserve.agents.networks import (
+    BroadcastConstant,
+    NumpyForward,
+    action_value_critics,
+    deterministic_actor,
+)
 from gymserve.agents.off_policy.algorithm import (
     OffPolicyAlgorithm,
     OffPolicyConfig,
@@ -42,6 +47,7 @@ from gymserve.agents.off_policy.algorithm import (
     build_adam,
     unit_box_actions,
 )
+from gymserve.policies.actor_policy import ActorPolicy
 from gymserve.policies.base import uniform_actions
 from gymserve.policies.distributions import NoisyDeterministic, distribution_from_outputs
 
@@ -119,9 +125,9 @@ class TD3(OffPolicyAlgorithm):
         self.actor_optimizer = build_adam(config.actor_learning_rate, self.actor.trainable_variables)
         self.critic_optimizer = build_adam(config.critic_learning_rate, self.critic.trainable_variables)
         self.half_range = ((action_space.high - action_space.low) / 2.0).astype(np.float32)
-        noise_std = (self.acting_noise_scale() * self.half_range).reshape(-1)
+        self.noise_std = (self.acting_noise_scale() * self.half_range).reshape(-1)
         pre_tanh_action = self.actor.outputs[0]
-        noise = BroadcastConstant(noise_std.tolist(), name="exploration_noise_std")(pre_tanh_action)
+        noise = BroadcastConstant(self.noise_std.tolist(), name="exploration_noise_std")(pre_tanh_action)
         outputs = keras.layers.Concatenate(name="action_noise_std")([pre_tanh_action, noise])
         self._policy_network = keras.Model(self.actor.inputs, outputs, name="noisy_actor")
 
@@ -147,6 +153,28 @@ class TD3(OffPolicyAlgorithm):
 
     def policy_network(self) -> keras.Model:
         return self._policy_network
+
+    def evaluation_policy(self) -> ActorPolicy:
+        """The policy on a numpy copy of the actor's current weights: an evaluation acts thousands
+        of times, and a TensorFlow call costs far more than a small actor's arithmetic."""
+        try:
+            actor = NumpyForward(self.actor)
+        except TypeError:  # a layer or activation the numpy copy does not compute
+            return self.policy()
+        noise_std = self.noise_std.astype(np.float32)
+
+        def outputs(observations: np.ndarray) -> np.ndarray:
+            pre_tanh_action = actor(observations)
+            noise = np.broadcast_to(noise_std, pre_tanh_action.shape)
+            return np.concatenate([pre_tanh_action, noise], axis=1)
+
+        return ActorPolicy(
+            self._policy_network,
+            self.observation_space,
+            self.action_space,
+            distribution=self.policy_distribution,
+            forward=outputs,
+        )
 
     @classmethod
     def action_spec(cls, action_space: gym.spaces.Box) -> tuple[tuple[int, ...], type]:
