@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gymserve.serving.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
-from gymserve.serving.step_metrics import StepMetrics
+from gymserve.serving.step_metrics import FOLD_EVERY, StepMetrics
 
 # values on bucket bounds, between them, below the first and above the last
 SECONDS = [0.0, 5e-5, 6e-5, 1e-3, 1e-3, 0.0042, 2.5, 3.0, 1e-4]
@@ -48,3 +50,28 @@ def test_steps_scrape_as_the_prometheus_client_counter_and_histograms_would():
 
     assert samples(ours) == samples(reference)
     assert samples(ours)[("gymserve_policy_requests_total", (("policy", "cartpole"), ("version", "1")))] == 6
+
+
+def test_steps_from_many_threads_are_all_counted_across_folds():
+    registry = CollectorRegistry()
+    steps = StepMetrics(LATENCY_BUCKETS, BATCH_BUCKETS)
+    registry.register(steps)
+    threads, per_thread = 4, FOLD_EVERY  # every thread crosses the fold threshold
+
+    def act() -> None:
+        for index in range(per_thread):
+            steps.observe_step("cartpole", 1, 2, 1e-4, 5e-5, model_call=index % 2 == 0)
+
+    workers = [threading.Thread(target=act) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    value = registry.get_sample_value
+    version, policy = {"policy": "cartpole", "version": "1"}, {"policy": "cartpole"}
+    assert value("gymserve_policy_requests_total", version) == threads * per_thread
+    assert (
+        value("gymserve_policy_request_seconds_bucket", {**version, "le": "0.0001"}) == threads * per_thread
+    )
+    assert value("gymserve_batch_size_sum", policy) == 2 * threads * per_thread
+    assert value("gymserve_model_batch_size_count", policy) == threads * per_thread // 2
