@@ -1,4 +1,4 @@
-"""The per-step metrics scrape exactly as prometheus_client's Counter and Histogram of the same names."""
+"""The per-call metrics scrape exactly as prometheus_client's Counter and Histogram of the same names."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import threading
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gymserve.serving.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
-from gymserve.serving.step_metrics import FOLD_EVERY, StepMetrics
+from gymserve.serving.queued_metrics import FOLD_EVERY
+from gymserve.serving.rpc_metrics import GRPC_LABELS, RpcMetrics
+from gymserve.serving.step_metrics import StepMetrics
 
 # values on bucket bounds, between them, below the first and above the last
 SECONDS = [0.0, 5e-5, 6e-5, 1e-3, 1e-3, 0.0042, 2.5, 3.0, 1e-4]
@@ -75,3 +77,42 @@ def test_steps_from_many_threads_are_all_counted_across_folds():
     )
     assert value("gymserve_batch_size_sum", policy) == 2 * threads * per_thread
     assert value("gymserve_model_batch_size_count", policy) == threads * per_thread // 2
+
+
+def test_rpcs_scrape_as_the_prometheus_client_counters_and_histogram_would():
+    ours, reference = CollectorRegistry(), CollectorRegistry()
+    rpcs = RpcMetrics(LATENCY_BUCKETS)
+    ours.register(rpcs)
+    started = Counter("grpc_server_started", "RPCs started on the server.", GRPC_LABELS, registry=reference)
+    handled = Counter(
+        "grpc_server_handled",
+        "RPCs completed on the server.",
+        (*GRPC_LABELS, "grpc_code"),
+        registry=reference,
+    )
+    seconds = Histogram(
+        "grpc_server_handling_seconds", "Time the server took to answer an RPC.", GRPC_LABELS,
+        buckets=LATENCY_BUCKETS, registry=reference,
+    )  # fmt: skip
+    act, stream, idle = (
+        ("unary", "s", "Act"),
+        ("bidi_stream", "s", "StreamAct"),
+        ("unary", "s", "GetPolicy"),
+    )
+    for labels in (act, stream, idle):  # a method with a handler shows zeros before its first call
+        rpcs.add_method(labels)
+        started.labels(*labels)
+        seconds.labels(*labels)
+    for index, duration in enumerate(SECONDS):
+        labels, code = (act, "OK") if index % 3 else (stream, "CANCELLED" if index % 2 else "NOT_FOUND")
+        rpcs.started(labels)
+        rpcs.handled(labels, code, duration)
+        started.labels(*labels).inc()
+        handled.labels(*labels, code).inc()
+        seconds.labels(*labels).observe(duration)
+    rpcs.started(act)  # still running
+    started.labels(*act).inc()
+
+    assert samples(ours) == samples(reference)
+    ok_labels = {"grpc_type": "unary", "grpc_service": "s", "grpc_method": "Act", "grpc_code": "OK"}
+    assert samples(ours)[("grpc_server_handled_total", tuple(sorted(ok_labels.items())))] == 6
