@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 FOLD_EVERY = 1024  # events queued before they are counted into the series
@@ -38,6 +38,16 @@ def observe(series: dict[tuple, Buckets], key: tuple, bounds: tuple[float, ...],
         buckets = series[key] = Buckets(bounds)
     buckets.counts[bisect.bisect_left(bounds, value)] += 1  # a bucket counts values <= its bound
     buckets.sum += value
+
+
+def counter_family(
+    name: str, doc: str, labels: Sequence[str], counts: dict[tuple, int]
+) -> CounterMetricFamily:
+    """The family of `counts` as prometheus_client's `Counter` would expose it (call with the lock held)."""
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, count in counts.items():
+        family.add_metric(key, count)
+    return family
 
 
 def histogram_family(

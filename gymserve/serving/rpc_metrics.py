@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 
-from gymserve.serving.queued_metrics import Buckets, QueuedMetrics, histogram_family, observe
+from gymserve.serving.queued_metrics import (
+    Buckets,
+    QueuedMetrics,
+    counter_family,
+    histogram_family,
+    observe,
+)
 
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 RpcLabels = tuple[str, str, str]  # the values of GRPC_LABELS
@@ -52,18 +58,10 @@ class RpcMetrics(QueuedMetrics):
             self._seconds.setdefault(labels, Buckets(self._bounds))
 
     def _families(self) -> Iterable[Metric]:
-        started = CounterMetricFamily(
-            "grpc_server_started", "RPCs started on the server.", labels=GRPC_LABELS
+        yield counter_family("grpc_server_started", "RPCs started on the server.", GRPC_LABELS, self._started)
+        yield counter_family(
+            "grpc_server_handled", "RPCs completed on the server.", (*GRPC_LABELS, "grpc_code"), self._handled
         )
-        for labels, count in self._started.items():
-            started.add_metric(labels, count)
-        yield started
-        handled = CounterMetricFamily(
-            "grpc_server_handled", "RPCs completed on the server.", labels=(*GRPC_LABELS, "grpc_code")
-        )
-        for labels, count in self._handled.items():
-            handled.add_metric(labels, count)
-        yield handled
         yield histogram_family(
             "grpc_server_handling_seconds", "Time the server took to answer an RPC.", GRPC_LABELS,
             self._bounds, self._seconds,

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import Metric
 
-from gymserve.serving.queued_metrics import Buckets, QueuedMetrics, histogram_family, observe
+from gymserve.serving.queued_metrics import (
+    Buckets,
+    QueuedMetrics,
+    counter_family,
+    histogram_family,
+    observe,
+)
 
 VERSION_LABELS = ("policy", "version")
 
@@ -56,12 +62,12 @@ class StepMetrics(QueuedMetrics):
             observe(self._model_batch_sizes, (name,), batch, batch_size)
 
     def _families(self) -> Iterable[Metric]:
-        family = CounterMetricFamily(
-            "gymserve_policy_requests", "Act steps answered, per policy version.", labels=VERSION_LABELS
+        yield counter_family(
+            "gymserve_policy_requests",
+            "Act steps answered, per policy version.",
+            VERSION_LABELS,
+            self._requests,
         )
-        for key, count in self._requests.items():
-            family.add_metric(key, count)
-        yield family
         latency, batch = self._latency_bounds, self._batch_bounds
         yield histogram_family(
             "gymserve_policy_request_seconds", "Time of an Act step, from parsed request to response.",
