@@ -11,6 +11,7 @@ Python loops; the results are the same either way.
 from __future__ import annotations
 
 import math
+import operator
 from itertools import cycle
 
 import numpy as np
@@ -33,5 +34,5 @@ def within_bounds(rows: np.ndarray, low: list[float], high: list[float]) -> bool
     """
     if rows.size > SMALL_SIZE:
         return False
-    values = rows.ravel().tolist()
-    return all(lower <= value <= upper for value, lower, upper in zip(values, cycle(low), cycle(high)))
+    values = rows.ravel().tolist()  # row after row, each as long as the bounds
+    return all(map(operator.le, cycle(low), values)) and all(map(operator.le, values, cycle(high)))
