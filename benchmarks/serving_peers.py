@@ -17,12 +17,16 @@ This process runs 1, 16 or 64 client threads, one channel each, sending the same
 one-observation Act request back to back and taking the response as bytes (same code for all
 three). Every (clients, server) cell is measured for `--seconds` once per round, the servers
 alternating inside each round, so load from other processes weighs on all alike. Printed per
-cell: calls/s, p50 and p99; then the ratios of the goals:
+cell: calls/s, p50, p99 and the server process's CPU time per call (user + system, read from
+/proc around the cell; "-" for Ray, whose proxy and replica are separate processes); then the
+ratios of the goals, and the server CPU per call of gymserve over the floor's, which other load
+on the machine hardly moves, unlike calls/s:
 
     gymserve p50 / ray p50                    goal <= 0.2 (1 and 64 clients)
     gymserve calls/s / ray calls/s            goal >= 5   (64 clients)
     gymserve p50 / floor p50                  goal <= 1.10 (1 client)
     gymserve calls/s / floor calls/s          goal >= 0.9  (16 and 64 clients)
+    gymserve server CPU / floor server CPU    (16 and 64 clients; about 1.1 or less for the goal above)
 """
 
 from __future__ import annotations
@@ -119,6 +123,13 @@ def serve_ray(policy_path: Path) -> str:
     return f"127.0.0.1:{grpc_port}"
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -170,10 +181,14 @@ def main() -> None:
         try:
             addresses = {kind: process.stdout.readline().strip() for kind, process in processes.items()}
             totals = {(c, kind): [0, []] for c in CLIENT_COUNTS for kind in args.servers}
+            server_cpu = {cell: 0.0 for cell in totals}
             for _ in range(args.rounds):
                 for clients in CLIENT_COUNTS:
                     for kind in args.servers:
+                        pid = processes[kind].pid
+                        cpu_before = process_cpu_seconds(pid)
                         count, latencies = measure(addresses[kind], request, clients, args.seconds, METADATA)
+                        server_cpu[(clients, kind)] += process_cpu_seconds(pid) - cpu_before
                         totals[(clients, kind)][0] += count
                         totals[(clients, kind)][1] += latencies
         finally:
@@ -186,11 +201,15 @@ def main() -> None:
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
         f"{args.rounds} x {args.seconds:g} s per cell, one-observation Act ({len(request)} B)"
     )
-    print(f"{'server':<9} {'clients':>7} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    rate, p50 = {}, {}
+    print(f"{'server':<9} {'clients':>7} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/call':>12}")
+    rate, p50, cpu_per_call = {}, {}, {}
     for (clients, kind), (calls, median, p99) in cell_figures(totals, args.rounds * args.seconds).items():
         rate[(clients, kind)], p50[(clients, kind)] = calls, median
-        print(f"{kind:<9} {clients:>7} {calls:>9,.0f} {median:>8.3f} {p99:>8.3f}")
+        cpu_column = "-"
+        if kind != "ray":  # Ray's proxy and replica run in processes of their own
+            cpu_per_call[(clients, kind)] = server_cpu[(clients, kind)] / totals[(clients, kind)][0] * 1e6
+            cpu_column = f"{cpu_per_call[(clients, kind)]:.0f}"
+        print(f"{kind:<9} {clients:>7} {calls:>9,.0f} {median:>8.3f} {p99:>8.3f} {cpu_column:>12}")
     goals = [
         ("p50", "ray", 1, "<= 0.2"),
         ("p50", "ray", 64, "<= 0.2"),
@@ -207,6 +226,10 @@ def main() -> None:
             ratio = figures[(clients, "gymserve")] / figures[(clients, peer)]
             goal_note = f"(goal {goal})" if goal else ""
             print(f"gymserve {what} / {peer} {what}, {clients:>2} clients: {ratio:6.2f}   {goal_note}")
+    if {"gymserve", "floor"} <= set(args.servers):
+        for clients in (16, 64):
+            ratio = cpu_per_call[(clients, "gymserve")] / cpu_per_call[(clients, "floor")]
+            print(f"gymserve server CPU / floor server CPU per call, {clients:>2} clients: {ratio:6.2f}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ class OnnxRunner:
         return dict(zip(self._parameter_names, values[:count], strict=True)), tuple(values[count:])
 
     def _inputs(self, observations: np.ndarray, state: PolicyState) -> dict[str, np.ndarray]:
+        if not self._state_names:  # stateless: the common case, without building a second dict
+            return {"observations": observations}
         return {"observations": observations, **dict(zip(self._state_names, state, strict=True))}
 
 

@@ -9,8 +9,8 @@ uses, so existing gRPC dashboards work unchanged:
 
 and the policies under `gymserve_`: requests and their latency per policy version (buckets
 from 50 µs), model inference time, observations per step and per model call (dynamic
-batching merges steps), loaded versions by state, open streams. The per-step series are kept by
-`step_metrics`, cheaper per update than prometheus_client's own.
+batching merges steps), loaded versions by state, open streams. The per-call series are kept by
+`rpc_metrics` and `step_metrics`, cheaper per update than prometheus_client's own.
 Each server has its own registry (with the process collector), so servers in one process do
 not mix their counts.
 """
@@ -22,17 +22,11 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
 from gymserve.serving.handlers import HandlerWrapper, behavior_of, is_streaming, rebuild_handler
+from gymserve.serving.rpc_metrics import RpcMetrics
 from gymserve.serving.step_metrics import StepMetrics
 
 if TYPE_CHECKING:
@@ -57,7 +51,6 @@ LATENCY_BUCKETS = (
     2.5,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-_GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
 
 class ServerMetrics:
@@ -67,17 +60,11 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.registry.register(_VersionStates(policies))
-        metric = {"registry": self.registry}
-        self.started = Counter("grpc_server_started", "RPCs started on the server.", _GRPC_LABELS, **metric)
-        self.handled = Counter(
-            "grpc_server_handled", "RPCs completed on the server.", (*_GRPC_LABELS, "grpc_code"),
-            **metric,
-        )  # fmt: skip
-        self.handling_seconds = Histogram(
-            "grpc_server_handling_seconds", "Time the server took to answer an RPC.", _GRPC_LABELS,
-            buckets=LATENCY_BUCKETS, **metric,
-        )  # fmt: skip
-        self.open_streams = Gauge("gymserve_open_streams", "Streams open now.", ("grpc_method",), **metric)
+        self.rpcs = RpcMetrics(LATENCY_BUCKETS)
+        self.registry.register(self.rpcs)
+        self.open_streams = Gauge(
+            "gymserve_open_streams", "Streams open now.", ("grpc_method",), registry=self.registry
+        )
         self.steps = StepMetrics(LATENCY_BUCKETS, BATCH_BUCKETS)
         self.registry.register(self.steps)
         self._http: Any = None
@@ -94,9 +81,9 @@ class ServerMetrics:
             self._http.server_close()
 
     def observe_step(
-        self, name: str, version: int, batch_size: int, seconds: float, inference: float
+        self, name: str, version: int, batch_size: int, seconds: float, inference: float, model_call: bool
     ) -> None:
-        self.steps.observe_step(name, version, batch_size, seconds, inference)
+        self.steps.observe_step(name, version, batch_size, seconds, inference, model_call)
 
     def observe_model_batch(self, name: str, batch_size: int) -> None:
         self.steps.observe_model_batch(name, batch_size)
@@ -112,25 +99,15 @@ class MetricsInterceptor(HandlerWrapper):
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         service, _, method = method.lstrip("/").rpartition("/")
         labels = (_grpc_type(handler), service, method)
-        started, handled = self._metrics.started.labels(*labels), self._metrics.handled
-        seconds = self._metrics.handling_seconds.labels(*labels)
+        rpcs = self._metrics.rpcs
+        rpcs.add_method(labels)
         open_streams = self._metrics.open_streams.labels(method)
         behavior = behavior_of(handler)
-
-        handled_by_code: dict[str, Counter] = {}
-
-        def finish(context: grpc.ServicerContext, begin: float, error: BaseException | None) -> None:
-            seconds.observe(time.perf_counter() - begin)
-            code = _status_code(context, error)
-            counter = handled_by_code.get(code)
-            if counter is None:
-                counter = handled_by_code[code] = handled.labels(*labels, code)
-            counter.inc()
 
         if handler.response_streaming:
 
             def counted_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                started.inc()
+                rpcs.started(labels)
                 begin, error = time.perf_counter(), None
                 open_streams.inc()
                 try:
@@ -140,14 +117,16 @@ class MetricsInterceptor(HandlerWrapper):
                     raise
                 finally:
                     open_streams.dec()
-                    finish(context, begin, error)
+                    rpcs.handled(labels, _status_code(context, error), time.perf_counter() - begin)
 
             return rebuild_handler(handler, counted_stream)
 
+        streaming = is_streaming(handler)
+
         def counted(request: Any, context: grpc.ServicerContext) -> Any:
-            started.inc()
+            rpcs.started(labels)
             begin, error = time.perf_counter(), None
-            if is_streaming(handler):
+            if streaming:
                 open_streams.inc()
             try:
                 return behavior(request, context)
@@ -155,9 +134,9 @@ class MetricsInterceptor(HandlerWrapper):
                 error = raised
                 raise
             finally:
-                if is_streaming(handler):
+                if streaming:
                     open_streams.dec()
-                finish(context, begin, error)
+                rpcs.handled(labels, _status_code(context, error), time.perf_counter() - begin)
 
         return rebuild_handler(handler, counted)
 

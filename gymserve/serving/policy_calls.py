@@ -92,11 +92,11 @@ class PolicyCalls:
         except BatchQueueFullError as error:
             raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from None
         end = time.perf_counter()
+        # batched calls are counted per model call by the scheduler
+        model_call = policy is served.policy
         self._metrics.observe_step(
-            served.name, served.version, batch_size, end - begin, end - inference_begin
+            served.name, served.version, batch_size, end - begin, end - inference_begin, model_call
         )
-        if policy is served.policy:  # batched calls are counted per model call by the scheduler
-            self._metrics.observe_model_batch(served.name, batch_size)
         return result
 
     def abort(self, context: grpc.ServicerContext, method: str, error: Exception) -> None:

@@ -43,15 +43,11 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         try:
             served = self._resolve(request)
             observations, batch_size = self._observations(request.observations, served)
-            state = tuple(from_tensor(part, f"state[{index}]") for index, part in enumerate(request.state))
-            next_state = self._act(
-                served,
-                request,
-                observations,
-                state or served.policy.get_initial_state(batch_size),
-                response,
-                context,
-            )
+            if request.state:
+                state = tuple(from_tensor(part, f"state[{i}]") for i, part in enumerate(request.state))
+            else:
+                state = served.policy.get_initial_state(batch_size)
+            next_state = self._act(served, request, observations, state, response, context)
             for part in next_state:
                 fill_tensor(response.state.add(), np.asarray(part))
         except Exception as error:

@@ -1,10 +1,14 @@
-"""The per-step metrics scrape exactly as prometheus_client's Counter and Histogram of the same names."""
+"""The per-call metrics scrape exactly as prometheus_client's Counter and Histogram of the same names."""
 
 from __future__ import annotations
+
+import threading
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gymserve.serving.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
+from gymserve.serving.queued_metrics import FOLD_EVERY
+from gymserve.serving.rpc_metrics import GRPC_LABELS, RpcMetrics
 from gymserve.serving.step_metrics import StepMetrics
 
 # values on bucket bounds, between them, below the first and above the last
@@ -48,3 +52,67 @@ def test_steps_scrape_as_the_prometheus_client_counter_and_histograms_would():
 
     assert samples(ours) == samples(reference)
     assert samples(ours)[("gymserve_policy_requests_total", (("policy", "cartpole"), ("version", "1")))] == 6
+
+
+def test_steps_from_many_threads_are_all_counted_across_folds():
+    registry = CollectorRegistry()
+    steps = StepMetrics(LATENCY_BUCKETS, BATCH_BUCKETS)
+    registry.register(steps)
+    threads, per_thread = 4, FOLD_EVERY  # every thread crosses the fold threshold
+
+    def act() -> None:
+        for index in range(per_thread):
+            steps.observe_step("cartpole", 1, 2, 1e-4, 5e-5, model_call=index % 2 == 0)
+
+    workers = [threading.Thread(target=act) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    value = registry.get_sample_value
+    version, policy = {"policy": "cartpole", "version": "1"}, {"policy": "cartpole"}
+    assert value("gymserve_policy_requests_total", version) == threads * per_thread
+    assert (
+        value("gymserve_policy_request_seconds_bucket", {**version, "le": "0.0001"}) == threads * per_thread
+    )
+    assert value("gymserve_batch_size_sum", policy) == 2 * threads * per_thread
+    assert value("gymserve_model_batch_size_count", policy) == threads * per_thread // 2
+
+
+def test_rpcs_scrape_as_the_prometheus_client_counters_and_histogram_would():
+    ours, reference = CollectorRegistry(), CollectorRegistry()
+    rpcs = RpcMetrics(LATENCY_BUCKETS)
+    ours.register(rpcs)
+    started = Counter("grpc_server_started", "RPCs started on the server.", GRPC_LABELS, registry=reference)
+    handled = Counter(
+        "grpc_server_handled",
+        "RPCs completed on the server.",
+        (*GRPC_LABELS, "grpc_code"),
+        registry=reference,
+    )
+    seconds = Histogram(
+        "grpc_server_handling_seconds", "Time the server took to answer an RPC.", GRPC_LABELS,
+        buckets=LATENCY_BUCKETS, registry=reference,
+    )  # fmt: skip
+    act, stream, idle = (
+        ("unary", "s", "Act"),
+        ("bidi_stream", "s", "StreamAct"),
+        ("unary", "s", "GetPolicy"),
+    )
+    for labels in (act, stream, idle):  # a method with a handler shows zeros before its first call
+        rpcs.add_method(labels)
+        started.labels(*labels)
+        seconds.labels(*labels)
+    for index, duration in enumerate(SECONDS):
+        labels, code = (act, "OK") if index % 3 else (stream, "CANCELLED" if index % 2 else "NOT_FOUND")
+        rpcs.started(labels)
+        rpcs.handled(labels, code, duration)
+        started.labels(*labels).inc()
+        handled.labels(*labels, code).inc()
+        seconds.labels(*labels).observe(duration)
+    rpcs.started(act)  # still running
+    started.labels(*act).inc()
+
+    assert samples(ours) == samples(reference)
+    ok_labels = {"grpc_type": "unary", "grpc_service": "s", "grpc_method": "Act", "grpc_code": "OK"}
+    assert samples(ours)[("grpc_server_handled_total", tuple(sorted(ok_labels.items())))] == 6
