@@ -570,10 +570,10 @@ def _run_serve(args: argparse.Namespace) -> None:
     try:
         config = load_server_config(args.config, flags)
         configure_logging(config.log_level)
-        server = PolicyServer(config).start()
+        clean = PolicyServer(config).wait_for_shutdown_signal()  # starts it with the handlers in place
     except ServerConfigError as error:
         raise CommandError(str(error)) from None
-    if not server.wait_for_shutdown_signal():
+    if not clean:
         # an RPC thread is stuck (in a policy call, say): exit without waiting for it
         logging.shutdown()
         os._exit(0)

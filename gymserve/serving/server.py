@@ -3,8 +3,8 @@
 All on one port; see `tf_serving` for the TensorFlow Serving API.
 
     config = load_server_config(flags={"policies": {"cartpole": "exports/cartpole"}})
-    with PolicyServer(config) as server:      # loads the exports, binds, starts
-        server.wait_for_shutdown_signal()     # SIGTERM / SIGINT: drain, stop; SIGHUP: rescan
+    server = PolicyServer(config)             # loads the exports
+    server.wait_for_shutdown_signal()         # binds, starts; SIGTERM / SIGINT: drain, stop; SIGHUP: rescan
 
 Health reports the overall service "" and each policy name: a name is SERVING while one of
 its versions loaded, NOT_SERVING when none did (the other policies keep serving). Health
@@ -154,8 +154,10 @@ class PolicyServer:
     def wait_for_shutdown_signal(self) -> bool:
         """Serve until SIGTERM or SIGINT, then stop (returning `stop`'s answer); call from the main thread.
 
-        SIGHUP rescans the policy directories at once. A second SIGTERM/SIGINT while stopping
-        exits the process at once with status 128 + the signal's number.
+        Starts the server if it has not started, after the handlers are in place, so that a
+        signal sent as soon as "server_started" is logged still stops it gracefully. SIGHUP
+        rescans the policy directories at once. A second SIGTERM/SIGINT while stopping exits
+        the process at once with status 128 + the signal's number.
         """
         received = threading.Event()
 
@@ -176,6 +178,8 @@ class PolicyServer:
         handlers = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: on_hangup}
         previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
         try:
+            if self._address is None:
+                self.start()
             while not received.wait(0.5):
                 pass
             return self.stop()
