@@ -114,6 +114,7 @@ SAC_BULLET_CARTPOLE = {
     "critic_learning_rate": 1e-3,
     "alpha_learning_rate": 1e-3,
     "initial_alpha": 0.1,
+    "gradient_steps": 2,  # one per env step, as with one env: two envs step per iteration
 }
 
 
