@@ -47,7 +47,7 @@ def test_shipped_deterministic_actor_config_balances_the_continuous_bullet_cart_
     assert fresh_greedy_return(algorithm, 0, tmp_path / "run", CARTPOLE_CONTINUOUS_BULLET) >= 190
 
 
-@pytest.mark.slow  # five runs of 13,000-18,000 steps: about 2 min each algorithm here
+@pytest.mark.slow  # five runs of 13,000-18,000 steps: 1-2 min each algorithm here
 @pytest.mark.parametrize("algorithm", ["td3", "ddpg"])
 def test_shipped_deterministic_actor_config_swings_pendulum_up_within_20000_steps_on_most_seeds(
     algorithm, tmp_path
