@@ -1,32 +1,38 @@
 """The policy server against Ray Serve and a bare gRPC + onnxruntime floor, with one client and load.
 
-    python benchmarks/serving_peers.py [--seconds 2] [--rounds 3] [--servers floor gymserve ray]
+    python benchmarks/serving_peers.py [--seconds 2] [--rounds 3] [--servers floor roundtrip gymserve ray]
 
-The same exported ONNX model (the Minitaur-sized MLP of `serving_latency`) is served three ways,
-each in its own process(es) on loopback:
+The same exported ONNX model (the Minitaur-sized MLP of `serving_latency`) is served up to four
+ways (all but `roundtrip` by default), each in its own process(es) on loopback:
 
     floor     a bare grpcio server with the same thread pool size and options as `gymserve serve`,
               answering Act by running the model on a bare onnxruntime session (a fixed
               observation, no parsing) and returning a pre-serialized response: the least any
               Python gRPC server running this model can take
+    roundtrip the floor's server, answering Act as every policy server must at the least: it
+              parses the ActRequest, runs the model on the observation it carries and returns a
+              new ActResponse, without checks, version lookup, metrics or error handling
     gymserve  `gymserve serve` with its defaults (batching off)
     ray       Ray Serve's gRPC proxy with one replica that parses the ActRequest, runs the model
               on onnxruntime and builds the ActResponse (needs `pip install "gymserve[bench]"`)
 
 This process runs 1, 16 or 64 client threads, one channel each, sending the same pre-serialized
 one-observation Act request back to back and taking the response as bytes (same code for all
-three). Every (clients, server) cell is measured for `--seconds` once per round, the servers
+servers). Every (clients, server) cell is measured for `--seconds` once per round, the servers
 alternating inside each round, so load from other processes weighs on all alike. Printed per
 cell: calls/s, p50, p99 and the server process's CPU time per call (user + system, read from
 /proc around the cell; "-" for Ray, whose proxy and replica are separate processes); then the
 ratios of the goals, and the server CPU per call of gymserve over the floor's, which other load
-on the machine hardly moves, unlike calls/s:
+on the machine moves less than calls/s:
 
     gymserve p50 / ray p50                    goal <= 0.2 (1 and 64 clients)
     gymserve calls/s / ray calls/s            goal >= 5   (64 clients)
     gymserve p50 / floor p50                  goal <= 1.10 (1 client)
     gymserve calls/s / floor calls/s          goal >= 0.9  (16 and 64 clients)
-    gymserve server CPU / floor server CPU    (16 and 64 clients; about 1.1 or less for the goal above)
+    gymserve server CPU / floor server CPU    (16 and 64 clients; about 1.15 or less for the goal above)
+
+and, with `roundtrip` among the servers, its calls/s and server CPU per call over the floor's:
+how much of gymserve's distance to the floor is work that no policy server can skip.
 """
 
 from __future__ import annotations
@@ -42,19 +48,22 @@ from pathlib import Path
 from serving_latency import ECHOES, bare_session, export_mlp, payloads
 from serving_throughput import ACT_METHOD, cell_figures, measure
 
-SERVERS = ("floor", "gymserve", "ray")
+SERVERS = ("floor", "roundtrip", "gymserve", "ray")
+DEFAULT_SERVERS = ("floor", "gymserve", "ray")
 CLIENT_COUNTS = (1, 16, 64)
 POLICY_NAME = "mlp"
 METADATA = (("application", POLICY_NAME),)  # Ray Serve's route to the application; the others ignore it
 
 
-def serve_floor(policy_path: Path):
+def serve_floor(policy_path: Path, parse_and_respond: bool = False):
     """The bare grpcio + onnxruntime server, threaded and configured as `gymserve serve` is."""
     from concurrent.futures import ThreadPoolExecutor
 
     import grpc
+    import numpy as np
 
     from gymserve.serving.config import ServerConfig
+    from gymserve.serving.protos import policy_service_pb2 as pb
     from gymserve.serving.server import server_options
 
     config = ServerConfig(policies={POLICY_NAME: policy_path})
@@ -66,8 +75,24 @@ def serve_floor(policy_path: Path):
         session.run(["action"], {"observations": observation})
         return response
 
+    def roundtrip(request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
+        observations = np.ndarray((1, *request.observations.shape), np.float32, request.observations.content)
+        actions = session.run(["action"], {"observations": observations})[0][0]
+        answer = pb.ActResponse(policy_name=request.policy_name, policy_version=1)
+        answer.actions.dtype = pb.DATA_TYPE_FLOAT32
+        answer.actions.shape[:] = actions.shape
+        answer.actions.content = actions.tobytes()
+        return answer
+
     service, method = ACT_METHOD.strip("/").split("/")
-    handlers = {method: grpc.unary_unary_rpc_method_handler(act)}
+    handler = (
+        grpc.unary_unary_rpc_method_handler(
+            roundtrip, pb.ActRequest.FromString, pb.ActResponse.SerializeToString
+        )
+        if parse_and_respond
+        else grpc.unary_unary_rpc_method_handler(act)
+    )
+    handlers = {method: handler}
     pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gymserve-rpc")
     server = grpc.server(pool, options=server_options(config))
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
@@ -142,8 +167,8 @@ def serve(kind: str, policy_path: Path) -> None:
         with serve_gymserve(policy_path) as server:
             print(server.address, flush=True)
             sys.stdin.read()
-    elif kind == "floor":
-        server, address = serve_floor(policy_path)
+    elif kind in ("floor", "roundtrip"):
+        server, address = serve_floor(policy_path, parse_and_respond=kind == "roundtrip")
         print(address, flush=True)
         sys.stdin.read()
         server.stop(0)
@@ -156,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per cell and round")
     parser.add_argument("--rounds", type=int, default=3, help="times every cell is measured")
-    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
+    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(DEFAULT_SERVERS))
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -226,10 +251,12 @@ def main() -> None:
             ratio = figures[(clients, "gymserve")] / figures[(clients, peer)]
             goal_note = f"(goal {goal})" if goal else ""
             print(f"gymserve {what} / {peer} {what}, {clients:>2} clients: {ratio:6.2f}   {goal_note}")
-    if {"gymserve", "floor"} <= set(args.servers):
-        for clients in (16, 64):
-            ratio = cpu_per_call[(clients, "gymserve")] / cpu_per_call[(clients, "floor")]
-            print(f"gymserve server CPU / floor server CPU per call, {clients:>2} clients: {ratio:6.2f}")
+    for kind in ("gymserve", "roundtrip"):
+        if {kind, "floor"} <= set(args.servers):
+            for clients in (16, 64):
+                calls = rate[(clients, kind)] / rate[(clients, "floor")]
+                cpu = cpu_per_call[(clients, kind)] / cpu_per_call[(clients, "floor")]
+                print(f"{kind} / floor, {clients:>2} clients: calls/s {calls:5.2f}, CPU per call {cpu:5.2f}")
 
 
 if __name__ == "__main__":

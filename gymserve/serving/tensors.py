@@ -56,12 +56,13 @@ def from_tensor(tensor: pb.Tensor, what: str = "tensor") -> np.ndarray:
     shape = tuple(tensor.shape)
     if shape and min(shape) < 0:
         raise ValueError(f"{what} has shape {shape}; dimensions must not be negative")
+    content = tensor.content  # each read of the field is a new copy of its bytes
     expected_bytes = math.prod(shape) * dtype.itemsize
-    if len(tensor.content) != expected_bytes:
+    if len(content) != expected_bytes:
         raise ValueError(
-            f"{what} holds {len(tensor.content)} bytes; shape {shape} of {dtype.name} needs {expected_bytes}"
+            f"{what} holds {len(content)} bytes; shape {shape} of {dtype.name} needs {expected_bytes}"
         )
-    return np.ndarray(shape, dtype, tensor.content)  # one call: frombuffer + reshape cost twice as much
+    return np.ndarray(shape, dtype, content)  # one call: frombuffer + reshape cost twice as much
 
 
 def data_type_name(data_type: int) -> str:
