@@ -5,7 +5,7 @@
 The same exported ONNX model (the Minitaur-sized MLP of `serving_latency`) is served up to four
 ways (all but `roundtrip` by default), each in its own process(es) on loopback:
 
-    floor     a bare grpcio server with the same thread pool size and options as `gymserve serve`,
+    floor     a bare grpcio server with the same RPC threads and options as `gymserve serve`,
               answering Act by running the model on a bare onnxruntime session (a fixed
               observation, no parsing) and returning a pre-serialized response: the least any
               Python gRPC server running this model can take
@@ -57,13 +57,12 @@ METADATA = (("application", POLICY_NAME),)  # Ray Serve's route to the applicati
 
 def serve_floor(policy_path: Path, parse_and_respond: bool = False):
     """The bare grpcio + onnxruntime server, threaded and configured as `gymserve serve` is."""
-    from concurrent.futures import ThreadPoolExecutor
-
     import grpc
     import numpy as np
 
     from gymserve.serving.config import ServerConfig
     from gymserve.serving.protos import policy_service_pb2 as pb
+    from gymserve.serving.rpc_threads import RpcThreads
     from gymserve.serving.server import server_options
 
     config = ServerConfig(policies={POLICY_NAME: policy_path})
@@ -93,7 +92,7 @@ def serve_floor(policy_path: Path, parse_and_respond: bool = False):
         else grpc.unary_unary_rpc_method_handler(act)
     )
     handlers = {method: handler}
-    pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gymserve-rpc")
+    pool = RpcThreads(config.workers, thread_name_prefix="gymserve-rpc")
     server = grpc.server(pool, options=server_options(config))
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
     port = server.add_insecure_port("127.0.0.1:0")

@@ -25,7 +25,6 @@ import logging
 import os
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 
 import grpc
@@ -42,6 +41,7 @@ from gymserve.serving.policy_calls import PolicyCalls
 from gymserve.serving.protos import SERVICE_NAME, policy_service_pb2_grpc
 from gymserve.serving.raw_requests import RawRequestInterceptor
 from gymserve.serving.reloader import PolicyReloader, export_loader
+from gymserve.serving.rpc_threads import RpcThreads
 from gymserve.serving.served_policies import ServedPolicies
 from gymserve.serving.service import PolicyService
 from gymserve.serving.stream_limits import StreamLimitInterceptor
@@ -69,7 +69,7 @@ class PolicyServer:
         if config.auth_token:
             interceptors.append(BearerTokenInterceptor(config.auth_token.get_secret_value()))
         interceptors += [self._streams, RawRequestInterceptor()]
-        self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="gymserve-rpc")
+        self._executor = RpcThreads(config.workers, thread_name_prefix="gymserve-rpc")
         self._server = grpc.server(self._executor, interceptors=interceptors, options=server_options(config))
         batching = config.batching
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)

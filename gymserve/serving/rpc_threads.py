@@ -1,0 +1,113 @@
+"""The server's RPC threads: a pool whose `submit` costs a queue put, not a Future's locks.
+
+grpc's synchronous server hands every call to its executor and uses the returned object only
+for `add_done_callback`. `concurrent.futures.ThreadPoolExecutor` builds a Future (a condition
+and its lock) and takes an idle semaphore and a shutdown lock on every call, and the worker
+takes the Future's lock twice more; on 2 cores under a 16-client load that was about 40 us of
+the server's CPU per call (see benchmarks/RESULTS.md). `RpcThreads` keeps the same contract
+for the server: at most `max_workers` threads, started as calls need them; calls beyond that
+wait in order; `shutdown` lets running calls finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from gymserve.serving.logs import log_event
+
+
+class SubmittedCall:
+    """A call handed to `RpcThreads`: runs its done-callbacks once, after the call returned."""
+
+    __slots__ = ("_arguments", "_callbacks", "_done", "_function")
+
+    def __init__(self, function: Callable[..., Any], arguments: tuple[Any, ...]):
+        self._function = function
+        self._arguments = arguments
+        self._done = False
+        self._callbacks: list[Callable[[SubmittedCall], Any]] = []
+
+    def add_done_callback(self, callback: Callable[[SubmittedCall], Any]) -> None:
+        """Call `callback(self)` when the call has returned: at once if it already has."""
+        self._callbacks.append(callback)
+        if self._done:
+            self._run_callbacks()
+
+    def done(self) -> bool:
+        return self._done
+
+    def run(self) -> None:
+        try:
+            self._function(*self._arguments)
+        except BaseException as error:  # grpc answers the RPC itself: this is a bug, and the thread stays
+            message = f"{type(error).__name__}: {error}"
+            log_event(logging.ERROR, "rpc_thread_error", error=message, exc_info=error)
+        finally:
+            self._done = True
+            self._run_callbacks()
+
+    def _run_callbacks(self) -> None:
+        # The worker and `add_done_callback` may both get here; each pop is atomic, so every
+        # callback runs exactly once, on whichever thread takes it.
+        while True:
+            try:
+                callback = self._callbacks.pop()
+            except IndexError:
+                return
+            callback(self)
+
+
+class RpcThreads:
+    """An executor for `grpc.server`: up to `max_workers` threads, started when no thread is free."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "rpc"):
+        if max_workers < 1:
+            raise ValueError(f"max_workers is {max_workers}; it must be at least 1")
+        self._max_workers = max_workers
+        self._name_prefix = thread_name_prefix
+        self._calls: queue.SimpleQueue[SubmittedCall | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0  # threads between calls, each about to take the next one
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    def submit(self, function: Callable[..., Any], *arguments: Any) -> SubmittedCall:
+        call = SubmittedCall(function, arguments)
+        with self._lock:
+            if self._shut_down:
+                raise RuntimeError("cannot run new calls after shutdown")
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self._max_workers:
+                self._start_thread()
+            self._calls.put(call)  # with every thread busy, waits for the first one free
+        return call
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Take no more calls; each thread exits after the calls queued before this one."""
+        with self._lock:
+            if not self._shut_down:
+                self._shut_down = True
+                for _ in self._threads:
+                    self._calls.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._work, name=f"{self._name_prefix}_{len(self._threads)}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def _work(self) -> None:
+        calls = self._calls
+        while (call := calls.get()) is not None:
+            call.run()
+            with self._lock:
+                self._idle += 1
