@@ -1,14 +1,17 @@
 """The policy server against Ray Serve and a bare gRPC + onnxruntime floor, with one client and load.
 
-    python benchmarks/serving_peers.py [--seconds 2] [--rounds 3] [--servers floor roundtrip gymserve ray]
+    python benchmarks/serving_peers.py [--seconds 2] [--rounds 3]
+        [--servers floor futures roundtrip gymserve ray]
 
-The same exported ONNX model (the Minitaur-sized MLP of `serving_latency`) is served up to four
-ways (all but `roundtrip` by default), each in its own process(es) on loopback:
+The same exported ONNX model (the Minitaur-sized MLP of `serving_latency`) is served up to five
+ways (floor, gymserve and ray by default), each in its own process(es) on loopback:
 
     floor     a bare grpcio server with the same RPC threads and options as `gymserve serve`,
               answering Act by running the model on a bare onnxruntime session (a fixed
               observation, no parsing) and returning a pre-serialized response: the least any
               Python gRPC server running this model can take
+    futures   the floor on `concurrent.futures.ThreadPoolExecutor`, the executor grpc's examples
+              use, instead of gymserve's RPC threads (`gymserve.serving.rpc_threads`)
     roundtrip the floor's server, answering Act as every policy server must at the least: it
               parses the ActRequest, runs the model on the observation it carries and returns a
               new ActResponse, without checks, version lookup, metrics or error handling
@@ -31,8 +34,9 @@ on the machine moves less than calls/s:
     gymserve calls/s / floor calls/s          goal >= 0.9  (16 and 64 clients)
     gymserve server CPU / floor server CPU    (16 and 64 clients; about 1.15 or less for the goal above)
 
-and, with `roundtrip` among the servers, its calls/s and server CPU per call over the floor's:
-how much of gymserve's distance to the floor is work that no policy server can skip.
+and, for `futures` and `roundtrip` when measured, their calls/s and server CPU per call over the
+floor's: what the RPC threads save, and how much of gymserve's distance to the floor is work
+that no policy server can skip.
 """
 
 from __future__ import annotations
@@ -48,15 +52,18 @@ from pathlib import Path
 from serving_latency import ECHOES, bare_session, export_mlp, payloads
 from serving_throughput import ACT_METHOD, cell_figures, measure
 
-SERVERS = ("floor", "roundtrip", "gymserve", "ray")
+SERVERS = ("floor", "futures", "roundtrip", "gymserve", "ray")
 DEFAULT_SERVERS = ("floor", "gymserve", "ray")
 CLIENT_COUNTS = (1, 16, 64)
 POLICY_NAME = "mlp"
 METADATA = (("application", POLICY_NAME),)  # Ray Serve's route to the application; the others ignore it
 
 
-def serve_floor(policy_path: Path, parse_and_respond: bool = False):
-    """The bare grpcio + onnxruntime server, threaded and configured as `gymserve serve` is."""
+def serve_floor(policy_path: Path, parse_and_respond: bool = False, futures_pool: bool = False):
+    """The bare grpcio + onnxruntime server, threaded (unless `futures_pool`) and configured as
+    `gymserve serve` is."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import grpc
     import numpy as np
 
@@ -92,7 +99,8 @@ def serve_floor(policy_path: Path, parse_and_respond: bool = False):
         else grpc.unary_unary_rpc_method_handler(act)
     )
     handlers = {method: handler}
-    pool = RpcThreads(config.workers, thread_name_prefix="gymserve-rpc")
+    threads = ThreadPoolExecutor if futures_pool else RpcThreads
+    pool = threads(config.workers, thread_name_prefix="gymserve-rpc")
     server = grpc.server(pool, options=server_options(config))
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
     port = server.add_insecure_port("127.0.0.1:0")
@@ -166,8 +174,8 @@ def serve(kind: str, policy_path: Path) -> None:
         with serve_gymserve(policy_path) as server:
             print(server.address, flush=True)
             sys.stdin.read()
-    elif kind in ("floor", "roundtrip"):
-        server, address = serve_floor(policy_path, parse_and_respond=kind == "roundtrip")
+    elif kind in ("floor", "futures", "roundtrip"):
+        server, address = serve_floor(policy_path, kind == "roundtrip", kind == "futures")
         print(address, flush=True)
         sys.stdin.read()
         server.stop(0)
@@ -250,7 +258,7 @@ def main() -> None:
             ratio = figures[(clients, "gymserve")] / figures[(clients, peer)]
             goal_note = f"(goal {goal})" if goal else ""
             print(f"gymserve {what} / {peer} {what}, {clients:>2} clients: {ratio:6.2f}   {goal_note}")
-    for kind in ("gymserve", "roundtrip"):
+    for kind in ("gymserve", "futures", "roundtrip"):
         if {kind, "floor"} <= set(args.servers):
             for clients in (16, 64):
                 calls = rate[(clients, kind)] / rate[(clients, "floor")]
