@@ -26,7 +26,7 @@ class SubmittedCall:
     __slots__ = ("_arguments", "_callbacks", "_done", "_function")
 
     def __init__(self, function: Callable[..., Any], arguments: tuple[Any, ...]):
-        self._function = function
+        self._function: Callable[..., Any] | None = function
         self._arguments = arguments
         self._done = False
         self._callbacks: list[Callable[[SubmittedCall], Any]] = []
@@ -37,28 +37,33 @@ class SubmittedCall:
         if self._done:
             self._run_callbacks()
 
-    def done(self) -> bool:
-        return self._done
-
     def run(self) -> None:
+        """Run the call on this thread, then its callbacks; errors are logged, never raised."""
         try:
             self._function(*self._arguments)
         except BaseException as error:  # grpc answers the RPC itself: this is a bug, and the thread stays
-            message = f"{type(error).__name__}: {error}"
-            log_event(logging.ERROR, "rpc_thread_error", error=message, exc_info=error)
+            _log_error("rpc_call_error", error)
         finally:
+            self._function, self._arguments = None, ()  # an idle thread keeps no call's objects alive
             self._done = True
             self._run_callbacks()
 
     def _run_callbacks(self) -> None:
         # The worker and `add_done_callback` may both get here; each pop is atomic, so every
-        # callback runs exactly once, on whichever thread takes it.
+        # callback runs exactly once, on whichever thread takes it, in the order they came.
         while True:
             try:
-                callback = self._callbacks.pop()
+                callback = self._callbacks.pop(0)
             except IndexError:
                 return
-            callback(self)
+            try:
+                callback(self)
+            except BaseException as error:
+                _log_error("rpc_callback_error", error)
+
+
+def _log_error(event: str, error: BaseException) -> None:
+    log_event(logging.ERROR, event, error=f"{type(error).__name__}: {error}", exc_info=error)
 
 
 class RpcThreads:
@@ -71,7 +76,10 @@ class RpcThreads:
         self._name_prefix = thread_name_prefix
         self._calls: queue.SimpleQueue[SubmittedCall | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = 0  # threads between calls, each about to take the next one
+        # Threads free for a new call. Below `max_workers` every call takes a free thread or a
+        # new one; at the limit a finished thread also takes queued calls, so the count runs
+        # high there, where it no longer decides anything.
+        self._idle = 0
         self._lock = threading.Lock()
         self._shut_down = False
 
