@@ -3,10 +3,10 @@
 grpc's synchronous server hands every call to its executor and uses the returned object only
 for `add_done_callback`. `concurrent.futures.ThreadPoolExecutor` builds a Future (a condition
 and its lock) and takes an idle semaphore and a shutdown lock on every call, and the worker
-takes the Future's lock twice more; on 2 cores under a 16-client load that was about 40 us of
-the server's CPU per call (see benchmarks/RESULTS.md). `RpcThreads` keeps the same contract
-for the server: at most `max_workers` threads, started as calls need them; calls beyond that
-wait in order; `shutdown` lets running calls finish.
+takes the Future's lock twice more; on 2 cores under 16 and 64 clients that was 2-11% of the
+server's CPU per call, 10-50 us (benchmarks/RESULTS.md, the floor against "futures").
+`RpcThreads` keeps the same contract for the server: at most `max_workers` threads, started as
+calls need them; calls beyond that wait in order; `shutdown` lets running calls finish.
 """
 
 from __future__ import annotations
