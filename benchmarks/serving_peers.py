@@ -14,7 +14,8 @@ ways (floor, gymserve and ray by default), each in its own process(es) on loopba
               use, instead of gymserve's RPC threads (`gymserve.serving.rpc_threads`)
     roundtrip the floor's server, answering Act as every policy server must at the least: it
               parses the ActRequest, runs the model on the observation it carries and returns a
-              new ActResponse, without checks, version lookup, metrics or error handling
+              new ActResponse (as Ray's replica does), without checking the observation or the
+              action, version lookup, metrics or error handling
     gymserve  `gymserve serve` with its defaults (batching off)
     ray       Ray Serve's gRPC proxy with one replica that parses the ActRequest, runs the model
               on onnxruntime and builds the ActResponse (needs `pip install "gymserve[bench]"`)
@@ -59,13 +60,24 @@ POLICY_NAME = "mlp"
 METADATA = (("application", POLICY_NAME),)  # Ray Serve's route to the application; the others ignore it
 
 
-def serve_floor(policy_path: Path, parse_and_respond: bool = False, futures_pool: bool = False):
-    """The bare grpcio + onnxruntime server, threaded (unless `futures_pool`) and configured as
-    `gymserve serve` is."""
+def answer_act(session, request):
+    """The ActResponse for `request`'s observation: the model's action, nothing checked."""
+    from gymserve.serving.protos import policy_service_pb2 as pb
+    from gymserve.serving.tensors import fill_tensor, from_tensor
+
+    observations = from_tensor(request.observations).reshape(1, -1)
+    actions = session.run(["action"], {"observations": observations})[0][0]
+    response = pb.ActResponse(policy_name=request.policy_name, policy_version=1)
+    fill_tensor(response.actions, actions)
+    return response
+
+
+def serve_floor(policy_path: Path, kind: str = "floor"):
+    """The bare grpcio + onnxruntime server (`kind` floor, futures or roundtrip), configured as
+    `gymserve serve` is, on its RPC threads (on `ThreadPoolExecutor` for futures)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import grpc
-    import numpy as np
 
     from gymserve.serving.config import ServerConfig
     from gymserve.serving.protos import policy_service_pb2 as pb
@@ -82,24 +94,18 @@ def serve_floor(policy_path: Path, parse_and_respond: bool = False, futures_pool
         return response
 
     def roundtrip(request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
-        observations = np.ndarray((1, *request.observations.shape), np.float32, request.observations.content)
-        actions = session.run(["action"], {"observations": observations})[0][0]
-        answer = pb.ActResponse(policy_name=request.policy_name, policy_version=1)
-        answer.actions.dtype = pb.DATA_TYPE_FLOAT32
-        answer.actions.shape[:] = actions.shape
-        answer.actions.content = actions.tobytes()
-        return answer
+        return answer_act(session, request)
 
     service, method = ACT_METHOD.strip("/").split("/")
     handler = (
         grpc.unary_unary_rpc_method_handler(
             roundtrip, pb.ActRequest.FromString, pb.ActResponse.SerializeToString
         )
-        if parse_and_respond
+        if kind == "roundtrip"
         else grpc.unary_unary_rpc_method_handler(act)
     )
     handlers = {method: handler}
-    threads = ThreadPoolExecutor if futures_pool else RpcThreads
+    threads = ThreadPoolExecutor if kind == "futures" else RpcThreads
     pool = threads(config.workers, thread_name_prefix="gymserve-rpc")
     server = grpc.server(pool, options=server_options(config))
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
@@ -123,14 +129,7 @@ class RayPolicy:
         self._session = bare_session(Path(policy_path))
 
     def Act(self, request):
-        from gymserve.serving.protos import policy_service_pb2 as pb
-        from gymserve.serving.tensors import fill_tensor, from_tensor
-
-        observations = from_tensor(request.observations).reshape(1, -1)
-        actions = self._session.run(["action"], {"observations": observations})[0][0]
-        response = pb.ActResponse(policy_name=request.policy_name, policy_version=1)
-        fill_tensor(response.actions, actions)
-        return response
+        return answer_act(self._session, request)
 
 
 def serve_ray(policy_path: Path) -> str:
@@ -175,7 +174,7 @@ def serve(kind: str, policy_path: Path) -> None:
             print(server.address, flush=True)
             sys.stdin.read()
     elif kind in ("floor", "futures", "roundtrip"):
-        server, address = serve_floor(policy_path, kind == "roundtrip", kind == "futures")
+        server, address = serve_floor(policy_path, kind)
         print(address, flush=True)
         sys.stdin.read()
         server.stop(0)

@@ -1,6 +1,6 @@
 """numpy arrays to and from the wire `Tensor`: raw little-endian bytes plus dtype and shape.
 
-Decoding is a zero-copy view of the message bytes (read-only), so an
+Decoding views the bytes read from the message (read-only) without copying them again, so an
 observation batch costs one copy on each side of the wire.
 """
 
