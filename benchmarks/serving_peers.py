@@ -154,13 +154,6 @@ def serve_ray(policy_path: Path) -> str:
     return f"127.0.0.1:{grpc_port}"
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far (all its threads), from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()  # the command name may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -216,10 +209,10 @@ def main() -> None:
             for _ in range(args.rounds):
                 for clients in CLIENT_COUNTS:
                     for kind in args.servers:
-                        pid = processes[kind].pid
-                        cpu_before = process_cpu_seconds(pid)
-                        count, latencies = measure(addresses[kind], request, clients, args.seconds, METADATA)
-                        server_cpu[(clients, kind)] += process_cpu_seconds(pid) - cpu_before
+                        count, latencies, cpu_seconds = measure(
+                            addresses[kind], request, clients, args.seconds, METADATA, (processes[kind].pid,)
+                        )
+                        server_cpu[(clients, kind)] += cpu_seconds
                         totals[(clients, kind)][0] += count
                         totals[(clients, kind)][1] += latencies
         finally:

@@ -10,11 +10,17 @@ with 256-256 hidden layers (a Minitaur SAC actor's size) and "heavy" with three 
 layers. This process runs 1, 8 or 64 client threads, each with its own channel, sending
 pre-serialized one-observation greedy Act requests back to back for `--seconds`; every
 (model, clients, batching) cell is measured once per round, the cells alternating, so
-background load weighs on all alike. Printed per cell: calls/s, p50 and p99 latency; per
-model and client count: the batched / unbatched throughput ratio and p99 ratio.
+background load weighs on all alike. Printed per cell: calls/s, p50 and p99 latency, and the
+CPU time per call of the server and client processes together (read from /proc around the
+cell); per model and client count: the batched / unbatched throughput ratio and p99 ratio.
 
 Goals at 64 clients: heavy model throughput >= 2x unbatched with p99 no worse; Minitaur-sized
 model >= 1.0x.
+
+Batching removes model time only, and on one machine every call also costs the gRPC and Python
+work of both processes. So the script times each model alone afterwards (bare onnxruntime, one
+observation and a full batch) and prints the ceiling that implies: a call's CPU time with batching
+off, over the same time with its model call replaced by its share of a full batch.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from serving_latency import HIDDEN_SIZES, OBSERVATION_SIZE, export_mlp
+from serving_latency import HIDDEN_SIZES, OBSERVATION_SIZE, bare_session, export_mlp
 
 MODELS = {"minitaur": HIDDEN_SIZES, "heavy": (1024, 1024, 1024)}
 CLIENT_COUNTS = (1, 8, 64)
@@ -65,10 +71,23 @@ def request_bytes(name: str) -> bytes:
     return act_request(observation, name, None, "greedy", None, None, False).SerializeToString()
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (all its threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    address: str, request: bytes, clients: int, seconds: float, metadata: tuple[tuple[str, str], ...] = ()
-) -> tuple[int, list[float]]:
-    """Calls answered by `clients` threads in `seconds`, and every call's latency."""
+    address: str,
+    request: bytes,
+    clients: int,
+    seconds: float,
+    metadata: tuple[tuple[str, str], ...] = (),
+    watched: tuple[int, ...] = (),
+) -> tuple[int, list[float], float]:
+    """Calls answered by `clients` threads in `seconds`, every call's latency, and the CPU time
+    the `watched` processes spent meanwhile (connecting the channels left out)."""
     import grpc
 
     channels = [grpc.insecure_channel(address) for _ in range(clients)]
@@ -89,14 +108,29 @@ def measure(
     threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
     for thread in threads:
         thread.start()
+    cpu_before = sum(map(process_cpu_seconds, watched))
     stop_at[0] = time.perf_counter() + seconds
     barrier.wait()
     for thread in threads:
         thread.join()
+    cpu_seconds = sum(map(process_cpu_seconds, watched)) - cpu_before
     for channel in channels:
         channel.close()
     every = [latency for own in latencies for latency in own]
-    return len(every), every
+    return len(every), every, cpu_seconds
+
+
+def model_seconds(policy_path: Path, rows: int, calls: int = 1000) -> float:
+    """Median time of one bare onnxruntime call of the exported model on `rows` observations."""
+    session = bare_session(policy_path)
+    observations = np.random.default_rng(0).standard_normal((rows, OBSERVATION_SIZE)).astype(np.float32)
+    session.run(["action"], {"observations": observations})  # the first call allocates
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        session.run(["action"], {"observations": observations})
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
 
 
 def cell_figures(totals: dict[tuple, list], seconds: float) -> dict[tuple, tuple[float, float, float]]:
@@ -140,27 +174,54 @@ def main() -> None:
             addresses = dict(zip(("off", "on"), server.stdout.readline().split(), strict=True))
             cells = [(m, c, b) for m in MODELS for c in CLIENT_COUNTS for b in addresses]
             totals = {cell: [0, []] for cell in cells}
+            cpu = dict.fromkeys(cells, 0.0)
             for _ in range(args.rounds):
-                for model, clients, batched in cells:
+                for cell in cells:
+                    model, clients, batched = cell
                     request = request_bytes(model)
-                    count, latencies = measure(addresses[batched], request, clients, args.seconds)
-                    totals[(model, clients, batched)][0] += count
-                    totals[(model, clients, batched)][1] += latencies
+                    count, latencies, cpu_seconds = measure(
+                        addresses[batched], request, clients, args.seconds, watched=(server.pid, os.getpid())
+                    )
+                    cpu[cell] += cpu_seconds
+                    totals[cell][0] += count
+                    totals[cell][1] += latencies
         finally:
             server.stdin.close()
             batch_sizes = server.stdout.read()
             server.wait(timeout=60)
+        alone = {
+            (model, rows): model_seconds(repository / model / "1", rows)
+            for model in MODELS
+            for rows in (1, args.batch_max_size)
+        }
 
     print(
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {WORKERS} RPC threads, "
         f"batching on = {batching}, {args.rounds} x {args.seconds:g} s per cell"
     )
-    print(f"{'model':<9} {'clients':>7} {'batching':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'model':<9} {'clients':>7} {'batching':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU us/call':>12}"
+    )
     summary, figures = {}, cell_figures(totals, args.rounds * args.seconds)
-    for (model, clients, batched), (rate, p50, p99) in figures.items():
-        summary[(model, clients, batched)] = (rate, p99)
-        print(f"{model:<9} {clients:>7} {batched:>8} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f}")
+    for cell, (rate, p50, p99) in figures.items():
+        summary[cell] = (rate, p99)
+        model, clients, batched = cell
+        cpu_per_call = cpu[cell] / totals[cell][0] * 1e6
+        print(
+            f"{model:<9} {clients:>7} {batched:>8} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f} "
+            f"{cpu_per_call:>12.0f}"
+        )
     print(batch_sizes, end="")
+    most_clients, full = max(CLIENT_COUNTS), args.batch_max_size
+    for model in MODELS:
+        single, row = alone[(model, 1)] * 1e6, alone[(model, full)] / full * 1e6
+        call = cpu[(model, most_clients, "off")] / totals[(model, most_clients, "off")][0] * 1e6
+        print(
+            f"{model}: the model alone takes {single:.0f} us for one observation and {row:.0f} us a row "
+            f"in a batch of {full}; with {call:.0f} us of CPU per call at {most_clients} clients, "
+            f"batching can lift throughput by at most {call / (call - single + row):.2f}x"
+        )
     for model in MODELS:
         for clients in CLIENT_COUNTS:
             (rate_off, p99_off), (rate_on, p99_on) = (summary[(model, clients, b)] for b in ("off", "on"))
