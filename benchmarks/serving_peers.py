@@ -209,8 +209,10 @@ def main() -> None:
             for _ in range(args.rounds):
                 for clients in CLIENT_COUNTS:
                     for kind in args.servers:
+                        # Ray answers from processes of its own, not the one started here
+                        server_pids = () if kind == "ray" else (processes[kind].pid,)
                         count, latencies, cpu_seconds = measure(
-                            addresses[kind], request, clients, args.seconds, METADATA, (processes[kind].pid,)
+                            addresses[kind], request, clients, args.seconds, METADATA, server_pids
                         )
                         server_cpu[(clients, kind)] += cpu_seconds
                         totals[(clients, kind)][0] += count

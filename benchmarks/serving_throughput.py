@@ -19,8 +19,9 @@ model >= 1.0x.
 
 Batching removes model time only, and on one machine every call also costs the gRPC and Python
 work of both processes. So the script times each model alone afterwards (bare onnxruntime, one
-observation and a full batch) and prints the ceiling that implies: a call's CPU time with batching
-off, over the same time with its model call replaced by its share of a full batch.
+observation and a full batch) and estimates what batching can give at 64 clients: a call's CPU
+time with batching off, over the same time with its model call replaced by its row's share of a
+full batch. The estimate assumes the cores stay as busy with batching on as off ("CPU busy").
 """
 
 from __future__ import annotations
@@ -201,26 +202,30 @@ def main() -> None:
     )
     print(
         f"{'model':<9} {'clients':>7} {'batching':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'CPU us/call':>12}"
+        f"{'CPU us/call':>12} {'CPU busy':>9}"
     )
-    summary, figures = {}, cell_figures(totals, args.rounds * args.seconds)
+    timed_seconds = args.rounds * args.seconds
+    summary, figures = {}, cell_figures(totals, timed_seconds)
     for cell, (rate, p50, p99) in figures.items():
         summary[cell] = (rate, p99)
         model, clients, batched = cell
-        cpu_per_call = cpu[cell] / totals[cell][0] * 1e6
+        cpu_us_per_call = cpu[cell] / totals[cell][0] * 1e6
+        busy = cpu[cell] / (timed_seconds * os.cpu_count())  # of all cores, server and clients together
         print(
             f"{model:<9} {clients:>7} {batched:>8} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f} "
-            f"{cpu_per_call:>12.0f}"
+            f"{cpu_us_per_call:>12.0f} {busy:>9.0%}"
         )
     print(batch_sizes, end="")
-    most_clients, full = max(CLIENT_COUNTS), args.batch_max_size
+    most_clients, batch_rows = max(CLIENT_COUNTS), args.batch_max_size
     for model in MODELS:
-        single, row = alone[(model, 1)] * 1e6, alone[(model, full)] / full * 1e6
-        call = cpu[(model, most_clients, "off")] / totals[(model, most_clients, "off")][0] * 1e6
+        one_observation_us = alone[(model, 1)] * 1e6
+        row_us = alone[(model, batch_rows)] / batch_rows * 1e6
+        call_us = cpu[(model, most_clients, "off")] / totals[(model, most_clients, "off")][0] * 1e6
         print(
-            f"{model}: the model alone takes {single:.0f} us for one observation and {row:.0f} us a row "
-            f"in a batch of {full}; with {call:.0f} us of CPU per call at {most_clients} clients, "
-            f"batching can lift throughput by at most {call / (call - single + row):.2f}x"
+            f"{model}: the model alone takes {one_observation_us:.0f} us for one observation and "
+            f"{row_us:.0f} us a row in a batch of {batch_rows}; with {call_us:.0f} us of CPU per call "
+            f"at {most_clients} clients, batching can lift throughput by about "
+            f"{call_us / (call_us - one_observation_us + row_us):.2f}x at most"
         )
     for model in MODELS:
         for clients in CLIENT_COUNTS:
