@@ -25,7 +25,7 @@ one-observation Act request back to back and taking the response as bytes (same 
 servers). Every (clients, server) cell is measured for `--seconds` once per round, the servers
 alternating inside each round, so load from other processes weighs on all alike. Printed per
 cell: calls/s, p50, p99 and the server process's CPU time per call (user + system, read from
-/proc around the cell; "-" for Ray, whose proxy and replica are separate processes); then the
+/proc while the cell's calls are timed; "-" for Ray, whose proxy and replica are separate processes); then the
 ratios of the goals, and the server CPU per call of gymserve over the floor's, which other load
 on the machine moves less than calls/s:
 

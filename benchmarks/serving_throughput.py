@@ -11,8 +11,8 @@ layers. This process runs 1, 8 or 64 client threads, each with its own channel, 
 pre-serialized one-observation greedy Act requests back to back for `--seconds`; every
 (model, clients, batching) cell is measured once per round, the cells alternating, so
 background load weighs on all alike. Printed per cell: calls/s, p50 and p99 latency, and the
-CPU time per call of the server and client processes together (read from /proc around the
-cell); per model and client count: the batched / unbatched throughput ratio and p99 ratio.
+CPU time per call of the server and client processes together (read from /proc while the
+cell's calls are timed); per model and client count: the batched / unbatched throughput ratio and p99 ratio.
 
 Goals at 64 clients: heavy model throughput >= 2x unbatched with p99 no worse; Minitaur-sized
 model >= 1.0x.
@@ -123,15 +123,11 @@ def measure(
 
 def model_seconds(policy_path: Path, rows: int, calls: int = 1000) -> float:
     """Median time of one bare onnxruntime call of the exported model on `rows` observations."""
+    from policy_inference import median_seconds  # imports TensorFlow: not for the server processes
+
     session = bare_session(policy_path)
     observations = np.random.default_rng(0).standard_normal((rows, OBSERVATION_SIZE)).astype(np.float32)
-    session.run(["action"], {"observations": observations})  # the first call allocates
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        session.run(["action"], {"observations": observations})
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
+    return median_seconds(lambda batch: session.run(["action"], {"observations": batch}), observations, calls)
 
 
 def cell_figures(totals: dict[tuple, list], seconds: float) -> dict[tuple, tuple[float, float, float]]:
