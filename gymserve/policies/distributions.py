@@ -50,7 +50,12 @@ def squash(pre_squash: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndar
 
 
 class Distribution(abc.ABC):
-    """A batch of action distributions."""
+    """A batch of action distributions.
+
+    `log_prob` and `entropy` exist only where the distribution has them: clipped exploration
+    noise puts point masses at the bounds (no density), and a squashed Gaussian has no
+    closed-form entropy. Those kinds raise `NotImplementedError` naming themselves.
+    """
 
     @abc.abstractmethod
     def mode(self) -> np.ndarray:
