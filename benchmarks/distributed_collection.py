@@ -27,7 +27,7 @@ import numpy as np
 from gymserve.agents.distributed import DistributedConfig
 from gymserve.agents.distributed.actor import Collector
 from gymserve.agents.distributed.learner import ActorPool
-from gymserve.agents.runs import RunInfo, build_algorithm, run_config
+from gymserve.agents.training.runs import RunInfo, build_algorithm, run_config
 
 LEARNING_CLOCK = 10**9  # past any learning_starts: explore with the network, not uniform actions
 

@@ -28,7 +28,7 @@ EVAL_SEED = 12345
 def random_play_return() -> float:
     import gymnasium as gym
 
-    from gymserve.episodes import evaluate
+    from gymserve.policies.episodes import evaluate
     from gymserve.policies.random_policy import RandomPolicy
 
     env = gym.make(ENV_ID)
@@ -39,7 +39,7 @@ def random_play_return() -> float:
 def train_and_evaluate(run_dir: Path, config: dict) -> tuple[float, int, float]:
     """(greedy AverageReturn of the best checkpoint, env steps trained, wall seconds)."""
     from gymserve.agents import load_trained_policy, train
-    from gymserve.episodes import evaluate
+    from gymserve.policies.episodes import evaluate
 
     started = time.perf_counter()
     result = train("ppo", ENV_ID, run_dir, config=config, progress_bar=False)
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     arguments = parser.parse_args()
 
-    from gymserve.agents.config import shipped_config_path
+    from gymserve.agents.training.config import shipped_config_path
 
     feed_forward = json.loads(shipped_config_path("ppo", "gymserve/CartPole-v1").read_text())
     baseline = random_play_return()

@@ -37,8 +37,8 @@ HIDDEN = (256, 256)
 
 
 def gymserve_sac(jit_compile: bool, batch_size: int) -> Callable[[int], None]:
-    from gymserve.agents.env_runner import EnvRunner
     from gymserve.agents.off_policy.sac import SAC, SACConfig
+    from gymserve.agents.training.env_runner import EnvRunner
 
     config = SACConfig(
         learning_starts=WARMUP_STEPS,

@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from gymserve.agents import train
-from gymserve.agents.trainer import TrainerState, TrainingResult
+from gymserve.agents.training.trainer import TrainerState, TrainingResult
 
 ENV_ID = "gymserve/Minitaur-v0"
 

@@ -74,9 +74,9 @@ def export_mlp(directory: Path, hidden_sizes: tuple[int, ...] = HIDDEN_SIZES, na
 def payloads(policy_path: Path, observations: np.ndarray) -> tuple[bytes, bytes]:
     """The serialized ActRequest and ActResponse for `observations`: what the echo service carries."""
     from gymserve.policies import load
-    from gymserve.serving.client import act_request
-    from gymserve.serving.protos import policy_service_pb2 as pb
-    from gymserve.serving.tensors import fill_tensor
+    from gymserve.serving.client.policy_client import act_request
+    from gymserve.serving.client.protos import policy_service_pb2 as pb
+    from gymserve.serving.client.tensors import fill_tensor
 
     request = act_request(observations, "mlp", None, "greedy", None, None, False)
     response = pb.ActResponse(policy_name="mlp", policy_version=1)
@@ -115,8 +115,8 @@ def serve(policy_path: Path) -> None:
 
     import grpc
 
-    from gymserve.serving.config import ServerConfig
-    from gymserve.serving.server import PolicyServer
+    from gymserve.serving.server.config import ServerConfig
+    from gymserve.serving.server.policy_server import PolicyServer
 
     config = ServerConfig(
         address="127.0.0.1:0", repository=repository_of(policy_path), poll_interval=POLL_INTERVAL

@@ -11,7 +11,7 @@ ways (floor, gymserve and ray by default), each in its own process(es) on loopba
               observation, no parsing) and returning a pre-serialized response: the least any
               Python gRPC server running this model can take
     futures   the floor on `concurrent.futures.ThreadPoolExecutor`, the executor grpc's examples
-              use, instead of gymserve's RPC threads (`gymserve.serving.rpc_threads`)
+              use, instead of gymserve's RPC threads (`gymserve.serving.server.rpc_threads`)
     roundtrip the floor's server, answering Act as every policy server must at the least: it
               parses the ActRequest, runs the model on the observation it carries and returns a
               new ActResponse (as Ray's replica does), without checking the observation or the
@@ -62,8 +62,8 @@ METADATA = (("application", POLICY_NAME),)  # Ray Serve's route to the applicati
 
 def answer_act(session, request):
     """The ActResponse for `request`'s observation: the model's action, nothing checked."""
-    from gymserve.serving.protos import policy_service_pb2 as pb
-    from gymserve.serving.tensors import fill_tensor, from_tensor
+    from gymserve.serving.client.protos import policy_service_pb2 as pb
+    from gymserve.serving.client.tensors import fill_tensor, from_tensor
 
     observations = from_tensor(request.observations).reshape(1, -1)
     actions = session.run(["action"], {"observations": observations})[0][0]
@@ -79,10 +79,10 @@ def serve_floor(policy_path: Path, kind: str = "floor"):
 
     import grpc
 
-    from gymserve.serving.config import ServerConfig
-    from gymserve.serving.protos import policy_service_pb2 as pb
-    from gymserve.serving.rpc_threads import RpcThreads
-    from gymserve.serving.server import server_options
+    from gymserve.serving.client.protos import policy_service_pb2 as pb
+    from gymserve.serving.server.config import ServerConfig
+    from gymserve.serving.server.policy_server import server_options
+    from gymserve.serving.server.rpc_threads import RpcThreads
 
     config = ServerConfig(policies={POLICY_NAME: policy_path})
     session = bare_session(policy_path)
@@ -116,8 +116,8 @@ def serve_floor(policy_path: Path, kind: str = "floor"):
 
 def serve_gymserve(policy_path: Path):
     """`gymserve serve --policy mlp=PATH` with every other setting at its default."""
-    from gymserve.serving.config import ServerConfig
-    from gymserve.serving.server import PolicyServer
+    from gymserve.serving.server.config import ServerConfig
+    from gymserve.serving.server.policy_server import PolicyServer
 
     return PolicyServer(ServerConfig(address="127.0.0.1:0", policies={POLICY_NAME: policy_path}))
 

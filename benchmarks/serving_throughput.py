@@ -46,8 +46,8 @@ ACT_METHOD = "/gymserve.serving.v1.PolicyService/Act"
 
 def serve(repository: Path, batching: dict[str, int]) -> None:
     """The server process: both servers' addresses on stdout, stop on stdin EOF."""
-    from gymserve.serving.config import ServerConfig
-    from gymserve.serving.server import PolicyServer
+    from gymserve.serving.server.config import ServerConfig
+    from gymserve.serving.server.policy_server import PolicyServer
 
     common = {"address": "127.0.0.1:0", "repository": repository, "poll_interval": 0, "workers": WORKERS}
     with (
@@ -66,7 +66,7 @@ def serve(repository: Path, batching: dict[str, int]) -> None:
 
 
 def request_bytes(name: str) -> bytes:
-    from gymserve.serving.client import act_request
+    from gymserve.serving.client.policy_client import act_request
 
     observation = np.random.default_rng(0).standard_normal(OBSERVATION_SIZE).astype(np.float32)
     return act_request(observation, name, None, "greedy", None, None, False).SerializeToString()

@@ -40,7 +40,7 @@ CHECKS = {
 def fresh_greedy_return(check: Check, seed: int, run_dir: Path) -> tuple[float, int, float]:
     """AverageReturn of the trained policy over the fresh episodes, with the run's env steps and wall time."""
     from gymserve.agents import load_trained_policy, train
-    from gymserve.episodes import evaluate
+    from gymserve.policies.episodes import evaluate
 
     result = train(check.algorithm, check.env_id, run_dir, {"seed": seed}, progress_bar=False)
     policy = load_trained_policy(run_dir).policy

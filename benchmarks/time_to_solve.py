@@ -150,9 +150,9 @@ def run_stable_baselines3(
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.noise import NormalActionNoise
 
-    from gymserve.agents.trainer import EVAL_SEED_OFFSET
-    from gymserve.episodes import evaluate
+    from gymserve.agents.training.trainer import EVAL_SEED_OFFSET
     from gymserve.policies import Deterministic, Policy
+    from gymserve.policies.episodes import evaluate
 
     class GreedyStableBaselinesPolicy(Policy):
         def __init__(self, model):

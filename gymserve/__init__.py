@@ -7,6 +7,10 @@ robot can run the gRPC client from a minimal install.
 
 __version__ = "0.1.0"
 
+from gymserve.common import moved_modules
+
+moved_modules.install()
+
 try:
     from gymserve.envs import register_envs
 except ModuleNotFoundError as error:

@@ -12,9 +12,9 @@ import imageio.v2 as imageio
 import pytest
 from tensorflow_threads import limit_tensorflow_threads
 
-from gymserve.bundled import bundled_policies, bundled_policy_for_env
 from gymserve.cli import main
-from gymserve.demo import DemoError, format_table, run_demo
+from gymserve.cli.demo import DemoError, format_table, run_demo
+from gymserve.pretrained import bundled_policies, bundled_policy_for_env
 
 CARTPOLE = "gymserve/CartPole-v1"
 # One table row: policy, env, mode, episodes, mean ± std return, mean length, p50 and p99 in ms.

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
-from gymserve.driver_metrics import AverageEpisodeLength, AverageReturn
-from gymserve.drivers import Driver, StepType, Trajectory, trajectory_spec
 from gymserve.policies import RandomPolicy
+from gymserve.tf_agents.driver_metrics import AverageEpisodeLength, AverageReturn
+from gymserve.tf_agents.drivers import Driver, StepType, Trajectory, trajectory_spec
 
 FIRST, MID, LAST = StepType.FIRST, StepType.MID, StepType.LAST
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gymserve.cli import main
-from gymserve.episodes import evaluate, run_episode, write_video
 from gymserve.policies import RandomPolicy
+from gymserve.policies.episodes import evaluate, run_episode, write_video
 
 CARTPOLE = "gymserve/CartPole-v1"
 MINITAUR = "gymserve/Minitaur-v0"

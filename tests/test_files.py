@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from gymserve.files import is_staging, remove_folder, staged, write_text_atomically
+from gymserve.common.files import is_staging, remove_folder, staged, write_text_atomically
 
 
 def test_text_replaces_the_file_and_leaves_no_staging_file(tmp_path):

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from gymserve.serving.protos.generate import PROTO_FILES, PROTO_ROOT, SOURCE_ROOT, generated_files
+from tools.generate_protos import PROTO_FILES, PROTO_ROOT, SOURCE_ROOT, generated_files
 
 
 def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modules(tmp_path: Path):

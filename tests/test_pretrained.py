@@ -13,15 +13,15 @@ import pytest
 from tensorflow_threads import limit_tensorflow_threads
 
 import gymserve
-from gymserve.bundled import bundled_policies, bundled_policy_for_env
 from gymserve.cli import main
-from gymserve.episodes import evaluate, run_episode
 from gymserve.policies import load
+from gymserve.policies.episodes import evaluate, run_episode
 from gymserve.policies.repository import pretrained_repository
-from gymserve.serving.client import PolicyClient
-from gymserve.serving.config import ServerConfig
-from gymserve.serving.remote_policy import RemotePolicy
-from gymserve.serving.server import PolicyServer
+from gymserve.pretrained import bundled_policies, bundled_policy_for_env
+from gymserve.serving.client.policy_client import PolicyClient
+from gymserve.serving.client.remote_policy import RemotePolicy
+from gymserve.serving.server.config import ServerConfig
+from gymserve.serving.server.policy_server import PolicyServer
 
 CARTPOLE = "gymserve/CartPole-v1"
 MINITAUR = "gymserve/Minitaur-v0"

@@ -8,10 +8,15 @@ Importing this package stays cheap: TensorFlow is imported by the modules that t
 The algorithm interface is documented in gymserve/agents/algorithm.py.
 """
 
-from gymserve.agents.config import TrainingConfig
-from gymserve.agents.registry import ALGORITHMS, UnknownAlgorithmError, algorithm_class
-from gymserve.agents.runs import RunMismatchError, TrainedPolicy, UnknownEnvironmentError, load_trained_policy
-from gymserve.agents.trainer import TrainingResult, train
+from gymserve.agents.training.config import TrainingConfig
+from gymserve.agents.training.registry import ALGORITHMS, UnknownAlgorithmError, algorithm_class
+from gymserve.agents.training.runs import (
+    RunMismatchError,
+    TrainedPolicy,
+    UnknownEnvironmentError,
+    load_trained_policy,
+)
+from gymserve.agents.training.trainer import TrainingResult, train
 
 __all__ = [
     "ALGORITHMS",

@@ -56,12 +56,12 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import gymnasium as gym
 import numpy as np
 
-from gymserve.agents.config import TrainingConfig
+from gymserve.agents.training.config import TrainingConfig
 
 if TYPE_CHECKING:
     import keras
 
-    from gymserve.agents.env_runner import EnvRunner
+    from gymserve.agents.training.env_runner import EnvRunner
     from gymserve.policies.actor_policy import ActorPolicy
     from gymserve.policies.distributions import DistributionKind
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from gymserve.files import staged
+from gymserve.common.files import staged
 from gymserve.policies.actor_policy import ActorPolicy
 from gymserve.policies.distributions import DistributionKind
 from gymserve.policies.metadata import (

@@ -2,10 +2,10 @@
 
 Importing this package loads only the client, which needs grpcio, protobuf and numpy:
 
-    from gymserve.serving import PolicyClient                   # a robot's minimal install
-    from gymserve.serving.server import PolicyServer            # the server (pydantic, policies)
-    from gymserve.serving.config import ServerConfig, load_server_config
-    from gymserve.serving.remote_policy import RemotePolicy     # a Policy backed by a server
+    from gymserve.serving import PolicyClient                    # a robot's minimal install
+    from gymserve.serving.client import RemotePolicy             # a Policy backed by a server
+    from gymserve.serving.server import PolicyServer             # the server (pydantic, policies)
+    from gymserve.serving.server.config import ServerConfig, load_server_config
 """
 
 from gymserve.serving.client import (
@@ -16,8 +16,8 @@ from gymserve.serving.client import (
     PolicySummary,
     PolicyVersionInfo,
     StreamSession,
+    WireSpace,
 )
-from gymserve.serving.spaces import WireSpace
 
 __all__ = [
     "ActResult",

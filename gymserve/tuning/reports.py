@@ -19,9 +19,14 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gymserve.agents.config import TrainingConfig, read_config_file, resolve_config, shipped_config_path
-from gymserve.agents.plots import write_png
-from gymserve.files import write_text_atomically
+from gymserve.agents.training.config import (
+    TrainingConfig,
+    read_config_file,
+    resolve_config,
+    shipped_config_path,
+)
+from gymserve.agents.training.plots import write_png
+from gymserve.common.files import write_text_atomically
 from gymserve.tuning.objective import Objective
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from gymserve.agents.config import CONFIG_DIRECTORY, TrainingConfig
+from gymserve.agents.training.config import CONFIG_DIRECTORY, TrainingConfig
 from gymserve.tuning.errors import TuningError
 
 if TYPE_CHECKING:

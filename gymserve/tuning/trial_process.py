@@ -22,8 +22,8 @@ from gymserve.tuning.storage import open_storage
 if TYPE_CHECKING:
     import optuna
 
-    from gymserve.agents.config import TrainingConfig
-    from gymserve.agents.trainer import TrainerState
+    from gymserve.agents.training.config import TrainingConfig
+    from gymserve.agents.training.trainer import TrainerState
 
 PRUNERS = ("median", "none")
 
@@ -57,9 +57,9 @@ def make_pruner(name: str, warmup_trials: int) -> optuna.pruners.BasePruner:
 def run_trial(spec: TrialSpec) -> None:
     import optuna
 
-    from gymserve.agents.config import validate_config
-    from gymserve.agents.registry import algorithm_class
-    from gymserve.agents.trainer import STOP_REQUESTED, train
+    from gymserve.agents.training.config import validate_config
+    from gymserve.agents.training.registry import algorithm_class
+    from gymserve.agents.training.trainer import STOP_REQUESTED, train
 
     config = validate_config(algorithm_class(spec.algorithm).config_class, spec.config, source="the study")
     study = optuna.load_study(

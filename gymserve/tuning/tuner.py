@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gymserve.agents.config import TrainingConfig, resolve_config, validate_config
-from gymserve.agents.registry import algorithm_class
-from gymserve.agents.runs import environment_spaces
+from gymserve.agents.training.config import TrainingConfig, resolve_config, validate_config
+from gymserve.agents.training.registry import algorithm_class
+from gymserve.agents.training.runs import environment_spaces
 from gymserve.tuning.errors import TuningError
 from gymserve.tuning.objective import Objective
 from gymserve.tuning.reports import write_reports

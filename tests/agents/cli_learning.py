@@ -8,8 +8,8 @@ import numpy as np
 
 from gymserve.agents import load_trained_policy
 from gymserve.cli import main
-from gymserve.episodes import evaluate
 from gymserve.policies import RandomPolicy, load
+from gymserve.policies.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gymserve.agents.a2c import A2C, A2CConfig
-from gymserve.agents.env_runner import EnvRunner
-from gymserve.agents.on_policy import policy_gradient_loss
+from gymserve.agents.on_policy.a2c import A2C, A2CConfig
+from gymserve.agents.on_policy.algorithm import policy_gradient_loss
+from gymserve.agents.training.env_runner import EnvRunner
 
 CARTPOLE = "gymserve/CartPole-v1"
 

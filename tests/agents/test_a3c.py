@@ -1,9 +1,9 @@
 import gymnasium as gym
 import pytest
 
-from gymserve.agents.a3c import A3C, A3CConfig
-from gymserve.agents.env_runner import EnvRunner
-from gymserve.agents.graph_envs import InGraphCartPole, PythonEnvsInGraph
+from gymserve.agents.on_policy.a3c import A3C, A3CConfig
+from gymserve.agents.on_policy.graph_envs import InGraphCartPole, PythonEnvsInGraph
+from gymserve.agents.training.env_runner import EnvRunner
 
 CARTPOLE = "gymserve/CartPole-v1"
 

@@ -6,16 +6,16 @@ import pytest
 import tensorflow as tf
 from cli_learning import assert_cli_run_beats_random_play_and_exports_exactly
 
-from gymserve.agents.acer import (
+from gymserve.agents.algorithm import UnsupportedActionSpaceError
+from gymserve.agents.on_policy.acer import (
     ACER,
     ACERConfig,
     bias_correction_objective,
     retrace_targets,
     trust_region_projection,
 )
-from gymserve.agents.algorithm import UnsupportedActionSpaceError
-from gymserve.agents.config import ConfigError, resolve_config
-from gymserve.agents.env_runner import EnvRunner
+from gymserve.agents.training.config import ConfigError, resolve_config
+from gymserve.agents.training.env_runner import EnvRunner
 
 CARTPOLE = "gymserve/CartPole-v1"
 

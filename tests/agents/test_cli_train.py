@@ -10,10 +10,10 @@ import pytest
 from tiny_dqn import TINY_DQN
 
 from gymserve.agents import load_trained_policy
-from gymserve.agents.checkpoints import CheckpointStore
-from gymserve.agents.runs import read_run_info
+from gymserve.agents.training.checkpoints import CheckpointStore
+from gymserve.agents.training.runs import read_run_info
 from gymserve.cli import main
-from gymserve.episodes import evaluate
+from gymserve.policies.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 
@@ -70,7 +70,7 @@ def test_the_run_directory_records_where_each_config_value_came_from(trained_run
 
 
 def test_config_prints_every_field_with_its_value_source_and_description(capsys):
-    from gymserve.agents.ppo import PPOConfig
+    from gymserve.agents.on_policy.ppo import PPOConfig
 
     assert main(["config", "ppo", "--env", CARTPOLE, "--seed", "3", "--max-episodes", "50"]) == 0
     lines = capsys.readouterr().out.splitlines()

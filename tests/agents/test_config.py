@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-import gymserve.agents.config as config_module
-from gymserve.agents.config import ConfigError, resolve_config
-from gymserve.agents.ppo import PPOConfig
+import gymserve.agents.training.config as config_module
+from gymserve.agents.on_policy.ppo import PPOConfig
+from gymserve.agents.training.config import ConfigError, resolve_config
 
 CARTPOLE = "gymserve/CartPole-v1"
 

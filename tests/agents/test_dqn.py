@@ -6,12 +6,12 @@ from tiny_dqn import TINY_DQN
 
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.algorithm import UnsupportedActionSpaceError
-from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.off_policy.dqn import DQN, DQNConfig, td_targets
 from gymserve.agents.off_policy.n_step import n_step_targets
-from gymserve.agents.schedules import linear_schedule
-from gymserve.episodes import evaluate
+from gymserve.agents.training.env_runner import EnvRunner
+from gymserve.agents.training.schedules import linear_schedule
 from gymserve.policies import RandomPolicy
+from gymserve.policies.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 OBSERVATIONS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)

@@ -3,7 +3,7 @@ import threading
 import numpy as np
 import pytest
 
-from gymserve.agents.env_runner import EnvRunner
+from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.envs.cartpole import RESET_BOUND, THETA_THRESHOLD
 
 CARTPOLE = "gymserve/CartPole-v1"

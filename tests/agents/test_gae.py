@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gymserve.agents.gae import generalized_advantages
+from gymserve.agents.on_policy.gae import generalized_advantages
 
 GAMMA, LAMBDA = 0.9, 0.5
 REWARDS = np.array([1.0, 1.0, 1.0], np.float32)

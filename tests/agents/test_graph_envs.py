@@ -4,10 +4,10 @@ import pytest
 import tensorflow as tf
 
 from gymserve.agents.action_distributions import CategoricalActions
-from gymserve.agents.env_runner import EnvRunner
-from gymserve.agents.graph_envs import InGraphCartPole, PythonEnvsInGraph, graph_envs
 from gymserve.agents.networks import actor_critic
-from gymserve.agents.on_policy import collect_rollout
+from gymserve.agents.on_policy.algorithm import collect_rollout
+from gymserve.agents.on_policy.graph_envs import InGraphCartPole, PythonEnvsInGraph, graph_envs
+from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.envs.cartpole import RESET_BOUND
 
 CARTPOLE = "gymserve/CartPole-v1"

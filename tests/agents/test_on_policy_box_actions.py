@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gymserve.agents import load_trained_policy, train
-from gymserve.episodes import evaluate
 from gymserve.policies import RandomPolicy, load
+from gymserve.policies.episodes import evaluate
 from gymserve.policies.export import export_policy
 
 CONTINUOUS = "gymserve/CartPoleContinuousBullet-v0"

@@ -17,16 +17,16 @@ from tiny_dqn import TINY_DQN
 import gymserve.policies.onnx_export
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.off_policy.dqn import DQNConfig
-from gymserve.agents.runs import RunInfo, open_run_dir
+from gymserve.agents.training.runs import RunInfo, open_run_dir
 from gymserve.cli import main
 from gymserve.policies import load
 from gymserve.serving import PolicyClient
-from gymserve.serving.config import ServerConfig
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.server.config import ServerConfig
+from gymserve.serving.server.policy_server import PolicyServer
 
 CARTPOLE = "gymserve/CartPole-v1"
 OBSERVATIONS = np.random.default_rng(0).normal(0.0, 1.0, (64, 4)).astype(np.float32)
-EXPORT_LOGGER = "gymserve.agents.periodic_exports"
+EXPORT_LOGGER = "gymserve.agents.training.periodic_exports"
 
 
 def entries(directory: Path) -> list[str]:

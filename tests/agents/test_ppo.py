@@ -5,12 +5,12 @@ import tensorflow as tf
 from tensorboard_scalars import tensorboard_scalars
 
 from gymserve.agents import load_trained_policy, train
-from gymserve.agents.checkpoints import CheckpointStore
-from gymserve.agents.env_runner import EnvRunner
-from gymserve.agents.on_policy import clipped_surrogate_loss
-from gymserve.agents.ppo import PPO, PPOConfig
-from gymserve.agents.runs import build_algorithm, read_run_info
-from gymserve.episodes import evaluate
+from gymserve.agents.on_policy.algorithm import clipped_surrogate_loss
+from gymserve.agents.on_policy.ppo import PPO, PPOConfig
+from gymserve.agents.training.checkpoints import CheckpointStore
+from gymserve.agents.training.env_runner import EnvRunner
+from gymserve.agents.training.runs import build_algorithm, read_run_info
+from gymserve.policies.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 

@@ -9,17 +9,17 @@ import tensorflow as tf
 
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.action_distributions import CategoricalActions
-from gymserve.agents.config import shipped_config_path
-from gymserve.agents.graph_envs import InGraphCartPole
 from gymserve.agents.networks import recurrent_actor_critic
-from gymserve.agents.ppo import PPO, PPOConfig
-from gymserve.agents.recurrent_ppo import (
+from gymserve.agents.on_policy.graph_envs import InGraphCartPole
+from gymserve.agents.on_policy.ppo import PPO, PPOConfig
+from gymserve.agents.on_policy.recurrent_ppo import (
     RecurrentPPO,
     RecurrentRollout,
     collect_recurrent_rollout,
     sequence_batch,
 )
-from gymserve.episodes import evaluate
+from gymserve.agents.training.config import shipped_config_path
+from gymserve.policies.episodes import evaluate
 from gymserve.policies.random_policy import RandomPolicy
 
 NO_VELOCITY = "gymserve/CartPoleNoVelocity-v1"

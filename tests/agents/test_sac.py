@@ -7,11 +7,11 @@ import tensorflow as tf
 
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.algorithm import UnsupportedActionSpaceError
-from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.networks import normalization_layers
 from gymserve.agents.off_policy.sac import SAC, SACConfig
-from gymserve.episodes import evaluate
+from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.policies import RandomPolicy
+from gymserve.policies.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPoleContinuousBullet-v0"
 CARTPOLE_OBSERVATIONS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)

@@ -2,10 +2,10 @@
 
 import pytest
 
-from gymserve.agents.saved_policies import EnvMismatchError, SavedPolicyError, load_saved_policy
-from gymserve.bundled import bundled_policy_for_env
+from gymserve.agents.training.saved_policies import EnvMismatchError, SavedPolicyError, load_saved_policy
 from gymserve.policies import LoadedPolicy
 from gymserve.policies.space_match import SpaceMismatchError
+from gymserve.pretrained import bundled_policy_for_env
 
 CARTPOLE = "gymserve/CartPole-v1"
 CARTPOLE_BULLET = "gymserve/CartPoleBullet-v1"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gymserve.agents import load_trained_policy, train
-from gymserve.episodes import evaluate
+from gymserve.policies.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 CARTPOLE_CONTINUOUS_BULLET = "gymserve/CartPoleContinuousBullet-v0"

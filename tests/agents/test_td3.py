@@ -4,10 +4,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from gymserve.agents.env_runner import EnvRunner
 from gymserve.agents.off_policy.ddpg import DDPG, DDPGConfig
 from gymserve.agents.off_policy.exploration_noise import OrnsteinUhlenbeckNoise
 from gymserve.agents.off_policy.td3 import TD3, TD3Config
+from gymserve.agents.training.env_runner import EnvRunner
 
 CARTPOLE = "gymserve/CartPoleContinuousBullet-v0"
 OBSERVATIONS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)

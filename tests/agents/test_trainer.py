@@ -14,10 +14,10 @@ from gymserve.agents import (
     train,
 )
 from gymserve.agents.algorithm import UnsupportedActionSpaceError
-from gymserve.agents.checkpoints import CheckpointStore
-from gymserve.agents.history import FIELDS
-from gymserve.agents.runs import RunInfo, build_algorithm, open_run_dir, read_run_info
-from gymserve.agents.trainer import STOP_REQUESTED
+from gymserve.agents.training.checkpoints import CheckpointStore
+from gymserve.agents.training.history import FIELDS
+from gymserve.agents.training.runs import RunInfo, build_algorithm, open_run_dir, read_run_info
+from gymserve.agents.training.trainer import STOP_REQUESTED
 from gymserve.policies.actor_policy import ActorPolicy
 
 CARTPOLE = "gymserve/CartPole-v1"

@@ -5,10 +5,10 @@ import tensorflow as tf
 from cli_learning import assert_cli_run_beats_random_play_and_exports_exactly
 
 from gymserve.agents import load_trained_policy, train
-from gymserve.agents.config import ConfigError, resolve_config
-from gymserve.agents.env_runner import EnvRunner
-from gymserve.agents.trpo import TRPO, TRPOConfig, backtracking_line_search, conjugate_gradient
-from gymserve.episodes import evaluate
+from gymserve.agents.on_policy.trpo import TRPO, TRPOConfig, backtracking_line_search, conjugate_gradient
+from gymserve.agents.training.config import ConfigError, resolve_config
+from gymserve.agents.training.env_runner import EnvRunner
+from gymserve.policies.episodes import evaluate
 
 CARTPOLE = "gymserve/CartPole-v1"
 

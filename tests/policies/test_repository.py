@@ -53,8 +53,8 @@ def test_spellings_of_one_number_without_the_plain_one_are_all_ignored(tmp_path:
 
 def test_loading_a_bundled_policy_never_imports_grpc():
     script = (
-        "import sys, gymserve.bundled, gymserve.policies\n"
-        "gymserve.policies.load(gymserve.bundled.bundled_policy_for_env('gymserve/CartPole-v1').path)\n"
+        "import sys, gymserve.pretrained, gymserve.policies\n"
+        "gymserve.policies.load(gymserve.pretrained.bundled_policy_for_env('gymserve/CartPole-v1').path)\n"
         "print(sorted(name for name in sys.modules if name.split('.')[0] == 'grpc'))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -12,7 +12,7 @@ from serving_support import standard_policies, start_server
 from tensorflow_threads import limit_tensorflow_threads
 
 from gymserve.serving import PolicyClient
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.server.policy_server import PolicyServer
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import gymnasium as gym
 import numpy as np
 
 from gymserve.policies import Categorical, Distribution, Policy, ScriptedPolicy
-from gymserve.serving.config import ServerConfig
-from gymserve.serving.served_policies import ServedPolicies
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.server.config import ServerConfig
+from gymserve.serving.server.policy_server import PolicyServer
+from gymserve.serving.server.served_policies import ServedPolicies
 
 OBSERVATION_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 # Version 1 and version 2 of the "linear" policy; version 2 prefers the other action.

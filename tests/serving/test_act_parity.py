@@ -11,11 +11,11 @@ from serving_support import WEIGHTS, LinearPolicy, greedy_by_hand, observations,
 
 from gymserve.policies import load
 from gymserve.serving import PolicyClient
-from gymserve.serving.config import ServerConfig
-from gymserve.serving.protos import policy_service_pb2 as pb
-from gymserve.serving.protos import policy_service_pb2_grpc
-from gymserve.serving.server import PolicyServer, load_configured_policies
-from gymserve.serving.tensors import to_tensor
+from gymserve.serving.client.protos import policy_service_pb2 as pb
+from gymserve.serving.client.protos import policy_service_pb2_grpc
+from gymserve.serving.client.tensors import to_tensor
+from gymserve.serving.server.config import ServerConfig
+from gymserve.serving.server.policy_server import PolicyServer, load_configured_policies
 
 
 def test_greedy_actions_of_a_thousand_observations_are_computed_by_hand(client: PolicyClient):

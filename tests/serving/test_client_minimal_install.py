@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 from serving_support import greedy_by_hand, observations
 
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.server.policy_server import PolicyServer
 
 ABSENT = ("tensorflow", "onnxruntime", "pybullet", "gymnasium", "pydantic", "yaml")
 

@@ -8,7 +8,7 @@ import numpy as np
 from serving_support import greedy_by_hand, observations
 
 from gymserve.serving import PolicyClient
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.server.policy_server import PolicyServer
 
 CLIENTS = 32
 REQUESTS_PER_CLIENT = 200

@@ -21,8 +21,8 @@ from serving_support import (
 )
 
 from gymserve.serving import PolicyClient, PolicyServiceError
-from gymserve.serving.served_policies import ServedPolicies
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.server.policy_server import PolicyServer
+from gymserve.serving.server.served_policies import ServedPolicies
 
 CLIENTS = 64
 CALLS_PER_CLIENT = 20

@@ -15,8 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gymserve.policies import load
 from gymserve.serving import PolicyClient, PolicyServiceError
-from gymserve.serving.config import ServerConfig
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.server.config import ServerConfig
+from gymserve.serving.server.policy_server import PolicyServer
 
 POLL_INTERVAL = 0.2
 OBSERVATION = np.array([0.5, -1.0, 0.25, 2.0], np.float32)

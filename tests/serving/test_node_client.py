@@ -19,7 +19,7 @@ import pytest
 from serving_support import GYMSERVE
 
 from gymserve.serving import PolicyClient
-from gymserve.serving.protos.generate import SOURCE_ROOT
+from tools.generate_protos import SOURCE_ROOT
 
 NODE_CLIENT = SOURCE_ROOT / "examples" / "node"
 UINT64_MAX = 2**64 - 1

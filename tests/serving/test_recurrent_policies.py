@@ -19,15 +19,15 @@ import pytest
 import tensorflow as tf
 from serving_support import start_server
 
-from gymserve.agents.config import shipped_config_path
 from gymserve.agents.networks import recurrent_actor_critic
+from gymserve.agents.training.config import shipped_config_path
 from gymserve.policies import load
 from gymserve.policies.actor_policy import ActorPolicy
 from gymserve.policies.export import export_policy
 from gymserve.serving import PolicyClient
-from gymserve.serving.client import PolicyServiceError
-from gymserve.serving.served_policies import ServedPolicies
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.client.policy_client import PolicyServiceError
+from gymserve.serving.server.policy_server import PolicyServer
+from gymserve.serving.server.served_policies import ServedPolicies
 
 ENV_ID = "gymserve/CartPoleNoVelocity-v1"
 WEIGHTS = Path(__file__).parents[1] / "policies" / "data" / "ppo_lstm_cartpole_no_velocity.weights.h5"
@@ -195,9 +195,9 @@ def test_a_wrong_state_over_grpc_is_invalid_argument(client: PolicyClient, state
 
 
 def test_a_stream_refuses_a_state_in_its_requests(server: PolicyServer):
-    from gymserve.serving.protos import policy_service_pb2 as pb
-    from gymserve.serving.protos import policy_service_pb2_grpc
-    from gymserve.serving.tensors import to_tensor
+    from gymserve.serving.client.protos import policy_service_pb2 as pb
+    from gymserve.serving.client.protos import policy_service_pb2_grpc
+    from gymserve.serving.client.tensors import to_tensor
 
     request = pb.ActRequest(policy_name="lstm", observations=to_tensor(np.zeros(2, np.float32)))
     request.state.add().CopyFrom(to_tensor(np.zeros((1, 64), np.float32)))

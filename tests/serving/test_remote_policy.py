@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from serving_support import WEIGHTS, LinearPolicy, scripted_policy
 
-from gymserve.episodes import evaluate, run_episode
 from gymserve.policies import Categorical
+from gymserve.policies.episodes import evaluate, run_episode
 from gymserve.serving import PolicyClient, PolicyServiceError
-from gymserve.serving.remote_policy import RemotePolicy
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.client.remote_policy import RemotePolicy
+from gymserve.serving.server.policy_server import PolicyServer
 
 
 @pytest.mark.parametrize(

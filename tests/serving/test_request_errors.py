@@ -8,10 +8,10 @@ import pytest
 from serving_support import greedy_by_hand, observations, standard_policies, start_server
 
 from gymserve.serving import PolicyClient, PolicyServiceError
-from gymserve.serving.protos import policy_service_pb2 as pb
-from gymserve.serving.protos import policy_service_pb2_grpc as pb_grpc
-from gymserve.serving.server import PolicyServer
-from gymserve.serving.tensors import to_tensor
+from gymserve.serving.client.protos import policy_service_pb2 as pb
+from gymserve.serving.client.protos import policy_service_pb2_grpc as pb_grpc
+from gymserve.serving.client.tensors import to_tensor
+from gymserve.serving.server.policy_server import PolicyServer
 
 INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
 EXHAUSTED, FAILED = grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION

@@ -9,7 +9,7 @@ import weakref
 
 import pytest
 
-from gymserve.serving.rpc_threads import RpcThreads
+from gymserve.serving.server.rpc_threads import RpcThreads
 
 
 def _started_threads(prefix: str) -> set[str]:

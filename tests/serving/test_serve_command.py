@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from serving_support import GYMSERVE, read_events_until
 
-from gymserve.episodes import run_episode
 from gymserve.policies import load
+from gymserve.policies.episodes import run_episode
 from gymserve.serving import PolicyClient, PolicyServiceError
 
 

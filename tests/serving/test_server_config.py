@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gymserve.serving import server as server_module
-from gymserve.serving.config import (
+from gymserve.serving.server.config import (
     BatchingSettings,
     LatestVersions,
     ServerConfig,

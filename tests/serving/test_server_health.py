@@ -14,11 +14,11 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from serving_support import SlowPolicy, greedy_by_hand, observations, start_server
 
 from gymserve.serving import PolicyClient, PolicyServiceError
-from gymserve.serving.config import ServerConfig
-from gymserve.serving.protos import SERVICE_NAME
-from gymserve.serving.protos.generate import PROTO_ROOT
-from gymserve.serving.served_policies import ServedPolicies
-from gymserve.serving.server import load_configured_policies
+from gymserve.serving.client.protos import SERVICE_NAME
+from gymserve.serving.server.config import ServerConfig
+from gymserve.serving.server.policy_server import load_configured_policies
+from gymserve.serving.server.served_policies import ServedPolicies
+from tools.generate_protos import PROTO_ROOT
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -28,8 +28,8 @@ from serving_support import (
 )
 
 from gymserve.serving import PolicyClient, PolicyServiceError
-from gymserve.serving.protos import policy_service_pb2 as pb
-from gymserve.serving.served_policies import ServedPolicies
+from gymserve.serving.client.protos import policy_service_pb2 as pb
+from gymserve.serving.server.served_policies import ServedPolicies
 
 ACT = "/gymserve.serving.v1.PolicyService/Act"
 STREAM_ACT = "/gymserve.serving.v1.PolicyService/StreamAct"

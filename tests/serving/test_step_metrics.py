@@ -6,10 +6,10 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from gymserve.serving.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
-from gymserve.serving.queued_metrics import FOLD_EVERY
-from gymserve.serving.rpc_metrics import GRPC_LABELS, RpcMetrics
-from gymserve.serving.step_metrics import StepMetrics
+from gymserve.serving.metrics.queued_metrics import FOLD_EVERY
+from gymserve.serving.metrics.rpc_metrics import GRPC_LABELS, RpcMetrics
+from gymserve.serving.metrics.server_metrics import BATCH_BUCKETS, LATENCY_BUCKETS
+from gymserve.serving.metrics.step_metrics import StepMetrics
 
 # values on bucket bounds, between them, below the first and above the last
 SECONDS = [0.0, 5e-5, 6e-5, 1e-3, 1e-3, 0.0042, 2.5, 3.0, 1e-4]

@@ -14,8 +14,8 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from gymserve.serving import PolicyClient
-from gymserve.serving.config import ServerConfig
-from gymserve.serving.server import PolicyServer
+from gymserve.serving.server.config import ServerConfig
+from gymserve.serving.server.policy_server import PolicyServer
 
 SENT = observations(5, seed=3)
 

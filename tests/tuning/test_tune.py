@@ -10,10 +10,10 @@ import time
 import optuna
 import pytest
 
-from gymserve.agents.config import resolve_config
-from gymserve.agents.history import HISTORY_FILE, History
-from gymserve.agents.ppo import PPOConfig
-from gymserve.agents.runs import read_run_info
+from gymserve.agents.on_policy.ppo import PPOConfig
+from gymserve.agents.training.config import resolve_config
+from gymserve.agents.training.history import HISTORY_FILE, History
+from gymserve.agents.training.runs import read_run_info
 from gymserve.cli import main
 from gymserve.tuning import Objective, tune
 from gymserve.tuning.objective import Evaluation

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gymserve.agents.env_runner import EnvRunner, Transition
-from gymserve.agents.on_policy import Rollout
-from gymserve.agents.runs import RunInfo, build_algorithm
+from gymserve.agents.on_policy.algorithm import Rollout
+from gymserve.agents.training.env_runner import EnvRunner, Transition
+from gymserve.agents.training.runs import RunInfo, build_algorithm
 
 
 @dataclass(frozen=True)

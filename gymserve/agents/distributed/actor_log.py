@@ -15,7 +15,7 @@ import csv
 import io
 from pathlib import Path
 
-from gymserve.files import write_text_atomically
+from gymserve.common.files import write_text_atomically
 
 ACTORS_FILE = "actors.csv"
 FIELDS = (

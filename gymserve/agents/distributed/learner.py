@@ -38,9 +38,9 @@ from gymserve.agents.distributed.cluster import (
     import_ray,
 )
 from gymserve.agents.distributed.rate_limiter import SampleToInsertRatio
-from gymserve.agents.env_runner import FinishedEpisode
-from gymserve.agents.on_policy import Rollout
-from gymserve.agents.runs import RunInfo
+from gymserve.agents.on_policy.algorithm import Rollout
+from gymserve.agents.training.env_runner import FinishedEpisode
+from gymserve.agents.training.runs import RunInfo
 
 RESTART_POLL_SECONDS = 0.5  # how often to ask whether a restarting actor is back
 

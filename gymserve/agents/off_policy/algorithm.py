@@ -31,13 +31,13 @@ import tensorflow as tf
 from pydantic import Field
 
 from gymserve.agents.algorithm import Algorithm
-from gymserve.agents.config import TrainingConfig
-from gymserve.agents.env_runner import EnvRunner, Transition
 from gymserve.agents.off_policy.n_step import n_step_targets
 from gymserve.agents.off_policy.packed_arrays import PackedLayout
 from gymserve.agents.off_policy.prioritized_replay import PrioritizedReplayBuffer
 from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
-from gymserve.agents.schedules import linear_schedule
+from gymserve.agents.training.config import TrainingConfig
+from gymserve.agents.training.env_runner import EnvRunner, Transition
+from gymserve.agents.training.schedules import linear_schedule
 
 REPLAY_PREFIX = "replay_"
 MINIBATCH_FIELDS = ("observations", "actions", "returns", "discounts", "next_observations", "weights")

@@ -23,9 +23,9 @@ import gymnasium as gym
 import numpy as np
 from pydantic import Field
 
-from gymserve.agents.env_runner import Transition
 from gymserve.agents.off_policy.exploration_noise import OrnsteinUhlenbeckNoise
 from gymserve.agents.off_policy.td3 import TD3, DeterministicActorConfig
+from gymserve.agents.training.env_runner import Transition
 from gymserve.policies.distributions import NoisyDeterministic
 
 _NOISE_STATE = "ornstein_uhlenbeck_noise"

@@ -37,7 +37,7 @@ from gymserve.agents.off_policy.algorithm import (
     apply_gradients,
     build_adam,
 )
-from gymserve.agents.schedules import linear_schedule
+from gymserve.agents.training.schedules import linear_schedule
 
 
 class DQNConfig(OffPolicyConfig):

@@ -17,8 +17,8 @@ import pytest
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.distributed import DistributedConfig
 from gymserve.agents.distributed.actor_log import read_actor_log
-from gymserve.episodes import evaluate
 from gymserve.policies import load
+from gymserve.policies.episodes import evaluate
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")

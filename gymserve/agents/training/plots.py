@@ -1,0 +1,75 @@
+"""The learning curve of a run as a PNG: training returns, their running mean, greedy evaluations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gymserve.agents.training.history import HISTORY_FILE, History
+from gymserve.agents.training.runs import read_run_info
+from gymserve.common.files import staged
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+CURVE_FILE = "learning_curve.png"
+
+
+def plot_learning_curve(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Draw `run_dir`'s history to `out` (default RUN_DIR/learning_curve.png) and return the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    history_path = run_dir / HISTORY_FILE
+    if not history_path.exists():
+        raise FileNotFoundError(f"{run_dir} has no {HISTORY_FILE} yet; it is written at the first evaluation")
+    history = History.read(history_path)
+    episodes = [row for row in history.rows if row["episode_return"] is not None]
+    evaluations = history.evaluations()
+    out = Path(out) if out is not None else run_dir / CURVE_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
+    try:
+        steps = [row["step"] for row in episodes]
+        axes.plot(
+            steps,
+            [row["episode_return"] for row in episodes],
+            color="tab:blue",
+            alpha=0.25,
+            lw=0.8,
+            label="episode return",
+        )
+        axes.plot(
+            steps, [row["mean_return"] for row in episodes], color="tab:blue", lw=1.8, label="mean return"
+        )
+        axes.plot(
+            [row["step"] for row in evaluations],
+            [row["eval_return"] for row in evaluations],
+            "o-",
+            color="tab:orange",
+            lw=1.5,
+            ms=4,
+            label="greedy evaluation (AverageReturn)",
+        )
+        if info.config.target_reward is not None:
+            axes.axhline(info.config.target_reward, color="gray", ls="--", lw=1, label="target reward")
+        axes.set_xlabel("environment steps")
+        axes.set_ylabel("return")
+        axes.set_title(f"{info.algorithm} on {info.env_id}")
+        axes.grid(alpha=0.3)
+        axes.legend(loc="best", fontsize="small")
+        write_png(figure, out)
+    finally:
+        plt.close(figure)
+    return out
+
+
+def write_png(figure: Figure, out: Path) -> None:
+    """Lay out `figure` and write it to `out` as a PNG, staged so a reader never sees half of it."""
+    figure.tight_layout()
+    with staged(out) as staging:
+        figure.savefig(staging, format="png")

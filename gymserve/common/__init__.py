@@ -1,0 +1,6 @@
+"""Helpers every layer may use; they import nothing else of gymserve.
+
+files.py              files and folders written atomically
+validation_errors.py  one line per problem of a pydantic ValidationError
+moved_modules.py      old import paths of moved modules, kept working with a warning
+"""

@@ -1,0 +1,173 @@
+"""TensorFlow Serving's `PredictionService`: Predict and GetModelMetadata answered by served policies.
+
+`model_spec.name` is the policy; `model_spec.version` or `model_spec.version_label` picks the
+version (neither: the latest that loaded). The signatures are those of a gymserve SavedModel:
+
+    greedy_action (also serving_default, and the default)  observations -> action
+    stochastic_action                                      observations, seed -> action
+    distribution                                           observations -> logits | mean, log_std | ...
+
+`observations` is a float32 tensor of shape [batch, *observation shape]; `seed` an int64 (or
+int32) scalar >= 0. Actions are int64 for discrete action spaces and float32 for boxes.
+Stochastic actions are drawn as gymserve's Act draws them for the same seed (numpy), so they
+match gymserve's clients but not a SavedModel run by TensorFlow Serving, which samples with
+TensorFlow's stateless random ops. Calls go through `PolicyCalls`: the same version
+resolution, dynamic batching, metrics and status codes as PolicyService.
+
+Importing this module imports TensorFlow (through tensorflow-serving-api's messages).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import grpc
+import numpy as np
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc as pb_grpc
+
+from gymserve.policies import ActionMode
+from gymserve.serving.apis.tensor_protos import DATA_TYPES, from_tensor_proto, to_tensor_proto
+from gymserve.serving.server.echo import echo
+
+if TYPE_CHECKING:
+    from gymserve.policies import Policy
+    from gymserve.serving.server.policy_calls import PolicyCalls
+    from gymserve.serving.server.served_policies import ServedVersion
+
+DEFAULT_SIGNATURE = "serving_default"
+SIGNATURES = ("greedy_action", DEFAULT_SIGNATURE, "stochastic_action", "distribution")
+PREDICT_METHOD = "tensorflow/serving/predict"
+SIGNATURE_DEF_FIELD = "signature_def"
+
+
+class PredictionService(pb_grpc.PredictionServiceServicer):
+    """Predict and GetModelMetadata; Classify, Regress and MultiInference answer UNIMPLEMENTED."""
+
+    def __init__(self, calls: PolicyCalls):
+        self._calls = calls
+
+    def Predict(
+        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> predict_pb2.PredictResponse:
+        response = predict_pb2.PredictResponse()
+        try:
+            served = self._resolve(request.model_spec)
+            signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            outputs = self._predict(served, signature, request.inputs, context)
+            wanted = list(request.output_filter) or list(outputs)
+            unknown = sorted(set(wanted) - outputs.keys())
+            if unknown:
+                raise ValueError(
+                    f"output_filter names {', '.join(map(echo, unknown))}; signature {signature} has outputs "
+                    f"{', '.join(sorted(outputs))}"
+                )
+            _fill_spec(response.model_spec, served, signature)
+            for name in wanted:
+                response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
+        except Exception as error:
+            self._calls.abort(context, "Predict", error)
+        return response
+
+    def GetModelMetadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        try:
+            fields = list(request.metadata_field)
+            if fields != [SIGNATURE_DEF_FIELD]:
+                raise ValueError(
+                    f"metadata_field is {', '.join(map(echo, fields)) or 'empty'}; the only field served "
+                    f"is {SIGNATURE_DEF_FIELD!r}"
+                )
+            served = self._resolve(request.model_spec)
+            _fill_spec(response.model_spec, served, "")
+            response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_defs(served.policy))
+        except Exception as error:
+            self._calls.abort(context, "GetModelMetadata", error)
+        return response
+
+    def _resolve(self, spec: model_pb2.ModelSpec) -> ServedVersion:
+        version = spec.version.value if spec.HasField("version") else None
+        return self._calls.resolve(spec.name, version, spec.version_label)
+
+    def _predict(
+        self, served: ServedVersion, signature: str, inputs: dict, context: grpc.ServicerContext
+    ) -> dict[str, np.ndarray]:
+        """The outputs of `signature` for `inputs`, computed by the served policy."""
+        if signature not in SIGNATURES:
+            raise ValueError(f"no signature {echo(signature)}; signatures: {', '.join(SIGNATURES)}")
+        expected = {"observations", "seed"} if signature == "stochastic_action" else {"observations"}
+        if set(inputs) != expected:
+            raise ValueError(
+                f"signature {signature} takes inputs {', '.join(sorted(expected))}; "
+                f"the request has {', '.join(map(echo, sorted(inputs))) or 'none'}"
+            )
+        space = served.policy.observation_space
+        observations = from_tensor_proto(inputs["observations"], "observations")
+        if observations.dtype != np.float32 or observations.shape[1:] != space.shape or observations.ndim < 1:
+            raise ValueError(
+                f"observations are {observations.dtype} of shape {list(observations.shape)}; "
+                f"expected float32 of shape [batch, {', '.join(map(str, space.shape))}] for {space}"
+            )
+        self._calls.check_batch_size(len(observations))
+        seed = _seed(inputs["seed"]) if "seed" in inputs else None
+
+        def predict(policy: Policy) -> dict[str, np.ndarray]:
+            state = policy.get_initial_state(len(observations))
+            if signature == "distribution":
+                return policy.distribution(observations, state).parameters()
+            mode = ActionMode.STOCHASTIC if signature == "stochastic_action" else ActionMode.GREEDY
+            return {"action": policy.action(observations, state, mode, seed=seed).action}
+
+        return self._calls.run(served, len(observations), context, predict)
+
+
+def signature_defs(policy: Policy) -> get_model_metadata_pb2.SignatureDefMap:
+    """The signatures Predict answers for `policy`, with their inputs' and outputs' dtypes and shapes."""
+    space = policy.observation_space
+    sample = np.zeros((1, *space.shape), np.float32).clip(space.low, space.high)
+    action = policy.action(sample).action
+    parameters = policy.distribution(sample).parameters()
+    observations = {"observations": _tensor_info("observations", types_pb2.DT_FLOAT, (-1, *space.shape))}
+    action_output = {"action": _tensor_info("action", _data_type(action), (-1, *action.shape[1:]))}
+    defs = get_model_metadata_pb2.SignatureDefMap()
+    for name in SIGNATURES:
+        inputs, outputs = dict(observations), action_output
+        if name == "stochastic_action":
+            inputs["seed"] = _tensor_info("seed", types_pb2.DT_INT64, ())
+        elif name == "distribution":
+            outputs = {
+                key: _tensor_info(key, _data_type(value), (-1, *value.shape[1:]))
+                for key, value in parameters.items()
+            }
+        defs.signature_def[name].CopyFrom(
+            meta_graph_pb2.SignatureDef(inputs=inputs, outputs=outputs, method_name=PREDICT_METHOD)
+        )
+    return defs
+
+
+def _tensor_info(name: str, data_type: int, shape: tuple[int, ...]) -> meta_graph_pb2.TensorInfo:
+    info = meta_graph_pb2.TensorInfo(name=name, dtype=data_type)
+    for size in shape:
+        info.tensor_shape.dim.add(size=size)
+    return info
+
+
+def _data_type(array: np.ndarray) -> int:
+    return DATA_TYPES[np.dtype("<i8") if array.dtype.kind in "iub" else array.dtype.newbyteorder("<")]
+
+
+def _seed(tensor: object) -> int:
+    seed = from_tensor_proto(tensor, "seed")
+    if seed.shape != () or seed.dtype.kind != "i" or seed < 0:
+        raise ValueError(f"seed is {seed.dtype} of shape {list(seed.shape)}; expected an integer scalar >= 0")
+    return int(seed)
+
+
+def _fill_spec(spec: model_pb2.ModelSpec, served: ServedVersion, signature: str) -> None:
+    spec.name = served.name
+    spec.version.value = served.version
+    spec.signature_name = signature

@@ -1,0 +1,56 @@
+"""The TensorFlow Serving API on the policy server, loaded at its first call.
+
+Its messages come from tensorflow-serving-api, which imports TensorFlow (seconds, and about
+half a GiB): a server that never gets a TensorFlow Serving call never pays that, and the
+first such call does, once. The service itself is `tf_prediction_service.PredictionService`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from gymserve.serving.server.policy_calls import PolicyCalls
+
+SERVICE_NAME = "tensorflow.serving.PredictionService"
+_REQUESTS = {
+    "Predict": ("predict_pb2", "PredictRequest"),
+    "GetModelMetadata": ("get_model_metadata_pb2", "GetModelMetadataRequest"),
+}
+
+
+def prediction_service_handler(calls: PolicyCalls) -> grpc.GenericRpcHandler:
+    """Predict and GetModelMetadata of `SERVICE_NAME`, answered through `calls`."""
+
+    @functools.cache
+    def service() -> Any:
+        from gymserve.serving.apis.tf_prediction_service import PredictionService
+
+        return PredictionService(calls)
+
+    def behavior(method: str) -> Callable[[Any, grpc.ServicerContext], Any]:
+        return lambda request, context: getattr(service(), method)(request, context)
+
+    def parser(module: str, message: str) -> Callable[[bytes], Any]:
+        def parse(raw: bytes) -> Any:
+            return getattr(importlib.import_module(f"tensorflow_serving.apis.{module}"), message).FromString(
+                raw
+            )
+
+        return parse
+
+    handlers = {
+        method: grpc.unary_unary_rpc_method_handler(
+            behavior(method), request_deserializer=parser(*request), response_serializer=_serialize
+        )
+        for method, request in _REQUESTS.items()
+    }
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
+def _serialize(message: Any) -> bytes:
+    return message.SerializeToString()

@@ -1,0 +1,23 @@
+"""The policy server: one gRPC server over a repository of policies, speaking every protocol in apis/.
+
+policy_server.py     PolicyServer: start, serve, reload, drain
+config.py            ServerConfig from flags, GYMSERVE_* variables and a file
+served_policies.py   name -> version -> Policy, or why it failed; reloader.py keeps it in step with disk
+policy_calls.py      what every protocol does around a policy call; batching.py shares model calls
+rpc_threads.py, stream_limits.py, raw_requests.py, auth.py, handlers.py   capacity, parsing, tokens
+logs.py, echo.py     structured logs, and client strings cut to a safe size
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # `from gymserve.serving.server import PolicyServer` keeps working without making every
+    # import of a server module (config, logs) load the whole server.
+    if name == "PolicyServer":
+        from gymserve.serving.server.policy_server import PolicyServer
+
+        return PolicyServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,247 @@
+"""The policy server: PolicyService, TensorFlow Serving's PredictionService, health and reflection.
+
+All on one port; see `tf_serving` for the TensorFlow Serving API.
+
+    config = load_server_config(flags={"policies": {"cartpole": "exports/cartpole"}})
+    server = PolicyServer(config)             # loads the exports
+    server.wait_for_shutdown_signal()         # binds, starts; SIGTERM / SIGINT: drain, stop; SIGHUP: rescan
+
+Health reports the overall service "" and each policy name: a name is SERVING while one of
+its versions loaded, NOT_SERVING when none did (the other policies keep serving). Health
+checks never need the bearer token; every other call does when a token is configured.
+
+Every call passes through the interceptors, outermost first: metrics (every RPC counted with
+its status), bearer-token auth, the stream slot limit and idle timeout, and request parsing
+from raw bytes. A repository is rescanned every `poll_interval` seconds and on SIGHUP.
+
+Shutdown always finishes: new calls are refused at once, calls in flight get the grace period,
+then whatever still runs is cancelled; a second SIGTERM/SIGINT exits the process at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gymserve.policies.repository import pretrained_repository
+from gymserve.serving.apis.policy_service import PolicyService
+from gymserve.serving.apis.tf_serving import prediction_service_handler
+from gymserve.serving.client.protos import SERVICE_NAME, policy_service_pb2_grpc
+from gymserve.serving.metrics.server_metrics import MetricsInterceptor, ServerMetrics
+from gymserve.serving.server.auth import BearerTokenInterceptor
+from gymserve.serving.server.batching import BatchScheduler
+from gymserve.serving.server.config import ServerConfig, ServerConfigError
+from gymserve.serving.server.logs import log_event
+from gymserve.serving.server.policy_calls import PolicyCalls
+from gymserve.serving.server.raw_requests import RawRequestInterceptor
+from gymserve.serving.server.reloader import PolicyReloader, export_loader
+from gymserve.serving.server.rpc_threads import RpcThreads
+from gymserve.serving.server.served_policies import ServedPolicies
+from gymserve.serving.server.stream_limits import StreamLimitInterceptor
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_CANCEL_SECONDS = 5.0  # after the grace period: for cancelled calls and threads to wind down
+
+
+class PolicyServer:
+    """A gRPC server answering for `policies`, or for the exports `config` names when None.
+
+    Policies passed in are served as they are; exports named by the config are loaded at
+    construction and kept in step with the disk while the server runs.
+    """
+
+    def __init__(self, config: ServerConfig, policies: ServedPolicies | None = None):
+        self.config = config
+        self.reloader = None if policies is not None else configured_reloader(config)
+        self.policies = policies if policies is not None else self.reloader.served
+        self.metrics = ServerMetrics(self.policies)
+        self._streams = StreamLimitInterceptor(config.max_streams, config.stream_idle_timeout)
+        interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(self.metrics)]
+        if config.auth_token:
+            interceptors.append(BearerTokenInterceptor(config.auth_token.get_secret_value()))
+        interceptors += [self._streams, RawRequestInterceptor()]
+        self._executor = RpcThreads(config.workers, thread_name_prefix="gymserve-rpc")
+        self._server = grpc.server(self._executor, interceptors=interceptors, options=server_options(config))
+        batching = config.batching
+        scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
+        calls = PolicyCalls(self.policies, config.max_batch_size, self.metrics, scheduler)
+        policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyService(calls), self._server)
+        self._server.add_generic_rpc_handlers([prediction_service_handler(calls)])
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        if self.reloader is not None:
+            self.reloader.on_change = self.update_health
+        self._address: str | None = None
+        self.metrics_address: str | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT the server listens on (the real port when the config asked for port 0)."""
+        if self._address is None:
+            raise RuntimeError("the server is not started")
+        return self._address
+
+    def start(self) -> PolicyServer:
+        host, _, _ = self.config.address.rpartition(":")
+        port = self._bind()
+        self._address = f"{host}:{port}"
+        self._server.start()
+        self._health.set("", SERVING)
+        self.update_health()
+        if self.config.metrics_address is not None:
+            self.metrics_address = self.metrics.serve(self.config.metrics_address)
+        if self.reloader is not None:
+            self.reloader.start(self.config.poll_interval)
+        log_event(
+            logging.INFO,
+            "server_started",
+            address=self._address,
+            tls=self.config.tls_certificate is not None,
+            auth=self.config.auth_token is not None,
+            workers=self.config.workers,
+            batching=None if self.config.batching is None else dataclasses.asdict(self.config.batching),
+            metrics_address=self.metrics_address,
+            policies={
+                name: [v.version for v in self.policies.versions(name) if v.available]
+                for name in self.policies.names()
+            },
+        )
+        return self
+
+    def update_health(self) -> None:
+        """Report each policy name SERVING while one of its versions is available."""
+        for name in self.policies.names():
+            self._health.set(name, SERVING if self.policies.is_serving(name) else NOT_SERVING)
+
+    def stop(self, grace: float | None = None) -> bool:
+        """Refuse new calls, give in-flight ones `grace` seconds (config default), cancel the rest.
+
+        Returns whether every RPC thread finished; False means one is stuck (in a policy call,
+        say) and the process should exit without waiting for it.
+        """
+        if self._stopped.is_set():
+            return True
+        self._stopped.set()
+        grace = self.config.grace_period if grace is None else grace
+        self._health.enter_graceful_shutdown()
+        if self.reloader is not None:
+            self.reloader.stop()
+        stopped = self._server.stop(grace)  # new calls are refused from here on
+        log_event(logging.INFO, "server_stopping", address=self._address, grace_seconds=grace)
+        stopped.wait(grace + _CANCEL_SECONDS)  # grpc cancels the calls still running after `grace`
+        self._streams.stop()
+        self.metrics.stop()
+        threads_done = threading.Thread(target=self._executor.shutdown, name="gymserve-stop", daemon=True)
+        threads_done.start()
+        threads_done.join(_CANCEL_SECONDS)
+        clean = not threads_done.is_alive()
+        log_event(logging.INFO, "server_stopped", address=self._address, clean=clean)
+        return clean
+
+    def wait_for_shutdown_signal(self) -> bool:
+        """Serve until SIGTERM or SIGINT, then stop (returning `stop`'s answer); call from the main thread.
+
+        Starts the server if it has not started, after the handlers are in place, so that a
+        signal sent as soon as "server_started" is logged still stops it gracefully. SIGHUP
+        rescans the policy directories at once. A second SIGTERM/SIGINT while stopping exits
+        the process at once with status 128 + the signal's number.
+        """
+        received = threading.Event()
+
+        def on_signal(signal_number: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signal_number).name
+            if received.is_set():
+                log_event(logging.WARNING, "server_exit_forced", signal=name)
+                logging.shutdown()
+                os._exit(128 + signal_number)
+            log_event(logging.INFO, "signal_received", signal=name)
+            received.set()
+
+        def on_hangup(signal_number: int, frame: FrameType | None) -> None:
+            log_event(logging.INFO, "signal_received", signal="SIGHUP", action="rescan")
+            if self.reloader is not None:
+                self.reloader.rescan()
+
+        handlers = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: on_hangup}
+        previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+        try:
+            if self._address is None:
+                self.start()
+            while not received.wait(0.5):
+                pass
+            return self.stop()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def __enter__(self) -> PolicyServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _bind(self) -> int:
+        config = self.config
+        try:
+            if config.tls_certificate is None:
+                port = self._server.add_insecure_port(config.address)
+            else:
+                credentials = grpc.ssl_server_credentials(
+                    [(config.tls_private_key.read_bytes(), config.tls_certificate.read_bytes())]
+                )
+                port = self._server.add_secure_port(config.address, credentials)
+        except OSError as error:
+            raise ServerConfigError(f"cannot read TLS file {error.filename}: {error.strerror}") from None
+        except RuntimeError as error:
+            raise ServerConfigError(f"cannot listen on {config.address}: {error}") from None
+        if port == 0:
+            raise ServerConfigError(f"cannot listen on {config.address}: the address is in use or invalid")
+        return port
+
+
+def server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """The grpc channel arguments of a policy server (benchmark floors use them too)."""
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        # a second server on the same port must fail to start, not share the port silently
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def configured_reloader(config: ServerConfig) -> PolicyReloader:
+    """A reloader that has loaded the exports the config names (the bundled ones when it names none)."""
+    repository = config.repository
+    if not config.policies and repository is None:
+        repository = pretrained_repository()
+        if repository is None:
+            raise ServerConfigError(
+                "no policies to serve: pass --policy NAME=PATH or --repository DIR "
+                "(this installation bundles no pretrained policies)"
+            )
+    reloader = PolicyReloader(
+        config.policies, repository, config.policy_settings, export_loader(config.backend), ServedPolicies()
+    )
+    try:
+        reloader.sync()
+    except (OSError, ValueError) as error:  # unreadable directories, a name given twice
+        raise ServerConfigError(str(error)) from None
+    return reloader
+
+
+def load_configured_policies(config: ServerConfig) -> ServedPolicies:
+    """The policies the config names, loaded once (no reloading)."""
+    return configured_reloader(config).served
