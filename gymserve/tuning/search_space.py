@@ -7,7 +7,7 @@ A search space is a JSON or YAML mapping from config field names to one of
     {"type": "categorical", "choices": [[64, 64], [128, 128]]}    # any JSON values, lists included
 
 each with an optional "note" saying why the range is what it is. Every algorithm ships one,
-gymserve/agents/configs/<algorithm>_search_space.json; a file given by the user replaces it whole.
+gymserve/agents/training/configs/<algorithm>_search_space.json; a file given by the user replaces it whole.
 A space is checked before any trial starts: every name must be a field of the algorithm's config
 that tuning may vary, every range must hold a value, and every bound and choice must be a valid
 value of its field.

@@ -14,7 +14,7 @@ episode's end:
     y = r_t + ... + gamma^(m-1) r_(t+m-1) + gamma^m (1 - terminated) Q_target(s_(t+m), argmax_a Q(s_(t+m), a))
 (plain DQN takes max_a Q_target instead of the double-Q choice).
 
-Tuned defaults for gymserve/CartPole-v1 ship in gymserve/agents/configs/dqn_CartPole-v1.json: a
+Tuned defaults for gymserve/CartPole-v1 ship in gymserve/agents/training/configs/dqn_CartPole-v1.json: a
 replay ratio of two gradient steps per environment step and 3-step returns solve it in a median
 of 10k steps.
 """

@@ -17,7 +17,7 @@ action plus Gaussian noise. The policy network is the actor with the noise's sta
 evaluation and export use the actor's action; stochastic acting adds the same noise training
 explored with, drawn from a seeded generator in every backend.
 
-Tuned defaults ship in gymserve/agents/configs/td3_<env>.json. On Pendulum-v1 (64x64 networks,
+Tuned defaults ship in gymserve/agents/training/configs/td3_<env>.json. On Pendulum-v1 (64x64 networks,
 10k random steps, then one gradient step per env step) greedy 10-episode evaluations first reach
 -200 at 14k, 14k, 17k, 18k and 18k steps for seeds 0-4 and end at -147, -171, -183, -191 and
 -190 after 20k (about 40 s each on two free cores). On gymserve/CartPoleContinuousBullet-v0 (reward 1

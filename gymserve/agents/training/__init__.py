@@ -8,6 +8,7 @@ schedules.py          hyperparameter schedules over environment steps
 runs.py               run directories (run.json) and loading their trained policy
 checkpoints.py        atomic checkpoints
 history.py, plots.py  the learning curve as CSV and PNG
+configs/              the shipped config of each algorithm per environment
 periodic_exports.py   policy exports while training, as numbered versions a server picks up
 saved_policies.py     a policy on disk, from a run or from an export
 """

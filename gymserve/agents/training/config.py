@@ -4,7 +4,7 @@ Each algorithm's hyperparameters are a pydantic model that extends `TrainingConf
 JSON object configures a run. A run's config is resolved in layers, later ones winning:
 
     the algorithm's defaults
-    < the shipped file gymserve/agents/configs/<algorithm>_<env name>.json, when it exists
+    < the shipped file gymserve/agents/training/configs/<algorithm>_<env name>.json, when it exists
     < the user's config file
     < overrides (the command line's --seed, --max-steps, --max-episodes, --target-reward, --export-*)
 
