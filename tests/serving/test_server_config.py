@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gymserve.serving import server as server_module
+from gymserve.serving.server import policy_server as server_module
 from gymserve.serving.server.config import (
     BatchingSettings,
     LatestVersions,

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gymserve import nests
+from gymserve.tf_agents import nests
 
 DONE_FIELD = "done"
 _REJECTION_ROUNDS = 8  # then fall back to listing every valid window (rarely reached)

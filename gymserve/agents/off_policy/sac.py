@@ -25,7 +25,8 @@ algorithm's numpy generator, which checkpoints save, so a resumed run draws what
 one would. Observation normalization is one RunningNormalization layer shared by the actor and
 the critics; inside the actor it ships with the exported policy.
 
-Tuned defaults for gymserve/Minitaur-v0 ship in gymserve/agents/training/configs/sac_Minitaur-v0.json. Diving forward
+Tuned defaults for gymserve/Minitaur-v0 ship in
+gymserve/agents/training/configs/sac_Minitaur-v0.json. Diving forward
 earns about 0.3 and ends the episode, while a steady 0.1 m/s gait (return 1 over the 1000
 steps) is worth only 0.1 at gamma 0.99, so greedy policies learn to dive. gamma 0.998 with 5-step
 returns values the gait above the dive, and without `backup_entropy` a negative policy entropy

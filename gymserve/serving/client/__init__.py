@@ -1,7 +1,7 @@
 """The robot's side of serving: the gRPC client and what it puts on the wire.
 
-It imports only numpy, grpcio and protobuf (and gymnasium for spaces), never TensorFlow or the
-server:
+It imports only numpy, grpcio and protobuf, never TensorFlow or the server (`RemotePolicy`, a
+gymserve Policy, also needs gymnasium and is loaded on first use):
 
 policy_client.py   PolicyClient: Act, StreamAct sessions, policy metadata, health
 remote_policy.py   RemotePolicy: a served policy usable wherever a local Policy is
@@ -18,7 +18,6 @@ from gymserve.serving.client.policy_client import (
     PolicyVersionInfo,
     StreamSession,
 )
-from gymserve.serving.client.remote_policy import RemotePolicy
 from gymserve.serving.client.spaces import WireSpace
 
 __all__ = [
@@ -28,7 +27,15 @@ __all__ = [
     "PolicyServiceError",
     "PolicySummary",
     "PolicyVersionInfo",
-    "RemotePolicy",
     "StreamSession",
     "WireSpace",
 ]
+
+
+def __getattr__(name: str):
+    # RemotePolicy is a gymserve Policy, which needs gymnasium; the bare client does not.
+    if name == "RemotePolicy":
+        from gymserve.serving.client.remote_policy import RemotePolicy
+
+        return RemotePolicy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
