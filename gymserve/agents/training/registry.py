@@ -26,10 +26,10 @@ class AlgorithmEntry:
     """One registered algorithm: where its class is and what it supports."""
 
     entry_point: str  # "module:Class"
-    action_kinds: tuple[ActionKind, ...]  # the gym action spaces it acts in, as the class's `action_spaces`
-    family: (
-        Family  # the skeleton it is built on: agents/on_policy (fresh rollouts) or agents/off_policy (replay)
-    )
+    # the gym action spaces it acts in: its class's `action_spaces`, named without importing it
+    action_kinds: tuple[ActionKind, ...]
+    # the skeleton it is built on: agents/on_policy (fresh rollouts) or agents/off_policy (replay)
+    family: Family
     summary: str  # one line for the README table and listings
     # config field -> entry point of the class built instead when a run's config sets that field
     variants: Mapping[str, str] = field(default_factory=dict)
