@@ -5,11 +5,17 @@
     trained = load_trained_policy("runs/dqn")            # .policy acts greedily or stochastically
 
 Importing this package stays cheap: TensorFlow is imported by the modules that train or load.
-The algorithm interface is documented in gymserve/agents/algorithm.py.
+The algorithm interface is documented in gymserve/agents/algorithm.py; docs/adding_an_algorithm.md
+shows a new one registered with `register_algorithm`.
 """
 
 from gymserve.agents.training.config import TrainingConfig
-from gymserve.agents.training.registry import ALGORITHMS, UnknownAlgorithmError, algorithm_class
+from gymserve.agents.training.registry import (
+    ALGORITHMS,
+    UnknownAlgorithmError,
+    algorithm_class,
+    register_algorithm,
+)
 from gymserve.agents.training.runs import (
     RunMismatchError,
     TrainedPolicy,
@@ -28,5 +34,6 @@ __all__ = [
     "UnknownEnvironmentError",
     "algorithm_class",
     "load_trained_policy",
+    "register_algorithm",
     "train",
 ]

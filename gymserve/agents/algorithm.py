@@ -44,6 +44,9 @@ A subclass provides:
 - optionally `state()` / `load_state(arrays)`: extra numpy arrays to checkpoint, e.g. the replay
   buffer. Network and optimizer variables, `self.rng` and `learning_rate_scale` are checkpointed
   by the base class.
+
+Runs find a subclass by its registry name: one entry in training/registry.py, or a
+`register_algorithm` call from outside gymserve (docs/adding_an_algorithm.md).
 """
 
 from __future__ import annotations

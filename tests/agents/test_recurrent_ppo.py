@@ -19,6 +19,8 @@ from gymserve.agents.on_policy.recurrent_ppo import (
     sequence_batch,
 )
 from gymserve.agents.training.config import shipped_config_path
+from gymserve.agents.training.registry import algorithm_class
+from gymserve.agents.training.runs import RunInfo, build_algorithm
 from gymserve.policies.episodes import evaluate
 from gymserve.policies.random_policy import RandomPolicy
 
@@ -33,8 +35,15 @@ def spaces() -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
 def test_lstm_units_make_ppo_recurrent_and_sequences_must_tile_rollouts_and_minibatches():
     observation_space, action_space = spaces()
     config = PPOConfig(num_envs=2, n_steps=8, batch_size=8, bptt_length=4, lstm_units=3)
-    assert type(PPO(config, observation_space, action_space)) is RecurrentPPO
-    assert type(PPO(PPOConfig(num_envs=2, n_steps=8, batch_size=8), observation_space, action_space)) is PPO
+    assert algorithm_class("ppo", config) is RecurrentPPO
+    assert type(build_algorithm(RunInfo("ppo", NO_VELOCITY, config))) is RecurrentPPO
+    feed_forward = PPOConfig(num_envs=2, n_steps=8, batch_size=8)
+    assert algorithm_class("ppo", feed_forward) is PPO
+    assert type(build_algorithm(RunInfo("ppo", NO_VELOCITY, feed_forward))) is PPO
+    with pytest.raises(ValueError, match=r"^PPO is feed-forward but the config's lstm_units is 3; "):
+        PPO(config, observation_space, action_space)
+    with pytest.raises(ValueError, match=r"^RecurrentPPO is recurrent but the config's lstm_units is None; "):
+        RecurrentPPO(feed_forward, observation_space, action_space)
     with pytest.raises(ValueError, match=r"n_steps 8 is not a multiple of bptt_length 3"):
         PPOConfig(num_envs=2, n_steps=8, batch_size=8, bptt_length=3, lstm_units=3)
     with pytest.raises(ValueError, match=r"batch_size 4 is not a multiple of bptt_length 8"):

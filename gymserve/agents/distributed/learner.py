@@ -40,6 +40,7 @@ from gymserve.agents.distributed.cluster import (
 from gymserve.agents.distributed.rate_limiter import SampleToInsertRatio
 from gymserve.agents.on_policy.algorithm import Rollout
 from gymserve.agents.training.env_runner import FinishedEpisode
+from gymserve.agents.training.registry import REGISTRY, actor_support
 from gymserve.agents.training.runs import RunInfo
 
 RESTART_POLL_SECONDS = 0.5  # how often to ask whether a restarting actor is back
@@ -49,11 +50,12 @@ def check_trainable_with_actors(info: RunInfo, algorithm: Algorithm, config: Dis
     """Raise (before anything is started or written) unless this run can train with actors."""
     import_ray()
     if algorithm.remote_collection is None:
-        trainable = "dqn, sac, td3, ddpg, ppo (feed-forward), a2c, trpo"
-        recurrent = " with lstm_units" if getattr(info.config, "lstm_units", None) else ""
+        blocking = [
+            name for name in actor_support(info.algorithm) or () if getattr(info.config, name) is not None
+        ]
         raise UnsupportedDistributedTrainingError(
-            f"{info.algorithm}{recurrent} cannot train with actors; choose one of {trainable}, "
-            "or train without --actors"
+            f"{info.algorithm}{''.join(f' with {name}' for name in blocking)} cannot train with actors; "
+            f"choose one of {', '.join(algorithms_trainable_with_actors())}, or train without --actors"
         )
     if config.actors > info.config.num_envs:
         raise UnsupportedDistributedTrainingError(
@@ -65,6 +67,16 @@ def check_trainable_with_actors(info: RunInfo, algorithm: Algorithm, config: Dis
             f"num_envs {info.config.num_envs} does not split evenly among {config.actors} actors: the replay "
             f"buffer stores every actor's batches in the same rows; choose a multiple of {config.actors}"
         )
+
+
+def algorithms_trainable_with_actors() -> list[str]:
+    """The registered algorithms that train with actors, each with the config fields it needs unset."""
+    trainable = []
+    for name in REGISTRY:
+        fields = actor_support(name)
+        if fields is not None:
+            trainable.append(f"{name} (without {', '.join(fields)})" if fields else name)
+    return trainable
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,12 +8,16 @@ compiled call (on_policy.py). The policy term is
 
 and `linear_decay_steps` anneals both the learning rate and `clip_coef` linearly to 0.
 
-With `lstm_units` set, the actor-critic is recurrent (recurrent_ppo.py): minibatches are
-sequences of `bptt_length` steps, through which gradients flow (truncated backpropagation).
+With `lstm_units` set, runs build recurrent_ppo.RecurrentPPO instead (the registry's variant of
+"ppo"): an LSTM actor-critic trained on sequences of `bptt_length` steps, through which gradients
+flow (truncated backpropagation).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import gymnasium as gym
 import tensorflow as tf
 from pydantic import Field, model_validator
 
@@ -62,18 +66,20 @@ class PPOConfig(OnPolicyConfig):
 
 
 class PPO(OnPolicyAlgorithm):
-    """PPO for Discrete and (tanh-squashed Gaussian) Box action spaces."""
+    """Feed-forward PPO for Discrete and (tanh-squashed Gaussian) Box action spaces."""
 
     name = "ppo"
     config_class = PPOConfig
+    recurrent: ClassVar[bool] = False  # whether the actor-critic has an LSTM of `lstm_units`
 
-    def __new__(cls, config: PPOConfig, *args: object, **kwargs: object) -> PPO:
-        """A `RecurrentPPO` when the config asks for an LSTM."""
-        if cls is PPO and isinstance(config, PPOConfig) and config.lstm_units is not None:
-            from gymserve.agents.on_policy.recurrent_ppo import RecurrentPPO
-
-            cls = RecurrentPPO
-        return super().__new__(cls)
+    def __init__(self, config: PPOConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space):
+        lstm_units = getattr(config, "lstm_units", None)
+        if (lstm_units is not None) != self.recurrent:
+            raise ValueError(
+                f"{type(self).__name__} is {'recurrent' if self.recurrent else 'feed-forward'} but "
+                f"the config's lstm_units is {lstm_units}; algorithm_class('ppo', config) picks the class"
+            )
+        super().__init__(config, observation_space, action_space)
 
     def n_epochs(self) -> int:
         return self.config.n_epochs

@@ -156,8 +156,9 @@ class RecurrentActorCriticLoss(ActorCriticLoss):
 
 
 class RecurrentPPO(PPO):
-    """PPO whose actor and critic share an LSTM; `PPO(config, ...)` builds one when `lstm_units` is set."""
+    """PPO whose actor and critic share an LSTM; runs of "ppo" build one when `lstm_units` is set."""
 
+    recurrent = True
     loss_class = RecurrentActorCriticLoss
     remote_collection = None  # an actor would have to ship and resume each env's LSTM state
 

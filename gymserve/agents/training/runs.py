@@ -144,8 +144,9 @@ def environment_spaces(env_id: str) -> tuple[gym.spaces.Space, gym.spaces.Space]
 
 
 def build_algorithm(info: RunInfo) -> Algorithm:
-    """A freshly initialised algorithm for `info` (spaces checked before anything is built)."""
-    algorithm_type = algorithm_class(info.algorithm)
+    """A freshly initialised algorithm for `info`, of the class its config asks for (spaces checked
+    before anything is built)."""
+    algorithm_type = algorithm_class(info.algorithm, info.config)
     observation_space, action_space = environment_spaces(info.env_id)
     algorithm_type.check_spaces(observation_space, action_space)
     return algorithm_type(info.config, observation_space, action_space)

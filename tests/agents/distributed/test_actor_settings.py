@@ -18,7 +18,8 @@ pytest.importorskip("ray")
             {},
             2,
             r"a3c cannot train with actors; "
-            r"choose one of dqn, sac, td3, ddpg, ppo \(feed-forward\), a2c, trpo, or train without --actors$",
+            r"choose one of dqn, ppo \(without lstm_units\), a2c, sac, td3, ddpg, trpo, "
+            r"or train without --actors$",
         ),
         ("ppo", {"lstm_units": 8, "bptt_length": 8}, 2, "ppo with lstm_units cannot train with actors"),
         (
