@@ -118,7 +118,7 @@ def test_unusable_config_files_are_reported(tmp_path: Path):
         load_server_config(tmp_path / "typo.json")
 
 
-def test_without_policies_the_bundled_pretrained_repository_is_served(
+def test_without_policies_the_pretrained_repository_is_served(
     monkeypatch, continuous_export, tmp_path
 ):
     monkeypatch.setattr(server_module, "pretrained_repository", lambda: None)

@@ -223,7 +223,7 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
 
 
 def configured_reloader(config: ServerConfig) -> PolicyReloader:
-    """A reloader that has loaded the exports the config names (the bundled ones when it names none)."""
+    """A reloader that has loaded the exports the config names (the pretrained ones when it names none)."""
     repository = config.repository
     if not config.policies and repository is None:
         repository = pretrained_repository()
