@@ -16,6 +16,7 @@ exported to a temporary directory, which takes a few seconds of training.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from gymserve.cli.common import CommandError, import_quietly
 from gymserve.policies.base import ActionMode
 from gymserve.policies.episodes import Evaluation, run_episode, write_video
 from gymserve.pretrained import PretrainedPolicy, pretrained_policies
@@ -34,6 +36,13 @@ from gymserve.serving.server.config import ServerConfig
 from gymserve.serving.server.policy_server import PolicyServer
 
 Progress = Callable[[str], None]
+
+DESCRIPTION = (
+    "Start a policy server in this process on a loopback port, play greedy and stochastic episodes of "
+    "every pretrained policy through it, print a table of returns, episode lengths and client-side action "
+    "latencies, film one greedy episode, and stop the server. Without pretrained policies, a CartPole "
+    "policy is trained first."
+)
 
 MODES = (ActionMode.GREEDY, ActionMode.STOCHASTIC)
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -91,6 +100,34 @@ class DemoResult:
     rows: list[DemoRow]
     video: Path | None
     address: str
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--episodes", type=int, help="episodes per policy and mode (default: 5 for CartPole, 2 for Minitaur)"
+    )
+    parser.add_argument(
+        "--video",
+        metavar="FILE",
+        help="film a greedy episode to FILE, .mp4 or .gif (default: minitaur.mp4 when there is a pretrained "
+        "Minitaur policy, else no video)",
+    )
+    parser.add_argument("--no-video", action="store_true", help="film nothing")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 0, a free one)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from gymserve.policies import PolicyLoadError
+
+    import_quietly("pybullet", "demo", optional=True)
+    try:
+        result = run_demo(args.episodes, video=args.video, film=not args.no_video, port=args.port)
+    except (ValueError, DemoError, PolicyLoadError) as error:
+        raise CommandError(str(error)) from None
+    print()
+    print(format_table(result.rows))
+    if result.video is not None:
+        print(f"video written to {result.video}")
 
 
 def settings_for(env_id: str) -> EnvSettings:
@@ -204,7 +241,9 @@ def _playable(policies: list[PretrainedPolicy], progress: Progress) -> list[Pret
     return playable
 
 
-def _filmed(policies: list[PretrainedPolicy], video: str | Path | None) -> tuple[PretrainedPolicy, Path] | None:
+def _filmed(
+    policies: list[PretrainedPolicy], video: str | Path | None
+) -> tuple[PretrainedPolicy, Path] | None:
     """The policy to film and the file to film it to, or None when nothing is to be filmed."""
     for policy in policies:
         default = settings_for(policy.env_id).video
