@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -44,9 +45,16 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a mistake in one line naming --help, rather than under the whole usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The `gymserve` parser; only `command`'s subparser gets its arguments (its module is imported)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gymserve",
         description="Train reinforcement-learning policies on Gymnasium environments, export them to "
         "SavedModel and ONNX, and serve them over gRPC.",
