@@ -149,7 +149,8 @@ def slow_batching_server(seconds: float, **settings: object) -> tuple[PolicyServ
     slow = SlowPolicy(seconds)
     served = ServedPolicies()
     served.add("slow", 1, slow)
-    server = start_server(served, batching_max_size=1, batching_timeout_micros=0, batching_threads=1, **settings)
+    unbatched = {"batching_max_size": 1, "batching_timeout_micros": 0, "batching_threads": 1}
+    server = start_server(served, **unbatched, **settings)
     with PolicyClient(server.address) as client:
         client.act(observations(1)[0], "slow")  # the first call checks the policy can be batched
     slow.started.clear()
