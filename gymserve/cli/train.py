@@ -120,12 +120,13 @@ def _check_action_space(algorithm: str, env_id: str) -> None:
 
 
 def _changed_fields(resolved: ResolvedConfig) -> str:
-    """`describe()`'s `name = value  (source)` lines of the fields not at the algorithm's default: the
-    full listing, with descriptions, runs to some 90 lines of which few say anything about this run."""
-    from gymserve.agents.training.config import DEFAULT_SOURCE
-
+    """`describe()`'s `name = value  (source)` lines of the fields whose value is not the algorithm's
+    default: the full listing, with descriptions, runs to some 90 lines, most of them defaults."""
+    config = resolved.config
+    fields = type(config).model_fields
     field_lines = resolved.describe().splitlines()[::2]
-    names = type(resolved.config).model_fields
     return "\n".join(
-        line for name, line in zip(names, field_lines, strict=True) if resolved.source(name) != DEFAULT_SOURCE
+        line
+        for (name, field), line in zip(fields.items(), field_lines, strict=True)
+        if getattr(config, name) != field.get_default(call_default_factory=True)
     )
