@@ -93,7 +93,8 @@ def test_run_demo_skips_unregistered_environments_and_leaves_no_thread_behind(tm
 def test_a_policy_the_server_cannot_load_stops_the_demo(tmp_path):
     broken = shutil.copytree(pretrained_policy_for_env(CARTPOLE).path, tmp_path / "cartpole")
     (broken / "policy.onnx").write_bytes(b"not a model")
-    with pytest.raises(DemoError, match=r"could not load every pretrained policy: cartpole version 1: .*sha256"):
+    message = r"could not load every pretrained policy: cartpole version 1: .*sha256"
+    with pytest.raises(DemoError, match=message):
         run_demo(1, repository=tmp_path, progress=lambda line: None)
 
 
