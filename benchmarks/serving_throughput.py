@@ -148,9 +148,9 @@ def main() -> None:
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     batching = {
-        "batch_max_size": args.batch_max_size,
-        "batch_timeout_micros": args.batch_timeout_micros,
-        "num_batch_threads": args.num_batch_threads,
+        "batching_max_size": args.batch_max_size,
+        "batching_timeout_micros": args.batch_timeout_micros,
+        "batching_threads": args.num_batch_threads,
     }
     if args.serve:
         serve(args.serve, batching)

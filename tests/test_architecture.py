@@ -29,6 +29,7 @@ ALLOWED_IMPORTS: dict[str, tuple[str, ...]] = {
     "gymserve.serving": ("gymserve.policies",),
     "gymserve.tuning": ("gymserve.agents", "gymserve.policies", "gymserve.envs"),
     "gymserve.cli": ("gymserve",),
+    "gymserve.__main__": ("gymserve.cli",),
 }
 OPEN_TO_ALL = ("gymserve.common",)
 

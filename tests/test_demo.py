@@ -1,4 +1,4 @@
-"""`gymserve demo`: the bundled policies served, played through gRPC, tabulated and filmed."""
+"""`gymserve demo`: the pretrained policies served, played through gRPC, tabulated and filmed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tensorflow_threads import limit_tensorflow_threads
 
 from gymserve.cli import main
 from gymserve.cli.demo import DemoError, format_table, run_demo
-from gymserve.pretrained import bundled_policies, bundled_policy_for_env
+from gymserve.pretrained import pretrained_policies, pretrained_policy_for_env
 
 CARTPOLE = "gymserve/CartPole-v1"
 # One table row: policy, env, mode, episodes, mean ± std return, mean length, p50 and p99 in ms.
@@ -24,7 +24,7 @@ ROW = re.compile(
 )
 
 
-def test_demo_command_serves_plays_and_tabulates_every_bundled_policy(tmp_path):
+def test_demo_command_serves_plays_and_tabulates_every_pretrained_policy(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "gymserve.cli", "demo", "--episodes", "2", "--no-video"],
         cwd=tmp_path,
@@ -40,7 +40,7 @@ def test_demo_command_serves_plays_and_tabulates_every_bundled_policy(tmp_path):
     columns = ["policy", "env", "mode", "episodes", "return", "length", "p50 ms", "p99 ms"]
     assert re.split(r"\s{2,}", lines[header]) == columns
     rows = {(match["policy"], match["mode"]): match for match in map(ROW.match, lines[header + 1 :]) if match}
-    expected = {(policy.name, mode) for policy in bundled_policies() for mode in ("greedy", "stochastic")}
+    expected = {(policy.name, mode) for policy in pretrained_policies() for mode in ("greedy", "stochastic")}
     assert set(rows) == expected
     greedy = rows["cartpole", "greedy"]
     assert greedy["env"] == CARTPOLE and greedy["episodes"] == "2"
@@ -52,7 +52,7 @@ def test_demo_command_serves_plays_and_tabulates_every_bundled_policy(tmp_path):
 
 
 def test_run_demo_films_a_greedy_episode_on_request(tmp_path):
-    shutil.copytree(bundled_policy_for_env(CARTPOLE).path, tmp_path / "repository" / "cartpole")
+    shutil.copytree(pretrained_policy_for_env(CARTPOLE).path, tmp_path / "repository" / "cartpole")
     progress = []
     result = run_demo(
         1, video=tmp_path / "cartpole.mp4", repository=tmp_path / "repository", progress=progress.append
@@ -65,7 +65,7 @@ def test_run_demo_films_a_greedy_episode_on_request(tmp_path):
 
 
 def test_run_demo_skips_unregistered_environments_and_leaves_no_thread_behind(tmp_path):
-    cartpole = bundled_policy_for_env(CARTPOLE)
+    cartpole = pretrained_policy_for_env(CARTPOLE)
     shutil.copytree(cartpole.path, tmp_path / "cartpole")
     elsewhere = shutil.copytree(cartpole.path, tmp_path / "elsewhere")
     policy_json = elsewhere / "policy.json"
@@ -91,9 +91,10 @@ def test_run_demo_skips_unregistered_environments_and_leaves_no_thread_behind(tm
 
 
 def test_a_policy_the_server_cannot_load_stops_the_demo(tmp_path):
-    broken = shutil.copytree(bundled_policy_for_env(CARTPOLE).path, tmp_path / "cartpole")
+    broken = shutil.copytree(pretrained_policy_for_env(CARTPOLE).path, tmp_path / "cartpole")
     (broken / "policy.onnx").write_bytes(b"not a model")
-    with pytest.raises(DemoError, match=r"could not load every bundled policy: cartpole version 1: .*sha256"):
+    message = r"could not load every pretrained policy: cartpole version 1: .*sha256"
+    with pytest.raises(DemoError, match=message):
         run_demo(1, repository=tmp_path, progress=lambda line: None)
 
 
@@ -107,11 +108,11 @@ def test_bad_arguments_are_refused_before_anything_runs(capsys):
 
 
 @pytest.mark.slow  # trains PPO on CartPole for about ten thousand steps
-def test_without_bundled_policies_the_demo_trains_cartpole_first(tmp_path):
+def test_without_pretrained_policies_the_demo_trains_cartpole_first(tmp_path):
     limit_tensorflow_threads()
     progress = []
     result = run_demo(2, repository=tmp_path, progress=progress.append)
-    assert progress[0].startswith("no pretrained policy is bundled: training gymserve/CartPole-v1 with ppo")
+    assert progress[0].startswith("no pretrained policy: training gymserve/CartPole-v1 with ppo")
     assert any(line.startswith("exported the best checkpoint") for line in progress)
     greedy = result.rows[0]
     assert (greedy.policy, greedy.env_id, greedy.mode.value) == ("cartpole", CARTPOLE, "greedy")

@@ -1,4 +1,4 @@
-"""The pretrained policies bundled in the package: intact files, solved tasks, every way to play them."""
+"""The pretrained policies shipped in the package: intact files, solved tasks, every way to play them."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from gymserve.cli import main
 from gymserve.policies import load
 from gymserve.policies.episodes import evaluate, run_episode
 from gymserve.policies.repository import pretrained_repository
-from gymserve.pretrained import bundled_policies, bundled_policy_for_env
+from gymserve.pretrained import pretrained_policies, pretrained_policy_for_env
 from gymserve.serving.client.policy_client import PolicyClient
 from gymserve.serving.client.remote_policy import RemotePolicy
 from gymserve.serving.server.config import ServerConfig
@@ -27,43 +27,43 @@ CARTPOLE = "gymserve/CartPole-v1"
 MINITAUR = "gymserve/Minitaur-v0"
 # Fresh greedy Minitaur episodes, on other seeds than the recorded 20-episode evaluation's.
 MINITAUR_EPISODES = 10
-# Files of a bundled policy that are not part of the export itself.
+# Files of a pretrained policy that are not part of the export itself.
 NOT_EXPORTED = {"policy.json", "TRAINING.md"}
 
-BUNDLED = bundled_policies()
+PRETRAINED = pretrained_policies()
 
 
-def test_the_package_bundles_a_cartpole_policy():
+def test_the_package_ships_a_pretrained_cartpole_policy():
     assert pretrained_repository() == Path(gymserve.__file__).resolve().parent / "pretrained"
-    cartpole = bundled_policy_for_env(CARTPOLE)
+    cartpole = pretrained_policy_for_env(CARTPOLE)
     assert cartpole.name == "cartpole"
     assert cartpole.metadata.algorithm == "ppo"
     assert cartpole.metadata.evaluation_return == 500.0
 
 
-@pytest.mark.parametrize("bundled", BUNDLED, ids=[policy.name for policy in BUNDLED])
-def test_policy_json_hashes_match_the_bytes_on_disk(bundled):
-    recorded = json.loads((bundled.path / "policy.json").read_text())["files"]
+@pytest.mark.parametrize("pretrained", PRETRAINED, ids=[policy.name for policy in PRETRAINED])
+def test_policy_json_hashes_match_the_bytes_on_disk(pretrained):
+    recorded = json.loads((pretrained.path / "policy.json").read_text())["files"]
     on_disk = {
-        path.relative_to(bundled.path).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in bundled.path.rglob("*")
+        path.relative_to(pretrained.path).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in pretrained.path.rglob("*")
         if path.is_file() and path.name not in NOT_EXPORTED
     }
     assert "policy.onnx" in recorded
     assert on_disk == recorded
 
 
-@pytest.mark.parametrize("bundled", BUNDLED, ids=[policy.name for policy in BUNDLED])
-def test_training_md_gives_the_commands_that_made_the_policy(bundled):
-    training = (bundled.path / "TRAINING.md").read_text()
-    metadata = bundled.metadata
+@pytest.mark.parametrize("pretrained", PRETRAINED, ids=[policy.name for policy in PRETRAINED])
+def test_training_md_gives_the_commands_that_made_the_policy(pretrained):
+    training = (pretrained.path / "TRAINING.md").read_text()
+    metadata = pretrained.metadata
     assert f"gymserve train {metadata.algorithm} --env {metadata.env_id} --seed " in training
-    assert "gymserve export " in training and f"--out gymserve/pretrained/{bundled.name}" in training
+    assert "gymserve export " in training and f"--out gymserve/pretrained/{pretrained.name}" in training
     assert f"{metadata.train_step:,}" in training
 
 
-def test_the_bundled_cartpole_policy_balances_for_500_steps_through_the_server():
-    config = ServerConfig(address="127.0.0.1:0")  # no policies: the bundled ones are served
+def test_the_pretrained_cartpole_policy_balances_for_500_steps_through_the_server():
+    config = ServerConfig(address="127.0.0.1:0")  # no policies: the pretrained ones are served
     env = gym.make(CARTPOLE)
     with PolicyServer(config) as server, PolicyClient(server.address) as client:
         assert "cartpole" in [summary.name for summary in client.list_policies()]
@@ -74,8 +74,8 @@ def test_the_bundled_cartpole_policy_balances_for_500_steps_through_the_server()
 
 
 @pytest.mark.slow  # ten Minitaur episodes, about 30 s
-def test_the_bundled_minitaur_policy_walks_as_its_recorded_evaluation_says():
-    minitaur = bundled_policy_for_env(MINITAUR)
+def test_the_pretrained_minitaur_policy_walks_as_its_recorded_evaluation_says():
+    minitaur = pretrained_policy_for_env(MINITAUR)
     assert minitaur.metadata.algorithm == "sac"
     recorded = minitaur.metadata.evaluation
     assert (recorded.episodes, recorded.mode) == (20, "greedy")
@@ -87,8 +87,8 @@ def test_the_bundled_minitaur_policy_walks_as_its_recorded_evaluation_says():
     assert fresh.average_return >= recorded.average_return - margin, (fresh.returns, margin)
 
 
-def test_the_bundled_minitaur_policy_acts_through_the_server_as_in_process():
-    minitaur = bundled_policy_for_env(MINITAUR)
+def test_the_pretrained_minitaur_policy_acts_through_the_server_as_in_process():
+    minitaur = pretrained_policy_for_env(MINITAUR)
     env = gym.make(MINITAUR)
     with (
         PolicyServer(ServerConfig(address="127.0.0.1:0")) as server,
@@ -102,9 +102,9 @@ def test_the_bundled_minitaur_policy_acts_through_the_server_as_in_process():
     assert (served.total_return, served.length) == (in_process.total_return, in_process.length)
 
 
-def test_savedmodel_and_onnx_of_the_bundled_cartpole_policy_act_alike():
+def test_savedmodel_and_onnx_of_the_pretrained_cartpole_policy_act_alike():
     limit_tensorflow_threads()
-    path = bundled_policy_for_env(CARTPOLE).path
+    path = pretrained_policy_for_env(CARTPOLE).path
     observations = np.random.default_rng(0).uniform(-2.0, 2.0, (256, 4)).astype(np.float32)
     onnx_actions = load(path, backend="onnx").action(observations).action
     tensorflow_actions = load(path, backend="tensorflow").action(observations).action
@@ -112,9 +112,9 @@ def test_savedmodel_and_onnx_of_the_bundled_cartpole_policy_act_alike():
     assert set(onnx_actions.tolist()) == {0, 1}
 
 
-def test_savedmodel_and_onnx_of_the_bundled_minitaur_policy_act_alike():
+def test_savedmodel_and_onnx_of_the_pretrained_minitaur_policy_act_alike():
     limit_tensorflow_threads()
-    path = bundled_policy_for_env(MINITAUR).path
+    path = pretrained_policy_for_env(MINITAUR).path
     onnx, tensorflow = load(path, backend="onnx"), load(path, backend="tensorflow")
     env = gym.make(MINITAUR)
     observation, _ = env.reset(seed=0)
@@ -145,16 +145,16 @@ def test_play_with_the_pretrained_policy(capsys):
     ]
 
 
-def test_play_pretrained_names_the_environments_that_have_a_bundled_policy(capsys):
+def test_play_pretrained_names_the_environments_that_have_a_pretrained_policy(capsys):
     assert main(["play", "--env", "gymserve/CartPoleBullet-v1", "--policy", "pretrained"]) == 2
     error = capsys.readouterr().err
-    assert "no pretrained policy is bundled for gymserve/CartPoleBullet-v1" in error
+    assert "no pretrained policy for gymserve/CartPoleBullet-v1; pretrained policies: " in error
     assert f"cartpole ({CARTPOLE})" in error
 
 
-def test_a_repository_without_policies_bundles_none(tmp_path):
-    assert bundled_policies(tmp_path) == []
+def test_a_repository_without_policies_has_no_pretrained_policy(tmp_path):
+    assert pretrained_policies(tmp_path) == []
     with pytest.raises(
-        LookupError, match=r"no pretrained policy is bundled for gymserve/CartPole-v1; bundled: none"
+        LookupError, match=r"no pretrained policy for gymserve/CartPole-v1; pretrained policies: none"
     ):
-        bundled_policy_for_env(CARTPOLE, tmp_path)
+        pretrained_policy_for_env(CARTPOLE, tmp_path)

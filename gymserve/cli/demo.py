@@ -1,21 +1,22 @@
-"""`gymserve demo`: the bundled policies served over gRPC, played through the server, measured.
+"""`gymserve demo`: the pretrained policies served over gRPC, played through the server, measured.
 
     result = run_demo()                 # serve, play greedy and stochastic episodes, stop
     print(format_table(result.rows))
 
-The server runs in this process on a loopback port (a free one by default). Every bundled
+The server runs in this process on a loopback port (a free one by default). Every pretrained
 policy whose environment is registered is played by a `RemotePolicy`, so each action crosses
 gRPC, and its latency is timed on the client side around the call. Episode i of either mode
 starts from the same seeded state. The filmed episode is played on top of the table's ones and
 is cut at `EnvSettings.filmed_steps`, because rendering a frame costs more than a step (a
 Minitaur frame about 50 ms, ten Minitaur steps).
 
-Without any bundled policy, a CartPole policy is first trained with PPO's shipped config and
+Without any pretrained policy, a CartPole policy is first trained with PPO's shipped config and
 exported to a temporary directory, which takes a few seconds of training.
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,15 +26,23 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from gymserve.cli.common import CommandError, import_quietly
 from gymserve.policies.base import ActionMode
 from gymserve.policies.episodes import Evaluation, run_episode, write_video
-from gymserve.pretrained import BundledPolicy, bundled_policies
+from gymserve.pretrained import PretrainedPolicy, pretrained_policies
 from gymserve.serving.client.policy_client import PolicyClient
 from gymserve.serving.client.remote_policy import RemotePolicy
 from gymserve.serving.server.config import ServerConfig
 from gymserve.serving.server.policy_server import PolicyServer
 
 Progress = Callable[[str], None]
+
+DESCRIPTION = (
+    "Start a policy server in this process on a loopback port, play greedy and stochastic episodes of "
+    "every pretrained policy through it, print a table of returns, episode lengths and client-side action "
+    "latencies, film one greedy episode, and stop the server. Without pretrained policies, a CartPole "
+    "policy is trained first."
+)
 
 MODES = (ActionMode.GREEDY, ActionMode.STOCHASTIC)
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -59,7 +68,7 @@ OTHER_ENV_SETTINGS = EnvSettings(episodes=3, filmed_steps=300)
 
 
 class DemoError(Exception):
-    """A bundled policy the server failed to load: the demo would show a broken installation."""
+    """A pretrained policy the server failed to load: the demo would show a broken installation."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,34 @@ class DemoResult:
     address: str
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--episodes", type=int, help="episodes per policy and mode (default: 5 for CartPole, 2 for Minitaur)"
+    )
+    parser.add_argument(
+        "--video",
+        metavar="FILE",
+        help="film a greedy episode to FILE, .mp4 or .gif (default: minitaur.mp4 when there is a pretrained "
+        "Minitaur policy, else no video)",
+    )
+    parser.add_argument("--no-video", action="store_true", help="film nothing")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 0, a free one)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from gymserve.policies import PolicyLoadError
+
+    import_quietly("pybullet", "demo", optional=True)
+    try:
+        result = run_demo(args.episodes, video=args.video, film=not args.no_video, port=args.port)
+    except (ValueError, DemoError, PolicyLoadError) as error:
+        raise CommandError(str(error)) from None
+    print()
+    print(format_table(result.rows))
+    if result.video is not None:
+        print(f"video written to {result.video}")
+
+
 def settings_for(env_id: str) -> EnvSettings:
     return ENV_SETTINGS.get(env_id, OTHER_ENV_SETTINGS)
 
@@ -107,7 +144,7 @@ def run_demo(
     repository: Path | None = None,
     progress: Progress | None = None,
 ) -> DemoResult:
-    """Serve the bundled policies (of `repository`, default the package's), play them, stop the server.
+    """Serve the pretrained policies (of `repository`, default the package's), play them, stop the server.
 
     `episodes` per mode defaults to each environment's `EnvSettings.episodes`. With `film`, one
     greedy episode is filmed to `video`, or to the default file of the first environment that
@@ -122,7 +159,7 @@ def run_demo(
     if video is not None and Path(video).suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"video file must end in .mp4 or .gif, got {Path(video).name!r}")
     with tempfile.TemporaryDirectory(prefix="gymserve-demo-") as workdir:
-        policies = _playable(bundled_policies(repository), progress)
+        policies = _playable(pretrained_policies(repository), progress)
         if not policies:
             policies = [train_fallback_policy(Path(workdir), progress)]
         filmed = _filmed(policies, video) if film else None
@@ -162,13 +199,13 @@ def format_table(rows: list[DemoRow]) -> str:
     )
 
 
-def train_fallback_policy(workdir: Path, progress: Progress) -> BundledPolicy:
+def train_fallback_policy(workdir: Path, progress: Progress) -> PretrainedPolicy:
     """Train CartPole with the fallback algorithm's shipped config and export it under `workdir`."""
     from gymserve.agents import load_trained_policy, train
     from gymserve.policies import TrainingInfo, export_policy
 
     progress(
-        f"no pretrained policy is bundled: training {FALLBACK_ENV} with {FALLBACK_ALGORITHM} "
+        f"no pretrained policy: training {FALLBACK_ENV} with {FALLBACK_ALGORITHM} "
         f"(shipped config) in {workdir}"
     )
     result = train(FALLBACK_ALGORITHM, FALLBACK_ENV, workdir / "run", progress_bar=True)
@@ -186,14 +223,14 @@ def train_fallback_policy(workdir: Path, progress: Progress) -> BundledPolicy:
     export_dir = workdir / FALLBACK_NAME
     metadata = export_policy(trained.policy, export_dir, ("onnx",), info)
     progress(f"exported the best checkpoint (step {trained.train_step}) to {export_dir}")
-    return BundledPolicy(FALLBACK_NAME, export_dir, metadata)
+    return PretrainedPolicy(FALLBACK_NAME, export_dir, metadata)
 
 
 def _print_now(line: str) -> None:
     print(line, flush=True)
 
 
-def _playable(policies: list[BundledPolicy], progress: Progress) -> list[BundledPolicy]:
+def _playable(policies: list[PretrainedPolicy], progress: Progress) -> list[PretrainedPolicy]:
     """The policies whose environment Gymnasium can make; the others are reported and skipped."""
     playable = []
     for policy in policies:
@@ -204,7 +241,9 @@ def _playable(policies: list[BundledPolicy], progress: Progress) -> list[Bundled
     return playable
 
 
-def _filmed(policies: list[BundledPolicy], video: str | Path | None) -> tuple[BundledPolicy, Path] | None:
+def _filmed(
+    policies: list[PretrainedPolicy], video: str | Path | None
+) -> tuple[PretrainedPolicy, Path] | None:
     """The policy to film and the file to film it to, or None when nothing is to be filmed."""
     for policy in policies:
         default = settings_for(policy.env_id).video
@@ -214,7 +253,7 @@ def _filmed(policies: list[BundledPolicy], video: str | Path | None) -> tuple[Bu
 
 
 @contextmanager
-def _serve(policies: list[BundledPolicy], port: int, progress: Progress) -> Iterator[PolicyServer]:
+def _serve(policies: list[PretrainedPolicy], port: int, progress: Progress) -> Iterator[PolicyServer]:
     config = ServerConfig(
         address=f"127.0.0.1:{port}", policies={policy.name: policy.path for policy in policies}
     )
@@ -226,7 +265,7 @@ def _serve(policies: list[BundledPolicy], port: int, progress: Progress) -> Iter
         if not version.available
     ]
     if failures:
-        raise DemoError(f"the server could not load every bundled policy: {'; '.join(failures)}")
+        raise DemoError(f"the server could not load every pretrained policy: {'; '.join(failures)}")
     with server:
         for policy in policies:
             progress(
@@ -238,7 +277,7 @@ def _serve(policies: list[BundledPolicy], port: int, progress: Progress) -> Iter
 
 def _play(
     client: PolicyClient,
-    policy: BundledPolicy,
+    policy: PretrainedPolicy,
     mode: ActionMode,
     episodes: int,
     seed: int,
@@ -269,7 +308,7 @@ def _play(
 
 
 def _film(
-    client: PolicyClient, policy: BundledPolicy, seed: int, progress: Progress
+    client: PolicyClient, policy: PretrainedPolicy, seed: int, progress: Progress
 ) -> tuple[list[np.ndarray], float]:
     """The frames of one greedy episode cut at the environment's `filmed_steps`, and their rate."""
     steps = settings_for(policy.env_id).filmed_steps

@@ -55,6 +55,10 @@ def test_train_prints_its_config_then_how_the_run_ended(trained_run, capsys):
     run_file = trained_run / "run.json"
     assert f"hidden_sizes = [8]  ({run_file})" in lines, "a resumed run keeps the config in its run.json"
     assert "max_steps = 600  (--max-steps)" in lines
+    assert not any(line.startswith("gamma = ") for line in lines), "fields at their defaults are not listed"
+    assert lines.index("max_steps = 600  (--max-steps)") < lines.index(
+        "(the others are at their defaults: gymserve config dqn --env gymserve/CartPole-v1 lists all)"
+    )
     assert any(line.startswith("stopped at step 600 (max_steps) after ") for line in lines)
     assert lines[-1] == f"run directory: {trained_run}"
 

@@ -55,4 +55,4 @@ def test_export_command_reports_mistakes(dqn_run, tmp_path, capsys):
     assert main(["export", str(dqn_run), "--out", out, "--format", "onnx,tflite", "--overwrite"]) == 2
     assert "expected one or more distinct of savedmodel, onnx" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "no_run"), "--out", out]) == 2
-    assert "is not a training run directory" in capsys.readouterr().err
+    assert f"{tmp_path / 'no_run'}: no such file or directory (RUN_DIR)" in capsys.readouterr().err

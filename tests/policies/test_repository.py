@@ -51,10 +51,10 @@ def test_spellings_of_one_number_without_the_plain_one_are_all_ignored(tmp_path:
     assert sorted(entry.entry for entry in scan.ignored) == ["p/003", "p/03"]
 
 
-def test_loading_a_bundled_policy_never_imports_grpc():
+def test_loading_a_pretrained_policy_never_imports_grpc():
     script = (
         "import sys, gymserve.pretrained, gymserve.policies\n"
-        "gymserve.policies.load(gymserve.pretrained.bundled_policy_for_env('gymserve/CartPole-v1').path)\n"
+        "gymserve.policies.load(gymserve.pretrained.pretrained_policy_for_env('gymserve/CartPole-v1').path)\n"
         "print(sorted(name for name in sys.modules if name.split('.')[0] == 'grpc'))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

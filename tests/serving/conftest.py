@@ -18,7 +18,7 @@ from gymserve.serving.server.policy_server import PolicyServer
 @pytest.fixture(scope="module")
 def server() -> Iterator[PolicyServer]:
     """linear v1 and v2, scripted v1, and broken (failed to load), on a free loopback port."""
-    server = start_server(standard_policies(), max_batch_size=2048, max_message_bytes=256 * 1024)
+    server = start_server(standard_policies(), max_request_observations=2048, max_message_bytes=256 * 1024)
     yield server
     server.stop(grace=0)
 

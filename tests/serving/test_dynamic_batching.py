@@ -28,7 +28,7 @@ CLIENTS = 64
 CALLS_PER_CLIENT = 20
 # A generous timeout, so the calls of 64 client threads on 2 cores really meet in batches.
 # Threads for 64 open streams plus the quarter kept for unary calls.
-BATCHING = {"batch_max_size": 64, "batch_timeout_micros": 20_000, "workers": 2 * CLIENTS}
+BATCHING = {"batching_max_size": 64, "batching_timeout_micros": 20_000, "workers": 2 * CLIENTS}
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,8 @@ def slow_batching_server(seconds: float, **settings: object) -> tuple[PolicyServ
     slow = SlowPolicy(seconds)
     served = ServedPolicies()
     served.add("slow", 1, slow)
-    server = start_server(served, batch_max_size=1, batch_timeout_micros=0, num_batch_threads=1, **settings)
+    unbatched = {"batching_max_size": 1, "batching_timeout_micros": 0, "batching_threads": 1}
+    server = start_server(served, **unbatched, **settings)
     with PolicyClient(server.address) as client:
         client.act(observations(1)[0], "slow")  # the first call checks the policy can be batched
     slow.started.clear()
@@ -170,7 +171,7 @@ def occupy_the_batch_thread(client: PolicyClient, slow: SlowPolicy) -> threading
 
 
 def test_a_full_batch_queue_answers_resource_exhausted():
-    server, slow = slow_batching_server(0.6, max_enqueued_batches=1)
+    server, slow = slow_batching_server(0.6, batching_max_enqueued=1)
     try:
         with PolicyClient(server.address, timeout=10) as client:
             running = occupy_the_batch_thread(client, slow)
@@ -185,7 +186,7 @@ def test_a_full_batch_queue_answers_resource_exhausted():
         server.stop(grace=0)
     assert raised.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert raised.value.details == (
-        "policy 'slow' version 1 (greedy) has 1 batches waiting to run, the server's max_enqueued_batches; "
+        "policy 'slow' version 1 (greedy) has 1 batches waiting to run, the server's batching_max_enqueued; "
         "retry later"
     )
 

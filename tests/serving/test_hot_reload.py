@@ -57,7 +57,7 @@ def wait_until(condition, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("batching", [{}, {"batch_max_size": 16}], ids=["unbatched", "batched"])
+@pytest.mark.parametrize("batching", [{}, {"batching_max_size": 16}], ids=["unbatched", "batched"])
 def test_versions_come_and_go_under_load_without_a_failed_request(
     discrete_export: Path, tmp_path: Path, batching: dict
 ):

@@ -45,7 +45,7 @@ def node() -> str:
 
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A `gymserve serve` process serving the bundled cartpole (Discrete) and minitaur (Box) policies."""
+    """A `gymserve serve` process serving the pretrained cartpole (Discrete) and minitaur (Box) policies."""
     log = tmp_path_factory.mktemp("node_client") / "server.log"
     with log.open("w") as log_file:
         server = subprocess.Popen([*GYMSERVE, "serve", "--address", "127.0.0.1:0"], stderr=log_file)

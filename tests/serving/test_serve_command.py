@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from serving_support import GYMSERVE, read_events_until
 
+from gymserve.cli import build_parser
 from gymserve.policies import load
 from gymserve.policies.episodes import run_episode
 from gymserve.serving import PolicyClient, PolicyServiceError
@@ -34,7 +35,7 @@ def test_serve_answers_query_and_remote_play_then_stops_gracefully_on_sigterm(
 ):
     server = subprocess.Popen(
         [*GYMSERVE, "serve", "--address", "127.0.0.1:0", "--repository", str(served_repository),
-         "--batch-max-size", "8", "--batch-timeout-micros", "100"],
+         "--batching-max-size", "8", "--batching-timeout-micros", "100"],
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -90,3 +91,19 @@ def test_serve_without_policies_or_with_a_bad_address_explains_the_problem(tmp_p
     )
     assert result.returncode == 2
     assert "address 'nowhere' is not HOST:PORT" in result.stderr
+
+
+def test_serve_takes_the_old_flag_names_with_a_one_line_warning(capsys: pytest.CaptureFixture):
+    old_and_new = {
+        "--max-batch-size": "max_request_observations",
+        "--batch-max-size": "batching_max_size",
+        "--batch-timeout-micros": "batching_timeout_micros",
+        "--max-enqueued-batches": "batching_max_enqueued",
+        "--num-batch-threads": "batching_threads",
+    }
+    for number, (old, field) in enumerate(old_and_new.items(), start=1):
+        args = build_parser("serve").parse_args(["serve", old, str(number)])
+        assert getattr(args, field) == number
+        new = "--" + field.replace("_", "-")
+        assert capsys.readouterr().err == f"gymserve serve: warning: {old} is deprecated; use {new}\n"
+        assert getattr(build_parser("serve").parse_args(["serve", new, str(number)]), field) == number

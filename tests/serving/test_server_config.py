@@ -22,7 +22,8 @@ from gymserve.serving.server.config import (
 
 def write_yaml(path: Path) -> Path:
     path.write_text(
-        "address: 127.0.0.1:9000\nworkers: 4\nmax_batch_size: 64\npolicies:\n  cartpole: /exports/cp\n"
+        "address: 127.0.0.1:9000\nworkers: 4\nmax_request_observations: 64\n"
+        "policies:\n  cartpole: /exports/cp\n"
     )
     return path
 
@@ -50,15 +51,42 @@ def test_defaults_bind_loopback_with_onnx():
     )
     assert config.max_streams == 12  # a quarter of the threads stays free for unary calls
     assert (config.poll_interval, config.stream_idle_timeout, config.metrics_address) == (1.0, 60.0, None)
-    assert config.batching is None  # dynamic batching is off unless batch_max_size is set
+    assert config.batching is None  # dynamic batching is off unless batching_max_size is set
 
 
 def test_batching_settings_come_from_flags_and_the_environment(monkeypatch: pytest.MonkeyPatch):
-    set_environment(monkeypatch, {"GYMSERVE_BATCH_TIMEOUT_MICROS": "250"})
-    config = load_server_config(flags={"batch_max_size": 32, "num_batch_threads": 2})
+    set_environment(monkeypatch, {"GYMSERVE_BATCHING_TIMEOUT_MICROS": "250"})
+    config = load_server_config(flags={"batching_max_size": 32, "batching_threads": 2})
     assert config.batching == BatchingSettings(
-        batch_max_size=32, batch_timeout_micros=250, max_enqueued_batches=64, num_batch_threads=2
+        batching_max_size=32, batching_timeout_micros=250, batching_max_enqueued=64, batching_threads=2
     )
+
+
+def test_renamed_settings_keep_their_old_names_with_a_warning(tmp_path: Path, monkeypatch):
+    config_file = tmp_path / "serve.yaml"
+    config_file.write_text("max_batch_size: 64\nmax_enqueued_batches: 8\n")
+    set_environment(monkeypatch, {"GYMSERVE_BATCH_TIMEOUT_MICROS": "250", "GYMSERVE_NUM_BATCH_THREADS": "3"})
+    monkeypatch.setenv("GYMSERVE_BATCHING_THREADS", "4")  # the new name wins over the old one
+    with pytest.warns(FutureWarning) as warned:
+        config = load_server_config(config_file, {"batch_max_size": 32})
+    assert config.batching == BatchingSettings(
+        batching_max_size=32, batching_timeout_micros=250, batching_max_enqueued=8, batching_threads=4
+    )
+    assert config.max_request_observations == 64
+    assert {str(warning.message) for warning in warned} == {
+        "setting batch_max_size (argument) is deprecated; it is now called batching_max_size",
+        "GYMSERVE_BATCH_TIMEOUT_MICROS is deprecated; set GYMSERVE_BATCHING_TIMEOUT_MICROS instead",
+        "GYMSERVE_NUM_BATCH_THREADS is deprecated; set GYMSERVE_BATCHING_THREADS instead",
+        *(
+            f"setting {old} (in {config_file}) is deprecated; it is now called {new}"
+            for old, new in [
+                ("max_batch_size", "max_request_observations"),
+                ("max_enqueued_batches", "batching_max_enqueued"),
+            ]
+        ),
+    }
+    with pytest.raises(ServerConfigError, match="batch_max_size was renamed batching_max_size; give only"):
+        load_server_config(flags={"batch_max_size": 32, "batching_max_size": 16})
 
 
 def test_flags_beat_environment_which_beats_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -68,7 +96,7 @@ def test_flags_beat_environment_which_beats_the_file(tmp_path: Path, monkeypatch
     config = load_server_config(config_file, {"address": "127.0.0.1:9200", "workers": None})
     assert config.address == "127.0.0.1:9200"  # flag
     assert config.workers == 8  # environment (the unset flag does not count)
-    assert config.max_batch_size == 64  # file
+    assert config.max_request_observations == 64  # file
     assert config.policies == {"cartpole": Path("/exports/cp")}  # file
     assert config.auth_token.get_secret_value() == "t0ken" and "t0ken" not in repr(config)
 
@@ -90,9 +118,9 @@ def test_json_files_and_json_policies_in_the_environment(tmp_path: Path, monkeyp
         ({"tls_certificate": "server.crt"}, {}, "TLS needs both tls_certificate and tls_private_key"),
         ({"workers": 1}, {}, "workers: Input should be greater than or equal to 2"),
         ({"backend": "torch"}, {}, "backend: Input should be 'onnx' or 'tensorflow'"),
-        ({"max_batch_size": "many"}, {}, "max_batch_size: Input should be a valid integer"),
-        ({"batch_max_size": -1}, {}, "batch_max_size: Input should be greater than or equal to 0"),
-        ({"num_batch_threads": 0}, {}, "num_batch_threads: Input should be greater than or equal to 1"),
+        ({"max_request_observations": "x"}, {}, "max_request_observations: Input should be a valid integer"),
+        ({"batching_max_size": -1}, {}, "batching_max_size: Input should be greater than or equal to 0"),
+        ({"batching_threads": 0}, {}, "batching_threads: Input should be greater than or equal to 1"),
         ({}, {"GYMSERVE_POLICIES": "cartpole=/exports"}, 'parsing value for field "policies"'),
         ({}, {"GYMSERVE_WORKERS": "lots"}, "workers: Input should be a valid integer"),
     ],
@@ -118,9 +146,7 @@ def test_unusable_config_files_are_reported(tmp_path: Path):
         load_server_config(tmp_path / "typo.json")
 
 
-def test_without_policies_the_bundled_pretrained_repository_is_served(
-    monkeypatch, continuous_export, tmp_path
-):
+def test_without_policies_the_pretrained_repository_is_served(monkeypatch, continuous_export, tmp_path):
     monkeypatch.setattr(server_module, "pretrained_repository", lambda: None)
     with pytest.raises(
         ServerConfigError, match="no policies to serve: pass --policy NAME=PATH or --repository DIR"

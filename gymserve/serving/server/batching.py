@@ -3,7 +3,7 @@
 Many clients that each send one observation would otherwise run one model call each. With
 batching on, a call's observations join the open batch of its policy version and kind of
 model call (greedy actions, or distribution parameters); the first call of a batch waits up
-to `batch_timeout_micros` for others (less once the batch holds `batch_max_size` rows), then
+to `batching_timeout_micros` for others (less once the batch holds `batching_max_size` rows), then
 for a free batch thread, and runs the whole batch on its own thread, handing every waiting call
 exactly its rows. Calls keep joining while the batch waits for a thread, so batches grow with
 the load even with a timeout of 0, where a lone call on an idle server does not wait at all.
@@ -16,8 +16,8 @@ Greedy and epsilon-greedy calls share a batch (both start from the greedy action
 stochastic calls and `return_distribution` share the other. Stateful policies (a non-empty
 initial state, as scripted policies have) are never batched.
 
-At most `num_batch_threads` batches run at once over all policies; a batch waiting for one
-of those slots is enqueued, and a call that would make more than `max_enqueued_batches`
+At most `batching_threads` batches run at once over all policies; a batch waiting for one
+of those slots is enqueued, and a call that would make more than `batching_max_enqueued`
 enqueued batches for its policy version is refused with `BatchQueueFullError`. A batch holds
 the policy object it was opened for, so a reload that swaps versions never splits a batch.
 """
@@ -83,14 +83,14 @@ class BatchQueue:
         count = len(observations)
         with self._lock:
             batch, leads = self._open, False
-            if batch is not None and batch.rows + count > self._settings.batch_max_size:
+            if batch is not None and batch.rows + count > self._settings.batching_max_size:
                 self._close(batch)
                 batch = None
             if batch is None:
-                if self._enqueued >= self._settings.max_enqueued_batches:
+                if self._enqueued >= self._settings.batching_max_enqueued:
                     raise BatchQueueFullError(
                         f"{self._describe} has {self._enqueued} batches waiting to run, the server's "
-                        "max_enqueued_batches; retry later"
+                        "batching_max_enqueued; retry later"
                     )
                 batch, leads = _Batch(), True
                 self._open = batch
@@ -98,7 +98,7 @@ class BatchQueue:
             start = batch.rows
             batch.parts.append(observations)
             batch.rows += count
-            if batch.rows >= self._settings.batch_max_size:
+            if batch.rows >= self._settings.batching_max_size:
                 self._close(batch)
         if leads:
             self._lead(batch)
@@ -120,7 +120,7 @@ class BatchQueue:
         The batch stays open while it waits for a batch thread, so calls keep joining it for as
         long as the model is busy: under load batches grow without a timeout.
         """
-        batch.closed.wait(self._settings.batch_timeout_micros / 1e6)
+        batch.closed.wait(self._settings.batching_timeout_micros / 1e6)
         try:
             with self._slots:
                 with self._lock:
@@ -141,7 +141,7 @@ class BatchScheduler:
     def __init__(self, settings: BatchingSettings, observe: Callable[[str, int], None]):
         self.settings = settings
         self._observe = observe
-        self._slots = threading.BoundedSemaphore(settings.num_batch_threads)
+        self._slots = threading.BoundedSemaphore(settings.batching_threads)
         self._batched: weakref.WeakKeyDictionary[ServedVersion, Policy] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 

@@ -7,6 +7,9 @@ variable `GYMSERVE_<FIELD>` (for example `GYMSERVE_ADDRESS=0.0.0.0:8500`,
 the environment or a file, not on a command line that `ps` shows. The `serve` command's flags
 and their help are made from these fields, so the two cannot drift apart.
 
+Fields that were renamed keep their old names working in flags, files and GYMSERVE_* variables,
+with a FutureWarning naming the new one (`RENAMED_FIELDS`); the new name wins where both are set.
+
 Per-policy settings choose which versions are served and name versions by label:
 
     policy_settings:
@@ -17,6 +20,8 @@ Per-policy settings choose which versions are served and name versions by label:
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,15 @@ from gymserve.common.validation_errors import describe_validation_error
 ENV_PREFIX = "GYMSERVE_"
 DEFAULT_ADDRESS = "127.0.0.1:8500"
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
+# Old field name -> current name. The dynamic batching fields share one prefix, apart from the
+# per-request limit, which has nothing to do with batching.
+RENAMED_FIELDS: dict[str, str] = {
+    "max_batch_size": "max_request_observations",
+    "batch_max_size": "batching_max_size",
+    "batch_timeout_micros": "batching_timeout_micros",
+    "max_enqueued_batches": "batching_max_enqueued",
+    "num_batch_threads": "batching_threads",
+}
 
 
 class ServerConfigError(ValueError):
@@ -84,10 +98,10 @@ class PolicySettings(_Strict):
 class BatchingSettings:
     """Dynamic batching, as the `ServerConfig` fields of the same names set it (see `serving.batching`)."""
 
-    batch_max_size: int
-    batch_timeout_micros: int
-    max_enqueued_batches: int
-    num_batch_threads: int
+    batching_max_size: int
+    batching_timeout_micros: int
+    batching_max_enqueued: int
+    batching_threads: int
 
 
 class ServerConfig(BaseSettings):
@@ -115,17 +129,19 @@ class ServerConfig(BaseSettings):
     max_message_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="largest request or response accepted"
     )
-    max_batch_size: int = Field(4096, ge=1, description="most observations in one request")
-    batch_max_size: int = Field(
+    max_request_observations: int = Field(
+        4096, ge=1, description="most observations in one request (a larger batch is refused)"
+    )
+    batching_max_size: int = Field(
         0, ge=0, description="dynamic batching: most observations merged into one model call; 0 is off"
     )
-    batch_timeout_micros: int = Field(
+    batching_timeout_micros: int = Field(
         0, ge=0, description="dynamic batching: microseconds a batch waits for more calls to join"
     )
-    max_enqueued_batches: int = Field(
+    batching_max_enqueued: int = Field(
         64, ge=1, description="dynamic batching: batches waiting per policy version before calls are refused"
     )
-    num_batch_threads: int = Field(
+    batching_threads: int = Field(
         1, ge=1, description="dynamic batching: batches running at once over all policies"
     )
     stream_idle_timeout: float = Field(
@@ -167,10 +183,13 @@ class ServerConfig(BaseSettings):
     @property
     def batching(self) -> BatchingSettings | None:
         """The dynamic batching settings, or None when batching is off."""
-        if self.batch_max_size == 0:
+        if self.batching_max_size == 0:
             return None
         return BatchingSettings(
-            self.batch_max_size, self.batch_timeout_micros, self.max_enqueued_batches, self.num_batch_threads
+            self.batching_max_size,
+            self.batching_timeout_micros,
+            self.batching_max_enqueued,
+            self.batching_threads,
         )
 
     @property
@@ -187,11 +206,17 @@ class ServerConfig(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags (init arguments) over GYMSERVE_* variables over the config file."""
+        """Flags (init arguments) over GYMSERVE_* variables over the config file, each with old names."""
         config_file = init_settings.init_kwargs.get("config_file") or env_settings().get("config_file")
-        if config_file is None:
-            return init_settings, env_settings
-        return init_settings, env_settings, _file_source(settings_cls, Path(config_file))
+        sources = [
+            _RenamedFields(settings_cls, init_settings, "argument"),
+            env_settings,
+            _RenamedVariables(settings_cls),
+        ]
+        if config_file is not None:
+            path = Path(config_file)
+            sources.append(_RenamedFields(settings_cls, _file_source(settings_cls, path), f"in {path}"))
+        return tuple(sources)
 
 
 def load_server_config(
@@ -224,3 +249,44 @@ def _file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSe
     except Exception as error:  # the sources parse on construction: JSON and YAML syntax errors
         kind = suffix[1:].upper().replace("YML", "YAML")
         raise ServerConfigError(f"config file {path} is not a {kind} mapping of settings: {error}") from None
+
+
+class _RenamedFields(PydanticBaseSettingsSource):
+    """The values of another source with each old field name (`RENAMED_FIELDS`) under its new one."""
+
+    def __init__(self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource, kind: str):
+        super().__init__(settings_cls)
+        self._source = source
+        self._kind = kind  # how a warning names the setting: "argument", "in config.yaml"
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # the wrapped source reads the values
+
+    def __call__(self) -> dict[str, Any]:
+        values = dict(self._source())
+        for old, new in RENAMED_FIELDS.items():
+            if old not in values:
+                continue
+            if new in values:
+                raise ServerConfigError(f"{old} was renamed {new}; give only {new} ({self._kind})")
+            message = f"setting {old} ({self._kind}) is deprecated; it is now called {new}"
+            warnings.warn(message, FutureWarning, stacklevel=2)
+            values[new] = values.pop(old)
+        return values
+
+
+class _RenamedVariables(PydanticBaseSettingsSource):
+    """GYMSERVE_<OLD NAME> variables of renamed fields; the GYMSERVE_<NEW NAME> ones come first."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for old, new in RENAMED_FIELDS.items():
+            variable = ENV_PREFIX + old.upper()
+            if variable in os.environ:
+                message = f"{variable} is deprecated; set {ENV_PREFIX + new.upper()} instead"
+                warnings.warn(message, FutureWarning, stacklevel=2)
+                values[new] = os.environ[variable]
+        return values

@@ -73,7 +73,7 @@ class PolicyServer:
         self._server = grpc.server(self._executor, interceptors=interceptors, options=server_options(config))
         batching = config.batching
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
-        calls = PolicyCalls(self.policies, config.max_batch_size, self.metrics, scheduler)
+        calls = PolicyCalls(self.policies, config.max_request_observations, self.metrics, scheduler)
         policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyService(calls), self._server)
         self._server.add_generic_rpc_handlers([prediction_service_handler(calls)])
         self._health = health.HealthServicer()
@@ -223,7 +223,7 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
 
 
 def configured_reloader(config: ServerConfig) -> PolicyReloader:
-    """A reloader that has loaded the exports the config names (the bundled ones when it names none)."""
+    """A reloader that has loaded the exports the config names (the pretrained ones when it names none)."""
     repository = config.repository
     if not config.policies and repository is None:
         repository = pretrained_repository()

@@ -1,0 +1,7 @@
+"""`python -m gymserve ...` runs the `gymserve` command."""
+
+import sys
+
+from gymserve.cli import main
+
+sys.exit(main())

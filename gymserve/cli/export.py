@@ -1,0 +1,52 @@
+"""`gymserve export`: the policy of a training run as a SavedModel, an ONNX model and policy.json."""
+
+from __future__ import annotations
+
+import argparse
+
+from gymserve.cli.common import CommandError, check_exists, import_quietly
+from gymserve.cli.policy_arguments import add_checkpoint_argument
+
+DESCRIPTION = (
+    "Export the policy of a training run to a directory holding a SavedModel, an ONNX model and "
+    "policy.json (spaces, training info, file hashes), written atomically."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="directory of a `gymserve train` run")
+    parser.add_argument("--out", required=True, metavar="DIR", help="export directory to create")
+    parser.add_argument(
+        "--format",
+        default="savedmodel,onnx",
+        help="comma-separated formats among savedmodel, onnx (default: %(default)s)",
+    )
+    add_checkpoint_argument(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it holds a previous export")
+
+
+def run(args: argparse.Namespace) -> None:
+    check_exists(args.run_dir, "RUN_DIR")
+    import_quietly("tensorflow", "export")
+    import_quietly("pybullet", "export", optional=True)
+    from gymserve.agents import load_trained_policy
+    from gymserve.policies import TrainingInfo, export_policy
+
+    try:
+        trained = load_trained_policy(args.run_dir, checkpoint=args.checkpoint)
+    except (FileNotFoundError, ValueError) as error:
+        raise CommandError(f"cannot load a trained policy from {args.run_dir}: {error}") from None
+    info = TrainingInfo(
+        env_id=trained.env_id,
+        algorithm=trained.algorithm,
+        train_step=trained.train_step,
+        evaluation_return=trained.evaluation_return,
+    )
+    formats = tuple(name.strip() for name in args.format.split(","))
+    try:
+        metadata = export_policy(trained.policy, args.out, formats, info, overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    print(f"exported {trained.env_id} ({trained.algorithm}, step {trained.train_step}) to {args.out}")
+    for name, digest in metadata.files.items():
+        print(f"  {name}  sha256 {digest[:16]}")

@@ -1,0 +1,132 @@
+"""`gymserve train`: train a policy into a run directory; rerunning the same command resumes it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from gymserve.cli.common import CommandError, import_quietly
+from gymserve.cli.config import add_arguments as add_config_arguments
+from gymserve.cli.config import check_config_arguments, resolved_config
+
+if TYPE_CHECKING:
+    from gymserve.agents.distributed import DistributedConfig
+    from gymserve.agents.training.config import ResolvedConfig
+
+DESCRIPTION = (
+    "Train ALGORITHM on an environment into RUN_DIR: greedy evaluations, 'latest' and 'best' checkpoints, "
+    "history.csv and TensorBoard summaries; with --export-every and --export-to, numbered exports of the "
+    "policy as it trains. Rerunning with the same --out resumes the run. Once the arguments are checked, "
+    "the config fields that differ from the algorithm's defaults are printed; RUN_DIR/run.json keeps them "
+    "all."
+)
+EPILOG = (
+    "Hyperparameters: `gymserve config ALGORITHM --env ID` lists every field with its value, where the "
+    "value comes from and what it does; set them in a --config file."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    actors = parser.add_argument_group(
+        "Ray actors", "collect with actor processes, on this machine or a Ray cluster (needs gymserve[ray])"
+    )
+    actors.add_argument(
+        "--actors", type=int, metavar="N", help="collector processes sharing the config's num_envs envs"
+    )
+    actors.add_argument(
+        "--ray-address",
+        metavar="auto|HOST:PORT",
+        help="a running Ray cluster to spread the actors over (default: start Ray on this machine)",
+    )
+    actors.add_argument(
+        "--num-cpus-per-actor", type=float, default=1.0, help="CPUs Ray reserves per actor (default: 1)"
+    )
+    actors.add_argument(
+        "--weight-sync-interval",
+        type=int,
+        default=1,
+        help="off-policy: learner updates between weight publications to the actors (default: 1)",
+    )
+
+
+def run(args: argparse.Namespace) -> None:
+    check_config_arguments(args)
+    distributed = _distributed_config(args)
+    resolved = resolved_config(args, args.out)
+    import_quietly("pybullet", "train", optional=True)
+    _check_action_space(args.algorithm, args.env)
+    from gymserve.agents import RunMismatchError, UnknownEnvironmentError, train
+    from gymserve.agents.algorithm import UnsupportedActionSpaceError
+    from gymserve.agents.distributed import MissingRayError, UnsupportedDistributedTrainingError
+
+    print(f"{args.algorithm} on {args.env}, config:")
+    print(_changed_fields(resolved))
+    print(f"(the others are at their defaults: gymserve config {args.algorithm} --env {args.env} lists all)")
+    try:
+        result = train(
+            args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet, distributed=distributed
+        )
+    except (
+        UnknownEnvironmentError,
+        UnsupportedActionSpaceError,
+        RunMismatchError,
+        MissingRayError,
+        UnsupportedDistributedTrainingError,
+    ) as error:
+        raise CommandError(str(error)) from None
+    state = result.state
+    print(f"stopped at step {state.total_steps} ({result.stop_reason}) after {state.wall_time:.1f} s")
+    if state.evaluation_return is not None:
+        best = f"{state.best_evaluation_return:.2f} at step {state.best_evaluation_step}"
+        print(f"AverageReturn {state.evaluation_return:.2f}; best {best}")
+    print(f"run directory: {result.run_dir}")
+
+
+def _distributed_config(args: argparse.Namespace) -> DistributedConfig | None:
+    """The actors' settings from the flags, None without --actors."""
+    if args.actors is None:
+        if args.ray_address is not None:
+            raise CommandError("--ray-address needs --actors N")
+        return None
+    from pydantic import ValidationError
+
+    from gymserve.agents.distributed import DistributedConfig
+
+    try:
+        return DistributedConfig(
+            actors=args.actors,
+            ray_address=args.ray_address,
+            num_cpus_per_actor=args.num_cpus_per_actor,
+            weight_sync_interval=args.weight_sync_interval,
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise CommandError(f"invalid actor settings: {problems}") from None
+
+
+def _check_action_space(algorithm: str, env_id: str) -> None:
+    """Refuse an environment whose spaces the algorithm cannot learn in, before any config is printed."""
+    from gymserve.agents.algorithm import UnsupportedActionSpaceError
+    from gymserve.agents.training.registry import algorithm_class
+    from gymserve.agents.training.runs import UnknownEnvironmentError, environment_spaces
+
+    try:
+        algorithm_class(algorithm).check_spaces(*environment_spaces(env_id))
+    except (UnknownEnvironmentError, UnsupportedActionSpaceError) as error:
+        raise CommandError(str(error)) from None
+
+
+def _changed_fields(resolved: ResolvedConfig) -> str:
+    """`describe()`'s `name = value  (source)` lines of the fields whose value is not the algorithm's
+    default: the full listing, with descriptions, runs to some 90 lines, most of them defaults."""
+    config = resolved.config
+    fields = type(config).model_fields
+    field_lines = resolved.describe().splitlines()[::2]
+    return "\n".join(
+        line
+        for (name, field), line in zip(fields.items(), field_lines, strict=True)
+        if getattr(config, name) != field.get_default(call_default_factory=True)
+    )
