@@ -61,6 +61,7 @@ MISTAKES = [
     (["train", "dqn", "--env", CARTPOLE, "--config", "none.json", "--out", "run"], "none.json: no such file"),
     (["train", "dqn", "--env", CARTPOLE, "--out", "run", "--max-steps", "many"], "invalid int value: 'many'"),
     (["train", "ppo", "--env", CARTPOLE, "--out", "run", "--ray-address", "auto"], "--ray-address needs"),
+    (["train", "dqn", "--env", "Pendulum-v1", "--out", "run"], "dqn acts only in Discrete action spaces"),
     (["config", "ppo", "--env", "NoSuchEnv-v0"], "cannot make environment 'NoSuchEnv-v0'"),
     (["tune", "ppo", "--env", CARTPOLE, "--out", "t", "--trials", "1", "--search-space", "none.yaml"],
      "none.yaml: no such file or directory (--search-space)"),

@@ -78,6 +78,24 @@ class UnsupportedActionSpaceError(ValueError):
     """The algorithm cannot act in the environment's action space."""
 
 
+def check_spaces(
+    name: str,
+    action_spaces: tuple[type[gym.spaces.Space], ...],
+    observation_space: gym.spaces.Space,
+    action_space: gym.spaces.Space,
+) -> None:
+    """Raise UnsupportedActionSpaceError unless algorithm `name`, acting in `action_spaces`, can learn
+    in these spaces. Callers that know only the registry's entry (no TensorFlow yet) call it too."""
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise UnsupportedActionSpaceError(f"{name} needs a Box observation space, got {observation_space}")
+    if not isinstance(action_space, action_spaces):
+        supported = " or ".join(space.__name__ for space in action_spaces)
+        raise UnsupportedActionSpaceError(
+            f"{name} acts only in {supported} action spaces, but the environment's is "
+            f"{action_space}; choose an algorithm that supports it"
+        )
+
+
 class Algorithm(abc.ABC):
     """A learning algorithm run by the `Trainer`; see the module docstring for the contract."""
 
@@ -109,16 +127,7 @@ class Algorithm(abc.ABC):
     @classmethod
     def check_spaces(cls, observation_space: gym.spaces.Space, action_space: gym.spaces.Space) -> None:
         """Raise UnsupportedActionSpaceError unless this algorithm can learn in these spaces."""
-        if not isinstance(observation_space, gym.spaces.Box):
-            raise UnsupportedActionSpaceError(
-                f"{cls.name} needs a Box observation space, got {observation_space}"
-            )
-        if not isinstance(action_space, cls.action_spaces):
-            supported = " or ".join(space.__name__ for space in cls.action_spaces)
-            raise UnsupportedActionSpaceError(
-                f"{cls.name} acts only in {supported} action spaces, but the environment's is "
-                f"{action_space}; choose an algorithm that supports it"
-            )
+        check_spaces(cls.name, cls.action_spaces, observation_space, action_space)
 
     # What a subclass provides.
 

@@ -55,9 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     check_config_arguments(args)
     distributed = _distributed_config(args)
-    resolved = resolved_config(args, args.out)
     import_quietly("pybullet", "train", optional=True)
     _check_action_space(args.algorithm, args.env)
+    resolved = resolved_config(args, args.out)
     from gymserve.agents import RunMismatchError, UnknownEnvironmentError, train
     from gymserve.agents.algorithm import UnsupportedActionSpaceError
     from gymserve.agents.distributed import MissingRayError, UnsupportedDistributedTrainingError
@@ -108,13 +108,18 @@ def _distributed_config(args: argparse.Namespace) -> DistributedConfig | None:
 
 
 def _check_action_space(algorithm: str, env_id: str) -> None:
-    """Refuse an environment whose spaces the algorithm cannot learn in, before any config is printed."""
-    from gymserve.agents.algorithm import UnsupportedActionSpaceError
-    from gymserve.agents.training.registry import algorithm_class
+    """Refuse an environment whose spaces the algorithm cannot learn in, before any config is printed.
+
+    The registry names each algorithm's action spaces, so this needs the env but not TensorFlow."""
+    import gymnasium as gym
+
+    from gymserve.agents.algorithm import UnsupportedActionSpaceError, check_spaces
+    from gymserve.agents.training.registry import REGISTRY
     from gymserve.agents.training.runs import UnknownEnvironmentError, environment_spaces
 
+    action_spaces = tuple(getattr(gym.spaces, kind) for kind in REGISTRY[algorithm].action_kinds)
     try:
-        algorithm_class(algorithm).check_spaces(*environment_spaces(env_id))
+        check_spaces(algorithm, action_spaces, *environment_spaces(env_id))
     except (UnknownEnvironmentError, UnsupportedActionSpaceError) as error:
         raise CommandError(str(error)) from None
 
