@@ -21,6 +21,7 @@ from typing import ClassVar, Literal, NamedTuple
 
 import gymnasium as gym
 import keras
+import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
@@ -34,6 +35,8 @@ from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.agents.training.schedules import linear_schedule
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl")
+GENERATOR_STATE = "generator_state"  # in a checkpoint's algorithm state
+ENV_STATE_PREFIX = "graph_envs"
 
 
 class OnPolicyConfig(TrainingConfig):
@@ -275,12 +278,49 @@ class OnPolicyAlgorithm(Algorithm):
         self.optimizer = make_optimizer(config, self.loss.variables)
         self._envs: list[GraphEnvs] | None = None
         self._generator: tf.random.Generator | None = None
+        self._saved_streams: dict[str, np.ndarray] = {}  # from a checkpoint, until the streams exist
         self._iteration = tf.function(self._compiled_iteration, autograph=False)
         self._collect: Callable[[], Rollout] | None = None  # compiled on first use, as is `_learn`
         self._learn: Callable[[Rollout, tf.Tensor], dict[str, tf.Tensor]] | None = None
 
     def networks(self) -> dict[str, keras.Model]:
         return {"actor": self.actor_critic.actor, "critic": self.actor_critic.critic}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The random streams made on first use: the generator's state and the in-graph envs'."""
+        arrays = {} if self._generator is None else {GENERATOR_STATE: self._generator.state.numpy()}
+        for index, env in enumerate(self._envs or ()):
+            arrays.update({f"{ENV_STATE_PREFIX}{index}_{name}": value for name, value in env.state().items()})
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self._saved_streams = {
+            name: array
+            for name, array in arrays.items()
+            if name == GENERATOR_STATE or name.startswith(ENV_STATE_PREFIX)
+        }
+
+    def make_streams(self, make: Callable[[], None]) -> None:
+        """Run `make`, which seeds new random streams (generators, in-graph envs) from `self.rng`;
+        after a restore, undo its draws and give the streams the states the checkpoint saved, so
+        they continue where the checkpointed run's left off."""
+        saved, self._saved_streams = self._saved_streams, {}
+        rng_state = self.rng.bit_generator.state
+        make()
+        if not saved:
+            return
+        self.rng.bit_generator.state = rng_state
+        self.load_streams(saved)
+
+    def load_streams(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the streams `state()` saved (they exist: `make_streams` made them)."""
+        if GENERATOR_STATE in arrays:
+            self._generator.state.assign(arrays[GENERATOR_STATE])
+        for index, env in enumerate(self._envs or ()):
+            prefix = f"{ENV_STATE_PREFIX}{index}_"
+            env.load_state(
+                {name.removeprefix(prefix): a for name, a in arrays.items() if name.startswith(prefix)}
+            )
 
     def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         return {"actor_critic": self.optimizer}
@@ -341,7 +381,7 @@ class OnPolicyAlgorithm(Algorithm):
     def learn_from_rollout(self, rollout: Rollout, total_steps: int) -> dict[str, float]:
         """Update on a rollout of `n_steps` x `num_envs` gathered by `collect` (possibly in parts)."""
         if self._generator is None:
-            self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
+            self.make_streams(self._make_generator)
         if self._learn is None:
             self._learn = tf.function(self._update_on_rollout, autograph=False)
         fraction = self.apply_decay(total_steps)
@@ -376,8 +416,15 @@ class OnPolicyAlgorithm(Algorithm):
 
     def _prepare_envs(self, runner: EnvRunner) -> None:
         if self._envs is None:
-            self._envs = self.make_envs(runner, parts=1)
-            self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
+
+            def make() -> None:
+                self._envs = self.make_envs(runner, parts=1)
+                self._make_generator()
+
+            self.make_streams(make)
+
+    def _make_generator(self) -> None:
+        self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
 
     def _metric_values(self, metrics: dict[str, tf.Tensor]) -> dict[str, float]:
         return {f"{self.name}/{name}": float(value) for name, value in metrics.items()}

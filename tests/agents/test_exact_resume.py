@@ -1,0 +1,98 @@
+"""A run stopped right after a checkpoint and resumed continues exactly as the uninterrupted run."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from gymserve.agents import train
+from gymserve.agents.training.checkpoints import CheckpointStore
+from gymserve.agents.training.runs import build_algorithm, read_run_info
+
+CARTPOLE = "gymserve/CartPole-v1"
+PPO = {
+    "max_steps": 4096,
+    "eval_interval": 1024,
+    "checkpoint_interval": 1024,
+    "eval_episodes": 2,
+    "num_envs": 4,
+    "n_steps": 64,
+    "batch_size": 64,
+    "n_epochs": 2,
+    "hidden_sizes": [16],
+    "target_reward": None,
+}
+DQN = {
+    "max_steps": 800,
+    "eval_interval": 200,
+    "checkpoint_interval": 200,
+    "eval_episodes": 2,
+    "hidden_sizes": [16],
+    "batch_size": 16,
+    "buffer_size": 1000,
+    "learning_starts": 100,
+    "train_freq": 4,
+    "exploration_steps": 400,
+    "jit_compile": False,
+    "target_reward": None,
+}
+SAC = {
+    "max_steps": 600,
+    "eval_interval": 200,
+    "checkpoint_interval": 200,
+    "eval_episodes": 1,
+    "actor_hidden_sizes": [16],
+    "critic_hidden_sizes": [16],
+    "batch_size": 16,
+    "buffer_size": 1000,
+    "learning_starts": 100,
+    "train_freq": 4,
+    "jit_compile": False,
+    "target_reward": None,
+}
+RUNS = [
+    pytest.param("ppo", CARTPOLE, PPO, id="ppo-in-graph-cartpole"),
+    pytest.param(
+        "ppo",
+        "CartPole-v1",
+        {**PPO, "max_steps": 2048, "eval_interval": 512, "checkpoint_interval": 512},
+        id="ppo-gymnasium-cartpole",
+    ),
+    pytest.param("dqn", CARTPOLE, DQN, id="dqn-cartpole"),
+    pytest.param("sac", "Pendulum-v1", SAC, id="sac-pendulum"),
+]
+
+
+def history_without_wall_time(run_dir):
+    with open(run_dir / "history.csv", newline="") as file:
+        return [
+            {name: value for name, value in row.items() if name != "wall_time"}
+            for row in csv.DictReader(file)
+        ]
+
+
+def final_weights(run_dir):
+    algorithm = build_algorithm(read_run_info(run_dir))
+    algorithm.restore(CheckpointStore(run_dir).path("latest"))
+    return [weight for network in algorithm.networks().values() for weight in network.get_weights()]
+
+
+@pytest.mark.parametrize(("algorithm", "env_id", "config"), RUNS)
+def test_a_run_stopped_after_a_checkpoint_resumes_exactly(tmp_path, algorithm, env_id, config):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(algorithm, env_id, whole, config, progress_bar=False)
+    stop_at = 2 * config["checkpoint_interval"]
+    stopped = train(
+        algorithm,
+        env_id,
+        split,
+        config,
+        progress_bar=False,
+        on_evaluation=lambda state: state.total_steps >= stop_at,
+    )
+    assert (stopped.stop_reason, stopped.total_steps) == ("requested", stop_at)
+    resumed = train(algorithm, env_id, split, config, progress_bar=False)
+    assert (resumed.stop_reason, resumed.total_steps) == ("max_steps", config["max_steps"])
+    assert history_without_wall_time(split) == history_without_wall_time(whole)
+    for resumed_weight, whole_weight in zip(final_weights(split), final_weights(whole), strict=True):
+        np.testing.assert_array_equal(resumed_weight, whole_weight)
