@@ -273,7 +273,9 @@ def _resolved_config(args: argparse.Namespace, run_dir: str | None) -> ResolvedC
         raise CommandError(str(error)) from None
 
 
-def _run_train(args: argparse.Namespace) -> None:
+def _run_train(args: argparse.Namespace) -> int | None:
+    """Train; after SIGINT or SIGTERM (a checkpoint saved), exit 128 + the signal number as shells
+    expect of an interrupted command: 130 for Ctrl-C, 143 for SIGTERM."""
     from gymserve.agents import RunMismatchError, UnknownAlgorithmError, UnknownEnvironmentError, train
     from gymserve.agents.algorithm import UnsupportedActionSpaceError
     from gymserve.agents.distributed import MissingRayError, UnsupportedDistributedTrainingError
@@ -282,6 +284,10 @@ def _run_train(args: argparse.Namespace) -> None:
     resolved = _resolved_config(args, args.out)
     print(f"{args.algorithm} on {args.env}, config:")
     print(resolved.describe())
+    training_log = logging.getLogger("gymserve.agents.training")  # resume and interrupt notices
+    notices = logging.StreamHandler(sys.stderr)
+    training_log.addHandler(notices)
+    level, training_log.level = training_log.level, logging.INFO
     try:
         result = train(
             args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet, distributed=distributed
@@ -295,12 +301,19 @@ def _run_train(args: argparse.Namespace) -> None:
         UnsupportedDistributedTrainingError,
     ) as error:
         raise CommandError(str(error)) from None
+    finally:
+        training_log.removeHandler(notices)
+        training_log.setLevel(level)
     state = result.state
     print(f"stopped at step {state.total_steps} ({result.stop_reason}) after {state.wall_time:.1f} s")
     if state.evaluation_return is not None:
         best = f"{state.best_evaluation_return:.2f} at step {state.best_evaluation_step}"
         print(f"AverageReturn {state.evaluation_return:.2f}; best {best}")
     print(f"run directory: {result.run_dir}")
+    if result.interrupt_signal is not None:
+        print("checkpoint saved: rerun the same command to resume")
+        return 128 + result.interrupt_signal
+    return None
 
 
 def _add_config_command(subparsers: argparse._SubParsersAction) -> None:
@@ -782,14 +795,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _load_native_modules_quietly(args)
-        args.run(args)
+        status = args.run(args)
     except CommandError as error:
         print(f"gymserve {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gymserve {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,12 @@
 """A run stopped right after a checkpoint and resumed continues exactly as the uninterrupted run."""
 
 import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -93,6 +99,64 @@ def test_a_run_stopped_after_a_checkpoint_resumes_exactly(tmp_path, algorithm, e
     assert (stopped.stop_reason, stopped.total_steps) == ("requested", stop_at)
     resumed = train(algorithm, env_id, split, config, progress_bar=False)
     assert (resumed.stop_reason, resumed.total_steps) == ("max_steps", config["max_steps"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run's handler is gone
     assert history_without_wall_time(split) == history_without_wall_time(whole)
     for resumed_weight, whole_weight in zip(final_weights(split), final_weights(whole), strict=True):
         np.testing.assert_array_equal(resumed_weight, whole_weight)
+
+
+def test_sigint_stops_gymserve_train_with_a_checkpoint_that_a_rerun_resumes_from(tmp_path):
+    run_dir = tmp_path / "run"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**DQN, "eval_interval": 300, "checkpoint_interval": 100_000}))
+    command = [
+        sys.executable,
+        "-m",
+        "gymserve.cli",
+        "train",
+        "dqn",
+        "--env",
+        CARTPOLE,
+        "--config",
+        str(config),
+    ]
+    command += ["--out", str(run_dir), "--quiet"]
+    environment = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    process = subprocess.Popen(
+        [*command, "--max-steps", "50000"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "history.csv").exists():  # written by the first evaluation, at step 300
+            assert process.poll() is None, process.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "no evaluation within 2 minutes"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        output, errors = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, errors[-2000:]
+    store = CheckpointStore(run_dir)
+    stopped_at = store.trainer_state("latest")["total_steps"]
+    assert 300 <= stopped_at < 50_000
+    assert f"stopped at step {stopped_at} (interrupted)" in output
+    assert "rerun the same command to resume" in output
+
+    max_steps = stopped_at + 100
+    resumed = subprocess.run(
+        [*command, "--max-steps", str(max_steps)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (
+        f"resuming {run_dir} from step {stopped_at} (checkpoint {run_dir / 'checkpoints'}" in resumed.stderr
+    )
+    assert f"stopped at step {max_steps} (max_steps)" in resumed.stdout
+    assert store.trainer_state("latest")["total_steps"] == max_steps

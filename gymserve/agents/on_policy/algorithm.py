@@ -35,8 +35,7 @@ from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.agents.training.schedules import linear_schedule
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl")
-GENERATOR_STATE = "generator_state"  # in a checkpoint's algorithm state
-ENV_STATE_PREFIX = "graph_envs"
+STREAMS_PREFIX = "streams_"  # the random streams' part of a checkpoint's algorithm state
 
 
 class OnPolicyConfig(TrainingConfig):
@@ -288,17 +287,13 @@ class OnPolicyAlgorithm(Algorithm):
 
     def state(self) -> dict[str, np.ndarray]:
         """The random streams made on first use: the generator's state and the in-graph envs'."""
-        arrays = {} if self._generator is None else {GENERATOR_STATE: self._generator.state.numpy()}
+        arrays = {} if self._generator is None else {"generator": self._generator.state.numpy()}
         for index, env in enumerate(self._envs or ()):
-            arrays.update({f"{ENV_STATE_PREFIX}{index}_{name}": value for name, value in env.state().items()})
-        return arrays
+            arrays.update(prefixed(f"env{index}_", env.state()))
+        return prefixed(STREAMS_PREFIX, arrays)
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self._saved_streams = {
-            name: array
-            for name, array in arrays.items()
-            if name == GENERATOR_STATE or name.startswith(ENV_STATE_PREFIX)
-        }
+        self._saved_streams = unprefixed(STREAMS_PREFIX, arrays)
 
     def make_streams(self, make: Callable[[], None]) -> None:
         """Run `make`, which seeds new random streams (generators, in-graph envs) from `self.rng`;
@@ -313,14 +308,11 @@ class OnPolicyAlgorithm(Algorithm):
         self.load_streams(saved)
 
     def load_streams(self, arrays: dict[str, np.ndarray]) -> None:
-        """Set the streams `state()` saved (they exist: `make_streams` made them)."""
-        if GENERATOR_STATE in arrays:
-            self._generator.state.assign(arrays[GENERATOR_STATE])
+        """Set the streams `state()` saved, named without STREAMS_PREFIX (`make_streams` made them)."""
+        if "generator" in arrays:
+            self._generator.state.assign(arrays["generator"])
         for index, env in enumerate(self._envs or ()):
-            prefix = f"{ENV_STATE_PREFIX}{index}_"
-            env.load_state(
-                {name.removeprefix(prefix): a for name, a in arrays.items() if name.startswith(prefix)}
-            )
+            env.load_state(unprefixed(f"env{index}_", arrays))
 
     def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         return {"actor_critic": self.optimizer}
@@ -493,3 +485,13 @@ def network_weights(networks: ActorCritic) -> list[tf.Variable]:
     for weight in (*networks.actor.weights, *networks.critic.weights):
         seen.setdefault(id(weight), weight)
     return list(seen.values())
+
+
+def prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`arrays` with every name prefixed, to share a checkpoint's flat namespace."""
+    return {prefix + name: array for name, array in arrays.items()}
+
+
+def unprefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays whose names start with `prefix`, named without it."""
+    return {name.removeprefix(prefix): array for name, array in arrays.items() if name.startswith(prefix)}
