@@ -56,6 +56,8 @@ SAC = {
     "jit_compile": False,
     "target_reward": None,
 }
+ON_POLICY = {name: value for name, value in PPO.items() if name not in ("batch_size", "n_epochs")}
+SLOW = pytest.mark.slow  # each about 10-20 s on one CPU; the fast ones cover each machinery once
 RUNS = [
     pytest.param("ppo", CARTPOLE, PPO, id="ppo-in-graph-cartpole"),
     pytest.param(
@@ -66,6 +68,25 @@ RUNS = [
     ),
     pytest.param("dqn", CARTPOLE, DQN, id="dqn-cartpole"),
     pytest.param("sac", "Pendulum-v1", SAC, id="sac-pendulum"),
+    pytest.param(
+        "ppo",
+        "gymserve/CartPoleNoVelocity-v1",
+        {**PPO, "lstm_units": 8, "bptt_length": 16},
+        id="recurrent-ppo",
+        marks=SLOW,
+    ),
+    pytest.param("a2c", CARTPOLE, {**ON_POLICY, "n_steps": 8}, id="a2c", marks=SLOW),
+    pytest.param("trpo", CARTPOLE, {**ON_POLICY, "batch_size": 64}, id="trpo", marks=SLOW),
+    pytest.param("acer", CARTPOLE, {**ON_POLICY, "n_steps": 16}, id="acer", marks=SLOW),
+    pytest.param(
+        "a3c",
+        CARTPOLE,
+        {**ON_POLICY, "num_workers": 1, "num_envs": 2, "n_steps": 8, "rollouts_per_iteration": 4},
+        id="a3c-one-worker",
+        marks=SLOW,
+    ),
+    pytest.param("td3", "Pendulum-v1", SAC, id="td3", marks=SLOW),
+    pytest.param("ddpg", "Pendulum-v1", SAC, id="ddpg", marks=SLOW),
 ]
 
 
@@ -97,6 +118,27 @@ def test_a_run_stopped_after_a_checkpoint_resumes_exactly(tmp_path, algorithm, e
         on_evaluation=lambda state: state.total_steps >= stop_at,
     )
     assert (stopped.stop_reason, stopped.total_steps) == ("requested", stop_at)
+    assert_resumes_exactly(algorithm, env_id, config, split, whole)
+
+
+def test_a_run_interrupted_by_sigint_between_checkpoints_resumes_exactly(tmp_path):
+    config = {**DQN, "checkpoint_interval": 100_000}
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train("dqn", CARTPOLE, whole, config, progress_bar=False)
+
+    def interrupt_at_step_400(state):
+        if state.total_steps == 400:
+            signal.raise_signal(signal.SIGINT)
+        return False
+
+    stopped = train("dqn", CARTPOLE, split, config, progress_bar=False, on_evaluation=interrupt_at_step_400)
+    assert (stopped.stop_reason, stopped.total_steps) == ("interrupted", 400)
+    assert stopped.interrupt_signal == signal.SIGINT
+    assert CheckpointStore(split).trainer_state("latest")["total_steps"] == 400
+    assert_resumes_exactly("dqn", CARTPOLE, config, split, whole)
+
+
+def assert_resumes_exactly(algorithm, env_id, config, split, whole):
     resumed = train(algorithm, env_id, split, config, progress_bar=False)
     assert (resumed.stop_reason, resumed.total_steps) == ("max_steps", config["max_steps"])
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run's handler is gone
