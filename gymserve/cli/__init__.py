@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((word for word in argv if not word.startswith("-")), None)
     try:
         args = build_parser(command).parse_args(argv)
-        args.run(args)
+        status = args.run(args)
     except CommandError as error:
         print(f"gymserve {command}: error: {error}", file=sys.stderr)
         return 2
@@ -98,4 +98,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gymserve {command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from typing import TYPE_CHECKING
 
 from gymserve.cli.common import CommandError, import_quietly
@@ -52,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int | None:
+    """Train; after SIGINT or SIGTERM (a checkpoint saved), exit 128 + the signal number as shells
+    expect of an interrupted command: 130 for Ctrl-C, 143 for SIGTERM."""
     check_config_arguments(args)
     distributed = _distributed_config(args)
     import_quietly("pybullet", "train", optional=True)
@@ -65,6 +69,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"{args.algorithm} on {args.env}, config:")
     print(_changed_fields(resolved))
     print(f"(the others are at their defaults: gymserve config {args.algorithm} --env {args.env} lists all)")
+    training_log = logging.getLogger("gymserve.agents.training")  # resume and interrupt notices
+    notices = logging.StreamHandler(sys.stderr)
+    training_log.addHandler(notices)
+    level, training_log.level = training_log.level, logging.INFO
     try:
         result = train(
             args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet, distributed=distributed
@@ -77,12 +85,19 @@ def run(args: argparse.Namespace) -> None:
         UnsupportedDistributedTrainingError,
     ) as error:
         raise CommandError(str(error)) from None
+    finally:
+        training_log.removeHandler(notices)
+        training_log.setLevel(level)
     state = result.state
     print(f"stopped at step {state.total_steps} ({result.stop_reason}) after {state.wall_time:.1f} s")
     if state.evaluation_return is not None:
         best = f"{state.best_evaluation_return:.2f} at step {state.best_evaluation_step}"
         print(f"AverageReturn {state.evaluation_return:.2f}; best {best}")
     print(f"run directory: {result.run_dir}")
+    if result.interrupt_signal is not None:
+        print("checkpoint saved: rerun the same command to resume")
+        return 128 + result.interrupt_signal
+    return None
 
 
 def _distributed_config(args: argparse.Namespace) -> DistributedConfig | None:

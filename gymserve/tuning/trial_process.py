@@ -59,7 +59,7 @@ def run_trial(spec: TrialSpec) -> None:
 
     from gymserve.agents.training.config import validate_config
     from gymserve.agents.training.registry import algorithm_class
-    from gymserve.agents.training.trainer import STOP_REQUESTED, train
+    from gymserve.agents.training.trainer import INTERRUPTED, STOP_REQUESTED, train
 
     config = validate_config(algorithm_class(spec.algorithm).config_class, spec.config, source="the study")
     study = optuna.load_study(
@@ -82,6 +82,8 @@ def run_trial(spec: TrialSpec) -> None:
             progress_bar=False,
             on_evaluation=reporter,
         )
+        if result.stop_reason == INTERRUPTED:  # the tuner stopping: a partial run is no score
+            raise SystemExit(128 + result.interrupt_signal)
         total_steps += result.total_steps
         trial.set_user_attr("total_steps", total_steps)
         if result.stop_reason == STOP_REQUESTED:

@@ -212,6 +212,10 @@ class Learner(abc.ABC):
         finished, self._finished = self._finished, []
         return finished
 
+    def training_envs_snapshot(self) -> None:
+        """None: the envs live in the actors, so a resumed run starts their episodes over."""
+        return None
+
     def publish(self) -> None:
         self._period.broadcast_seconds.append(
             self.pool.publish(self.algorithm.policy_weights(), self.updates, self.total_steps)

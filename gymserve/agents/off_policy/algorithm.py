@@ -40,6 +40,7 @@ from gymserve.agents.training.env_runner import EnvRunner, Transition
 from gymserve.agents.training.schedules import linear_schedule
 
 REPLAY_PREFIX = "replay_"
+ACTING_OUTPUTS_FIELDS = ("acting_observations", "acting_outputs")  # the last update's, checkpointed
 MINIBATCH_FIELDS = ("observations", "actions", "returns", "discounts", "next_observations", "weights")
 
 
@@ -233,9 +234,11 @@ class OffPolicyAlgorithm(Algorithm):
         self.after_update()
 
     def acting_outputs(self, observations: np.ndarray) -> np.ndarray:
-        """The policy network's outputs at `observations`, from the last update when it computed them."""
-        if self._next_outputs is not None and self._next_outputs[0] is observations:
-            return self._next_outputs[1]
+        """The policy network's outputs at `observations`, from the last update when it computed them
+        (the same array, or after a resume an equal one: a new computation could round differently)."""
+        cached = self._next_outputs
+        if cached is not None and (cached[0] is observations or np.array_equal(cached[0], observations)):
+            return cached[1]
         return self.policy().network_outputs(observations)
 
     def importance_weight_exponent(self, total_steps: int) -> float:
@@ -251,7 +254,10 @@ class OffPolicyAlgorithm(Algorithm):
         return tf.constant(True)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {REPLAY_PREFIX + name: array for name, array in self.replay.gather_all().items()}
+        arrays = {REPLAY_PREFIX + name: array for name, array in self.replay.gather_all().items()}
+        if self._next_outputs is not None:
+            arrays.update(zip(ACTING_OUTPUTS_FIELDS, self._next_outputs, strict=True))
+        return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         replay = {
@@ -260,6 +266,8 @@ class OffPolicyAlgorithm(Algorithm):
             if name.startswith(REPLAY_PREFIX)
         }
         self.replay.load(replay)
+        if all(name in arrays for name in ACTING_OUTPUTS_FIELDS):
+            self._next_outputs = tuple(arrays[name] for name in ACTING_OUTPUTS_FIELDS)
 
     def store(self, transition: Transition) -> None:
         """Add one step of every env to the replay buffer."""

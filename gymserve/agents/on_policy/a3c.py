@@ -23,12 +23,15 @@ from pydantic import Field, model_validator
 
 from gymserve.agents.on_policy.a2c import A2C
 from gymserve.agents.on_policy.algorithm import (
+    STREAMS_PREFIX,
     ActorCriticLoss,
     OnPolicyConfig,
     Rollout,
     collect_rollout,
     network_weights,
+    prefixed,
     training_batch,
+    unprefixed,
 )
 from gymserve.agents.on_policy.graph_envs import GraphEnvs
 from gymserve.agents.training.env_runner import EnvRunner
@@ -72,8 +75,12 @@ class A3C(A2C):
 
     def train_iteration(self, runner: EnvRunner) -> dict[str, float]:
         if not self.workers:
-            envs = self.make_envs(runner, self.config.num_workers)
-            self.workers = [Worker(self, env, int(self.rng.integers(2**31))) for env in envs]
+
+            def make() -> None:
+                envs = self.make_envs(runner, self.config.num_workers)
+                self.workers = [Worker(self, env, int(self.rng.integers(2**31))) for env in envs]
+
+            self.make_streams(make)
         self.apply_decay(runner.total_steps)
         pushes: list[dict[str, float]] = []  # the metrics of every push, from all workers
         errors: list[BaseException] = []
@@ -95,6 +102,19 @@ class A3C(A2C):
         if errors:
             raise errors[0]
         return {f"{self.name}/{name}": float(np.mean([push[name] for push in pushes])) for name in pushes[0]}
+
+    def state(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for index, worker in enumerate(self.workers):
+            arrays[f"worker{index}_generator"] = worker.generator.state.numpy()
+            arrays.update(prefixed(f"worker{index}_env_", worker.env.state()))
+        return {**super().state(), **prefixed(STREAMS_PREFIX, arrays)}
+
+    def load_streams(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_streams(arrays)
+        for index, worker in enumerate(self.workers):
+            worker.generator.state.assign(arrays[f"worker{index}_generator"])
+            worker.env.load_state(unprefixed(f"worker{index}_env_", arrays))
 
 
 class Worker:

@@ -184,9 +184,10 @@ class ACER(OnPolicyAlgorithm):
         return {**super().networks(), "average_actor": self.average_actor}
 
     def state(self) -> dict[str, np.ndarray]:
-        return self.replay.state()
+        return {**super().state(), **self.replay.state()}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_state(arrays)
         self.replay.load_state(arrays)
 
     def policy_loss(

@@ -21,6 +21,7 @@ from typing import ClassVar, Literal, NamedTuple
 
 import gymnasium as gym
 import keras
+import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
@@ -34,6 +35,7 @@ from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.agents.training.schedules import linear_schedule
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl")
+STREAMS_PREFIX = "streams_"  # the random streams' part of a checkpoint's algorithm state
 
 
 class OnPolicyConfig(TrainingConfig):
@@ -275,12 +277,42 @@ class OnPolicyAlgorithm(Algorithm):
         self.optimizer = make_optimizer(config, self.loss.variables)
         self._envs: list[GraphEnvs] | None = None
         self._generator: tf.random.Generator | None = None
+        self._saved_streams: dict[str, np.ndarray] = {}  # from a checkpoint, until the streams exist
         self._iteration = tf.function(self._compiled_iteration, autograph=False)
         self._collect: Callable[[], Rollout] | None = None  # compiled on first use, as is `_learn`
         self._learn: Callable[[Rollout, tf.Tensor], dict[str, tf.Tensor]] | None = None
 
     def networks(self) -> dict[str, keras.Model]:
         return {"actor": self.actor_critic.actor, "critic": self.actor_critic.critic}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The random streams made on first use: the generator's state and the in-graph envs'."""
+        arrays = {} if self._generator is None else {"generator": self._generator.state.numpy()}
+        for index, env in enumerate(self._envs or ()):
+            arrays.update(prefixed(f"env{index}_", env.state()))
+        return prefixed(STREAMS_PREFIX, arrays)
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self._saved_streams = unprefixed(STREAMS_PREFIX, arrays)
+
+    def make_streams(self, make: Callable[[], None]) -> None:
+        """Run `make`, which seeds new random streams (generators, in-graph envs) from `self.rng`;
+        after a restore, undo its draws and give the streams the states the checkpoint saved, so
+        they continue where the checkpointed run's left off."""
+        saved, self._saved_streams = self._saved_streams, {}
+        rng_state = self.rng.bit_generator.state
+        make()
+        if not saved:
+            return
+        self.rng.bit_generator.state = rng_state
+        self.load_streams(saved)
+
+    def load_streams(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the streams `state()` saved, named without STREAMS_PREFIX (`make_streams` made them)."""
+        if "generator" in arrays:
+            self._generator.state.assign(arrays["generator"])
+        for index, env in enumerate(self._envs or ()):
+            env.load_state(unprefixed(f"env{index}_", arrays))
 
     def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         return {"actor_critic": self.optimizer}
@@ -341,7 +373,7 @@ class OnPolicyAlgorithm(Algorithm):
     def learn_from_rollout(self, rollout: Rollout, total_steps: int) -> dict[str, float]:
         """Update on a rollout of `n_steps` x `num_envs` gathered by `collect` (possibly in parts)."""
         if self._generator is None:
-            self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
+            self.make_streams(self._make_generator)
         if self._learn is None:
             self._learn = tf.function(self._update_on_rollout, autograph=False)
         fraction = self.apply_decay(total_steps)
@@ -376,8 +408,15 @@ class OnPolicyAlgorithm(Algorithm):
 
     def _prepare_envs(self, runner: EnvRunner) -> None:
         if self._envs is None:
-            self._envs = self.make_envs(runner, parts=1)
-            self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
+
+            def make() -> None:
+                self._envs = self.make_envs(runner, parts=1)
+                self._make_generator()
+
+            self.make_streams(make)
+
+    def _make_generator(self) -> None:
+        self._generator = tf.random.Generator.from_seed(int(self.rng.integers(2**31)))
 
     def _metric_values(self, metrics: dict[str, tf.Tensor]) -> dict[str, float]:
         return {f"{self.name}/{name}": float(value) for name, value in metrics.items()}
@@ -446,3 +485,13 @@ def network_weights(networks: ActorCritic) -> list[tf.Variable]:
     for weight in (*networks.actor.weights, *networks.critic.weights):
         seen.setdefault(id(weight), weight)
     return list(seen.values())
+
+
+def prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`arrays` with every name prefixed, to share a checkpoint's flat namespace."""
+    return {prefix + name: array for name, array in arrays.items()}
+
+
+def unprefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays whose names start with `prefix`, named without it."""
+    return {name.removeprefix(prefix): array for name, array in arrays.items() if name.startswith(prefix)}

@@ -60,6 +60,12 @@ class GraphEnvs(Protocol):
     def account(self, runner: EnvRunner, rewards: np.ndarray, dones: np.ndarray) -> None:
         """Report a finished rollout's (n_steps, num_envs) steps and episode ends to the run's runner."""
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What a checkpoint keeps to continue the episodes in progress (not the runner's part)."""
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue from `state()`."""
+
 
 class InGraphCartPole:
     """`num_envs` cart-poles whose state lives in TensorFlow variables and steps as graph ops.
@@ -129,6 +135,22 @@ class InGraphCartPole:
             self._episode_lengths[step_dones] = 0
         runner.record_steps(rewards.size, finished)
 
+    def state(self) -> dict[str, np.ndarray]:
+        return {
+            "physics": self._state.numpy(),
+            "steps": self._steps.numpy(),
+            "generator": self._generator.state.numpy(),
+            "episode_returns": self._episode_returns.copy(),
+            "episode_lengths": self._episode_lengths.copy(),
+        }
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self._state.assign(arrays["physics"])
+        self._steps.assign(arrays["steps"])
+        self._generator.state.assign(arrays["generator"])
+        self._episode_returns[:] = arrays["episode_returns"]
+        self._episode_lengths[:] = arrays["episode_lengths"]
+
     def _observe(self, state: tf.Tensor) -> tf.Tensor:
         return tf.cast(tf.transpose(tf.gather(state, self._observed)), tf.float32)
 
@@ -166,6 +188,13 @@ class PythonEnvsInGraph:
 
     def account(self, runner: EnvRunner, rewards: np.ndarray, dones: np.ndarray) -> None:
         """Nothing to report: every step went through the runner."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Nothing beyond the runner's own snapshot."""
+        return {}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Nothing to load: the runner continues its own envs."""
 
     def _step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         transition = self.runner.step(actions)

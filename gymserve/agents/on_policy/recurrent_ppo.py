@@ -14,11 +14,19 @@ from typing import NamedTuple
 
 import gymnasium as gym
 import keras
+import numpy as np
 import tensorflow as tf
 
 from gymserve.agents.action_distributions import ActionDistribution
 from gymserve.agents.networks import RecurrentActorCritic, recurrent_actor_critic
-from gymserve.agents.on_policy.algorithm import ActorCriticLoss, OnPolicyConfig, Rollout, advantage_columns
+from gymserve.agents.on_policy.algorithm import (
+    STREAMS_PREFIX,
+    ActorCriticLoss,
+    OnPolicyConfig,
+    Rollout,
+    advantage_columns,
+    prefixed,
+)
 from gymserve.agents.on_policy.graph_envs import GraphEnvs
 from gymserve.agents.on_policy.ppo import PPO, PPOConfig
 from gymserve.agents.training.env_runner import EnvRunner
@@ -195,6 +203,15 @@ class RecurrentPPO(PPO):
             self._memory = [tf.Variable(tf.zeros((envs, units)), trainable=False) for _ in range(STATE_PARTS)]
             self._memory.append(tf.Variable(tf.ones(envs), trainable=False))  # every env starts an episode
         return super().train_iteration(runner)
+
+    def state(self) -> dict[str, np.ndarray]:
+        memory = {f"memory{index}": part.numpy() for index, part in enumerate(self._memory or ())}
+        return {**super().state(), **prefixed(STREAMS_PREFIX, memory)}
+
+    def load_streams(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_streams(arrays)  # the memory exists: train_iteration made it first
+        for index, part in enumerate(self._memory):
+            part.assign(arrays[f"memory{index}"])
 
     def _compiled_iteration(self, decay_fraction: tf.Tensor) -> tuple[Rollout, dict[str, tf.Tensor]]:
         config = self.config

@@ -2,7 +2,8 @@
 
     RUN_DIR/checkpoints/
         latest.json, best.json        which directory each name points to (replaced atomically)
-        step-000012000-3f9a1c2e/      one complete checkpoint: variables, state, trainer.json, history
+        step-000012000-3f9a1c2e/      one complete checkpoint: variables, state, trainer.json, history,
+                                      training_envs.pickle (the envs mid-episode, where they pickle)
 
 A checkpoint is written into a hidden temporary directory, renamed to its final name once
 complete, and only then made current by atomically replacing the pointer file. A reader therefore
@@ -23,6 +24,7 @@ from gymserve.common.files import is_staging, staged, write_text_atomically
 
 CHECKPOINT_NAMES = ("latest", "best")
 TRAINER_STATE_FILE = "trainer.json"
+TRAINING_ENVS_FILE = "training_envs.pickle"
 
 
 class CheckpointStore:

@@ -8,10 +8,15 @@ every schedule and the trainer run on) and records finished episodes for the tra
 
 `split(parts)` hands disjoint groups of environments to asynchronous workers; the groups share
 the step count and the episode record, both guarded by a lock.
+
+`snapshot()` pickles the environments mid-episode with the runner's episode bookkeeping, and
+`EnvRunner.from_snapshot` continues them: a checkpoint carries it so that a resumed run steps on
+exactly where it stopped. Environments that cannot be pickled (pybullet's) give no snapshot.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,6 +94,23 @@ class EnvRunner:
         self.action_space = self._envs[0].action_space
         self._returns = np.zeros(len(self._envs))
         self._lengths = np.zeros(len(self._envs), dtype=np.int64)
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: bytes,
+        total_steps: int,
+        on_observations: Callable[[np.ndarray], None] | None = None,
+    ) -> EnvRunner:
+        """The runner `snapshot()` saved, its episodes in progress continuing (no reset: the
+        current observations were seen by `on_observations` before the snapshot)."""
+        saved = pickle.loads(snapshot)  # a checkpoint of the run itself: trusted as its code is
+        runner = cls.__new__(cls)
+        runner._attach(saved["envs"], on_observations, _SharedProgress(total_steps))
+        runner._returns[:] = saved["returns"]
+        runner._lengths[:] = saved["lengths"]
+        runner.observations = saved["observations"]
+        return runner
 
     @classmethod
     def make(
@@ -178,6 +200,19 @@ class EnvRunner:
             runner.observations = self.observations[indices].copy()
             runners.append(runner)
         return runners
+
+    def snapshot(self) -> bytes | None:
+        """The environments and episodes in progress, pickled; None if an environment cannot be."""
+        saved = {
+            "envs": self._envs,
+            "observations": self.observations,
+            "returns": self._returns,
+            "lengths": self._lengths,
+        }
+        try:
+            return pickle.dumps(saved)
+        except (pickle.PicklingError, TypeError, AttributeError, NotImplementedError):
+            return None
 
     def close(self) -> None:
         for env in self._envs:

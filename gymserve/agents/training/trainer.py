@@ -10,7 +10,9 @@ with its own duties, checked between iterations against the environment step cou
   return saves the 'best' checkpoint, and the plateau and early-stopping rules count evaluations
   without one;
 - every `checkpoint_interval` steps the 'latest' checkpoint, which a rerun resumes from with its
-  step count, wall time and history;
+  step count, wall time and history, and with everything random the run goes on to use (the
+  algorithm's state, the training envs mid-episode: `EnvRunner.snapshot`), so that it continues as
+  the uninterrupted run would (the README lists the runs this holds for);
 - every `export_every` steps, when set, an export of the policy to `export_to` (periodic_exports.py);
 - the history CSV, TensorBoard summaries and a progress bar on stderr.
 
@@ -21,12 +23,19 @@ It stops when an evaluation reaches `target_reward`, at `max_steps`, once `max_e
 episodes have ended, by early stopping, or when the caller's `on_evaluation` callback (e.g. a
 tuner's pruning rule) asks it to after an evaluation, and
 always ends with an evaluation and a 'latest' checkpoint of the final step.
+
+SIGINT or SIGTERM (run in the main thread) stops it after the current iteration with a 'latest'
+checkpoint of that step and no final evaluation, so a rerun continues as if never stopped; a
+second signal goes to the handler that was there before (Python's raises KeyboardInterrupt).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import signal
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -37,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from gymserve.agents.algorithm import Algorithm
-from gymserve.agents.training.checkpoints import CheckpointStore
+from gymserve.agents.training.checkpoints import TRAINING_ENVS_FILE, CheckpointStore
 from gymserve.agents.training.config import ResolvedConfig, TrainingConfig
 from gymserve.agents.training.env_runner import EnvRunner, FinishedEpisode
 from gymserve.agents.training.history import HISTORY_FILE, History
@@ -49,6 +58,10 @@ if TYPE_CHECKING:
 
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never start like training episodes
 STOP_REQUESTED = "requested"  # the stop reason when `on_evaluation` returned True
+INTERRUPTED = "interrupted"  # the stop reason after SIGINT or SIGTERM
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,9 +85,11 @@ class TrainingResult:
     """How a run ended."""
 
     run_dir: Path
-    stop_reason: str  # "target_reward", "max_steps", "max_episodes", "early_stopping" or STOP_REQUESTED
+    # "target_reward", "max_steps", "max_episodes", "early_stopping", STOP_REQUESTED or INTERRUPTED
+    stop_reason: str
     state: TrainerState
     history: History
+    interrupt_signal: int | None = None  # the signal number behind INTERRUPTED
 
     @property
     def total_steps(self) -> int:
@@ -144,32 +159,75 @@ class Trainer:
             algorithm.restore(latest)
             state = TrainerState(**self.checkpoints.trainer_state("latest"))
             history = History.read(latest / HISTORY_FILE, self.config.mean_return_window)
+            logger.info("resuming %s from step %d (checkpoint %s)", self.run_dir, state.total_steps, latest)
         else:
             state.next_evaluation = self.config.eval_interval
             state.next_checkpoint = self.config.checkpoint_interval
-        runner = self._collection(algorithm, state)
+        runner = self._collection(algorithm, state, latest)
         try:
-            stop_reason = _Session(self, algorithm, runner, state, history).run()
+            with _StopSignals() as stop_signals:
+                stop_reason = _Session(self, algorithm, runner, state, history, stop_signals).run()
         finally:
             runner.close()
-        return TrainingResult(self.run_dir, stop_reason, state, history)
+        interrupt_signal = stop_signals.received if stop_reason == INTERRUPTED else None
+        return TrainingResult(self.run_dir, stop_reason, state, history, interrupt_signal)
 
-    def _collection(self, algorithm: Algorithm, state: TrainerState) -> _Collection:
-        """Where experience comes from: this process's training envs, or Ray actors' (a learner)."""
+    def _collection(self, algorithm: Algorithm, state: TrainerState, latest: Path | None) -> _Collection:
+        """Where experience comes from: this process's training envs (as `latest` left them, when
+        it saved them), or Ray actors' (a learner)."""
         env_seed = _env_seed(self.config.seed, state.total_steps)
         if self.distributed is not None:
             from gymserve.agents.distributed.learner import RunPoint, start_learner
 
             point = RunPoint(self.run_dir, state.total_steps, state.wall_time, env_seed)
             return start_learner(self.info, algorithm, self.distributed, point)
-        runner = EnvRunner.make(
-            self.info.env_id,
-            self.config.num_envs,
-            seed=env_seed,
-            total_steps=state.total_steps,
-            on_observations=algorithm.update_observation_statistics,
-        )
+        saved_envs = None if latest is None else latest / TRAINING_ENVS_FILE
+        if saved_envs is not None and saved_envs.exists():
+            runner = EnvRunner.from_snapshot(
+                saved_envs.read_bytes(), state.total_steps, algorithm.update_observation_statistics
+            )
+        else:
+            if latest is not None:
+                logger.info("the checkpoint holds no training envs: their episodes start over")
+            runner = EnvRunner.make(
+                self.info.env_id,
+                self.config.num_envs,
+                seed=env_seed,
+                total_steps=state.total_steps,
+                on_observations=algorithm.update_observation_statistics,
+            )
         return _LocalCollection(algorithm, runner)
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM recorded for the loop to stop on, while the run lasts (main thread only:
+    Python sets signal handlers nowhere else); a second one goes to the handler found before."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._handle) for number in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self.received is None:
+            self.received = number
+            logger.info("%s: stopping after this iteration with a checkpoint", signal.Signals(number).name)
+            return
+        previous = self._previous.get(number)
+        self.__exit__()
+        if callable(previous):
+            previous(number, frame)
+        elif previous != signal.SIG_IGN:
+            signal.raise_signal(number)  # the default action: the process ends now
 
 
 class _Collection(Protocol):
@@ -181,6 +239,9 @@ class _Collection(Protocol):
     def train_iteration(self) -> dict[str, float]: ...
 
     def pop_finished_episodes(self) -> list[FinishedEpisode]: ...
+
+    def training_envs_snapshot(self) -> bytes | None:
+        """The training envs mid-episode for a checkpoint (EnvRunner.snapshot), or None."""
 
     def close(self) -> None: ...
 
@@ -202,6 +263,9 @@ class _LocalCollection:
     def pop_finished_episodes(self) -> list[FinishedEpisode]:
         return self.runner.pop_finished_episodes()
 
+    def training_envs_snapshot(self) -> bytes | None:
+        return self.runner.snapshot()
+
     def close(self) -> None:
         self.runner.close()
 
@@ -216,6 +280,7 @@ class _Session:
         runner: _Collection,
         state: TrainerState,
         history: History,
+        stop_signals: _StopSignals,
     ):
         import tensorflow as tf
         from tqdm import tqdm
@@ -228,6 +293,8 @@ class _Session:
         self.history = history
         self.episodes = history.episodes  # training episodes ended so far, over all sessions
         self.stop_requested = False
+        self.stop_signals = stop_signals
+        self.unsaved_envs_reported = False
         self.started = time.perf_counter()
         self.wall_time_before = state.wall_time
         self.metric_sums: dict[str, float] = defaultdict(float)
@@ -272,7 +339,9 @@ class _Session:
                 if checkpoint_names:
                     self._save(tuple(checkpoint_names))
             final_names = []
-            if state.evaluation_step != state.total_steps and self._evaluate():
+            # An interrupted run evaluates when it resumes, at the step the uninterrupted run would.
+            evaluate = stop_reason != INTERRUPTED and state.evaluation_step != state.total_steps
+            if evaluate and self._evaluate():
                 final_names.append("best")
             if self.latest_saved_at != state.total_steps:
                 final_names.append("latest")
@@ -290,6 +359,8 @@ class _Session:
             return "target_reward"
         if self.stop_requested:
             return STOP_REQUESTED
+        if self.stop_signals.received is not None:
+            return INTERRUPTED
         if state.total_steps >= config.max_steps:
             return "max_steps"
         if config.max_episodes is not None and self.episodes >= config.max_episodes:
@@ -390,9 +461,20 @@ class _Session:
     def _save(self, names: tuple[str, ...]) -> None:
         self.state.wall_time = self._wall_time()
 
+        envs = self.runner.training_envs_snapshot()
+        if envs is None and not self.unsaved_envs_reported:
+            self.unsaved_envs_reported = True
+            logger.warning(
+                "the training envs (%s) are not saved in checkpoints (they do not pickle, or Ray actors "
+                "run them): a resumed run starts their episodes over",
+                self.trainer.info.env_id,
+            )
+
         def write(directory: Path) -> None:
             self.algorithm.save(directory)
             self.history.write(directory / HISTORY_FILE)
+            if envs is not None:
+                (directory / TRAINING_ENVS_FILE).write_bytes(envs)
 
         self.trainer.checkpoints.save(names, self.state.total_steps, dataclasses.asdict(self.state), write)
         if "latest" in names:
