@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 from gymserve.agents.training.config import TrainingConfig, resolve_config, validate_config
 from gymserve.agents.training.registry import algorithm_class
 from gymserve.agents.training.runs import environment_spaces
-from gymserve.tuning.errors import TuningError
+from gymserve.common.extras import require
+from gymserve.tuning.errors import MissingOptunaError, TuningError
 from gymserve.tuning.objective import Objective
 from gymserve.tuning.reports import write_reports
 from gymserve.tuning.search_space import SearchSpace
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 TRIALS_DIRECTORY = "trials"
 TRIAL_LOG = "trial.log"
-INSTALL_HINT = 'gymserve tune needs Optuna: pip install "gymserve[tune]"'
 
 
 @dataclass(frozen=True)
@@ -141,10 +141,7 @@ def tune(
 
 
 def _import_optuna() -> Any:
-    try:
-        import optuna
-    except ImportError:
-        raise TuningError(INSTALL_HINT) from None
+    optuna = require("optuna", "gymserve tune", MissingOptunaError)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 

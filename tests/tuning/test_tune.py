@@ -236,7 +236,8 @@ def test_tune_without_optuna_says_how_to_install_it(tmp_path, capsys, monkeypatc
     assert main(tune_argv(tmp_path, "--trials", "1")) == 2
     assert (
         capsys.readouterr().err
-        == 'gymserve tune: error: gymserve tune needs Optuna: pip install "gymserve[tune]"\n'
+        == "gymserve tune: error: gymserve tune needs optuna, which is not installed: "
+        'pip install "gymserve[tune]"\n'
     )
     assert not (tmp_path / "out").exists()
 
