@@ -18,7 +18,7 @@ ways (floor, gymserve and ray by default), each in its own process(es) on loopba
               action, version lookup, metrics or error handling
     gymserve  `gymserve serve` with its defaults (batching off)
     ray       Ray Serve's gRPC proxy with one replica that parses the ActRequest, runs the model
-              on onnxruntime and builds the ActResponse (needs `pip install "gymserve[bench]"`)
+              on onnxruntime and builds the ActResponse (needs `pip install -e ".[bench]"`)
 
 This process runs 1, 16 or 64 client threads, one channel each, sending the same pre-serialized
 one-observation Act request back to back and taking the response as bytes (same code for all

@@ -14,8 +14,8 @@ moved_modules.install()
 try:
     from gymserve.envs import register_envs
 except ModuleNotFoundError as error:
-    # A client-only install (`pip install --no-deps gymserve grpcio protobuf numpy`) has no
-    # Gymnasium: `gymserve.serving`'s client works without it, and there are no envs to register.
+    # Without Gymnasium (gymserve beside grpcio, protobuf and numpy alone) the client in
+    # `gymserve.serving` still works, and there are no envs to register.
     if error.name != "gymnasium":
         raise
 else:

@@ -1,19 +1,23 @@
 """Optional parts of gymserve, the extra that installs each, and one clear line when one is missing.
 
 The core install (numpy, gymnasium, grpcio, protobuf, pydantic) gives the client, the CartPole
-environments and the policy API. Everything heavier comes with an extra:
+environments and the policy API. Everything heavier comes with an extra (from a clone,
+`pip install ".[bullet]"`; pyproject.toml lists what each installs):
 
-    pip install "gymserve[bullet]"   pybullet: Minitaur and the Bullet cart-poles
-    pip install "gymserve[serve]"    the policy server (onnxruntime backend, health, metrics)
-    pip install "gymserve[train]"    TensorFlow: training, export, SavedModel loading, plots, videos
-    pip install "gymserve[tune]"     Optuna studies (with train)
-    pip install "gymserve[ray]"      Ray actors (with train)
-    pip install "gymserve[all]"      all of the above
+    bullet   pybullet: Minitaur and the Bullet cart-poles
+    serve    the policy server (onnxruntime backend, health, reflection, metrics, config files)
+    train    TensorFlow: training, export, SavedModel loading, plots, videos
+    tune     Optuna studies (with train)
+    ray      Ray actors (with train)
+    all      all of the above
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 # The extra that installs each optional top-level module.
@@ -50,20 +54,45 @@ class MissingExtraError(ImportError):
         )
 
 
-def require(module: str, purpose: str) -> ModuleType:
-    """Import `module`, or raise `MissingExtraError` saying which extra installs it and what needs it."""
-    try:
+def require(module: str, purpose: str, error_type: type[MissingExtraError] = MissingExtraError) -> ModuleType:
+    """Import `module`, or raise `error_type` saying which extra installs it and what needs it."""
+    with extra_imports(purpose, error_type):
         return importlib.import_module(module)
+
+
+@contextmanager
+def extra_imports(purpose: str, error_type: type[MissingExtraError] = MissingExtraError) -> Iterator[None]:
+    """Turn a failed import of an optional module inside the block into `error_type`.
+
+    An import that fails on a module of no extra (a broken install) is raised as it is.
+    """
+    try:
+        yield
     except ModuleNotFoundError as error:
-        top = (error.name or module).split(".")[0]
-        extra = EXTRA_OF_MODULE.get(top)
-        if extra is None or top != module.split(".")[0]:
+        missing = missing_extra(error, purpose, error_type)
+        if missing is None:
             raise
-        raise MissingExtraError(top, extra, purpose) from None
+        raise missing from None
 
 
-def missing_extra(error: ModuleNotFoundError, purpose: str) -> MissingExtraError | None:
+def require_extra(extra: str, purpose: str) -> None:
+    """Raise `MissingExtraError` for the first module of `extra` that is not installed, importing none."""
+    for module, its_extra in EXTRA_OF_MODULE.items():
+        if its_extra == extra and not _installed(module):
+            raise MissingExtraError(module, extra, purpose)
+
+
+def missing_extra(
+    error: ModuleNotFoundError, purpose: str, error_type: type[MissingExtraError] = MissingExtraError
+) -> MissingExtraError | None:
     """The `MissingExtraError` for an import that failed on an optional module, else None."""
     top = (error.name or "").split(".")[0]
     extra = EXTRA_OF_MODULE.get(top)
-    return MissingExtraError(top, extra, purpose) if extra else None
+    return error_type(top, extra, purpose) if extra else None
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # an import hook that refuses the module
+        return False

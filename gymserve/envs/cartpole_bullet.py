@@ -14,12 +14,15 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-import pybullet
-import pybullet_data
 from gymnasium import spaces
 
+from gymserve.common.extras import extra_imports
 from gymserve.envs.cartpole import THETA_THRESHOLD, reset_bounds, validated_action
 from gymserve.envs.errors import ResetNeededError
+
+with extra_imports("a Bullet cart-pole (gymserve/CartPoleBullet-v1, gymserve/CartPoleContinuousBullet-v0)"):
+    import pybullet
+    import pybullet_data
 
 X_THRESHOLD = 0.4  # m: beyond it the cart has left the track
 FORCE_MAGNITUDE = 10.0  # N, the largest force on the cart

@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from gymserve.common.extras import extra_imports
 from gymserve.policies.base import (
     ActionMode,
     Policy,
@@ -130,12 +131,14 @@ def load(
             f"the export has no {backend} model (formats: {formats}); choose another backend",
         )
     if backend == "onnx":
-        from gymserve.policies.onnx_runner import OnnxRunner
+        with extra_imports("loading a policy with backend='onnx'"):
+            from gymserve.policies.onnx_runner import OnnxRunner
 
         verify_files(export_dir, metadata, ONNX_FILE)
         runner = OnnxRunner(export_dir / ONNX_FILE, metadata, intra_op_threads, inter_op_threads)
     else:
-        from gymserve.policies.savedmodel_runner import SavedModelRunner
+        with extra_imports("loading a policy with backend='tensorflow'"):
+            from gymserve.policies.savedmodel_runner import SavedModelRunner
 
         verify_files(export_dir, metadata, f"{SAVED_MODEL_DIR}/")
         runner = SavedModelRunner(export_dir / SAVED_MODEL_DIR, metadata)

@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from gymserve.agents.training.config import CONFIG_DIRECTORY, TrainingConfig
+from gymserve.common.extras import require
 from gymserve.tuning.errors import TuningError
 
 if TYPE_CHECKING:
@@ -83,9 +83,15 @@ class SearchSpace:
             text = path.read_text()
         except FileNotFoundError:
             raise SearchSpaceError(f"search space file {path} does not exist") from None
+        if path.suffix in (".yaml", ".yml"):
+            # imported here, so that without the tune extra `tune` first says that Optuna is missing
+            yaml = require("yaml", "a YAML search space")
+            parse, parse_error = yaml.safe_load, yaml.YAMLError
+        else:
+            parse, parse_error = json.loads, json.JSONDecodeError
         try:
-            values = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as error:
+            values = parse(text)
+        except parse_error as error:
             raise SearchSpaceError(f"search space file {path} cannot be parsed: {error}") from None
         if not isinstance(values, dict) or not values:
             raise SearchSpaceError(

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from serving_support import standard_policies, start_server
+from serving_support import NodeTools, standard_policies, start_server
 from tensorflow_threads import limit_tensorflow_threads
 
 from gymserve.serving import PolicyClient
 from gymserve.serving.server.policy_server import PolicyServer
+
+
+@pytest.fixture(scope="session")
+def node_tools() -> NodeTools:
+    """node and npm from PATH. Without them a test skips, except under CI=true, where it must run."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        reason = "Node.js 18.3+ and npm are not on PATH (the Node.js client tests need them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; under CI=true they must run")
+        pytest.skip(reason)
+    return NodeTools(node, npm)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +24,13 @@ WEIGHTS = {
     2: -np.array([[1.0, -1.0], [0.5, 2.0], [-3.0, 1.0], [2.0, 0.25]], np.float32),
 }
 SCRIPT_LENGTH = 6
+
+
+class NodeTools(NamedTuple):
+    """The Node.js and npm executables the Node client's tests run."""
+
+    node: str
+    npm: str
 
 
 class LinearPolicy(Policy):

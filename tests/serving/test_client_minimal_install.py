@@ -1,4 +1,5 @@
-"""The client runs where only grpcio, protobuf and numpy are installed (a robot's minimal install)."""
+"""The client imports nothing beyond grpcio, protobuf and numpy: it acts with every other package
+blocked, Gymnasium and pydantic included. tests/test_installs.py checks the real core install."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """The Node.js example client (examples/node) against a real `gymserve serve`: same actions as Python.
 
-The client is installed with `npm ci` from its committed lockfile; Node and npm are required.
+The client is installed with `npm ci` from its committed lockfile; without Node.js and npm these
+tests skip, except under CI=true (see the `node_tools` fixture in conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from serving_support import GYMSERVE
+from serving_support import GYMSERVE, NodeTools
 
 from gymserve.serving import PolicyClient
 from tools.generate_protos import SOURCE_ROOT
@@ -25,22 +25,14 @@ NODE_CLIENT = SOURCE_ROOT / "examples" / "node"
 UINT64_MAX = 2**64 - 1
 
 
-def executable(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"`{name}` is not on PATH: the Node.js client tests need Node.js 18.3+ and npm")
-    return path
-
-
 @pytest.fixture(scope="module")
-def node() -> str:
+def node(node_tools: NodeTools) -> str:
     """The node executable, once `npm ci` installed the client's locked dependencies."""
-    node = executable("node")
     subprocess.run(
-        [executable("npm"), "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+        [node_tools.npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=NODE_CLIENT, check=True, timeout=300,
     )  # fmt: skip
-    return node
+    return node_tools.node
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-INSTALL_HINT = 'install gymserve[ray] (pip install "gymserve[ray]")'
+from gymserve.common.extras import MissingExtraError, require
 
 
-class MissingRayError(ImportError):
+class MissingRayError(MissingExtraError):
     """Ray is not installed, so actors cannot be started."""
 
 
@@ -60,11 +60,7 @@ class DistributedConfig(BaseModel):
 
 def import_ray() -> ModuleType:
     """The `ray` module, or a MissingRayError saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise MissingRayError(f"training with actors needs Ray: {INSTALL_HINT}") from None
-    return ray
+    return require("ray", "training with actors", MissingRayError)
 
 
 def connect(config: DistributedConfig) -> bool:

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from gymserve.common.extras import extra_imports
+
 if TYPE_CHECKING:
     from gymserve.agents.algorithm import Algorithm
     from gymserve.agents.training.config import TrainingConfig
@@ -150,7 +152,8 @@ def algorithm_class(name: str, config: TrainingConfig | None = None) -> type[Alg
             if getattr(config, config_field, None) is not None:
                 entry_point = variant
     try:
-        return load_entry_point(entry_point)
+        with extra_imports(f"the {name} algorithm"):
+            return load_entry_point(entry_point)
     except ModuleNotFoundError as error:
         module_name = entry_point.split(":")[0]
         if error.name != module_name:

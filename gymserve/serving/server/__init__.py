@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gymserve.common.extras import require_extra
+
+# Checked before any server module imports them, and without importing them (config and logs stay cheap).
+require_extra("serve", "the policy server")
+
 
 def __getattr__(name: str) -> Any:
     # `from gymserve.serving.server import PolicyServer` keeps working without making every

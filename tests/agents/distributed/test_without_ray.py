@@ -98,7 +98,7 @@ def test_train_export_and_serve_never_import_ray_and_actors_ask_for_the_extra(tm
     )
     assert with_actors.returncode == 2
     assert with_actors.stderr.strip().endswith(
-        "gymserve train: error: training with actors needs Ray: "
-        'install gymserve[ray] (pip install "gymserve[ray]")'
+        "gymserve train: error: training with actors needs ray, which is not installed: "
+        'pip install "gymserve[ray]"'
     )
     assert not (tmp_path / "actors").exists()
