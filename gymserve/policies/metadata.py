@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import gymserve
-from gymserve.policies.distributions import DistributionKind, distribution_class
+from gymserve.policies.distributions import KINDS, DistributionKind, distribution_class
 from gymserve.policies.signatures import ACTION, NEXT_STATE_PREFIX, OBSERVATIONS, state_name
 
 METADATA_FILE = "policy.json"
@@ -165,7 +165,10 @@ class PolicyMetadata(TrainingInfo):
             )
         }
         action_space = self.action_gym_space()
-        parameters = distribution_class(action_space, self.action_distribution).parameter_shapes(action_space)
+        kind = self.action_distribution
+        if kind is not None and not isinstance(action_space, KINDS[kind].space_type):
+            kind = None  # a kind of another space: the space's default, so the shape check names the mismatch
+        parameters = distribution_class(action_space, kind).parameter_shapes(action_space)
         return {ACTION: action_space.shape, **parameters, **state}
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -62,7 +62,7 @@ class _PolicyModule(tf.Module):
     ):
         super().__init__(name="gymserve_policy")
         self.network = network
-        self._distribution = distribution_graph(action_space, distribution)
+        self._graph = distribution_graph(action_space, distribution)
         self._metadata_json = metadata_json
         self._state_sizes = [int(part.shape[-1]) for part in network.inputs[1:]]
         inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name=OBSERVATIONS)]
@@ -80,15 +80,15 @@ class _PolicyModule(tf.Module):
         """The distribution parameters and, for a recurrent policy, `next_state_i`."""
         if not state:
             outputs = tf.cast(self.network(observations, training=False), tf.float32)
-            return self._distribution.parameters(outputs)
+            return self._graph.parameters(outputs)
         outputs, *next_state = self.network([observations, *state], training=False)
-        parameters = self._distribution.parameters(tf.cast(outputs, tf.float32))
+        parameters = self._graph.parameters(tf.cast(outputs, tf.float32))
         return {**parameters, **named_next_state(next_state)}
 
     def _greedy_action(self, observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
         parameters = self._parameters(observations, state)
         return {
-            ACTION: self._distribution.greedy_action(parameters),
+            ACTION: self._graph.greedy_action(parameters),
             **_next_state_of(parameters),
         }
 
@@ -97,7 +97,7 @@ class _PolicyModule(tf.Module):
         parameters = self._parameters(observations, tuple(state))
         seed = tf.cast(seed, tf.int64)
         return {
-            ACTION: self._distribution.stochastic_action(parameters, seed),
+            ACTION: self._graph.stochastic_action(parameters, seed),
             **_next_state_of(parameters),
         }
 

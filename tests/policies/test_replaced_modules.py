@@ -13,7 +13,7 @@ import pytest
     ],
 )
 def test_importing_a_replaced_module_names_its_replacement(old_path, named):
-    with pytest.raises(ImportError, match="gymserve.policies.distributions") as raised:
+    with pytest.raises(ImportError, match=r"gymserve\.policies\.distributions") as raised:
         importlib.import_module(old_path)
     assert named in str(raised.value)
     assert raised.value.name == old_path
