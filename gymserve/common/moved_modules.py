@@ -1,7 +1,9 @@
 """Import paths of modules that moved, kept working for code written against an older gymserve.
 
 Importing an old path warns once (`DeprecationWarning`, naming the new path) and gives the very
-module object that lives at the new path, so classes and isinstance checks are the same.
+module object that lives at the new path, so classes and isinstance checks are the same. A
+module whose names did not survive the move (`REPLACED_MODULES`) fails to import with an
+`ImportError` that says what replaces it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,30 @@ MOVED_MODULES: dict[str, str] = {
     "gymserve.validation_errors": "gymserve.common.validation_errors",
 }
 
+REPLACED_MODULES: dict[str, str] = {
+    "gymserve.agents.action_distributions": (
+        "the training distributions are the `Graph` forms of the classes in gymserve.policies.distributions: "
+        "CategoricalActions is Categorical.Graph, SquashedGaussianActions is SquashedGaussian.Graph, "
+        "action_distribution(space) is distribution_graph(space)"
+    ),
+    "gymserve.policies.policy_graph": (
+        "the exported graph ops are methods of the distribution kinds' `Graph` forms in "
+        "gymserve.policies.distributions (distribution_graph(space, kind).parameters, .greedy_action, "
+        ".stochastic_action); the next-state helpers are in gymserve.policies.savedmodel"
+    ),
+}
+
+
+class _ReplacedModuleLoader(importlib.abc.Loader):
+    def __init__(self, replacement: str):
+        self.replacement = replacement
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        raise ImportError(f"{spec.name} was removed; {self.replacement}", name=spec.name)
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Never reached: `create_module` raises."""
+
 
 class _MovedModuleLoader(importlib.abc.Loader):
     def __init__(self, new_name: str):
@@ -89,6 +115,8 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
     """Finds the old path of a moved module and hands out the module at its new path."""
 
     def find_spec(self, fullname: str, path: object = None, target: object = None):
+        if fullname in REPLACED_MODULES:
+            return importlib.machinery.ModuleSpec(fullname, _ReplacedModuleLoader(REPLACED_MODULES[fullname]))
         new_name = MOVED_MODULES.get(fullname)
         if new_name is None:
             return None

@@ -40,6 +40,7 @@ from gymserve.policies.distributions import (
     ActorDistributionKind,
     Distribution,
     default_distribution_kind,
+    distribution_class,
     distribution_from_outputs,
 )
 
@@ -96,7 +97,7 @@ class ActorPolicy(Policy):
 
     @property
     def distribution_kind(self) -> ActorDistributionKind:
-        """How the network's outputs are read (distributions.py)."""
+        """How the network's outputs are read (gymserve.policies.distributions)."""
         return self._distribution_kind
 
     @property
@@ -140,16 +141,6 @@ _BOX_KINDS: tuple[ActorDistributionKind, ...] = ("squashed_gaussian", "noisy_det
 _UNSQUASHED_KINDS: tuple[ActorDistributionKind, ...] = ("deterministic", "gaussian")
 
 
-def expected_output_shape(
-    action_space: gym.spaces.Box | gym.spaces.Discrete, kind: ActorDistributionKind | None = None
-) -> tuple[int]:
-    """The per-observation output shape the distributions contract asks of a network."""
-    if isinstance(action_space, gym.spaces.Discrete):
-        return (int(action_space.n),)
-    size = int(np.prod(action_space.shape))
-    return (size,) if kind == "deterministic" else (2 * size,)
-
-
 def _trace_forward(
     network: keras.Model,
     observation_shape: tuple[int, ...],
@@ -186,15 +177,10 @@ def _check_output_shape(
     action_space: gym.spaces.Box | gym.spaces.Discrete,
     kind: ActorDistributionKind,
 ) -> None:
-    expected = expected_output_shape(action_space, kind)
-    if output_shape.rank != 2 or output_shape[1] != expected[0]:
-        meanings = {
-            "categorical": "logits",
-            "deterministic": "actions",
-            "noisy_deterministic": "action and noise_std",
-        }
-        meaning = meanings.get(kind, "mean and log_std")
+    distribution = distribution_class(action_space, kind)
+    expected = distribution.output_size(action_space)
+    if output_shape.rank != 2 or output_shape[1] != expected:
         raise ValueError(
             f"the network outputs shape {output_shape}; "
-            f"expected (batch, {expected[0]}) {meaning} for {action_space}"
+            f"expected (batch, {expected}) {distribution.outputs_meaning} for {action_space}"
         )

@@ -23,7 +23,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import gymserve
-from gymserve.policies.distributions import DistributionKind
+from gymserve.policies.distributions import KINDS, DistributionKind, distribution_class
+from gymserve.policies.signatures import ACTION, NEXT_STATE_PREFIX, OBSERVATIONS, state_name
 
 METADATA_FILE = "policy.json"
 SAVED_MODEL_DIR = "saved_model"
@@ -100,7 +101,7 @@ class StateSpec(_Strict):
 
 def state_input_names(spec: tuple[StateSpec, ...]) -> list[str]:
     """The models' state inputs, `state_0`, `state_1`, ...; their outputs add the prefix `next_`."""
-    return [f"state_{index}" for index in range(len(spec))]
+    return [state_name(index) for index in range(len(spec))]
 
 
 class TrainingInfo(_Strict):
@@ -155,25 +156,26 @@ class PolicyMetadata(TrainingInfo):
         return self.action_space.to_space()
 
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
-        """The per-observation shape of every model output (see `policy_graph`)."""
+        """The per-observation shape of every model output: the action, the parameters of the
+        distribution kind, and a recurrent policy's next state."""
         state = {
-            f"next_{name}": part.shape
+            NEXT_STATE_PREFIX + name: part.shape
             for name, part in zip(
                 state_input_names(self.policy_state_spec), self.policy_state_spec, strict=True
             )
         }
-        if isinstance(self.action_space, DiscreteSpec):
-            return {"action": (), "logits": (self.action_space.n,), **state}
-        shape = self.action_space.shape
-        if self.action_distribution == "noisy_deterministic":
-            return {"action": shape, "mean": shape, "noise_std": shape, **state}
-        return {"action": shape, "mean": shape, "log_std": shape, **state}
+        action_space = self.action_gym_space()
+        kind = self.action_distribution
+        if kind is not None and not isinstance(action_space, KINDS[kind].space_type):
+            kind = None  # a kind of another space: the space's default, so the shape check names the mismatch
+        parameters = distribution_class(action_space, kind).parameter_shapes(action_space)
+        return {ACTION: action_space.shape, **parameters, **state}
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         """The per-observation shape of every model input."""
         state = dict(zip(state_input_names(self.policy_state_spec), self.policy_state_spec, strict=True))
         return {
-            "observations": self.observation_space.shape,
+            OBSERVATIONS: self.observation_space.shape,
             **{name: part.shape for name, part in state.items()},
         }
 

@@ -19,11 +19,11 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
-from gymserve.policies import policy_graph
-from gymserve.policies.distributions import DistributionKind
+from gymserve.policies.distributions import DistributionKind, distribution_graph
+from gymserve.policies.savedmodel import named_next_state
+from gymserve.policies.signatures import ACTION, OBSERVATIONS, ONNX_METADATA_PROPERTY, state_name
 
 OPSET = 17
-METADATA_PROPERTY = "gymserve_metadata"
 
 
 def write_onnx(
@@ -35,26 +35,25 @@ def write_onnx(
     distribution: DistributionKind | None = None,
 ) -> None:
     """Convert the network and its post-processing to ONNX and write it to `path`."""
-    inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")]
+    inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name=OBSERVATIONS)]
     inputs += [
-        tf.TensorSpec([None, int(part.shape[-1])], tf.float32, name=f"state_{index}")
+        tf.TensorSpec([None, int(part.shape[-1])], tf.float32, name=state_name(index))
         for index, part in enumerate(network.inputs[1:])
     ]
+    graph = distribution_graph(action_space, distribution)
 
     @tf.function(input_signature=inputs)
     def policy(observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
         next_state = {}
         if state:
             outputs, *parts = network([observations, *state], training=False)
-            next_state = policy_graph.named_next_state(parts)
+            next_state = named_next_state(parts)
         else:
             outputs = network(observations, training=False)
-        parameters = policy_graph.distribution_parameters(
-            tf.cast(outputs, tf.float32), action_space, distribution
-        )
-        return {"action": policy_graph.greedy_action(parameters, action_space), **parameters, **next_state}
+        parameters = graph.parameters(tf.cast(outputs, tf.float32))
+        return {ACTION: graph.greedy_action(parameters), **parameters, **next_state}
 
     model, _ = tf2onnx.convert.from_function(policy, input_signature=inputs, opset=OPSET)
-    onnx.helper.set_model_props(model, {METADATA_PROPERTY: metadata_json})
+    onnx.helper.set_model_props(model, {ONNX_METADATA_PROPERTY: metadata_json})
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from gymserve.policies.base import PolicyState
 from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, check_model_shapes, state_input_names
+from gymserve.policies.signatures import ACTION, NEXT_STATE_PREFIX, OBSERVATIONS
 
 
 class OnnxRunner:
@@ -44,10 +45,10 @@ class OnnxRunner:
             {node.name: _per_row(node.shape) for node in self._session.get_outputs()},
         )
         self._state_names = state_input_names(metadata.policy_state_spec)
-        next_state = [f"next_{name}" for name in self._state_names]
-        self._greedy_names = ["action", *next_state]
+        next_state = [NEXT_STATE_PREFIX + name for name in self._state_names]
+        self._greedy_names = [ACTION, *next_state]
         self._parameter_names = [
-            name for name in metadata.output_shapes() if name != "action" and name not in next_state
+            name for name in metadata.output_shapes() if name != ACTION and name not in next_state
         ]
         self._distribution_names = [*self._parameter_names, *next_state]
 
@@ -64,8 +65,8 @@ class OnnxRunner:
 
     def _inputs(self, observations: np.ndarray, state: PolicyState) -> dict[str, np.ndarray]:
         if not self._state_names:  # stateless: the common case, without building a second dict
-            return {"observations": observations}
-        return {"observations": observations, **dict(zip(self._state_names, state, strict=True))}
+            return {OBSERVATIONS: observations}
+        return {OBSERVATIONS: observations, **dict(zip(self._state_names, state, strict=True))}
 
 
 def _per_row(shape: list[int | str | None]) -> tuple[int | None, ...]:

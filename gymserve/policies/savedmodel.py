@@ -33,11 +33,20 @@ import gymnasium as gym
 import keras
 import tensorflow as tf
 
-from gymserve.policies import policy_graph
-from gymserve.policies.distributions import DistributionKind
-
-SIGNATURES = ("greedy_action", "stochastic_action", "distribution", "get_initial_state", "get_metadata")
-DEFAULT_SIGNATURE = "serving_default"  # what TensorFlow Serving runs when a request names no signature
+from gymserve.policies.distributions import DistributionKind, distribution_graph
+from gymserve.policies.signatures import (
+    ACTION,
+    BATCH_SIZE,
+    DEFAULT_SIGNATURE,
+    GREEDY_ACTION,
+    METADATA,
+    NEXT_STATE_PREFIX,
+    OBSERVATIONS,
+    SEED,
+    SIGNATURES,
+    next_state_name,
+    state_name,
+)
 
 
 class _PolicyModule(tf.Module):
@@ -53,37 +62,34 @@ class _PolicyModule(tf.Module):
     ):
         super().__init__(name="gymserve_policy")
         self.network = network
-        self._action_space = action_space
-        self._distribution_kind = distribution
+        self._graph = distribution_graph(action_space, distribution)
         self._metadata_json = metadata_json
         self._state_sizes = [int(part.shape[-1]) for part in network.inputs[1:]]
-        inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name="observations")]
+        inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name=OBSERVATIONS)]
         inputs += [
-            tf.TensorSpec([None, size], tf.float32, name=f"state_{index}")
+            tf.TensorSpec([None, size], tf.float32, name=state_name(index))
             for index, size in enumerate(self._state_sizes)
         ]
         self.greedy_action = tf.function(self._greedy_action, input_signature=inputs)
-        self.stochastic_action = _taking_int32_and_int64(self._stochastic_action, inputs, "seed")
+        self.stochastic_action = _taking_int32_and_int64(self._stochastic_action, inputs, SEED)
         self.distribution = tf.function(self._distribution, input_signature=inputs)
-        self.get_initial_state = _taking_int32_and_int64(self._get_initial_state, [], "batch_size")
+        self.get_initial_state = _taking_int32_and_int64(self._get_initial_state, [], BATCH_SIZE)
         self.get_metadata = tf.function(self._get_metadata, input_signature=[])
 
     def _parameters(self, observations: tf.Tensor, state: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
         """The distribution parameters and, for a recurrent policy, `next_state_i`."""
         if not state:
             outputs = tf.cast(self.network(observations, training=False), tf.float32)
-            return policy_graph.distribution_parameters(outputs, self._action_space, self._distribution_kind)
+            return self._graph.parameters(outputs)
         outputs, *next_state = self.network([observations, *state], training=False)
-        parameters = policy_graph.distribution_parameters(
-            tf.cast(outputs, tf.float32), self._action_space, self._distribution_kind
-        )
-        return {**parameters, **policy_graph.named_next_state(next_state)}
+        parameters = self._graph.parameters(tf.cast(outputs, tf.float32))
+        return {**parameters, **named_next_state(next_state)}
 
     def _greedy_action(self, observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
         parameters = self._parameters(observations, state)
         return {
-            "action": policy_graph.greedy_action(parameters, self._action_space),
-            **policy_graph.next_state_of(parameters),
+            ACTION: self._graph.greedy_action(parameters),
+            **_next_state_of(parameters),
         }
 
     def _stochastic_action(self, observations: tf.Tensor, *state_and_seed: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -91,8 +97,8 @@ class _PolicyModule(tf.Module):
         parameters = self._parameters(observations, tuple(state))
         seed = tf.cast(seed, tf.int64)
         return {
-            "action": policy_graph.stochastic_action(parameters, self._action_space, seed),
-            **policy_graph.next_state_of(parameters),
+            ACTION: self._graph.stochastic_action(parameters, seed),
+            **_next_state_of(parameters),
         }
 
     def _distribution(self, observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -101,11 +107,11 @@ class _PolicyModule(tf.Module):
     def _get_initial_state(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
         batch_size = tf.cast(batch_size, tf.int32)
         return {
-            f"state_{index}": tf.zeros([batch_size, size]) for index, size in enumerate(self._state_sizes)
+            state_name(index): tf.zeros([batch_size, size]) for index, size in enumerate(self._state_sizes)
         }
 
     def _get_metadata(self) -> dict[str, tf.Tensor]:
-        return {"metadata": tf.constant(self._metadata_json)}
+        return {METADATA: tf.constant(self._metadata_json)}
 
     def signature(self, name: str) -> tf.types.experimental.GenericFunction:
         """The function exported as signature `name` (the int64 trace where there are two)."""
@@ -113,6 +119,16 @@ class _PolicyModule(tf.Module):
         if function.input_signature is not None:
             return function
         return function.get_concrete_function(*function.int64_specs)
+
+
+def named_next_state(next_state: list[tf.Tensor]) -> dict[str, tf.Tensor]:
+    """A recurrent network's next state parts as the exported outputs `next_state_0`, `next_state_1`, ..."""
+    return {next_state_name(index): tf.cast(part, tf.float32) for index, part in enumerate(next_state)}
+
+
+def _next_state_of(outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The `next_state_i` entries of `outputs` (none for a stateless policy)."""
+    return {name: value for name, value in outputs.items() if name.startswith(NEXT_STATE_PREFIX)}
 
 
 def _taking_int32_and_int64(
@@ -137,5 +153,5 @@ def write_saved_model(
     """Save the policy's SavedModel into `directory`, which must not exist yet."""
     module = _PolicyModule(network, observation_space, action_space, metadata_json, distribution)
     signatures = {name: module.signature(name) for name in SIGNATURES}
-    signatures[DEFAULT_SIGNATURE] = signatures["greedy_action"]
+    signatures[DEFAULT_SIGNATURE] = signatures[GREEDY_ACTION]
     tf.saved_model.save(module, str(directory), signatures=signatures)

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from gymserve.policies.base import PolicyState
 from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, check_model_shapes, state_input_names
+from gymserve.policies.signatures import ACTION, DISTRIBUTION, GREEDY_ACTION, NEXT_STATE_PREFIX, OBSERVATIONS
 
 
 class SavedModelRunner:
@@ -25,14 +26,14 @@ class SavedModelRunner:
             self._model = tf.saved_model.load(str(directory))
         except Exception as error:  # TensorFlow raises many types for an unreadable SavedModel
             raise PolicyLoadError(directory, f"TensorFlow cannot load the SavedModel ({error})") from None
-        missing = {"greedy_action", "distribution"} - set(self._model.signatures)
+        missing = {GREEDY_ACTION, DISTRIBUTION} - set(self._model.signatures)
         if missing:
             raise PolicyLoadError(directory, f"SavedModel lacks the signatures {sorted(missing)}")
-        self._greedy = self._model.signatures["greedy_action"]
-        self._distribution = self._model.signatures["distribution"]
+        self._greedy = self._model.signatures[GREEDY_ACTION]
+        self._distribution = self._model.signatures[DISTRIBUTION]
         inputs = self._greedy.structured_input_signature[1]
         if any(spec.dtype != tf.float32 for spec in inputs.values()):
-            raise PolicyLoadError(directory, f"greedy_action takes {inputs}; expected float32 inputs")
+            raise PolicyLoadError(directory, f"{GREEDY_ACTION} takes {inputs}; expected float32 inputs")
         outputs = {**self._greedy.structured_outputs, **self._distribution.structured_outputs}
         check_model_shapes(
             directory,
@@ -44,7 +45,7 @@ class SavedModelRunner:
 
     def greedy_actions(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]:
         outputs = self._greedy(**self._inputs(observations, state))
-        return outputs["action"].numpy(), self._next_state(outputs)
+        return outputs[ACTION].numpy(), self._next_state(outputs)
 
     def parameters(
         self, observations: np.ndarray, state: PolicyState
@@ -52,18 +53,18 @@ class SavedModelRunner:
         outputs = self._distribution(**self._inputs(observations, state))
         next_state = self._next_state(outputs)
         return {
-            name: value.numpy() for name, value in outputs.items() if not name.startswith("next_")
+            name: value.numpy() for name, value in outputs.items() if not name.startswith(NEXT_STATE_PREFIX)
         }, next_state
 
     def _inputs(self, observations: np.ndarray, state: PolicyState) -> dict[str, tf.Tensor]:
         named_state = zip(self._state_names, state, strict=True)
         return {
-            "observations": tf.constant(observations),
+            OBSERVATIONS: tf.constant(observations),
             **{name: tf.constant(part) for name, part in named_state},
         }
 
     def _next_state(self, outputs: dict[str, tf.Tensor]) -> PolicyState:
-        return tuple(outputs[f"next_{name}"].numpy() for name in self._state_names)
+        return tuple(outputs[NEXT_STATE_PREFIX + name].numpy() for name in self._state_names)
 
 
 def _per_row(shape: tf.TensorShape) -> tuple[int | None, ...]:

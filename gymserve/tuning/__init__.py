@@ -4,9 +4,9 @@
     result = tune("a2c", "gymserve/CartPole-v1", "tuning/a2c", trials=24, jobs=2)   # rerun to add trials
 
 Optuna is an optional dependency (the `tune` extra): importing this package does not need it,
-`tune` raises `gymserve.common.extras.MissingExtraError` saying how to install it. tuner.py describes a study's run and
-its output folder, objective.py the objective, search_space.py the search-space files, reports.py
-the reports.
+`tune` raises `MissingExtraError` (gymserve.common.extras) saying how to install it. tuner.py
+describes a study's run and its output folder, objective.py the objective, search_space.py the
+search-space files, reports.py the reports.
 """
 
 from gymserve.tuning.errors import TuningError

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gymserve.agents.action_distributions import CategoricalActions
 from gymserve.agents.networks import actor_critic
 from gymserve.agents.on_policy.algorithm import collect_rollout
 from gymserve.agents.on_policy.graph_envs import InGraphCartPole, PythonEnvsInGraph, graph_envs
 from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.envs.cartpole import RESET_BOUND
+from gymserve.policies.distributions import Categorical
 
 CARTPOLE = "gymserve/CartPole-v1"
 STARTS = (-0.05, -0.02, 0.01, 0.04)  # every state variable of env i starts at STARTS[i]
@@ -87,7 +87,9 @@ def test_runner_env_steps_the_runner_from_inside_a_graph():
     env = PythonEnvsInGraph(runner)
     networks = actor_critic(runner.observation_space, runner.action_space, hidden_sizes=(8,))
     generator = tf.random.Generator.from_seed(0)
-    rollout = tf.function(lambda: collect_rollout(env, networks.actor, CategoricalActions(), generator, 40))()
+    rollout = tf.function(
+        lambda: collect_rollout(env, networks.actor, Categorical.Graph(runner.action_space), generator, 40)
+    )()
     assert runner.total_steps == 120
     for t in range(40):
         np.testing.assert_array_equal(rollout.observations[t].numpy(), twin.observations)

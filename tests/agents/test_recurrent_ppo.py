@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from gymserve.agents import load_trained_policy, train
-from gymserve.agents.action_distributions import CategoricalActions
 from gymserve.agents.networks import recurrent_actor_critic
 from gymserve.agents.on_policy.graph_envs import InGraphCartPole
 from gymserve.agents.on_policy.ppo import PPO, PPOConfig
@@ -21,6 +20,7 @@ from gymserve.agents.on_policy.recurrent_ppo import (
 from gymserve.agents.training.config import shipped_config_path
 from gymserve.agents.training.registry import algorithm_class
 from gymserve.agents.training.runs import RunInfo, build_algorithm
+from gymserve.policies.distributions import Categorical
 from gymserve.policies.episodes import evaluate
 from gymserve.policies.random_policy import RandomPolicy
 
@@ -87,7 +87,7 @@ def test_the_rollout_carries_the_state_and_zeroes_it_where_an_episode_starts():
         tf.Variable([1.0, 0.0, 0.0]),
     ]
     generator = tf.random.Generator.from_seed(1)
-    rollout = collect_recurrent_rollout(env, networks, CategoricalActions(), generator, 40, memory)
+    rollout = collect_recurrent_rollout(env, networks, Categorical.Graph(action_space), generator, 40, memory)
     states, starts = rollout.states[0].numpy(), rollout.episode_starts.numpy()
     ended = (rollout.terminated | rollout.truncated).numpy()
     assert ended[:-1].any(), "random play ends episodes within 40 steps"

@@ -46,7 +46,6 @@ import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
-from gymserve.agents.action_distributions import SquashedGaussianActions
 from gymserve.agents.networks import action_value_critics, mlp, observation_input
 from gymserve.agents.off_policy.algorithm import (
     OffPolicyAlgorithm,
@@ -56,8 +55,7 @@ from gymserve.agents.off_policy.algorithm import (
     unit_box_actions,
 )
 from gymserve.policies.base import uniform_actions
-from gymserve.policies.distributions import distribution_from_outputs
-from gymserve.policies.policy_graph import distribution_parameters
+from gymserve.policies.distributions import SquashedGaussian, distribution_from_outputs
 
 
 class SACConfig(OffPolicyConfig):
@@ -135,7 +133,7 @@ class SAC(OffPolicyAlgorithm):
     def __init__(self, config: SACConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box):
         super().__init__(config, observation_space, action_space)
         self.config: SACConfig = config
-        self.distribution = SquashedGaussianActions(action_space)  # rejects unbounded boxes
+        self.distribution = SquashedGaussian.Graph(action_space)  # rejects unbounded boxes
         self.action_size = _action_size(action_space)
         self.target_entropy = float(
             -self.action_size if config.target_entropy is None else config.target_entropy
@@ -180,7 +178,7 @@ class SAC(OffPolicyAlgorithm):
         """Reparameterised samples u = mean + std * noise of the actor's `outputs`, for standard
         normal `noise` shaped (B, *action_shape): tanh(u) as (B, d), as the critics take actions,
         and log pi of the env actions they stand for."""
-        parameters = distribution_parameters(outputs, self.action_space)
+        parameters = self.distribution.parameters(outputs)
         raw_actions = parameters["mean"] + tf.exp(parameters["log_std"]) * noise
         critic_actions = tf.reshape(tf.tanh(raw_actions), (-1, self.action_size))
         return critic_actions, self.distribution.log_prob(outputs, raw_actions)

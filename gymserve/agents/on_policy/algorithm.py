@@ -25,7 +25,6 @@ import numpy as np
 import tensorflow as tf
 from pydantic import Field
 
-from gymserve.agents.action_distributions import ActionDistribution, action_distribution
 from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.networks import ActorCritic, actor_critic
 from gymserve.agents.on_policy.gae import generalized_advantages
@@ -33,6 +32,7 @@ from gymserve.agents.on_policy.graph_envs import GraphEnvs, graph_envs
 from gymserve.agents.training.config import TrainingConfig
 from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.agents.training.schedules import linear_schedule
+from gymserve.policies.distributions import DistributionGraph, distribution_graph
 
 METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl")
 STREAMS_PREFIX = "streams_"  # the random streams' part of a checkpoint's algorithm state
@@ -106,7 +106,7 @@ class Rollout(NamedTuple):
 def collect_rollout(
     env: GraphEnvs,
     actor: keras.Model,
-    distribution: ActionDistribution,
+    distribution: DistributionGraph,
     generator: tf.random.Generator,
     n_steps: int,
 ) -> Rollout:
@@ -207,7 +207,7 @@ def standardized(advantages: tf.Tensor) -> tf.Tensor:
 class ActorCriticLoss:
     """The loss of one minibatch for an actor-critic pair, with its parts as metrics."""
 
-    def __init__(self, networks: ActorCritic, distribution: ActionDistribution, config: OnPolicyConfig):
+    def __init__(self, networks: ActorCritic, distribution: DistributionGraph, config: OnPolicyConfig):
         self.networks = networks
         self.distribution = distribution
         self.config = config
@@ -272,7 +272,7 @@ class OnPolicyAlgorithm(Algorithm):
         super().__init__(config, observation_space, action_space)
         self.config: OnPolicyConfig = config
         self.actor_critic = self.build_networks()
-        self.distribution = action_distribution(action_space)
+        self.distribution = distribution_graph(action_space)
         self.loss = self.loss_class(self.actor_critic, self.distribution, config)
         self.optimizer = make_optimizer(config, self.loss.variables)
         self._envs: list[GraphEnvs] | None = None

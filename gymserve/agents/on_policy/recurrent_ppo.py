@@ -17,7 +17,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gymserve.agents.action_distributions import ActionDistribution
 from gymserve.agents.networks import RecurrentActorCritic, recurrent_actor_critic
 from gymserve.agents.on_policy.algorithm import (
     STREAMS_PREFIX,
@@ -30,6 +29,7 @@ from gymserve.agents.on_policy.algorithm import (
 from gymserve.agents.on_policy.graph_envs import GraphEnvs
 from gymserve.agents.on_policy.ppo import PPO, PPOConfig
 from gymserve.agents.training.env_runner import EnvRunner
+from gymserve.policies.distributions import DistributionGraph
 
 STATE_PARTS = 2  # the LSTM's hidden and cell state
 
@@ -58,7 +58,7 @@ def without_ended_episodes(state: list[tf.Tensor], episode_starts: tf.Tensor) ->
 def collect_recurrent_rollout(
     env: GraphEnvs,
     networks: RecurrentActorCritic,
-    distribution: ActionDistribution,
+    distribution: DistributionGraph,
     generator: tf.random.Generator,
     n_steps: int,
     memory: list[tf.Variable],
@@ -137,7 +137,7 @@ class RecurrentActorCriticLoss(ActorCriticLoss):
     """The actor-critic loss of a minibatch of sequences, replayed through the LSTM step by step."""
 
     def __init__(
-        self, networks: RecurrentActorCritic, distribution: ActionDistribution, config: OnPolicyConfig
+        self, networks: RecurrentActorCritic, distribution: DistributionGraph, config: OnPolicyConfig
     ):
         self.networks = networks
         self.distribution = distribution
