@@ -23,7 +23,6 @@ from pydantic import Field, model_validator
 
 from gymserve.agents.on_policy.a2c import A2C
 from gymserve.agents.on_policy.algorithm import (
-    STREAMS_PREFIX,
     ActorCriticLoss,
     OnPolicyConfig,
     Rollout,
@@ -103,12 +102,12 @@ class A3C(A2C):
             raise errors[0]
         return {f"{self.name}/{name}": float(np.mean([push[name] for push in pushes])) for name in pushes[0]}
 
-    def state(self) -> dict[str, np.ndarray]:
-        arrays = {}
+    def stream_states(self) -> dict[str, np.ndarray]:
+        arrays = super().stream_states()
         for index, worker in enumerate(self.workers):
             arrays[f"worker{index}_generator"] = worker.generator.state.numpy()
             arrays.update(prefixed(f"worker{index}_env_", worker.env.state()))
-        return {**super().state(), **prefixed(STREAMS_PREFIX, arrays)}
+        return arrays
 
     def load_streams(self, arrays: dict[str, np.ndarray]) -> None:
         super().load_streams(arrays)

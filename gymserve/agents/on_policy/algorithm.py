@@ -286,11 +286,16 @@ class OnPolicyAlgorithm(Algorithm):
         return {"actor": self.actor_critic.actor, "critic": self.actor_critic.critic}
 
     def state(self) -> dict[str, np.ndarray]:
-        """The random streams made on first use: the generator's state and the in-graph envs'."""
+        """The random streams made on first use; restored ones not made yet are saved as restored,
+        so a checkpoint taken before the first iteration after a resume keeps them."""
+        return prefixed(STREAMS_PREFIX, self._saved_streams or self.stream_states())
+
+    def stream_states(self) -> dict[str, np.ndarray]:
+        """The generator's state and the in-graph envs' (none before they are made)."""
         arrays = {} if self._generator is None else {"generator": self._generator.state.numpy()}
         for index, env in enumerate(self._envs or ()):
             arrays.update(prefixed(f"env{index}_", env.state()))
-        return prefixed(STREAMS_PREFIX, arrays)
+        return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self._saved_streams = unprefixed(STREAMS_PREFIX, arrays)

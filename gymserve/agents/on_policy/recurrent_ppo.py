@@ -19,12 +19,10 @@ import tensorflow as tf
 
 from gymserve.agents.networks import RecurrentActorCritic, recurrent_actor_critic
 from gymserve.agents.on_policy.algorithm import (
-    STREAMS_PREFIX,
     ActorCriticLoss,
     OnPolicyConfig,
     Rollout,
     advantage_columns,
-    prefixed,
 )
 from gymserve.agents.on_policy.graph_envs import GraphEnvs
 from gymserve.agents.on_policy.ppo import PPO, PPOConfig
@@ -204,9 +202,9 @@ class RecurrentPPO(PPO):
             self._memory.append(tf.Variable(tf.ones(envs), trainable=False))  # every env starts an episode
         return super().train_iteration(runner)
 
-    def state(self) -> dict[str, np.ndarray]:
+    def stream_states(self) -> dict[str, np.ndarray]:
         memory = {f"memory{index}": part.numpy() for index, part in enumerate(self._memory or ())}
-        return {**super().state(), **prefixed(STREAMS_PREFIX, memory)}
+        return {**super().stream_states(), **memory}
 
     def load_streams(self, arrays: dict[str, np.ndarray]) -> None:
         super().load_streams(arrays)  # the memory exists: train_iteration made it first
