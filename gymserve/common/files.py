@@ -50,7 +50,9 @@ def staged(path: str | Path) -> Iterator[Path]:
             previous = _aside(path, "previous")
             path.rename(previous)
             staging.rename(path)
-            shutil.rmtree(previous)
+            # The new folder is in place: a leftover of the old one is hidden, and a later
+            # `remove_abandoned_staging` (which may be deleting it right now) finishes the job.
+            shutil.rmtree(previous, ignore_errors=True)
         else:
             os.replace(staging, path)
     except BaseException:
