@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from gymserve.cli.common import CommandError, check_exists, import_quietly
 from gymserve.cli.policy_arguments import add_checkpoint_argument
@@ -25,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it holds a previous export")
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
     check_exists(args.run_dir, "RUN_DIR")
     import_quietly("tensorflow", "export")
     import_quietly("pybullet", "export", optional=True)
     from gymserve.agents import load_trained_policy
-    from gymserve.policies import TrainingInfo, export_policy
+    from gymserve.policies import ExportError, TrainingInfo, export_policy
 
     try:
         trained = load_trained_policy(args.run_dir, checkpoint=args.checkpoint)
@@ -47,6 +48,10 @@ def run(args: argparse.Namespace) -> None:
         metadata = export_policy(trained.policy, args.out, formats, info, overwrite=args.overwrite)
     except (FileExistsError, ValueError) as error:
         raise CommandError(str(error)) from None
+    except ExportError as error:  # not a mistake in the command: the disk or the folder failed it
+        print(f"gymserve export: error: {error}", file=sys.stderr)
+        return 1
     print(f"exported {trained.env_id} ({trained.algorithm}, step {trained.train_step}) to {args.out}")
     for name, digest in metadata.files.items():
         print(f"  {name}  sha256 {digest[:16]}")
+    return 0

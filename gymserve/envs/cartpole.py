@@ -19,6 +19,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from gymserve.envs.arguments import check_count, check_flag
 from gymserve.envs.errors import ResetNeededError
 from gymserve.envs.rendering import blank_frame, fill_convex_polygon, fill_disc
 
@@ -230,6 +231,7 @@ class CartPoleEnv(gym.Env[np.ndarray, int]):
     def __init__(self, sutton_barto_reward: bool = False, render_mode: str | None = None):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode {render_mode!r} is not supported: expected None or 'rgb_array'")
+        check_flag("sutton_barto_reward", sutton_barto_reward)
         self.sutton_barto_reward = sutton_barto_reward
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(2)
@@ -293,8 +295,9 @@ class CartPoleVectorEnv(VectorEnv):
         render_mode: str | None = None,
         sutton_barto_reward: bool = False,
     ):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        check_count("num_envs", num_envs)
+        check_count("max_episode_steps", max_episode_steps)
+        check_flag("sutton_barto_reward", sutton_barto_reward)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode {render_mode!r} is not supported: expected None or 'rgb_array'")
         self.num_envs = num_envs

@@ -17,6 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gymserve.common.extras import extra_imports
+from gymserve.envs.arguments import check_count
 from gymserve.envs.cartpole import THETA_THRESHOLD, reset_bounds, validated_action
 from gymserve.envs.errors import ResetNeededError
 
@@ -108,6 +109,8 @@ class CartPoleBulletEnv(gym.Env[np.ndarray, Any]):
     def __init__(self, render_mode: str | None = None, render_width: int = 320, render_height: int = 200):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode {render_mode!r} is not supported: expected None or 'rgb_array'")
+        check_count("render_width", render_width)
+        check_count("render_height", render_height)
         self.render_mode = render_mode
         self.render_width = render_width
         self.render_height = render_height

@@ -19,7 +19,7 @@ from gymserve.policies.distributions import (
     Uniform,
 )
 from gymserve.policies.loading import LoadedPolicy, load
-from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, TrainingInfo
+from gymserve.policies.metadata import ExportError, PolicyLoadError, PolicyMetadata, TrainingInfo
 from gymserve.policies.noise_wrappers import GaussianPolicy, OUNoisePolicy
 from gymserve.policies.random_policy import RandomPolicy
 from gymserve.policies.scripted_policy import ScriptedPolicy
@@ -38,6 +38,7 @@ __all__ = [
     "Deterministic",
     "Distribution",
     "EpsilonGreedyPolicy",
+    "ExportError",
     "GaussianPolicy",
     "GreedyPolicy",
     "LoadedPolicy",

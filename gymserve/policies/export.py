@@ -6,15 +6,22 @@ Everything is written into a hidden staging directory beside `out_dir` and renam
 once complete, so a reader never sees half an export. An existing `out_dir` is refused unless
 `overwrite=True`, and even then only a previous export (a directory holding policy.json) is
 replaced: it is renamed aside, the new export renamed in, and the old one deleted.
+
+A write that fails (a full disk, an unwritable folder) raises `ExportError`, whose message is one
+line naming the export and the cause, and leaves nothing behind: neither the staging directory nor
+the parent folders the export created. An export killed outright leaves its hidden staging
+directory; the next export into the same folder deletes it, and repository listings skip it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-from gymserve.common.files import staged
+from gymserve.common.files import remove_abandoned_staging, staged_folder
 from gymserve.policies.actor_policy import ActorPolicy
 from gymserve.policies.distributions import DistributionKind
 from gymserve.policies.metadata import (
@@ -22,6 +29,7 @@ from gymserve.policies.metadata import (
     METADATA_FILE,
     ONNX_FILE,
     SAVED_MODEL_DIR,
+    ExportError,
     ExportFormat,
     PolicyMetadata,
     StateSpec,
@@ -65,12 +73,20 @@ def export_policy(
         policy_state_spec=tuple(StateSpec(shape=shape) for shape, _ in policy.policy_state_spec),
         formats=formats,
     )
-    with staged(out_dir) as staging:
-        staging.mkdir()
-        _write_models(policy, formats, description.model_dump_json(exclude={"files"}), staging)
-        description = description.model_copy(update={"files": hash_tree(staging)})
-        (staging / METADATA_FILE).write_text(description.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        _check_replaceable(out_dir, overwrite)  # again: something may have appeared there meanwhile
+    started = time.time()
+    try:
+        with staged_folder(out_dir) as staging:
+            _write_models(policy, formats, description.model_dump_json(exclude={"files"}), staging)
+            description = description.model_copy(update={"files": hash_tree(staging)})
+            text = description.model_dump_json(indent=2) + "\n"
+            (staging / METADATA_FILE).write_text(text, encoding="utf-8")
+            _check_replaceable(out_dir, overwrite)  # again: something may have appeared there meanwhile
+    except FileExistsError:
+        raise
+    except OSError as error:
+        raise ExportError(out_dir, error) from error
+    with contextlib.suppress(OSError):  # the export is in place; tidying up is a courtesy
+        remove_abandoned_staging(out_dir.parent, older_than=started)
     return description
 
 

@@ -14,6 +14,7 @@ are written as the JSON strings "Infinity" / "-Infinity".
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Literal
@@ -42,6 +43,24 @@ class PolicyLoadError(Exception):
         super().__init__(f"{path}: {problem}")
         self.path = Path(path)
         self.problem = problem
+
+
+class ExportError(Exception):
+    """An export that could not be written (a full disk, an unwritable folder); the message is one
+    line naming the export and the cause, what `gymserve export` prints."""
+
+    def __init__(self, out_dir: str | Path, cause: BaseException):
+        self.path = Path(out_dir)
+        self.reason = _one_line(cause)
+        super().__init__(f"cannot export to {out_dir}: {self.reason}")
+
+
+def _one_line(error: BaseException) -> str:
+    """The cause of a failed write in one line: 'No space left on device (PATH)'."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror} ({error.filename})" if error.filename else error.strerror
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 class _Strict(BaseModel):
@@ -247,7 +266,12 @@ def read_metadata(export_dir: Path) -> PolicyMetadata:
 
 
 def verify_files(export_dir: Path, metadata: PolicyMetadata, prefix: str) -> None:
-    """Check that every recorded file whose path starts with `prefix` exists and has its hash."""
+    """Check that every recorded file whose path starts with `prefix` exists and has its hash.
+
+    First, before any file is read, that every recorded path and everything under the model's
+    own path stays inside the export: policy.json is data from wherever the export came from.
+    """
+    _check_inside(export_dir, metadata.files, export_dir / prefix.rstrip("/"))
     recorded = {name: digest for name, digest in metadata.files.items() if name.startswith(prefix)}
     if not recorded:
         raise PolicyLoadError(export_dir / METADATA_FILE, f"metadata records no file for {prefix!r}")
@@ -257,3 +281,57 @@ def verify_files(export_dir: Path, metadata: PolicyMetadata, prefix: str) -> Non
             raise PolicyLoadError(path, "file is missing from the export")
         if sha256_file(path) != digest:
             raise PolicyLoadError(path, "file is corrupted or truncated: its sha256 differs from policy.json")
+
+
+def _check_inside(export_dir: Path, names: Iterable[str], model_path: Path) -> None:
+    """Raise unless every name is a plain relative path, and it and every entry under `model_path`
+    resolve (symlinks followed) inside `export_dir`."""
+    root = export_dir.resolve()
+    for name in names:
+        parts = name.split("/")
+        if "\\" in name or any(part in ("", ".", "..") for part in parts):
+            raise PolicyLoadError(
+                export_dir / METADATA_FILE,
+                f"files key {name!r} is not a relative path inside the export (no '..', '.', empty "
+                "or absolute parts, '/' as the separator); refusing to read it",
+            )
+        resolved = (export_dir / name).resolve()
+        if not resolved.is_relative_to(root):
+            raise PolicyLoadError(
+                export_dir / METADATA_FILE,
+                f"files key {name!r} resolves to {resolved}, outside the export (through a symlink); "
+                "refusing to read it",
+            )
+    entries = model_path.rglob("*") if model_path.is_dir() and not model_path.is_symlink() else []
+    for entry in [model_path, *entries]:
+        if (entry.exists() or entry.is_symlink()) and not entry.resolve().is_relative_to(root):
+            raise PolicyLoadError(
+                entry, f"resolves to {entry.resolve()}, outside the export; refusing to read it"
+            )
+
+
+def check_embedded_action_space(path: Path, metadata: PolicyMetadata, embedded_json: str | None) -> None:
+    """Raise unless the model was exported for the action space policy.json declares.
+
+    The greedy action is computed inside the model (`start` added, Box bounds applied), so a
+    policy.json edited to another start or other bounds would serve actions outside its space.
+    """
+    try:
+        embedded = _EmbeddedActionSpace.model_validate_json(embedded_json or "").action_space
+    except ValidationError:
+        raise PolicyLoadError(
+            path, "the model carries no readable gymserve metadata; re-export it with gymserve export"
+        ) from None
+    if embedded != metadata.action_space:
+        raise PolicyLoadError(
+            path,
+            f"the model was exported for the action space {embedded.to_space()}, but policy.json "
+            f"declares {metadata.action_space.to_space()}; its actions would fall outside the declared "
+            "space, re-export the policy instead of editing policy.json",
+        )
+
+
+class _EmbeddedActionSpace(BaseModel):
+    """The part of the metadata embedded in a model that the model's own computation depends on."""
+
+    action_space: SpaceSpec

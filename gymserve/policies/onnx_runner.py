@@ -13,8 +13,14 @@ import numpy as np
 import onnxruntime as ort
 
 from gymserve.policies.base import PolicyState
-from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, check_model_shapes, state_input_names
-from gymserve.policies.signatures import ACTION, NEXT_STATE_PREFIX, OBSERVATIONS
+from gymserve.policies.metadata import (
+    PolicyLoadError,
+    PolicyMetadata,
+    check_embedded_action_space,
+    check_model_shapes,
+    state_input_names,
+)
+from gymserve.policies.signatures import ACTION, NEXT_STATE_PREFIX, OBSERVATIONS, ONNX_METADATA_PROPERTY
 
 
 class OnnxRunner:
@@ -44,6 +50,8 @@ class OnnxRunner:
             {node.name: _per_row(node.shape) for node in inputs},
             {node.name: _per_row(node.shape) for node in self._session.get_outputs()},
         )
+        embedded = self._session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_PROPERTY)
+        check_embedded_action_space(path, metadata, embedded)
         self._state_names = state_input_names(metadata.policy_state_spec)
         next_state = [NEXT_STATE_PREFIX + name for name in self._state_names]
         self._greedy_names = [ACTION, *next_state]

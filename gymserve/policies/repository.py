@@ -17,6 +17,9 @@ in) is skipped and reported as an `IgnoredEntry`, so one stray folder never hide
 A policy that a program writes into a repository is named REPOSITORY/NAME (`split_policy_path`),
 with a NAME that every reader accepts: letters, digits, '.', '_' and '-', not starting with '.'
 (hidden entries are skipped) and not a number (which would read as a version).
+
+Hidden entries, among them the staging folders of exports being written or killed midway, are
+never versions, and a policy directory holding nothing else has no versions yet.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gymserve.common.files import is_staging
 
 UNVERSIONED = 1  # the version of a policy directory that is itself an export
 MAX_VERSION = 2**63 - 1  # versions travel as int64
@@ -89,7 +94,7 @@ def scan_policy_directory(name: str, directory: Path) -> PolicyDirectory:
             for path in paths
             if path is not kept
         ]
-    if not versions and not ignored:
+    if not versions and not ignored and not _only_staging(directory):
         versions = [VersionDirectory(name, UNVERSIONED, directory)]  # the loader says what is wrong
     return PolicyDirectory(versions, ignored)
 
@@ -144,6 +149,13 @@ def _version_problem(child: Path) -> str | None:
     if not any(child.iterdir()):
         return "empty version directory (an export still being copied in?)"
     return None
+
+
+def _only_staging(directory: Path) -> bool:
+    """Whether `directory` holds nothing but staging folders: its first export is being written, or
+    was killed midway. Not a policy yet, so not one that failed to load."""
+    entries = list(directory.iterdir())
+    return bool(entries) and all(is_staging(entry) for entry in entries)
 
 
 def _looks_like_export(directory: Path) -> bool:

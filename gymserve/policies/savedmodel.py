@@ -154,4 +154,7 @@ def write_saved_model(
     module = _PolicyModule(network, observation_space, action_space, metadata_json, distribution)
     signatures = {name: module.signature(name) for name in SIGNATURES}
     signatures[DEFAULT_SIGNATURE] = signatures[GREEDY_ACTION]
-    tf.saved_model.save(module, str(directory), signatures=signatures)
+    try:
+        tf.saved_model.save(module, str(directory), signatures=signatures)
+    except tf.errors.OpError as error:  # TensorFlow reports a full disk or a refused write as its own type
+        raise OSError(f"TensorFlow cannot write the SavedModel: {error.message}") from error

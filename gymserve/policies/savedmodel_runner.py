@@ -12,8 +12,22 @@ import numpy as np
 import tensorflow as tf
 
 from gymserve.policies.base import PolicyState
-from gymserve.policies.metadata import PolicyLoadError, PolicyMetadata, check_model_shapes, state_input_names
-from gymserve.policies.signatures import ACTION, DISTRIBUTION, GREEDY_ACTION, NEXT_STATE_PREFIX, OBSERVATIONS
+from gymserve.policies.metadata import (
+    PolicyLoadError,
+    PolicyMetadata,
+    check_embedded_action_space,
+    check_model_shapes,
+    state_input_names,
+)
+from gymserve.policies.signatures import (
+    ACTION,
+    DISTRIBUTION,
+    GET_METADATA,
+    GREEDY_ACTION,
+    METADATA,
+    NEXT_STATE_PREFIX,
+    OBSERVATIONS,
+)
 
 
 class SavedModelRunner:
@@ -41,7 +55,13 @@ class SavedModelRunner:
             {name: _per_row(spec.shape) for name, spec in inputs.items()},
             {name: _per_row(spec.shape) for name, spec in outputs.items()},
         )
+        check_embedded_action_space(directory, metadata, self._embedded_metadata())
         self._state_names = state_input_names(metadata.policy_state_spec)
+
+    def _embedded_metadata(self) -> str | None:
+        if GET_METADATA not in self._model.signatures:
+            return None
+        return self._model.signatures[GET_METADATA]()[METADATA].numpy().decode("utf-8", errors="replace")
 
     def greedy_actions(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]:
         outputs = self._greedy(**self._inputs(observations, state))

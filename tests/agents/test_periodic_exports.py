@@ -4,8 +4,10 @@ serves the newest version and picks up the next one."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +166,7 @@ def test_a_failed_export_is_a_warning_and_training_goes_on(tmp_path, monkeypatch
     assert (result.stop_reason, result.total_steps) == ("max_steps", 200)
     assert [record.getMessage() for record in caplog.records] == [
         f"exporting the policy at step 100 to {versions / '100'} failed, training goes on: "
-        "[Errno 28] No space left on device"
+        "No space left on device"
     ]
     assert entries(versions) == ["200"], "nothing is left of the failed export"
     assert load(versions / "200").metadata.train_step == 200
@@ -255,3 +257,40 @@ def test_a_run_resumes_with_other_export_settings(tmp_path):
         update={"export_every": 500, "export_to": "exports/cartpole", "export_keep": 3}
     )
     assert open_run_dir(tmp_path, RunInfo("dqn", CARTPOLE, exporting)) is True, "the same run, resumed"
+
+
+def test_a_failed_first_export_leaves_no_trace_in_the_repository_and_training_goes_on(
+    tmp_path, monkeypatch, caplog
+):
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(args[4]))
+
+    monkeypatch.setattr(gymserve.policies.onnx_export, "write_onnx", disk_full)
+    repository = tmp_path / "repository"
+    fields = {"max_steps": 100, "export_every": 100, "export_to": f"{repository}/cartpole"}
+    with caplog.at_level(logging.WARNING, logger=EXPORT_LOGGER):
+        result = train("dqn", CARTPOLE, tmp_path / "run", {**TINY_DQN, **fields}, progress_bar=False)
+    assert (result.stop_reason, result.total_steps) == ("max_steps", 100)
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert warning.startswith(
+        f"exporting the policy at step 100 to {repository / 'cartpole' / '100'} failed, training goes on: "
+        f"No space left on device ({repository / 'cartpole'}/.100."
+    ), warning
+    assert not repository.exists(), "no empty NAME folder for a server to list as a failed policy"
+
+
+def test_an_export_killed_midway_is_removed_by_the_next_one_and_never_served(tmp_path):
+    versions = tmp_path / "repository" / "cartpole"
+    abandoned = versions / ".100.0123abcd.tmp"
+    (abandoned / "saved_model").mkdir(parents=True)
+    old = time.time() - 60
+    os.utime(abandoned, (old, old))
+    config = ServerConfig(address="127.0.0.1:0", repository=versions.parent, poll_interval=0)
+    server = PolicyServer(config).start()
+    try:
+        assert server.policies.names() == [], "a folder holding only staging is no policy, not a failed one"
+    finally:
+        server.stop(grace=0)
+    fields = {"max_steps": 200, "export_every": 200, "export_to": str(versions)}
+    train("dqn", CARTPOLE, tmp_path / "run", {**TINY_DQN, **fields}, progress_bar=False)
+    assert entries(versions) == ["200"]

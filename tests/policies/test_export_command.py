@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
+import gymnasium as gym
 import numpy as np
 import pytest
-from policy_support import CARTPOLE_OBSERVATIONS, observations_for
+from policy_support import CARTPOLE_OBSERVATIONS, mlp, observations_for
 
 from gymserve.cli import main
 from gymserve.policies import load
@@ -56,3 +60,30 @@ def test_export_command_reports_mistakes(dqn_run, tmp_path, capsys):
     assert "expected one or more distinct of savedmodel, onnx" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "no_run"), "--out", out]) == 2
     assert f"{tmp_path / 'no_run'}: no such file or directory (RUN_DIR)" in capsys.readouterr().err
+
+
+def test_a_full_disk_fails_the_export_command_with_one_line_and_status_1(tmp_path, monkeypatch, capsys):
+    import gymserve.agents
+    import gymserve.policies.onnx_export
+    from gymserve.policies import ActorPolicy
+
+    policy = ActorPolicy(mlp(4, 2, seed=1, hidden=8), CARTPOLE_OBSERVATIONS, gym.spaces.Discrete(2))
+    trained = SimpleNamespace(
+        policy=policy, env_id="gymserve/CartPole-v1", algorithm="dqn", train_step=10, evaluation_return=None
+    )
+    monkeypatch.setattr(gymserve.agents, "load_trained_policy", lambda run_dir, checkpoint: trained)
+
+    def disk_full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(args[4]))
+
+    monkeypatch.setattr(gymserve.policies.onnx_export, "write_onnx", disk_full)
+    out = tmp_path / "exports" / "cartpole"
+    assert main(["export", str(tmp_path), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert re.fullmatch(
+        rf"gymserve export: error: cannot export to {re.escape(str(out))}: No space left on device "
+        rf"\({re.escape(str(out.parent))}/\.cartpole\.[0-9a-f]{{8}}\.tmp/policy\.onnx\)",
+        line,
+    ), captured.err
+    assert "exported" not in captured.out and not (tmp_path / "exports").exists()

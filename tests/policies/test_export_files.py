@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from policy_support import CARTPOLE_OBSERVATIONS, MINITAUR_ACTIONS
+import tensorflow as tf
+from policy_support import CARTPOLE_OBSERVATIONS, MINITAUR_ACTIONS, mlp, observations_for
 
 import gymserve
-from gymserve.policies import PolicyLoadError, PolicyMetadata, export_policy, load
+import gymserve.policies.onnx_export
+from gymserve.common.files import staged_folder
+from gymserve.policies import ActorPolicy, ExportError, PolicyLoadError, PolicyMetadata, export_policy, load
 from gymserve.policies import export as export_module
+from gymserve.policies import metadata as metadata_module
+from gymserve.policies.repository import PolicyDirectory, repository_directories, scan_policy_directory
 
 
 def copy_export(export: Path, tmp_path: Path) -> Path:
@@ -218,3 +230,219 @@ def test_loaded_policy_rejects_bad_observations(discrete_export, backend):
         policy.action(np.zeros(3))
     with pytest.raises(ValueError, match="NaN or infinite"):
         policy.action(np.array([[0.0, 0.0, np.nan, 0.0]]))
+
+
+KILLED_EXPORT = """
+import os, signal, sys
+import gymnasium as gym
+import keras
+import gymserve.policies.onnx_export
+from gymserve.policies import ActorPolicy, export_policy
+
+# Killed outright once the SavedModel is written: no cleanup code of the exporter runs.
+gymserve.policies.onnx_export.write_onnx = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+network = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+export_policy(ActorPolicy(network, gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2)), sys.argv[1])
+"""
+
+
+def test_an_export_killed_midway_leaves_staging_that_the_next_export_removes(discrete_policy, tmp_path):
+    versions = tmp_path / "repository" / "cartpole"
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_EXPORT, str(versions / "1")],
+        env=environment,
+        capture_output=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    [leftover] = list(versions.iterdir())
+    assert leftover.name.startswith(".1.") and leftover.name.endswith(".tmp")
+    assert (leftover / "saved_model" / "saved_model.pb").is_file()
+    assert scan_policy_directory("cartpole", versions) == PolicyDirectory(), "no version, so none that fails"
+    assert repository_directories(tmp_path / "repository") == {"cartpole": versions}
+
+    export_policy(discrete_policy, versions / "2", formats=("onnx",))
+    assert [path.name for path in versions.iterdir()] == ["2"]
+    assert [version.version for version in scan_policy_directory("cartpole", versions).versions] == [2]
+
+
+def test_staging_of_an_export_still_being_written_is_kept(discrete_policy, tmp_path):
+    old = time.time() - 3600
+    abandoned = tmp_path / ".1.0123abcd.tmp"
+    (abandoned / "saved_model").mkdir(parents=True)
+    os.utime(abandoned, (old, old))
+    with staged_folder(tmp_path / "3") as in_progress:  # another writer, still at work
+        os.utime(in_progress, (old, old))  # and slow: older than the export below
+        export_policy(discrete_policy, tmp_path / "2", formats=("onnx",))
+        assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["2", in_progress.name])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["2", "3"]
+
+
+def test_a_full_disk_fails_the_export_with_one_line_naming_the_path_and_the_cause(
+    discrete_policy, tmp_path, monkeypatch
+):
+    def disk_full(network, observation_space, action_space, metadata_json, path, distribution):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(gymserve.policies.onnx_export, "write_onnx", disk_full)
+    out_dir = tmp_path / "repository" / "cartpole" / "1"
+    with pytest.raises(ExportError) as raised:
+        export_policy(discrete_policy, out_dir)
+    message = str(raised.value)
+    assert re.fullmatch(
+        rf"cannot export to {re.escape(str(out_dir))}: No space left on device "
+        rf"\({re.escape(str(out_dir.parent))}/\.1\.[0-9a-f]{{8}}\.tmp/policy\.onnx\)",
+        message,
+    ), message
+    assert isinstance(raised.value.__cause__, OSError) and raised.value.path == out_dir
+    assert list(tmp_path.iterdir()) == [], "neither the staging folder nor the folders made for it remain"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_an_unwritable_folder_fails_the_export_with_one_line(discrete_policy, tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir(mode=0o500)
+    try:
+        with pytest.raises(ExportError) as raised:
+            export_policy(discrete_policy, folder / "policy")
+    finally:
+        folder.chmod(0o700)
+    assert re.fullmatch(
+        rf"cannot export to {re.escape(str(folder / 'policy'))}: Permission denied "
+        rf"\({re.escape(str(folder))}/\.policy\.[0-9a-f]{{8}}\.tmp\)",
+        str(raised.value),
+    ), str(raised.value)
+    assert list(folder.iterdir()) == []
+
+
+def add_recorded_file(export: Path, name: str, content: Path) -> None:
+    """Record `name` in policy.json with the true hash of `content`, as a crafted export would."""
+    path = export / "policy.json"
+    metadata = json.loads(path.read_text())
+    metadata["files"][name] = hashlib.sha256(content.read_bytes()).hexdigest()
+    path.write_text(json.dumps(metadata))
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "saved_model/../../secret.txt",
+        "policy.onnx/../../secret.txt",
+        "saved_model//x",
+        "./policy.onnx",
+        "ABSOLUTE",
+    ],
+)
+def test_files_keys_that_leave_the_export_are_refused_on_every_backend(
+    discrete_export, tmp_path, backend, name, monkeypatch
+):
+    export = copy_export(discrete_export, tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of the export")
+    name = str(secret) if name == "ABSOLUTE" else name
+    add_recorded_file(export, name, secret)
+    monkeypatch.setattr(metadata_module, "sha256_file", unread)
+    with pytest.raises(
+        PolicyLoadError, match=rf"files key {re.escape(repr(name))} is not a relative path inside"
+    ):
+        load(export, backend)
+
+
+def unread(path: Path) -> str:
+    raise AssertionError(f"{path} was read before the files keys were checked")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
+def test_files_keys_that_resolve_outside_the_export_through_a_symlink_are_refused(
+    discrete_export, tmp_path, backend, monkeypatch
+):
+    export = copy_export(discrete_export, tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of the export")
+    (export / "saved_model" / "assets").mkdir(exist_ok=True)
+    (export / "saved_model" / "assets" / "link").symlink_to(secret)
+    add_recorded_file(export, "saved_model/assets/link", secret)
+    monkeypatch.setattr(metadata_module, "sha256_file", unread)
+    with pytest.raises(
+        PolicyLoadError, match=r"files key 'saved_model/assets/link' resolves to .*secret\.txt, outside"
+    ):
+        load(export, backend)
+
+
+@pytest.mark.parametrize(("backend", "model"), [("onnx", "policy.onnx"), ("tensorflow", "saved_model")])
+def test_a_model_that_links_outside_the_export_is_refused(discrete_export, tmp_path, backend, model):
+    export = copy_export(discrete_export, tmp_path)
+    outside = tmp_path / "outside"
+    (export / model).rename(outside)
+    (export / model).symlink_to(outside)
+    message = rf"files key '{model}[^']*' resolves to {re.escape(str(outside))}[^,]*, outside the export"
+    with pytest.raises(PolicyLoadError, match=message):
+        load(export, backend)
+
+
+def test_an_unrecorded_link_in_the_saved_model_that_leaves_the_export_is_refused(discrete_export, tmp_path):
+    export = copy_export(discrete_export, tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of the export")
+    (export / "saved_model" / "assets").mkdir(exist_ok=True)
+    (export / "saved_model" / "assets" / "link").symlink_to(secret)
+    message = rf"saved_model/assets/link: resolves to {re.escape(str(secret))}, outside the export"
+    with pytest.raises(PolicyLoadError, match=message):
+        load(export, "tensorflow")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
+@pytest.mark.parametrize(
+    ("action_space", "declared"),
+    [
+        ({"kind": "discrete", "n": 2, "start": 5}, r"Discrete\(2, start=5\)"),
+        ({"kind": "discrete", "n": 2, "start": -1}, r"Discrete\(2, start=-1\)"),
+    ],
+)
+def test_a_policy_json_whose_action_space_the_model_was_not_exported_for_is_refused(
+    discrete_export, tmp_path, backend, action_space, declared
+):
+    export = copy_export(discrete_export, tmp_path)
+    edit_metadata(export, action_space=action_space)
+    message = (
+        rf"the model was exported for the action space Discrete\(2\), but policy.json declares {declared}"
+    )
+    with pytest.raises(PolicyLoadError, match=message):
+        load(export, backend)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
+def test_a_policy_json_with_other_box_bounds_than_the_model_is_refused(continuous_export, tmp_path, backend):
+    export = copy_export(continuous_export, tmp_path)
+    action_space = json.loads((export / "policy.json").read_text())["action_space"]
+    edit_metadata(
+        export, action_space={**action_space, "high": [bound * 2 for bound in action_space["high"]]}
+    )
+    with pytest.raises(PolicyLoadError, match="the model was exported for the action space Box"):
+        load(export, backend)
+
+
+def test_discrete_actions_from_a_start_are_honoured_in_every_mode_on_every_backend(tmp_path):
+    space = gym.spaces.Discrete(2, start=5)
+    policy = ActorPolicy(mlp(4, 2, seed=8, hidden=16), CARTPOLE_OBSERVATIONS, space, seed=0)
+    export_policy(policy, tmp_path / "shifted")
+    observations = observations_for(CARTPOLE_OBSERVATIONS, 500, seed=3)
+    loaded = [load(tmp_path / "shifted", backend) for backend in ("onnx", "tensorflow")]
+    assert all(one.action_space == space for one in loaded)
+    for acting in [policy, *loaded]:
+        for mode, epsilon in (("greedy", None), ("stochastic", None), ("epsilon_greedy", 1.0)):
+            actions = acting.action(observations, mode=mode, epsilon=epsilon, seed=4).action
+            assert set(actions.tolist()) == {5, 6}, (acting, mode)
+    for acting in loaded:
+        greedy = policy.action(observations).action
+        np.testing.assert_array_equal(acting.action(observations).action, greedy)
+        stochastic = policy.action(observations, mode="stochastic", seed=4).action
+        np.testing.assert_array_equal(
+            acting.action(observations, mode="stochastic", seed=4).action, stochastic
+        )
+    model = tf.saved_model.load(str(tmp_path / "shifted" / "saved_model"))
+    batch = tf.constant(observations)
+    sampled = model.signatures["stochastic_action"](observations=batch, seed=tf.constant(1, tf.int64))
+    assert set(sampled["action"].numpy().tolist()) == {5, 6}
+    assert set(model.signatures["greedy_action"](observations=batch)["action"].numpy().tolist()) == {5, 6}

@@ -263,3 +263,40 @@ def test_noisy_deterministic_saved_model_samples_within_the_bounds(noisy_determi
     parameters = model.signatures["distribution"](observations=observations)
     np.testing.assert_allclose(parameters["mean"].numpy(), greedy, atol=1e-6)
     np.testing.assert_allclose(parameters["noise_std"].numpy()[0], np.linspace(0.05, 0.4, 8), rtol=1e-6)
+
+
+ASYMMETRIC_BOX = gym.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([3.0, 0.5], np.float32))
+HAND_KERNEL = np.array([[0.5, -1.0, 0.1, 0.2], [2.0, 0.25, -0.3, 0.4], [-0.75, 1.5, 0.0, 0.0]], np.float32)
+HAND_BIAS = np.array([0.1, -0.2, -1.0, -2.0], np.float32)
+
+
+def hand_set_policy(distribution: str | None) -> ActorPolicy:
+    """One Dense layer with a known kernel and bias: 3 observations -> [pre-squash mean (2) | 2 more]."""
+    dense = keras.layers.Dense(4)
+    network = keras.Sequential([keras.Input((3,)), dense])
+    dense.set_weights([HAND_KERNEL, HAND_BIAS])
+    observations = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    return ActorPolicy(network, observations, ASYMMETRIC_BOX, distribution=distribution)
+
+
+@pytest.mark.parametrize("distribution", [None, "noisy_deterministic"])
+def test_exported_greedy_box_actions_equal_the_squash_computed_by_hand(tmp_path, distribution):
+    policy = hand_set_policy(distribution)
+    export_policy(policy, tmp_path / "hand")
+    observations = np.array(
+        [[0.0, 0.0, 0.0], [1.0, -1.0, 0.5], [-2.0, 0.5, 3.0], [4.0, 4.0, -4.0], [0.3, -0.7, 0.2]], np.float32
+    )
+    pre_squash = (observations.astype(np.float64) @ HAND_KERNEL.astype(np.float64) + HAND_BIAS)[:, :2]
+    low, high = np.array([-1.0, 0.0]), np.array([3.0, 0.5])
+    expected = low + (np.tanh(pre_squash) + 1) / 2 * (high - low)
+    assert (expected[:, 0] > 2.0).any() and (expected[:, 1] < 0.1).any(), "both sides of both bounds are used"
+    tolerance = 4 * np.finfo(np.float32).eps * 3.0  # a few float32 roundings of values up to 3
+    np.testing.assert_allclose(policy.action(observations).action, expected, rtol=0, atol=tolerance)
+    for backend in ("onnx", "tensorflow"):
+        actions = load(tmp_path / "hand", backend).action(observations).action
+        assert actions.dtype == np.float32
+        np.testing.assert_allclose(actions, expected, rtol=0, atol=tolerance, err_msg=backend)
+    without_gymserve = greedy_from_saved_model_without_gymserve(
+        tmp_path / "hand" / "saved_model", observations, tmp_path
+    )
+    np.testing.assert_allclose(without_gymserve, expected, rtol=0, atol=tolerance)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gymserve.policies.repository import MAX_VERSION, scan_policy_directory
+from gymserve.policies.repository import MAX_VERSION, PolicyDirectory, scan_policy_directory
 
 
 def make_version(directory: Path, name: str, with_file: bool = True) -> None:
@@ -59,3 +59,13 @@ def test_loading_a_pretrained_policy_never_imports_grpc():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_staging_folders_are_never_versions_and_alone_make_no_version(tmp_path: Path):
+    (tmp_path / ".5.0123abcd.tmp" / "saved_model").mkdir(parents=True)
+    assert scan_policy_directory("p", tmp_path) == PolicyDirectory(), (
+        "an export being written is not a failure"
+    )
+    make_version(tmp_path, "3")
+    scan = scan_policy_directory("p", tmp_path)
+    assert [(v.version, v.path.name) for v in scan.versions] == [(3, "3")] and scan.ignored == []

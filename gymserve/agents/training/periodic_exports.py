@@ -9,7 +9,10 @@ hidden folder and renamed into place, so `gymserve serve --repository REPOSITORY
 hidden folders, never loads half of one. The versions this run wrote are listed in
 RUN_DIR/exports.json; with `export_keep` K, the run deletes its own versions beyond the newest K
 and never another writer's. An existing version is never overwritten: that export is skipped
-with a warning. A failed export is a warning too, and training goes on. A resumed run counts
+with a warning. A failed export (a full disk, a converter error) is a warning too, leaves nothing
+in the repository, and training goes on: the run's checkpoints, not its exports, are what a
+run resumes and exports from, so a missed version costs nothing that the next one or
+`gymserve export RUN_DIR` cannot give back. A resumed run counts
 crossings from the step of the checkpoint it resumes, so its numbering continues from there.
 """
 
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from gymserve.agents.training.config import TrainingConfig
 from gymserve.common.files import remove_folder, write_text_atomically
-from gymserve.policies.metadata import TrainingInfo
+from gymserve.policies.metadata import ExportError, TrainingInfo
 from gymserve.policies.repository import split_policy_path
 
 if TYPE_CHECKING:
@@ -91,8 +94,9 @@ class PeriodicExports:
         try:
             export_policy(policy, version, metadata=training)
         except Exception as error:  # a full disk or a converter failure must not end the training run
+            reason = error.reason if isinstance(error, ExportError) else error
             logger.warning(
-                "exporting the policy at step %d to %s failed, training goes on: %s", step, version, error
+                "exporting the policy at step %d to %s failed, training goes on: %s", step, version, reason
             )
             return None
         try:

@@ -80,6 +80,7 @@ import pybullet
 import pybullet_data
 from gymnasium import spaces
 
+from gymserve.envs.arguments import check_count, check_finite, check_flag, check_limit
 from gymserve.envs.errors import ResetNeededError
 from gymserve.envs.minitaur.motor import MOTOR_SPEED_LIMIT, OBSERVED_TORQUE_LIMIT, MotorModel
 from gymserve.envs.minitaur.randomizer import randomize_robot_dynamics
@@ -184,8 +185,36 @@ class MinitaurEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
             )
-        if action_repeat < 1:
-            raise ValueError(f"action_repeat must be a positive number of control steps, got {action_repeat}")
+        check_count("action_repeat", action_repeat)
+        check_count("render_width", render_width)
+        check_count("render_height", render_height)
+        finite = {
+            "distance_weight": distance_weight,
+            "energy_weight": energy_weight,
+            "shake_weight": shake_weight,
+            "drift_weight": drift_weight,
+            "motor_kp": motor_kp,
+            "motor_kd": motor_kd,
+            "kd_for_pd_controllers": kd_for_pd_controllers,
+        }
+        for name, value in finite.items():
+            check_finite(name, value)
+        check_finite("observation_noise_stdev", observation_noise_stdev, minimum=0.0)
+        check_limit("distance_limit", distance_limit)
+        check_limit("motor_velocity_limit", motor_velocity_limit)
+        flags = {
+            "self_collision_enabled": self_collision_enabled,
+            "pd_control_enabled": pd_control_enabled,
+            "leg_model_enabled": leg_model_enabled,
+            "accurate_motor_model_enabled": accurate_motor_model_enabled,
+            "torque_control_enabled": torque_control_enabled,
+            "motor_overheat_protection": motor_overheat_protection,
+            "hard_reset": hard_reset,
+            "on_rack": on_rack,
+            "randomize_dynamics": randomize_dynamics,
+        }
+        for name, value in flags.items():
+            check_flag(name, value)
         self.render_mode = render_mode
         self._distance_weight = distance_weight
         self._energy_weight = energy_weight
