@@ -100,7 +100,7 @@ def test_a_missing_extra_is_one_line_naming_it(tmp_path):
     completed, _ = run_gymserve(tmp_path, *argv, blocked="tensorflow")
     assert completed.returncode == 1
     assert completed.stderr == (
-        'gymserve train needs tensorflow, which is not installed: pip install "gymserve[train]"\n'
+        'the dqn algorithm needs tensorflow, which is not installed: pip install "gymserve[train]"\n'
     )
     assert not (tmp_path / "run").exists()
 
