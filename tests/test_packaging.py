@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tools.generate_protos import PROTO_FILES, PROTO_ROOT, SOURCE_ROOT, generated_files
+from tools.generate_protos import PROTO_ROOT, PROTOS, SOURCE_ROOT, generated_files
 
 
 def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modules(tmp_path: Path):
@@ -23,7 +23,7 @@ def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modu
     )  # fmt: skip
     (wheel,) = tmp_path.glob("gymserve-*.whl")
     with zipfile.ZipFile(wheel) as archive:
-        for proto_file in PROTO_FILES:
+        for proto_file in PROTOS:
             assert archive.read(proto_file) == (PROTO_ROOT / proto_file).read_bytes()
             for name in generated_files(proto_file):
                 assert archive.read(name) == (SOURCE_ROOT / name).read_bytes()
