@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
-from serving_support import standard_policies, start_server
+from serving_support import standard_policies, start_server, status_without_token
 
 from gymserve.serving import apis
 from gymserve.serving.apis.protocol import Rpc, load_protocols, rpcs_of
@@ -34,26 +34,6 @@ def reflected_rpcs(channel: grpc.Channel) -> set[Rpc]:
     database = ProtoReflectionDescriptorDatabase(channel)
     pool = DescriptorPool(database)
     return {rpc for name in database.get_services() for rpc in rpcs_of(pool.FindServiceByName(name))}
-
-
-def status_without_token(channel: grpc.Channel, rpc: Rpc) -> grpc.StatusCode:
-    """The status of `rpc` called with an empty message and no token (its first answer, for streams)."""
-    request_streaming = rpc.kind in ("client_stream", "bidi_stream")
-    response_streaming = rpc.kind in ("server_stream", "bidi_stream")
-    make = {
-        (False, False): channel.unary_unary,
-        (False, True): channel.unary_stream,
-        (True, False): channel.stream_unary,
-        (True, True): channel.stream_stream,
-    }[request_streaming, response_streaming]
-    try:
-        answer = make(rpc.path)(iter([b""]) if request_streaming else b"", timeout=30)
-        if response_streaming:
-            next(answer)
-            answer.cancel()
-    except grpc.RpcError as error:
-        return error.code()
-    return grpc.StatusCode.OK
 
 
 def test_the_registry_lists_each_method_reflection_shows_with_its_kind():
