@@ -8,7 +8,8 @@ third party's `inference/grpc_service.proto`). `PROTOS` says which Python packag
 modules go to; protoc's imports between them are rewritten to those packages, so a third
 party's `package inference;` can live under gymserve without a top-level `inference` module.
 A test regenerates them into a temporary directory and fails when the committed files differ.
-The wheel build copies the .proto files beside them.
+The wheel build (setup.py) copies each .proto to its path under protos/: beside its modules when
+their package is the proto's folder, as gymserve's own are.
 (Run protoc in a process without TensorFlow: their bundled protobuf libraries clash.)
 """
 

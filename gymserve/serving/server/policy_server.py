@@ -80,10 +80,10 @@ class PolicyServer:
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
         self._health = health.HealthServicer()
         context = ProtocolContext(
-            PolicyCalls(self.policies, config.max_batch_size, self.metrics, scheduler),
-            self.metrics,
-            config,
-            self._health,
+            calls=PolicyCalls(self.policies, config.max_batch_size, self.metrics, scheduler),
+            metrics=self.metrics,
+            config=config,
+            health=self._health,
         )
         for protocol in self.protocols:
             protocol.register(self._server, context)
