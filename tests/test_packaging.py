@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gymserve.common.extras import EXTRA_OF_MODULE
-from tools.generate_protos import PROTO_FILES, PROTO_ROOT, SOURCE_ROOT, generated_files
+from tools.generate_protos import PROTO_ROOT, PROTOS, SOURCE_ROOT, generated_files
 
 
 def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modules(tmp_path: Path):
@@ -34,7 +34,7 @@ def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modu
             name for name in archive.namelist() if name.endswith(".dist-info/licenses/LICENSE")
         )
         assert archive.read(license_file) == (SOURCE_ROOT / "LICENSE").read_bytes()
-        for proto_file in PROTO_FILES:
+        for proto_file in PROTOS:
             assert archive.read(proto_file) == (PROTO_ROOT / proto_file).read_bytes()
             for name in generated_files(proto_file):
                 assert archive.read(name) == (SOURCE_ROOT / name).read_bytes()

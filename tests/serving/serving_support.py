@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import grpc
 import gymnasium as gym
 import numpy as np
 
 from gymserve.policies import Categorical, Distribution, Policy, ScriptedPolicy
+from gymserve.serving.apis.protocol import Rpc
 from gymserve.serving.server.config import ServerConfig
 from gymserve.serving.server.policy_server import PolicyServer
 from gymserve.serving.server.served_policies import ServedPolicies
@@ -87,6 +89,26 @@ def standard_policies() -> ServedPolicies:
 
 def start_server(policies: ServedPolicies, **settings: object) -> PolicyServer:
     return PolicyServer(ServerConfig(address="127.0.0.1:0", **settings), policies).start()
+
+
+def status_without_token(channel: grpc.Channel, rpc: Rpc) -> grpc.StatusCode:
+    """The status of `rpc` called with an empty message and no token (its first answer, for streams)."""
+    request_streaming = rpc.kind in ("client_stream", "bidi_stream")
+    response_streaming = rpc.kind in ("server_stream", "bidi_stream")
+    make = {
+        (False, False): channel.unary_unary,
+        (False, True): channel.unary_stream,
+        (True, False): channel.stream_unary,
+        (True, True): channel.stream_stream,
+    }[request_streaming, response_streaming]
+    try:
+        answer = make(rpc.path)(iter([b""]) if request_streaming else b"", timeout=30)
+        if response_streaming:
+            next(answer)
+            answer.cancel()
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
 
 
 GYMSERVE = [sys.executable, "-m", "gymserve.cli"]

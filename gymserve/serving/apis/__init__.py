@@ -1,5 +1,17 @@
 """The protocols the policy server speaks, one module each, registered in `PROTOCOLS`.
 
+protocol.py         what a protocol module defines: `PROTOCOL = Protocol(...)` (docs/adding_a_protocol.md)
 policy_service.py   gymserve's own `gymserve.serving.v1.PolicyService`
-tf_serving.py       TensorFlow Serving's `PredictionService` (tf_prediction_service.py, tensor_protos.py)
+health.py           the standard `grpc.health.v1.Health`, answered without a token
+tf_serving.py       TensorFlow Serving's `PredictionService` (tf_prediction_service.py, tensor_protos.py),
+                    loaded at its first call; skipped when tensorflow-serving-api is not installed
+
+Entries are "module:attribute" strings, so importing this package imports no protocol, and a
+protocol whose module needs a missing optional package is skipped rather than failing the server.
 """
+
+PROTOCOLS = [
+    "gymserve.serving.apis.policy_service:PROTOCOL",
+    "gymserve.serving.apis.health:PROTOCOL",
+    "gymserve.serving.apis.tf_serving:PROTOCOL",
+]

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
+from gymserve.serving.apis.protocol import Protocol, ProtocolContext, rpcs_of
 from gymserve.serving.client.action_modes import mode_name
+from gymserve.serving.client.protos import SERVICE_NAME
 from gymserve.serving.client.protos import policy_service_pb2 as pb
 from gymserve.serving.client.protos import policy_service_pb2_grpc as pb_grpc
 from gymserve.serving.client.spaces import space_to_proto
@@ -163,3 +165,15 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
 
 def _version(request: pb.ActRequest | pb.GetPolicyRequest) -> int | None:
     return request.policy_version if request.HasField("policy_version") else None
+
+
+def register(server: grpc.Server, context: ProtocolContext) -> None:
+    pb_grpc.add_PolicyServiceServicer_to_server(PolicyService(context.calls), server)
+
+
+PROTOCOL = Protocol(
+    name="policy_service",
+    rpcs=rpcs_of(pb.DESCRIPTOR.services_by_name["PolicyService"]),
+    register=register,
+    reflected_services=(SERVICE_NAME,),
+)

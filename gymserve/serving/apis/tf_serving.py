@@ -1,8 +1,11 @@
-"""The TensorFlow Serving API on the policy server, loaded at its first call.
+"""TensorFlow Serving's `PredictionService` on the policy server, loaded at its first call.
 
 Its messages come from tensorflow-serving-api, which imports TensorFlow (seconds, and about
 half a GiB): a server that never gets a TensorFlow Serving call never pays that, and the
-first such call does, once. The service itself is `tf_prediction_service.PredictionService`.
+first such call does, once. Start-up only checks that the package is installed, and the
+server skips this protocol when it is not. The service itself is
+`tf_prediction_service.PredictionService`. Server reflection does not list it: describing it
+would need its messages, and so TensorFlow.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from gymserve.serving.server.policy_calls import PolicyCalls
+from gymserve.serving.apis.protocol import Protocol, ProtocolContext, Rpc
 
 SERVICE_NAME = "tensorflow.serving.PredictionService"
 _REQUESTS = {
@@ -23,17 +26,17 @@ _REQUESTS = {
 }
 
 
-def prediction_service_handler(calls: PolicyCalls) -> grpc.GenericRpcHandler:
-    """Predict and GetModelMetadata of `SERVICE_NAME`, answered through `calls`."""
+def register(server: grpc.Server, context: ProtocolContext) -> None:
+    """Predict and GetModelMetadata of `SERVICE_NAME`, answered through the server's policy calls."""
 
     @functools.cache
     def service() -> Any:
         from gymserve.serving.apis.tf_prediction_service import PredictionService
 
-        return PredictionService(calls)
+        return PredictionService(context.calls)
 
     def behavior(method: str) -> Callable[[Any, grpc.ServicerContext], Any]:
-        return lambda request, context: getattr(service(), method)(request, context)
+        return lambda request, call: getattr(service(), method)(request, call)
 
     def parser(module: str, message: str) -> Callable[[bytes], Any]:
         def parse(raw: bytes) -> Any:
@@ -49,8 +52,16 @@ def prediction_service_handler(calls: PolicyCalls) -> grpc.GenericRpcHandler:
         )
         for method, request in _REQUESTS.items()
     }
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)])
 
 
 def _serialize(message: Any) -> bytes:
     return message.SerializeToString()
+
+
+PROTOCOL = Protocol(
+    name="tf_serving",
+    rpcs=tuple(Rpc(f"/{SERVICE_NAME}/{method}") for method in _REQUESTS),
+    register=register,
+    requires=("tensorflow_serving", "tensorflow"),
+)

@@ -1,32 +1,31 @@
 """Bearer-token authentication: every call must carry `authorization: Bearer <token>`.
 
-Health checks are exempt, so load balancers and orchestrators can probe the server without
-the secret; they reveal only whether the server and each policy name are serving. Refused
-calls are logged with the peer and the method (rate-limited: a client can refuse itself at will).
+Only the methods a protocol marks public are exempt (health checks, so load balancers and
+orchestrators can probe the server without the secret); a method no protocol knows needs the
+token too. Refused calls are logged with the peer and the method (rate-limited: a client can
+refuse itself at will).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import grpc
-from grpc_health.v1 import health
 
 from gymserve.serving.server.handlers import rebuild_handler
 from gymserve.serving.server.logs import RateLimitedLog
 
-EXEMPT_PREFIXES = (f"/{health.SERVICE_NAME}/",)
-
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):
-    """Refuses calls without the expected bearer token with UNAUTHENTICATED."""
+    """Refuses calls without the expected bearer token with UNAUTHENTICATED, but those to `public_methods`."""
 
-    def __init__(self, token: str):
+    def __init__(self, token: str, public_methods: Iterable[str] = ()):
         if not token:
             raise ValueError("the bearer token must not be empty")
         self._expected = f"Bearer {token}".encode()
+        self._public = frozenset(public_methods)  # "/package.Service/Method"
         self._log = RateLimitedLog()
 
     def intercept_service(
@@ -34,7 +33,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        if handler_call_details.method.startswith(EXEMPT_PREFIXES):
+        if handler_call_details.method in self._public:
             return continuation(handler_call_details)
         problem = self._problem(handler_call_details.invocation_metadata)
         handler = continuation(handler_call_details)

@@ -1,6 +1,7 @@
-"""The policy server: PolicyService, TensorFlow Serving's PredictionService, health and reflection.
+"""The policy server: every protocol registered in `gymserve.serving.apis.PROTOCOLS`, and reflection.
 
-All on one port; see `tf_serving` for the TensorFlow Serving API.
+All on one port: PolicyService, health and TensorFlow Serving's PredictionService (see
+`gymserve.serving.apis`; a protocol whose optional package is missing is skipped with a log line).
 
     config = load_server_config(flags={"policies": {"cartpole": "exports/cartpole"}})
     server = PolicyServer(config)             # loads the exports
@@ -28,13 +29,12 @@ import threading
 from types import FrameType
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from gymserve.policies.repository import pretrained_repository
-from gymserve.serving.apis.policy_service import PolicyService
-from gymserve.serving.apis.tf_serving import prediction_service_handler
-from gymserve.serving.client.protos import SERVICE_NAME, policy_service_pb2_grpc
+from gymserve.serving import apis
+from gymserve.serving.apis.protocol import Protocol, ProtocolContext, load_protocols
 from gymserve.serving.metrics.server_metrics import MetricsInterceptor, ServerMetrics
 from gymserve.serving.server.auth import BearerTokenInterceptor
 from gymserve.serving.server.batching import BatchScheduler
@@ -64,23 +64,31 @@ class PolicyServer:
         self.reloader = None if policies is not None else configured_reloader(config)
         self.policies = policies if policies is not None else self.reloader.served
         self.metrics = ServerMetrics(self.policies)
+        self.protocols = _available_protocols()
+        rpcs = [rpc for protocol in self.protocols for rpc in protocol.rpcs]
+        for rpc in rpcs:  # every method's series shows from the start, at zero
+            self.metrics.rpcs.add_method((rpc.kind, rpc.service, rpc.method))
         self._streams = StreamLimitInterceptor(config.max_streams, config.stream_idle_timeout)
         interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(self.metrics)]
         if config.auth_token:
-            interceptors.append(BearerTokenInterceptor(config.auth_token.get_secret_value()))
+            public = [rpc.path for rpc in rpcs if rpc.public]
+            interceptors.append(BearerTokenInterceptor(config.auth_token.get_secret_value(), public))
         interceptors += [self._streams, RawRequestInterceptor()]
         self._executor = RpcThreads(config.workers, thread_name_prefix="gymserve-rpc")
         self._server = grpc.server(self._executor, interceptors=interceptors, options=server_options(config))
         batching = config.batching
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
-        calls = PolicyCalls(self.policies, config.max_request_observations, self.metrics, scheduler)
-        policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyService(calls), self._server)
-        self._server.add_generic_rpc_handlers([prediction_service_handler(calls)])
         self._health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        context = ProtocolContext(
+            calls=PolicyCalls(self.policies, config.max_request_observations, self.metrics, scheduler),
+            metrics=self.metrics,
+            config=config,
+            health=self._health,
         )
+        for protocol in self.protocols:
+            protocol.register(self._server, context)
+        reflected = [service for protocol in self.protocols for service in protocol.reflected_services]
+        reflection.enable_server_reflection((*reflected, reflection.SERVICE_NAME), self._server)
         if self.reloader is not None:
             self.reloader.on_change = self.update_health
         self._address: str | None = None
@@ -114,6 +122,7 @@ class PolicyServer:
             workers=self.config.workers,
             batching=None if self.config.batching is None else dataclasses.asdict(self.config.batching),
             metrics_address=self.metrics_address,
+            protocols=[protocol.name for protocol in self.protocols],
             policies={
                 name: [v.version for v in self.policies.versions(name) if v.available]
                 for name in self.policies.names()
@@ -210,6 +219,14 @@ class PolicyServer:
         if port == 0:
             raise ServerConfigError(f"cannot listen on {config.address}: the address is in use or invalid")
         return port
+
+
+def _available_protocols() -> list[Protocol]:
+    """The registered protocols, less those whose optional packages are missing (each logged once)."""
+    protocols, skipped = load_protocols(apis.PROTOCOLS)
+    for protocol in skipped:
+        log_event(logging.WARNING, "protocol_skipped", protocol=protocol.entry, reason=protocol.reason)
+    return protocols
 
 
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
