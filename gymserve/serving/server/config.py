@@ -148,7 +148,10 @@ class ServerConfig(BaseSettings):
         60.0, gt=0, description="seconds a stream may send nothing before the server closes it"
     )
     max_health_watches: int = Field(
-        4, ge=1, le=1024, description="health Watch streams open at once, on threads of their own"
+        4,
+        ge=1,
+        le=1024,
+        description="health Watch streams open at once, apart from the workers and stream slots",
     )
     health_watch_idle_timeout: float = Field(
         60.0, gt=0, description="seconds a health Watch may see no status change before the server closes it"

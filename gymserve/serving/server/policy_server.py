@@ -52,7 +52,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _CANCEL_SECONDS = 5.0  # after the grace period: for cancelled calls and threads to wind down
 # Calls waiting for their request bytes that are kept off the workers: each holds a sleeping
-# thread (about 70 KiB resident); beyond this many, slow writers take workers again.
+# thread (under 90 KiB resident); beyond this many, slow writers take workers again.
 MAX_PARKED_CALLS = 4096
 
 
@@ -68,18 +68,17 @@ class PolicyServer:
         self.reloader = None if policies is not None else configured_reloader(config)
         self.policies = policies if policies is not None else self.reloader.served
         self.metrics = ServerMetrics(self.policies)
+        # Calls still waiting for their request bytes after a moment, and health Watch streams,
+        # stop counting against the workers (see rpc_threads): slow writers and watchers take none.
+        self._executor = RpcThreads(
+            config.workers, thread_name_prefix="gymserve-rpc", max_parked=MAX_PARKED_CALLS
+        )
         self._streams = StreamLimitInterceptor(
             config.max_streams,
             config.stream_idle_timeout,
             config.max_health_watches,
             config.health_watch_idle_timeout,
-        )
-        # health Watch streams have threads of their own; calls still waiting for their request
-        # bytes stop counting after a moment (see rpc_threads), so slow writers take no workers
-        self._executor = RpcThreads(
-            config.workers + config.max_health_watches,
-            thread_name_prefix="gymserve-rpc",
-            max_parked=MAX_PARKED_CALLS,
+            self._executor.set_aside,
         )
         interceptors: list[grpc.ServerInterceptor] = [
             RequestReadInterceptor(self._executor),

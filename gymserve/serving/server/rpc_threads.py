@@ -140,8 +140,21 @@ class RpcThreads:
             with self._lock:
                 self._unpark(worker)
 
+    def set_aside(self) -> None:
+        """Stop counting this RPC thread against `max_workers` until its call ends.
+
+        For calls that wait on their client for long by design (a health Watch), whose number
+        a slot limit bounds instead.
+        """
+        worker = getattr(self._local, "worker", None)
+        if worker is not None:
+            with self._lock:
+                if not worker.parked:
+                    worker.parked = True
+                    self._parked += 1
+
     def parked(self) -> int:
-        """Threads whose call has waited for its request for longer than `PARK_AFTER` seconds."""
+        """Threads not counted against `max_workers`: waiting for a request, or set aside."""
         return self._parked
 
     def shutdown(self, wait: bool = True) -> None:

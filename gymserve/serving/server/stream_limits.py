@@ -3,7 +3,8 @@
 Each open stream holds one server thread for as long as it stays open. StreamAct and reflection
 share `max_streams` slots, so a quarter of the threads always stays free for unary calls; health
 Watch streams, which need no token, have their own `max_watches` slots (and threads), so watchers
-cannot lock authenticated streams out. A stream beyond its limit is refused at once with
+cannot lock authenticated streams out; their threads are set aside from the workers' count
+(`RpcThreads.set_aside`). A stream beyond its limit is refused at once with
 RESOURCE_EXHAUSTED. A watchdog thread closes with DEADLINE_EXCEEDED, freeing its slot, a stream
 whose client sent nothing for `idle_timeout` seconds, and a Watch stream that was sent nothing
 (no status change) for `watch_idle_timeout` seconds. Refusals and closes are logged rate-limited:
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -45,8 +46,16 @@ class _OpenStream:
 class StreamLimitInterceptor(HandlerWrapper):
     """Refuses streams beyond their kind's limit and closes streams idle beyond their kind's timeout."""
 
-    def __init__(self, max_streams: int, idle_timeout: float, max_watches: int, watch_idle_timeout: float):
+    def __init__(
+        self,
+        max_streams: int,
+        idle_timeout: float,
+        max_watches: int,
+        watch_idle_timeout: float,
+        set_thread_aside: Callable[[], None] = lambda: None,
+    ):
         super().__init__()
+        self._set_thread_aside = set_thread_aside
         self._streams = _Slots(
             max_streams,
             idle_timeout,
@@ -89,6 +98,8 @@ class StreamLimitInterceptor(HandlerWrapper):
 
             def limited_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 stream = self._claim(slots, method, timed, context)
+                if watch:
+                    self._set_thread_aside()
                 try:
                     requests = _touching(request, stream) if handler.request_streaming else request
                     responses = behavior(requests, context)
