@@ -136,3 +136,35 @@ def test_a_finished_call_keeps_nothing_of_its_arguments_alive():
 def test_a_pool_needs_at_least_one_thread():
     with pytest.raises(ValueError, match="max_workers is 0"):
         RpcThreads(0)
+
+
+def test_a_call_waiting_for_its_request_is_parked_and_the_next_call_gets_a_thread():
+    pool = RpcThreads(1, thread_name_prefix="park-rpc", max_parked=4)
+    request_arrived, finished = threading.Event(), threading.Event()
+
+    def slow_writer() -> None:  # grpc's thread waits for the request, then runs the behavior
+        request_arrived.wait(10)
+        pool.request_read()
+
+    pool.submit(slow_writer)
+    pool.submit(finished.set)
+    assert finished.wait(10)  # on a second thread, started once the first was parked
+    assert pool.parked() == 1
+    request_arrived.set()
+    deadline = time.monotonic() + 10
+    while pool.parked() or len(_started_threads("park-rpc_")) > 1:  # the extra thread ends
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    pool.shutdown()
+
+
+def test_a_call_that_started_its_behavior_is_never_parked():
+    pool = RpcThreads(1, max_parked=4)
+    release, finished = threading.Event(), threading.Event()
+    pool.submit(lambda: (pool.request_read(), release.wait(10)))
+    pool.submit(finished.set)
+    assert not finished.wait(0.3)  # the second call waits for the only worker
+    assert pool.parked() == 0
+    release.set()
+    assert finished.wait(10)
+    pool.shutdown()

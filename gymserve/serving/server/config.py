@@ -147,6 +147,15 @@ class ServerConfig(BaseSettings):
     stream_idle_timeout: float = Field(
         60.0, gt=0, description="seconds a stream may send nothing before the server closes it"
     )
+    max_health_watches: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="health Watch streams open at once, apart from the workers and stream slots",
+    )
+    health_watch_idle_timeout: float = Field(
+        60.0, gt=0, description="seconds a health Watch may see no status change before the server closes it"
+    )
     poll_interval: float = Field(
         1.0, ge=0, description="seconds between scans for new, changed or removed versions; 0 disables"
     )

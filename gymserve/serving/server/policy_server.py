@@ -11,9 +11,10 @@ Health reports the overall service "" and each policy name: a name is SERVING wh
 its versions loaded, NOT_SERVING when none did (the other policies keep serving). Health
 checks never need the bearer token; every other call does when a token is configured.
 
-Every call passes through the interceptors, outermost first: metrics (every RPC counted with
-its status), bearer-token auth, the stream slot limit and idle timeout, and request parsing
-from raw bytes. A repository is rescanned every `poll_interval` seconds and on SIGHUP.
+Every call passes through the interceptors, outermost first: the RPC threads' note that the
+request has arrived, metrics (every RPC counted with its status), bearer-token auth, the stream
+slot limits and idle timeouts, and request parsing from raw bytes. A repository is rescanned
+every `poll_interval` seconds and on SIGHUP.
 
 Shutdown always finishes: new calls are refused at once, calls in flight get the grace period,
 then whatever still runs is cancelled; a second SIGTERM/SIGINT exits the process at once.
@@ -43,13 +44,16 @@ from gymserve.serving.server.logs import log_event
 from gymserve.serving.server.policy_calls import PolicyCalls
 from gymserve.serving.server.raw_requests import RawRequestInterceptor
 from gymserve.serving.server.reloader import PolicyReloader, export_loader
-from gymserve.serving.server.rpc_threads import RpcThreads
+from gymserve.serving.server.rpc_threads import RequestReadInterceptor, RpcThreads
 from gymserve.serving.server.served_policies import ServedPolicies
 from gymserve.serving.server.stream_limits import StreamLimitInterceptor
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _CANCEL_SECONDS = 5.0  # after the grace period: for cancelled calls and threads to wind down
+# Calls waiting for their request bytes that are kept off the workers: each holds a sleeping
+# thread (under 90 KiB resident); beyond this many, slow writers take workers again.
+MAX_PARKED_CALLS = 4096
 
 
 class PolicyServer:
@@ -68,13 +72,26 @@ class PolicyServer:
         rpcs = [rpc for protocol in self.protocols for rpc in protocol.rpcs]
         for rpc in rpcs:  # every method's series shows from the start, at zero
             self.metrics.rpcs.add_method((rpc.kind, rpc.service, rpc.method))
-        self._streams = StreamLimitInterceptor(config.max_streams, config.stream_idle_timeout)
-        interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(self.metrics)]
+        # Calls still waiting for their request bytes after a moment, and health Watch streams,
+        # stop counting against the workers (see rpc_threads): slow writers and watchers take none.
+        self._executor = RpcThreads(
+            config.workers, thread_name_prefix="gymserve-rpc", max_parked=MAX_PARKED_CALLS
+        )
+        self._streams = StreamLimitInterceptor(
+            config.max_streams,
+            config.stream_idle_timeout,
+            config.max_health_watches,
+            config.health_watch_idle_timeout,
+            self._executor.set_aside,
+        )
+        interceptors: list[grpc.ServerInterceptor] = [
+            RequestReadInterceptor(self._executor),
+            MetricsInterceptor(self.metrics),
+        ]
         if config.auth_token:
             public = [rpc.path for rpc in rpcs if rpc.public]
             interceptors.append(BearerTokenInterceptor(config.auth_token.get_secret_value(), public))
         interceptors += [self._streams, RawRequestInterceptor()]
-        self._executor = RpcThreads(config.workers, thread_name_prefix="gymserve-rpc")
         self._server = grpc.server(self._executor, interceptors=interceptors, options=server_options(config))
         batching = config.batching
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
