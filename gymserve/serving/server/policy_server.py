@@ -43,6 +43,7 @@ from gymserve.serving.server.logs import log_event
 from gymserve.serving.server.policy_calls import PolicyCalls
 from gymserve.serving.server.raw_requests import RawRequestInterceptor
 from gymserve.serving.server.reloader import PolicyReloader, export_loader
+from gymserve.serving.server.request_limits import RequestLimits
 from gymserve.serving.server.rpc_threads import RpcThreads
 from gymserve.serving.server.served_policies import ServedPolicies
 from gymserve.serving.server.stream_limits import StreamLimitInterceptor
@@ -73,7 +74,7 @@ class PolicyServer:
         self._server = grpc.server(self._executor, interceptors=interceptors, options=server_options(config))
         batching = config.batching
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
-        calls = PolicyCalls(self.policies, config.max_request_observations, self.metrics, scheduler)
+        calls = PolicyCalls(self.policies, RequestLimits.from_config(config), self.metrics, scheduler)
         policy_service_pb2_grpc.add_PolicyServiceServicer_to_server(PolicyService(calls), self._server)
         self._server.add_generic_rpc_handlers([prediction_service_handler(calls)])
         self._health = health.HealthServicer()
