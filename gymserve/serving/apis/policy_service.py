@@ -1,10 +1,11 @@
 """The PolicyService servicer: requests in, policy calls, responses out, errors as status codes.
 
 Versions are resolved, policies run and errors mapped to status codes by `PolicyCalls`,
-shared with the TensorFlow Serving API. Client strings repeated in messages are capped (see
-`echo`). A unary Act starts from the state in its request (the policy's initial state when it
-has none) and returns the next one; a StreamAct keeps the state between its messages and
-restarts it at episode boundaries.
+shared with the TensorFlow Serving API. Every tensor's declared shape is checked against the
+request's budget (see `request_limits`) before it is read, and client strings repeated in
+messages are capped (see `echo`). A unary Act starts from the state in its request (the
+policy's initial state when it has none) and returns the next one; a StreamAct keeps the state
+between its messages and restarts it at episode boundaries.
 A stream keeps the version it resolved until its episode ends, so a reload never switches
 policies in the middle of an episode. The served policy objects are shared by all calls, so
 the server never calls `Policy.reset`.
@@ -24,8 +25,9 @@ from gymserve.serving.client.protos import SERVICE_NAME
 from gymserve.serving.client.protos import policy_service_pb2 as pb
 from gymserve.serving.client.protos import policy_service_pb2_grpc as pb_grpc
 from gymserve.serving.client.spaces import space_to_proto
-from gymserve.serving.client.tensors import data_type_name, fill_tensor, from_tensor
+from gymserve.serving.client.tensors import DTYPES, data_type_name, fill_tensor, from_tensor
 from gymserve.serving.server.policy_calls import PolicyCalls
+from gymserve.serving.server.request_limits import MAX_RANK, RequestBudget
 from gymserve.serving.server.served_policies import ServedVersion
 
 if TYPE_CHECKING:
@@ -44,9 +46,10 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         response = pb.ActResponse()
         try:
             served = self._resolve(request)
-            observations, batch_size = self._observations(request.observations, served)
+            budget = self._calls.limits.budget()
+            observations, batch_size = self._observations(request.observations, served, budget)
             if request.state:
-                state = tuple(from_tensor(part, f"state[{i}]") for i, part in enumerate(request.state))
+                state = tuple(_decoded(part, f"state[{i}]", budget) for i, part in enumerate(request.state))
             else:
                 state = served.policy.get_initial_state(batch_size)
             next_state = self._act(served, request, observations, state, response, context)
@@ -72,7 +75,8 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
                 restart = state is None or message.episode_start or asked != resolved_for
                 if restart:
                     serving, resolved_for = self._resolve(request), asked  # kept until the episode ends
-                observations, batch_size = self._observations(request.observations, serving)
+                budget = self._calls.limits.budget()
+                observations, batch_size = self._observations(request.observations, serving, budget)
                 if restart:
                     state = serving.policy.get_initial_state(batch_size)
                 state = self._act(serving, request, observations, state, response.act, context)
@@ -111,18 +115,21 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
     def _resolve(self, request: pb.ActRequest | pb.GetPolicyRequest) -> ServedVersion:
         return self._calls.resolve(request.policy_name, _version(request), request.version_label)
 
-    def _observations(self, tensor: pb.Tensor, served: ServedVersion) -> tuple[np.ndarray, int | None]:
+    def _observations(
+        self, tensor: pb.Tensor, served: ServedVersion, budget: RequestBudget
+    ) -> tuple[np.ndarray, int | None]:
         """The observation array (validated further by the policy) and its batch size, if batched."""
         if tensor.dtype != pb.DATA_TYPE_FLOAT32:
             raise ValueError(
                 f"observations have data type {data_type_name(tensor.dtype)}; "
                 f"expected DATA_TYPE_FLOAT32 for {served.policy.observation_space}"
             )
-        observations = from_tensor(tensor, "observations")
-        if observations.ndim != len(served.policy.observation_space.shape) + 1:
+        batched_rank = len(served.policy.observation_space.shape) + 1
+        observations = _decoded(tensor, "observations", budget, max_rank=batched_rank)
+        if observations.ndim != batched_rank:
             return observations, None
         batch_size = len(observations)
-        self._calls.check_batch_size(batch_size)
+        self._calls.limits.check_batch_size(batch_size)
         return observations, batch_size
 
     def _act(
@@ -161,6 +168,18 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
                 error=served.error,
                 labels=self._policies.labels_of(name, served.version),
             )
+
+
+def _decoded(tensor: pb.Tensor, what: str, budget: RequestBudget, max_rank: int = MAX_RANK) -> np.ndarray:
+    """`tensor`'s array, once the shape it declares fits the request's budget.
+
+    The array views the message's bytes, whose count must match the shape, so it is never
+    larger than the message itself.
+    """
+    dtype = DTYPES.get(tensor.dtype)
+    if dtype is not None:  # otherwise from_tensor names the data types it reads
+        budget.take(len(tensor.shape), tensor.shape, dtype.itemsize, what, max_rank)
+    return from_tensor(tensor, what)
 
 
 def _version(request: pb.ActRequest | pb.GetPolicyRequest) -> int | None:

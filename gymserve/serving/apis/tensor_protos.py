@@ -2,15 +2,20 @@
 
 A client fills either `tensor_content` (raw little-endian bytes, what `tf.make_tensor_proto`
 writes for arrays) or the typed value list (`float_val`, `int64_val`, ...; one value stands
-for every element, as TensorFlow reads it). Answers always use `tensor_content`.
+for every element, as TensorFlow reads it). Answers always use `tensor_content`. A tensor is
+read in two steps: `declared_tensor` checks the shape it declares against the request's budget
+(see `request_limits`), so one value declaring a huge shape is refused before anything is built.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
+
+from gymserve.serving.server.request_limits import MAX_RANK, RequestBudget
 
 DTYPES: dict[int, np.dtype] = {
     types_pb2.DT_FLOAT: np.dtype("<f4"),
@@ -34,31 +39,47 @@ def data_type_name(data_type: int) -> str:
         return str(data_type)
 
 
-def from_tensor_proto(tensor: tensor_pb2.TensorProto, what: str) -> np.ndarray:
-    """The array `tensor` holds; ValueError names `what` when its dtype, shape or values disagree."""
+@dataclass(frozen=True)
+class DeclaredTensor:
+    """The dtype and shape a TensorProto declares, within its request's budget; `array()` reads it."""
+
+    proto: tensor_pb2.TensorProto
+    what: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+    def array(self) -> np.ndarray:
+        """The array: `tensor_content` viewed, or the typed values (one value fills the whole shape)."""
+        size = math.prod(self.shape)
+        content = self.proto.tensor_content
+        if content:
+            if len(content) != size * self.dtype.itemsize:
+                raise ValueError(
+                    f"{self.what} holds {len(content)} bytes; shape {list(self.shape)} of "
+                    f"{data_type_name(self.proto.dtype)} needs {size * self.dtype.itemsize}"
+                )
+            return np.frombuffer(content, self.dtype).reshape(self.shape)
+        values = getattr(self.proto, _VALUE_FIELDS[self.proto.dtype])
+        if len(values) == 1 and size > 1:
+            return np.full(self.shape, values[0], self.dtype)  # the budget admitted this many bytes
+        if len(values) != size:
+            raise ValueError(f"{self.what} holds {len(values)} values; shape {list(self.shape)} needs {size}")
+        return np.asarray(values, self.dtype).reshape(self.shape)
+
+
+def declared_tensor(
+    tensor: tensor_pb2.TensorProto, what: str, budget: RequestBudget, max_rank: int = MAX_RANK
+) -> DeclaredTensor:
+    """What `tensor` declares, charged to `budget`; ValueError names `what` when it cannot be read."""
     dtype = DTYPES.get(tensor.dtype)
     if dtype is None:
         known = ", ".join(data_type_name(data_type) for data_type in DTYPES)
         raise ValueError(f"{what} has dtype {data_type_name(tensor.dtype)}; expected one of {known}")
     if tensor.tensor_shape.unknown_rank:
         raise ValueError(f"{what} has an unknown rank; give its shape")
-    shape = tuple(dim.size for dim in tensor.tensor_shape.dim)
-    if shape and min(shape) < 0:
-        raise ValueError(f"{what} has shape {list(shape)}; dimensions must not be negative")
-    size = math.prod(shape)
-    if tensor.tensor_content:
-        if len(tensor.tensor_content) != size * dtype.itemsize:
-            raise ValueError(
-                f"{what} holds {len(tensor.tensor_content)} bytes; shape {list(shape)} of "
-                f"{data_type_name(tensor.dtype)} needs {size * dtype.itemsize}"
-            )
-        return np.frombuffer(tensor.tensor_content, dtype).reshape(shape)
-    values = np.asarray(getattr(tensor, _VALUE_FIELDS[tensor.dtype]), dtype)
-    if len(values) == 1 and size > 1:
-        return np.full(shape, values[0], dtype)
-    if len(values) != size:
-        raise ValueError(f"{what} holds {len(values)} values; shape {list(shape)} needs {size}")
-    return values.reshape(shape)
+    dims = tensor.tensor_shape.dim
+    shape = budget.take(len(dims), (dim.size for dim in dims), dtype.itemsize, what, max_rank)
+    return DeclaredTensor(tensor, what, dtype, shape)
 
 
 def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:

@@ -29,12 +29,13 @@ from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_p
 from tensorflow_serving.apis import prediction_service_pb2_grpc as pb_grpc
 
 from gymserve.policies import ActionMode
-from gymserve.serving.apis.tensor_protos import DATA_TYPES, from_tensor_proto, to_tensor_proto
-from gymserve.serving.server.echo import echo
+from gymserve.serving.apis.tensor_protos import DATA_TYPES, declared_tensor, to_tensor_proto
+from gymserve.serving.server.echo import echo, echo_all
 
 if TYPE_CHECKING:
     from gymserve.policies import Policy
     from gymserve.serving.server.policy_calls import PolicyCalls
+    from gymserve.serving.server.request_limits import RequestBudget
     from gymserve.serving.server.served_policies import ServedVersion
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -61,7 +62,7 @@ class PredictionService(pb_grpc.PredictionServiceServicer):
             unknown = sorted(set(wanted) - outputs.keys())
             if unknown:
                 raise ValueError(
-                    f"output_filter names {', '.join(map(echo, unknown))}; signature {signature} has outputs "
+                    f"output_filter names {echo_all(unknown)}; signature {signature} has outputs "
                     f"{', '.join(sorted(outputs))}"
                 )
             _fill_spec(response.model_spec, served, signature)
@@ -79,7 +80,7 @@ class PredictionService(pb_grpc.PredictionServiceServicer):
             fields = list(request.metadata_field)
             if fields != [SIGNATURE_DEF_FIELD]:
                 raise ValueError(
-                    f"metadata_field is {', '.join(map(echo, fields)) or 'empty'}; the only field served "
+                    f"metadata_field is {echo_all(fields) or 'empty'}; the only field served "
                     f"is {SIGNATURE_DEF_FIELD!r}"
                 )
             served = self._resolve(request.model_spec)
@@ -103,17 +104,19 @@ class PredictionService(pb_grpc.PredictionServiceServicer):
         if set(inputs) != expected:
             raise ValueError(
                 f"signature {signature} takes inputs {', '.join(sorted(expected))}; "
-                f"the request has {', '.join(map(echo, sorted(inputs))) or 'none'}"
+                f"the request has {echo_all(sorted(inputs)) or 'none'}"
             )
         space = served.policy.observation_space
-        observations = from_tensor_proto(inputs["observations"], "observations")
-        if observations.dtype != np.float32 or observations.shape[1:] != space.shape or observations.ndim < 1:
+        budget = self._calls.limits.budget()
+        declared = declared_tensor(inputs["observations"], "observations", budget, len(space.shape) + 1)
+        if declared.dtype != np.float32 or declared.shape[1:] != space.shape or not declared.shape:
             raise ValueError(
-                f"observations are {observations.dtype} of shape {list(observations.shape)}; "
+                f"observations are {declared.dtype} of shape {list(declared.shape)}; "
                 f"expected float32 of shape [batch, {', '.join(map(str, space.shape))}] for {space}"
             )
-        self._calls.check_batch_size(len(observations))
-        seed = _seed(inputs["seed"]) if "seed" in inputs else None
+        self._calls.limits.check_batch_size(declared.shape[0])
+        observations = declared.array()
+        seed = _seed(inputs["seed"], budget) if "seed" in inputs else None
 
         def predict(policy: Policy) -> dict[str, np.ndarray]:
             state = policy.get_initial_state(len(observations))
@@ -160,11 +163,15 @@ def _data_type(array: np.ndarray) -> int:
     return DATA_TYPES[np.dtype("<i8") if array.dtype.kind in "iub" else array.dtype.newbyteorder("<")]
 
 
-def _seed(tensor: object) -> int:
-    seed = from_tensor_proto(tensor, "seed")
-    if seed.shape != () or seed.dtype.kind != "i" or seed < 0:
-        raise ValueError(f"seed is {seed.dtype} of shape {list(seed.shape)}; expected an integer scalar >= 0")
-    return int(seed)
+def _seed(tensor: object, budget: RequestBudget) -> int:
+    declared = declared_tensor(tensor, "seed", budget)
+    if declared.shape == () and declared.dtype.kind == "i":
+        seed = int(declared.array())
+        if seed >= 0:
+            return seed
+    raise ValueError(
+        f"seed is {declared.dtype} of shape {list(declared.shape)}; expected an integer scalar >= 0"
+    )
 
 
 def _fill_spec(spec: model_pb2.ModelSpec, served: ServedVersion, signature: str) -> None:

@@ -4,6 +4,7 @@ policy_server.py     PolicyServer: start, serve, reload, drain
 config.py            ServerConfig from flags, GYMSERVE_* variables and a file
 served_policies.py   name -> version -> Policy, or why it failed; reloader.py keeps it in step with disk
 policy_calls.py      what every protocol does around a policy call; batching.py shares model calls
+request_limits.py    sizes a request may declare, checked by every protocol before decoding
 rpc_threads.py, stream_limits.py, raw_requests.py, auth.py, handlers.py   capacity, parsing, tokens
 logs.py, echo.py     structured logs, and client strings cut to a safe size
 """

@@ -127,7 +127,9 @@ class ServerConfig(BaseSettings):
         16, ge=2, le=1024, description="RPC threads; open streams may hold three quarters of them"
     )
     max_message_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="largest request or response accepted"
+        4 * 1024 * 1024,
+        ge=1024,
+        description="largest request or response, and the most bytes one request's tensors may declare",
     )
     max_request_observations: int = Field(
         4096, ge=1, description="most observations in one request (a larger batch is refused)"

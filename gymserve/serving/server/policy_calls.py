@@ -2,11 +2,13 @@
 
 Both the gymserve PolicyService and the TensorFlow Serving PredictionService answer through
 `PolicyCalls`, so they resolve names, versions and labels alike, share dynamic batching and
-metrics, and answer the same status codes: bad requests INVALID_ARGUMENT (the policy's own
+metrics, check the sizes a request declares against the same `RequestLimits` before
+decoding it, and answer the same status codes: bad requests INVALID_ARGUMENT (the policy's own
 ValueError names the expected spec), unknown names, versions or labels NOT_FOUND, versions
 that failed to load FAILED_PRECONDITION (retrying will not help), oversize batches and full
 batch queues RESOURCE_EXHAUSTED, and a call whose deadline passed before its turn
-DEADLINE_EXCEEDED without being computed.
+DEADLINE_EXCEEDED without being computed. Every status message and log field is cut to
+`MESSAGE_LIMIT` (see `echo`), so no request can make an answer or a log line large.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 
 from gymserve.serving.server.batching import BatchQueueFullError, BatchScheduler
+from gymserve.serving.server.echo import capped
 from gymserve.serving.server.logs import RateLimitedLog, log_event
 from gymserve.serving.server.served_policies import (
     PolicyNotFoundError,
@@ -30,6 +33,7 @@ from gymserve.serving.server.served_policies import (
 if TYPE_CHECKING:
     from gymserve.policies import Policy
     from gymserve.serving.metrics.server_metrics import ServerMetrics
+    from gymserve.serving.server.request_limits import RequestLimits
 
 Result = TypeVar("Result")
 
@@ -48,12 +52,12 @@ class PolicyCalls:
     def __init__(
         self,
         policies: ServedPolicies,
-        max_batch_size: int,
+        limits: RequestLimits,
         metrics: ServerMetrics,
         batching: BatchScheduler | None = None,
     ):
         self.policies = policies
-        self.max_batch_size = max_batch_size
+        self.limits = limits
         self._metrics = metrics
         self._batching = batching
         self._rejected_log = RateLimitedLog(burst=50)
@@ -65,13 +69,6 @@ class PolicyCalls:
             raise RequestError(grpc.StatusCode.NOT_FOUND, str(error)) from None
         except PolicyUnavailableError as error:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(error)) from None
-
-    def check_batch_size(self, batch_size: int) -> None:
-        if batch_size > self.max_batch_size:
-            message = (
-                f"batch of {batch_size} observations exceeds the server's limit of {self.max_batch_size}"
-            )
-            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
     def run(
         self,
@@ -107,17 +104,18 @@ class PolicyCalls:
             code = grpc.StatusCode.INVALID_ARGUMENT
         else:
             code = grpc.StatusCode.INTERNAL
-            message = f"{type(error).__name__}: {error}"
+            message = capped(f"{type(error).__name__}: {error}")
             log_event(
                 logging.ERROR, "request_failed", method=method, code=code.name, error=message, exc_info=error
             )
             context.abort(code, message)
+        message = capped(str(error))
         self._rejected_log.log(
             logging.INFO,
             "request_rejected",
             method=method,
             peer=context.peer(),
             code=code.name,
-            error=str(error)[:1000],
+            error=message,
         )
-        context.abort(code, str(error))
+        context.abort(code, message)

@@ -44,6 +44,7 @@ from gymserve.serving.server.logs import log_event
 from gymserve.serving.server.policy_calls import PolicyCalls
 from gymserve.serving.server.raw_requests import RawRequestInterceptor
 from gymserve.serving.server.reloader import PolicyReloader, export_loader
+from gymserve.serving.server.request_limits import RequestLimits
 from gymserve.serving.server.rpc_threads import RequestReadInterceptor, RpcThreads
 from gymserve.serving.server.served_policies import ServedPolicies
 from gymserve.serving.server.stream_limits import StreamLimitInterceptor
@@ -97,7 +98,7 @@ class PolicyServer:
         scheduler = None if batching is None else BatchScheduler(batching, self.metrics.observe_model_batch)
         self._health = health.HealthServicer()
         context = ProtocolContext(
-            calls=PolicyCalls(self.policies, config.max_request_observations, self.metrics, scheduler),
+            calls=PolicyCalls(self.policies, RequestLimits.from_config(config), self.metrics, scheduler),
             metrics=self.metrics,
             config=config,
             health=self._health,
