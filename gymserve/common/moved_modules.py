@@ -13,7 +13,9 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 MOVED_MODULES: dict[str, str] = {
     "gymserve.agents.a2c": "gymserve.agents.on_policy.a2c",
@@ -105,10 +107,13 @@ class _MovedModuleLoader(importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(self.new_name)
+        module = importlib.import_module(self.new_name)
+        self.new_spec = module.__spec__  # importlib gives the module the old path's spec next
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module at the new path is already executed."""
+        """The module at the new path is already executed: only its own spec is put back."""
+        module.__spec__ = self.new_spec
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
@@ -124,6 +129,26 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Put the finder on `sys.meta_path` (once)."""
+    """Put the finder first on `sys.meta_path` (once), before a stale folder of an old path (left
+    by an upgrade in place, holding only `__pycache__`) could be found as a namespace package."""
     if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
-        sys.meta_path.append(MovedModuleFinder())
+        sys.meta_path.insert(0, MovedModuleFinder())
+
+
+def moved_names(package: str, new_module: str, names: frozenset[str] | None = None) -> Callable[[str], Any]:
+    """The `__getattr__` of a package that replaced a module of the same path: the old module's
+    `names` (every public name of `new_module` when None) warn and come from `new_module`."""
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("_") or (names is not None and name not in names):
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(new_module), name, _MISSING)
+        if value is _MISSING:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        warnings.warn(f"{package}.{name} moved to {new_module}.{name}", DeprecationWarning, stacklevel=2)
+        return value
+
+    return __getattr__
+
+
+_MISSING = object()

@@ -8,21 +8,7 @@ gae.py                the one generalized advantage estimation
 graph_envs.py         the training envs as a compiled rollout sees them
 """
 
-from __future__ import annotations
+from gymserve.common.moved_modules import moved_names
 
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    # Before on_policy/ was a folder, `gymserve.agents.on_policy` was what algorithm.py is now.
-    import warnings
-
-    from gymserve.agents.on_policy import algorithm
-
-    value = getattr(algorithm, name)
-    warnings.warn(
-        f"gymserve.agents.on_policy.{name} moved to gymserve.agents.on_policy.algorithm.{name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return value
+# Before on_policy/ was a folder, `gymserve.agents.on_policy` was what algorithm.py is now.
+__getattr__ = moved_names(__name__, "gymserve.agents.on_policy.algorithm")

@@ -9,6 +9,9 @@ spaces.py, tensors.py, action_modes.py   spaces, arrays and action modes on the 
 protos.py          the generated `gymserve.serving.v1` modules
 """
 
+from typing import Any
+
+from gymserve.common.moved_modules import moved_names
 from gymserve.serving.client.policy_client import (
     ActResult,
     PolicyClient,
@@ -32,10 +35,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # RemotePolicy is a gymserve Policy, which needs gymnasium; the bare client does not.
+_moved_names = moved_names(
+    __name__,
+    "gymserve.serving.client.policy_client",
+    frozenset({"DEFAULT_TIMEOUT", "DEFAULT_MAX_MESSAGE_BYTES", "act_request"}),
+)
+
+
+def __getattr__(name: str) -> Any:
+    # RemotePolicy is a gymserve Policy, which needs gymnasium; the bare client does not. The other
+    # names of the module this package replaced still import, with a warning.
     if name == "RemotePolicy":
         from gymserve.serving.client.remote_policy import RemotePolicy
 
         return RemotePolicy
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _moved_names(name)

@@ -14,16 +14,27 @@ from __future__ import annotations
 from typing import Any
 
 from gymserve.common.extras import require_extra
+from gymserve.common.moved_modules import moved_names
 
 # Checked before any server module imports them, and without importing them (config and logs stay cheap).
 require_extra("serve", "the policy server")
 
 
+_moved_names = moved_names(
+    __name__,
+    "gymserve.serving.server.policy_server",
+    frozenset(
+        {"SERVING", "NOT_SERVING", "server_options", "configured_reloader", "load_configured_policies"}
+    ),
+)
+
+
 def __getattr__(name: str) -> Any:
     # `from gymserve.serving.server import PolicyServer` keeps working without making every
-    # import of a server module (config, logs) load the whole server.
+    # import of a server module (config, logs) load the whole server; the other names of the
+    # module this package replaced still import, with a warning.
     if name == "PolicyServer":
         from gymserve.serving.server.policy_server import PolicyServer
 
         return PolicyServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _moved_names(name)

@@ -23,6 +23,7 @@ import grpc
 from gymserve.serving.server.batching import BatchQueueFullError, BatchScheduler
 from gymserve.serving.server.echo import capped
 from gymserve.serving.server.logs import RateLimitedLog, log_event
+from gymserve.serving.server.request_limits import RequestError, RequestLimits
 from gymserve.serving.server.served_policies import (
     PolicyNotFoundError,
     PolicyUnavailableError,
@@ -33,17 +34,8 @@ from gymserve.serving.server.served_policies import (
 if TYPE_CHECKING:
     from gymserve.policies import Policy
     from gymserve.serving.metrics.server_metrics import ServerMetrics
-    from gymserve.serving.server.request_limits import RequestLimits
 
 Result = TypeVar("Result")
-
-
-class RequestError(Exception):
-    """A request the server refuses, with the status code to answer."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 class PolicyCalls:

@@ -19,10 +19,17 @@ from dataclasses import dataclass
 import grpc
 
 from gymserve.serving.server.config import ServerConfig
-from gymserve.serving.server.policy_calls import RequestError
 
 MAX_RANK = 8  # dimensions of any tensor that is not observations (states, seeds)
 MAX_TENSORS = 1024  # tensors in one request: an empty one costs 2 bytes to send, far more to decode
+
+
+class RequestError(Exception):
+    """A request the server refuses, with the status code to answer."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
