@@ -209,6 +209,8 @@ def train_fallback_policy(workdir: Path, progress: Progress) -> PretrainedPolicy
         f"(shipped config) in {workdir}"
     )
     result = train(FALLBACK_ALGORITHM, FALLBACK_ENV, workdir / "run", progress_bar=True)
+    if result.interrupt_signal is not None:  # a run in a temporary folder: nothing to resume
+        raise KeyboardInterrupt
     progress(
         f"trained for {result.total_steps} steps in {result.wall_time:.1f} s "
         f"({result.stop_reason}, greedy AverageReturn {result.state.evaluation_return:.2f})"

@@ -49,6 +49,22 @@ def test_split_runners_share_the_step_count_and_episode_record_across_threads():
     assert len(episodes) > 4 * (300 // 20) and all(episode.length >= 8 for episode in episodes)
 
 
+def test_a_snapshot_after_a_split_holds_the_episodes_the_parts_are_in():
+    runner = EnvRunner.make(CARTPOLE, 4, seed=0)
+    parts = runner.split(2)
+    for part in parts:
+        for _ in range(7):
+            part.step(np.ones(part.num_envs, np.int64))
+    restored = EnvRunner.from_snapshot(runner.snapshot(), runner.total_steps)
+    np.testing.assert_array_equal(
+        restored.observations, np.concatenate([part.observations for part in parts])
+    )
+    continued = [part.step(np.zeros(part.num_envs, np.int64)).next_observations for part in parts]
+    np.testing.assert_array_equal(
+        restored.step(np.zeros(4, np.int64)).next_observations, np.concatenate(continued)
+    )
+
+
 def test_steps_taken_elsewhere_are_counted_with_their_episodes():
     runner = EnvRunner.make(CARTPOLE, 1, seed=0, total_steps=100)
     runner.record_steps(50, [(20.0, 20), (30.0, 30)])

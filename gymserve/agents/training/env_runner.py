@@ -94,6 +94,7 @@ class EnvRunner:
         self.action_space = self._envs[0].action_space
         self._returns = np.zeros(len(self._envs))
         self._lengths = np.zeros(len(self._envs), dtype=np.int64)
+        self._parts: list[EnvRunner] = []  # the runners `split` made, if any
 
     @classmethod
     def from_snapshot(
@@ -199,15 +200,17 @@ class EnvRunner:
             runner._lengths[:] = self._lengths[indices]
             runner.observations = self.observations[indices].copy()
             runners.append(runner)
+        self._parts = runners  # they hold the episodes in progress from now on
         return runners
 
     def snapshot(self) -> bytes | None:
         """The environments and episodes in progress, pickled; None if an environment cannot be."""
+        holders = self._parts or [self]
         saved = {
             "envs": self._envs,
-            "observations": self.observations,
-            "returns": self._returns,
-            "lengths": self._lengths,
+            "observations": np.concatenate([holder.observations for holder in holders]),
+            "returns": np.concatenate([holder._returns for holder in holders]),
+            "lengths": np.concatenate([holder._lengths for holder in holders]),
         }
         try:
             return pickle.dumps(saved)

@@ -214,13 +214,13 @@ class _StopSignals:
 
     def __exit__(self, *exception: object) -> None:
         for number, handler in self._previous.items():
-            signal.signal(number, handler)
+            # None: a handler set outside Python, which cannot be put back; the default stands in.
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
         self._previous = {}
 
     def _handle(self, number: int, frame: Any) -> None:
         if self.received is None:
-            self.received = number
-            logger.info("%s: stopping after this iteration with a checkpoint", signal.Signals(number).name)
+            self.received = number  # the loop logs it: a handler should only record
             return
         previous = self._previous.get(number)
         self.__exit__()
@@ -360,6 +360,8 @@ class _Session:
         if self.stop_requested:
             return STOP_REQUESTED
         if self.stop_signals.received is not None:
+            name = signal.Signals(self.stop_signals.received).name
+            logger.info("%s: stopping at step %d with a checkpoint", name, state.total_steps)
             return INTERRUPTED
         if state.total_steps >= config.max_steps:
             return "max_steps"
