@@ -38,7 +38,11 @@ bool parse_options(int argc, char** argv, Options& options) {
     if (argument == "--stream") {
       options.stream = true;
     } else if (argument == "--deadline-ms" && i + 1 < argc) {
-      options.deadline_ms = std::stoi(argv[++i]);
+      std::string value = argv[++i];
+      if (value.empty() || value.size() > 9 || value.find_first_not_of("0123456789") != std::string::npos) {
+        return false;  // not a count of milliseconds that fits an int
+      }
+      options.deadline_ms = std::stoi(value);
     } else if (argument.rfind("--", 0) == 0) {
       return false;
     } else {
