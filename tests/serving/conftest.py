@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,16 +18,39 @@ from gymserve.serving import PolicyClient
 from gymserve.serving.server.policy_server import PolicyServer
 
 
+def skip_unless_ci(reason: str) -> None:
+    """Skip the test for `reason`, except under CI=true, where the test must run and so fails."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; under CI=true they must run")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def node_tools() -> NodeTools:
     """node and npm from PATH. Without them a test skips, except under CI=true, where it must run."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        reason = "Node.js 18.3+ and npm are not on PATH (the Node.js client tests need them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; under CI=true they must run")
-        pytest.skip(reason)
+        skip_unless_ci("Node.js 18.3+ and npm are not on PATH (the Node.js client tests need them)")
     return NodeTools(node, npm)
+
+
+CPP_PACKAGES = "cmake g++ pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc"
+
+
+@pytest.fixture(scope="session")
+def cmake() -> str:
+    """cmake, once the C++ client's compiler, gRPC and protobuf are found. Without them: skip_unless_ci."""
+    missing = [
+        tool for tool in ("cmake", "c++", "pkg-config", "protoc", "grpc_cpp_plugin") if not shutil.which(tool)
+    ]
+    if "pkg-config" not in missing:
+        found = subprocess.run(["pkg-config", "--exists", "grpc++", "protobuf"], check=False)
+        missing += [] if found.returncode == 0 else ["the grpc++ and protobuf pkg-config modules"]
+    if missing:
+        skip_unless_ci(
+            f"the C++ client tests need {', '.join(missing)} (Debian: apt-get install {CPP_PACKAGES})"
+        )
+    return shutil.which("cmake")
 
 
 @pytest.fixture(scope="module")
