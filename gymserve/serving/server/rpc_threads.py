@@ -114,15 +114,19 @@ class RpcThreads:
         self._shut_down = False
         self._local = threading.local()
         self._stopping = threading.Event()
-        if max_parked:
-            name = f"{thread_name_prefix}-parking"
-            threading.Thread(target=self._park_waiting_calls, name=name, daemon=True).start()
+        self._parking: threading.Thread | None = (
+            None  # started with the first call: a pool never used runs none
+        )
 
     def submit(self, function: Callable[..., Any], *arguments: Any) -> SubmittedCall:
         call = SubmittedCall(function, arguments)
         with self._lock:
             if self._shut_down:
                 raise RuntimeError("cannot run new calls after shutdown")
+            if self._max_parked and self._parking is None:
+                name = f"{self._name_prefix}-parking"
+                self._parking = threading.Thread(target=self._park_waiting_calls, name=name, daemon=True)
+                self._parking.start()
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self._max_workers + self._parked:
