@@ -12,6 +12,7 @@ at least 150 ms per step, an error of 100 ms, so the tolerance still tells the t
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ import pytest
 from delay_proxy import DelayProxy
 from serving_support import greedy_by_hand, observations
 
+from gymserve.cli import main
 from gymserve.serving import PolicyClient
 from gymserve.serving.client.control_loop import ControlLoop, Histogram
 from gymserve.serving.server.policy_server import PolicyServer
@@ -142,3 +144,22 @@ def test_histogram_percentiles_are_bucket_upper_edges_capped_at_the_maximum():
     assert 10e-3 <= histogram.percentile(99) < 11e-3
     assert histogram.percentile(100) == histogram.max == 20e-3
     assert np.isnan(Histogram().percentile(50))
+
+
+def test_play_at_a_control_rate_prints_each_episodes_misses_and_latencies(
+    server: PolicyServer, capsys: pytest.CaptureFixture
+):
+    argv = ["play", "--env", "gymserve/CartPole-v1", "--remote", server.address, "--policy", "linear"]
+    assert (
+        main([*argv, "--control-hz", "100", "--deadline-ms", "8", "--episodes", "2", "--fallback", "zero"])
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    for episode_line, stats_line in zip(lines[::2], lines[1::2], strict=True):
+        length = re.fullmatch(r"episode \d: return [\d.]+, length (\d+)", episode_line)[1]
+        assert re.fullmatch(
+            rf"  at 100 Hz: misses \d+/{length}, latency p50 [\d.]+ ms p99 [\d.]+ ms max [\d.]+ ms, "
+            r"period error p50 [\d.]+ ms p99 [\d.]+ ms",
+            stats_line,
+        )
