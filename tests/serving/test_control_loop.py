@@ -122,6 +122,15 @@ def test_hold_before_any_answer_applies_the_zero_action_and_stats_reset(
         assert (loop.stats().steps, loop.stats().misses) == (0, 0)
 
 
+def test_a_refused_observation_leaves_the_next_step_its_own_answer(client: PolicyClient):
+    inputs = observations(2)
+    with ControlLoop(client, "linear", RATE_HZ, DEADLINE_S, version=1) as loop:
+        with pytest.raises(ValueError, match="observations must be numbers"):
+            loop.step("not an observation", episode_start=True)
+        assert [loop.step(observation) for observation in inputs] == list(greedy_by_hand(inputs))
+        assert loop.stats().misses == 0
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

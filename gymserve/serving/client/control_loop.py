@@ -156,9 +156,9 @@ class ControlLoop:
         with self._condition:
             if self._error is not None:
                 raise self._error
+            self._session.send(observation, episode_start=episode_start)  # may refuse the observation
             self._sent += 1
             number = self._waiting_for = self._sent
-            self._session.send(observation, episode_start=episode_start)
             answered = self._condition.wait_for(
                 lambda: self._received >= number or self._error is not None,
                 timeout=taken_at + self.deadline_s - time.perf_counter(),
