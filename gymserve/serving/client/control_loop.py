@@ -101,7 +101,10 @@ class EpisodeRun:
 
 
 class ControlLoop:
-    """Runs served policy `policy` at `rate_hz`, never waiting more than `deadline_s` for an action."""
+    """Runs served policy `policy` at `rate_hz`, never waiting more than `deadline_s` for an action.
+
+    `step`, `run` and `stats` belong to one thread, the controller's; answers are read on another.
+    """
 
     def __init__(
         self,
