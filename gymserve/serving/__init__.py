@@ -10,6 +10,8 @@ Importing this package loads only the client, which needs grpcio, protobuf and n
 
 from gymserve.serving.client import (
     ActResult,
+    ControlLoop,
+    ControlLoopStats,
     PolicyClient,
     PolicyInfo,
     PolicyServiceError,
@@ -21,6 +23,8 @@ from gymserve.serving.client import (
 
 __all__ = [
     "ActResult",
+    "ControlLoop",
+    "ControlLoopStats",
     "PolicyClient",
     "PolicyInfo",
     "PolicyServiceError",

@@ -5,6 +5,7 @@ gymserve Policy, also needs gymnasium and is loaded on first use):
 
 policy_client.py   PolicyClient: Act, StreamAct sessions, policy metadata, health
 remote_policy.py   RemotePolicy: a served policy usable wherever a local Policy is
+control_loop.py    ControlLoop: a policy at a fixed rate that never waits past a deadline
 spaces.py, tensors.py, action_modes.py   spaces, arrays and action modes on the wire
 protos.py          the generated `gymserve.serving.v1` modules
 """
@@ -12,6 +13,7 @@ protos.py          the generated `gymserve.serving.v1` modules
 from typing import Any
 
 from gymserve.common.moved_modules import moved_names
+from gymserve.serving.client.control_loop import ControlLoop, ControlLoopStats
 from gymserve.serving.client.policy_client import (
     ActResult,
     PolicyClient,
@@ -25,6 +27,8 @@ from gymserve.serving.client.spaces import WireSpace
 
 __all__ = [
     "ActResult",
+    "ControlLoop",
+    "ControlLoopStats",
     "PolicyClient",
     "PolicyInfo",
     "PolicyServiceError",

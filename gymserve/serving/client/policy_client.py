@@ -237,7 +237,8 @@ class PolicyClient:
 
 
 class StreamSession:
-    """One StreamAct call: `step` sends an observation and waits for its action.
+    """One StreamAct call: `step` sends an observation and waits for its action; `send` and
+    `receive` do the two halves apart, for a loop that cannot wait (see control_loop.py).
 
     The server keeps the policy state of the session; `episode_start=True` restarts it (the
     first step of a session always starts from the initial state) and `episode_end=True`
@@ -260,6 +261,7 @@ class StreamSession:
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._responses = stub.StreamAct(iter(self._requests.get, self._END), metadata=metadata)
         self.closed = False
+        self._finished_sending = False
 
     def step(
         self,
@@ -286,12 +288,33 @@ class StreamSession:
             self._exchange(observations, episode_start, episode_end, seed, return_distribution)
         )
 
+    def send(
+        self,
+        observations: Any,
+        *,
+        episode_start: bool = False,
+        episode_end: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        """Queue `observations` without waiting; `receive` returns the answers in the order sent."""
+        self._send(observations, episode_start, episode_end, seed, False)
+
+    def receive(self) -> ActResult:
+        """The answer to the oldest observation `send` queued that has not been answered; waits for it."""
+        return ActResult.from_proto(self._next_response())
+
+    def finish_sending(self) -> None:
+        """Send no more observations; answers already on their way still come through `receive`."""
+        if not self._finished_sending:
+            self._finished_sending = True
+            self._requests.put(self._END)
+
     def close(self) -> None:
         """End the call and wait for the server to finish it."""
         if self.closed:
             return
+        self.finish_sending()
         self.closed = True
-        self._requests.put(self._END)
         try:
             for _ in self._responses:
                 pass
@@ -314,11 +337,24 @@ class StreamSession:
         seed: int | None,
         return_distribution: bool,
     ) -> pb.ActResponse:
-        if self.closed:
+        self._send(observations, episode_start, episode_end, seed, return_distribution)
+        return self._next_response()
+
+    def _send(
+        self,
+        observations: Any,
+        episode_start: bool,
+        episode_end: bool,
+        seed: int | None,
+        return_distribution: bool,
+    ) -> None:
+        if self.closed or self._finished_sending:
             raise RuntimeError("the stream session is closed; open a new one with PolicyClient.stream()")
         message = pb.StreamActRequest(episode_start=episode_start, episode_end=episode_end)
         act_request(observations, *self._settings, seed, return_distribution, message.act)
         self._requests.put(message)
+
+    def _next_response(self) -> pb.ActResponse:
         try:
             return next(self._responses).act
         except grpc.RpcError as error:
