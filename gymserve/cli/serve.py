@@ -13,10 +13,16 @@ import typing
 from typing import Literal
 
 from gymserve.cli.common import CommandError, DeprecatedFlag
-from gymserve.serving.server.config import DEFAULT_METRICS_ADDRESS, RENAMED_FIELDS, ServerConfig
+from gymserve.serving.server.config import (
+    DEFAULT_HTTP_ADDRESS,
+    DEFAULT_METRICS_ADDRESS,
+    RENAMED_FIELDS,
+    ServerConfig,
+)
 
 DESCRIPTION = (
-    "Serve exported policies over gRPC (PolicyService, grpc.health.v1, reflection) until SIGTERM or SIGINT, "
+    "Serve exported policies over gRPC (PolicyService, grpc.health.v1, reflection), and over HTTP with "
+    "--http-address, until SIGTERM or SIGINT, "
     "then drain in-flight calls for the grace period and stop (a second signal exits at once); SIGHUP "
     "rescans the policy directories. Settings come from flags, then GYMSERVE_<SETTING> environment "
     "variables (GYMSERVE_AUTH_TOKEN enables bearer-token auth; health checks need no token), then "
@@ -26,6 +32,8 @@ DESCRIPTION = (
 
 # set in the config file or the environment only: secrets stay off command lines, mappings need structure
 _FIELDS_NOT_FLAGS = frozenset({"config_file", "policies", "policy_settings", "auth_token"})
+# optional ports: the flag alone opens the port at its usual address
+_ADDRESS_CONSTS = {"http_address": DEFAULT_HTTP_ADDRESS, "metrics_address": DEFAULT_METRICS_ADDRESS}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         default = f"default: {field.default}" if field.default is not None else "default: off"
         options: dict = {"help": f"{field.description} ({default})", "choices": choices}
-        if name == "metrics_address":
-            options.update(nargs="?", const=DEFAULT_METRICS_ADDRESS, metavar="HOST:PORT")
+        if name in _ADDRESS_CONSTS:
+            options.update(nargs="?", const=_ADDRESS_CONSTS[name], metavar="HOST:PORT")
         elif field.annotation in (int, float):
             options["type"] = field.annotation
         parser.add_argument(_flag(name), **options)

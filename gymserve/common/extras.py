@@ -38,6 +38,8 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "prometheus_client": "serve",
     "pydantic_settings": "serve",
     "yaml": "serve",
+    "aiohttp": "serve",
+    "orjson": "serve",
     "optuna": "tune",
     "ray": "ray",
 }

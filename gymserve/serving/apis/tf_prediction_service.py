@@ -23,14 +23,20 @@ from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
-from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc as pb_grpc
 
-from gymserve.policies import ActionMode
 from gymserve.serving.apis.tensor_protos import DATA_TYPES, declared_tensor, to_tensor_proto
-from gymserve.serving.server.echo import echo, echo_all
+from gymserve.serving.apis.tf_signatures import (
+    DEFAULT_SIGNATURE,
+    PREDICT_METHOD,
+    SIGNATURES,
+    check_inputs,
+    run_signature,
+    signature_specs,
+)
+from gymserve.serving.server.echo import echo_all
 
 if TYPE_CHECKING:
     from gymserve.policies import Policy
@@ -38,9 +44,7 @@ if TYPE_CHECKING:
     from gymserve.serving.server.request_limits import RequestBudget
     from gymserve.serving.server.served_policies import ServedVersion
 
-DEFAULT_SIGNATURE = "serving_default"
-SIGNATURES = ("greedy_action", DEFAULT_SIGNATURE, "stochastic_action", "distribution")
-PREDICT_METHOD = "tensorflow/serving/predict"
+__all__ = ["DEFAULT_SIGNATURE", "SIGNATURES", "PredictionService", "signature_defs"]
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
@@ -98,14 +102,7 @@ class PredictionService(pb_grpc.PredictionServiceServicer):
         self, served: ServedVersion, signature: str, inputs: dict, context: grpc.ServicerContext
     ) -> dict[str, np.ndarray]:
         """The outputs of `signature` for `inputs`, computed by the served policy."""
-        if signature not in SIGNATURES:
-            raise ValueError(f"no signature {echo(signature)}; signatures: {', '.join(SIGNATURES)}")
-        expected = {"observations", "seed"} if signature == "stochastic_action" else {"observations"}
-        if set(inputs) != expected:
-            raise ValueError(
-                f"signature {signature} takes inputs {', '.join(sorted(expected))}; "
-                f"the request has {echo_all(sorted(inputs)) or 'none'}"
-            )
+        check_inputs(signature, inputs)
         space = served.policy.observation_space
         budget = self._calls.limits.budget()
         declared = declared_tensor(inputs["observations"], "observations", budget, len(space.shape) + 1)
@@ -119,48 +116,30 @@ class PredictionService(pb_grpc.PredictionServiceServicer):
         seed = _seed(inputs["seed"], budget) if "seed" in inputs else None
 
         def predict(policy: Policy) -> dict[str, np.ndarray]:
-            state = policy.get_initial_state(len(observations))
-            if signature == "distribution":
-                return policy.distribution(observations, state).parameters()
-            mode = ActionMode.STOCHASTIC if signature == "stochastic_action" else ActionMode.GREEDY
-            return {"action": policy.action(observations, state, mode, seed=seed).action}
+            return run_signature(policy, signature, observations, seed)
 
         return self._calls.run(served, len(observations), context, predict)
 
 
 def signature_defs(policy: Policy) -> get_model_metadata_pb2.SignatureDefMap:
     """The signatures Predict answers for `policy`, with their inputs' and outputs' dtypes and shapes."""
-    space = policy.observation_space
-    sample = np.zeros((1, *space.shape), np.float32).clip(space.low, space.high)
-    action = policy.action(sample).action
-    parameters = policy.distribution(sample).parameters()
-    observations = {"observations": _tensor_info("observations", types_pb2.DT_FLOAT, (-1, *space.shape))}
-    action_output = {"action": _tensor_info("action", _data_type(action), (-1, *action.shape[1:]))}
     defs = get_model_metadata_pb2.SignatureDefMap()
-    for name in SIGNATURES:
-        inputs, outputs = dict(observations), action_output
-        if name == "stochastic_action":
-            inputs["seed"] = _tensor_info("seed", types_pb2.DT_INT64, ())
-        elif name == "distribution":
-            outputs = {
-                key: _tensor_info(key, _data_type(value), (-1, *value.shape[1:]))
-                for key, value in parameters.items()
-            }
+    for name, (inputs, outputs) in signature_specs(policy).items():
         defs.signature_def[name].CopyFrom(
-            meta_graph_pb2.SignatureDef(inputs=inputs, outputs=outputs, method_name=PREDICT_METHOD)
+            meta_graph_pb2.SignatureDef(
+                inputs={key: _tensor_info(key, dtype, shape) for key, (dtype, shape) in inputs.items()},
+                outputs={key: _tensor_info(key, dtype, shape) for key, (dtype, shape) in outputs.items()},
+                method_name=PREDICT_METHOD,
+            )
         )
     return defs
 
 
-def _tensor_info(name: str, data_type: int, shape: tuple[int, ...]) -> meta_graph_pb2.TensorInfo:
-    info = meta_graph_pb2.TensorInfo(name=name, dtype=data_type)
+def _tensor_info(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> meta_graph_pb2.TensorInfo:
+    info = meta_graph_pb2.TensorInfo(name=name, dtype=DATA_TYPES[dtype.newbyteorder("<")])
     for size in shape:
         info.tensor_shape.dim.add(size=size)
     return info
-
-
-def _data_type(array: np.ndarray) -> int:
-    return DATA_TYPES[np.dtype("<i8") if array.dtype.kind in "iub" else array.dtype.newbyteorder("<")]
 
 
 def _seed(tensor: object, budget: RequestBudget) -> int:

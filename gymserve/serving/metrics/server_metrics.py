@@ -7,6 +7,11 @@ uses, so existing gRPC dashboards work unchanged:
     grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code}
     grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}   (histogram)
 
+calls to the HTTP port (when it is open) per route, method and HTTP status,
+
+    gymserve_http_requests_total{route,method,code}
+    gymserve_http_request_seconds{route,method,code}   (histogram)
+
 and the policies under `gymserve_`: requests and their latency per policy version (buckets
 from 50 µs), model inference time, observations per step and per model call (dynamic
 batching merges steps), loaded versions by state, open streams. The per-call series are kept by
@@ -22,7 +27,14 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 
 from gymserve.serving.metrics.rpc_metrics import RpcMetrics
@@ -67,6 +79,19 @@ class ServerMetrics:
         )
         self.steps = StepMetrics(LATENCY_BUCKETS, BATCH_BUCKETS)
         self.registry.register(self.steps)
+        self.http_requests = Counter(
+            "gymserve_http_requests",
+            "HTTP requests answered, by route, method and status.",
+            ("route", "method", "code"),
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "gymserve_http_request_seconds",
+            "Seconds from an HTTP request's arrival to its answer.",
+            ("route", "method", "code"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self._http: Any = None
 
     def serve(self, address: str) -> str:
@@ -84,6 +109,11 @@ class ServerMetrics:
         self, name: str, version: int, batch_size: int, seconds: float, inference: float, model_call: bool
     ) -> None:
         self.steps.observe_step(name, version, batch_size, seconds, inference, model_call)
+
+    def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.http_requests.labels(route, method, code).inc()
+        self.http_seconds.labels(route, method, code).observe(seconds)
 
     def observe_model_batch(self, name: str, batch_size: int) -> None:
         self.steps.observe_model_batch(name, batch_size)

@@ -43,11 +43,20 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
 
     def _problem(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> str | None:
         """Why the call's metadata does not authenticate it, or None when it does."""
-        for key, value in metadata or ():
-            if key == "authorization":
-                presented = value if isinstance(value, bytes) else value.encode()
-                return None if hmac.compare_digest(presented, self._expected) else "invalid bearer token"
-        return "missing 'authorization: Bearer <token>' metadata"
+        presented = next((value for key, value in metadata or () if key == "authorization"), None)
+        return authorization_problem(presented, self._expected, "metadata")
+
+
+def authorization_problem(presented: str | bytes | None, expected: bytes, carrier: str) -> str | None:
+    """Why the `authorization` value `presented` (in gRPC metadata or an HTTP header) is refused, or None.
+
+    The comparison takes the same time wherever the values differ.
+    """
+    if presented is None:
+        return f"missing 'authorization: Bearer <token>' {carrier}"
+    if isinstance(presented, str):
+        presented = presented.encode("utf-8", "surrogateescape")
+    return None if hmac.compare_digest(presented, expected) else "invalid bearer token"
 
 
 def _refusal(

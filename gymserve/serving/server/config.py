@@ -49,6 +49,7 @@ from gymserve.common.validation_errors import describe_validation_error
 ENV_PREFIX = "GYMSERVE_"
 DEFAULT_ADDRESS = "127.0.0.1:8500"
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
+DEFAULT_HTTP_ADDRESS = "127.0.0.1:8501"
 # Old field name -> current name. The dynamic batching fields share one prefix, apart from the
 # per-request limit, which has nothing to do with batching.
 RENAMED_FIELDS: dict[str, str] = {
@@ -161,6 +162,11 @@ class ServerConfig(BaseSettings):
     poll_interval: float = Field(
         1.0, ge=0, description="seconds between scans for new, changed or removed versions; 0 disables"
     )
+    http_address: str | None = Field(
+        None,
+        description="HOST:PORT answering TensorFlow Serving REST and Open Inference Protocol REST "
+        f"calls with JSON (flag alone: {DEFAULT_HTTP_ADDRESS})",
+    )
     metrics_address: str | None = Field(
         None,
         description=f"HOST:PORT serving Prometheus metrics over HTTP (flag alone: {DEFAULT_METRICS_ADDRESS})",
@@ -175,7 +181,7 @@ class ServerConfig(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="least severe logged")
 
-    @field_validator("address", "metrics_address")
+    @field_validator("address", "http_address", "metrics_address")
     @classmethod
     def _check_address(cls, address: str | None) -> str | None:
         if address is None:

@@ -2,6 +2,8 @@
 
 All on one port: PolicyService, health and TensorFlow Serving's PredictionService (see
 `gymserve.serving.apis`; a protocol whose optional package is missing is skipped with a log line).
+With `http_address`, a second port answers the HTTP protocols (TensorFlow Serving REST, Open
+Inference Protocol REST) through the same policy calls (`http_server`).
 
     config = load_server_config(flags={"policies": {"cartpole": "exports/cartpole"}})
     server = PolicyServer(config)             # loads the exports
@@ -28,14 +30,16 @@ import os
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
+from gymserve.common.extras import MissingExtraError, extra_imports
 from gymserve.policies.repository import pretrained_repository
 from gymserve.serving import apis
-from gymserve.serving.apis.protocol import Protocol, ProtocolContext, load_protocols
+from gymserve.serving.apis.protocol import ProtocolContext, load_protocols
 from gymserve.serving.metrics.server_metrics import MetricsInterceptor, ServerMetrics
 from gymserve.serving.server.auth import BearerTokenInterceptor
 from gymserve.serving.server.batching import BatchScheduler
@@ -48,6 +52,9 @@ from gymserve.serving.server.request_limits import RequestLimits
 from gymserve.serving.server.rpc_threads import RequestReadInterceptor, RpcThreads
 from gymserve.serving.server.served_policies import ServedPolicies
 from gymserve.serving.server.stream_limits import StreamLimitInterceptor
+
+if TYPE_CHECKING:
+    from gymserve.serving.server.http_server import HttpServer
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -69,7 +76,7 @@ class PolicyServer:
         self.reloader = None if policies is not None else configured_reloader(config)
         self.policies = policies if policies is not None else self.reloader.served
         self.metrics = ServerMetrics(self.policies)
-        self.protocols = _available_protocols()
+        self.protocols = _available_protocols(apis.PROTOCOLS)
         rpcs = [rpc for protocol in self.protocols for rpc in protocol.rpcs]
         for rpc in rpcs:  # every method's series shows from the start, at zero
             self.metrics.rpcs.add_method((rpc.kind, rpc.service, rpc.method))
@@ -105,6 +112,8 @@ class PolicyServer:
         )
         for protocol in self.protocols:
             protocol.register(self._server, context)
+        self._http = None if config.http_address is None else _http_server(config.http_address, context)
+        self.http_address: str | None = None
         reflected = [service for protocol in self.protocols for service in protocol.reflected_services]
         reflection.enable_server_reflection((*reflected, reflection.SERVICE_NAME), self._server)
         if self.reloader is not None:
@@ -127,6 +136,12 @@ class PolicyServer:
         self._server.start()
         self._health.set("", SERVING)
         self.update_health()
+        if self._http is not None:
+            try:
+                self.http_address = self._http.start()
+            except OSError as error:
+                address = self.config.http_address
+                raise ServerConfigError(f"cannot listen on {address}: {error.strerror}") from None
         if self.config.metrics_address is not None:
             self.metrics_address = self.metrics.serve(self.config.metrics_address)
         if self.reloader is not None:
@@ -139,6 +154,7 @@ class PolicyServer:
             auth=self.config.auth_token is not None,
             workers=self.config.workers,
             batching=None if self.config.batching is None else dataclasses.asdict(self.config.batching),
+            http_address=self.http_address,
             metrics_address=self.metrics_address,
             protocols=[protocol.name for protocol in self.protocols],
             policies={
@@ -168,6 +184,8 @@ class PolicyServer:
             self.reloader.stop()
         stopped = self._server.stop(grace)  # new calls are refused from here on
         log_event(logging.INFO, "server_stopping", address=self._address, grace_seconds=grace)
+        if self._http is not None:
+            self._http.stop(grace)
         stopped.wait(grace + _CANCEL_SECONDS)  # grpc cancels the calls still running after `grace`
         self._streams.stop()
         self.metrics.stop()
@@ -239,9 +257,18 @@ class PolicyServer:
         return port
 
 
-def _available_protocols() -> list[Protocol]:
+def _http_server(address: str, context: ProtocolContext) -> HttpServer:
+    try:
+        with extra_imports("the HTTP port (http_address)"):
+            from gymserve.serving.server.http_server import HttpServer
+    except MissingExtraError as error:
+        raise ServerConfigError(str(error)) from None
+    return HttpServer(address, _available_protocols(apis.HTTP_PROTOCOLS), context)
+
+
+def _available_protocols(entries: list[str]) -> list:
     """The registered protocols, less those whose optional packages are missing (each logged once)."""
-    protocols, skipped = load_protocols(apis.PROTOCOLS)
+    protocols, skipped = load_protocols(entries)
     for protocol in skipped:
         log_event(logging.WARNING, "protocol_skipped", protocol=protocol.entry, reason=protocol.reason)
     return protocols

@@ -1,0 +1,176 @@
+"""The policy server's HTTP port: the routes of `gymserve.serving.apis.HTTP_PROTOCOLS`, JSON in and out.
+
+aiohttp serves it from an event loop on a thread of its own; route handlers that run a
+policy go to a pool of `workers` threads, so a slow policy call never stalls the loop, and
+the calls share the gRPC port's `PolicyCalls` (versions, batching, metrics, limits). Bodies
+are JSON (orjson); a body over `max_message_bytes` is refused with 413 before it is read.
+Every other route needs `Authorization: Bearer <token>` when a token is configured (the
+same token as gRPC, compared in constant time); TLS uses the gRPC port's certificate and key.
+Errors answer {"error": message} with the status their gRPC code maps to (`HTTP_STATUS`),
+never a traceback. Every request is counted per route, method and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import grpc
+import orjson
+from aiohttp import web
+
+from gymserve.serving.apis.http_protocol import HttpError, HttpProtocol, HttpRoute, Json
+from gymserve.serving.server.auth import authorization_problem
+from gymserve.serving.server.echo import capped
+from gymserve.serving.server.logs import RateLimitedLog, log_event
+from gymserve.serving.server.request_limits import RequestError
+
+if TYPE_CHECKING:
+    from gymserve.serving.apis.protocol import ProtocolContext
+
+# grpc-gateway's mapping, but for versions that failed to load: unavailable, not a bad request
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 503,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+UNMATCHED_ROUTE = "unmatched"  # the metrics label of paths no route matches
+_STOP_SECONDS = 5.0
+
+
+class HttpServer:
+    """Serves `protocols`' routes at `address` once started; `stop` closes it."""
+
+    def __init__(self, address: str, protocols: list[HttpProtocol], context: ProtocolContext):
+        self._address = address
+        self._routes = [route for protocol in protocols for route in protocol.routes(context)]
+        config = context.config
+        token = config.auth_token
+        self._expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
+        self._max_body = config.max_message_bytes
+        self._metrics = context.metrics
+        self._workers = ThreadPoolExecutor(config.workers, thread_name_prefix="gymserve-http")
+        self._ssl = None
+        if config.tls_certificate is not None:
+            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._ssl.load_cert_chain(config.tls_certificate, config.tls_private_key)
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._refused_log = RateLimitedLog(burst=50)
+        self.address: str | None = None  # HOST:PORT once started (the real port for port 0)
+
+    def start(self) -> str:
+        """Listen and serve on a thread of its own; returns HOST:PORT."""
+        app = web.Application(client_max_size=self._max_body)
+        app.router.add_route("*", "/{path:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None)
+        host, _, port = self._address.rpartition(":")
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, host, int(port), ssl_context=self._ssl, reuse_port=False)
+        self._loop.run_until_complete(site.start())
+        bound_port = self._runner.addresses[0][1]
+        self.address = f"{host}:{bound_port}"
+        self._thread = threading.Thread(target=self._loop.run_forever, name="gymserve-http-loop", daemon=True)
+        self._thread.start()
+        return self.address
+
+    def stop(self, grace: float) -> None:
+        """Refuse new requests, give those in flight `grace` seconds, then close the port."""
+        if self._runner is not None and self._thread is not None:
+            cleanup = asyncio.run_coroutine_threadsafe(self._runner.shutdown(), self._loop)
+            cleanup.result(grace + _STOP_SECONDS)
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(_STOP_SECONDS)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(_STOP_SECONDS)
+        self._workers.shutdown(wait=False, cancel_futures=True)
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        begin = time.perf_counter()
+        route_name = UNMATCHED_ROUTE
+        try:
+            route, path = self._route(request)
+            route_name = route.name
+            if not route.public:
+                self._authenticate(request)
+            body = await self._body(request)
+            if route.runs_policy:
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(self._workers, route.handler, path, body)
+            else:
+                answer = route.handler(path, body)
+            status = 200
+        except Exception as error:
+            status, answer = self._error(request, route_name, error)
+        self._metrics.observe_http(route_name, request.method, status, time.perf_counter() - begin)
+        return web.Response(status=status, body=orjson.dumps(answer), content_type="application/json")
+
+    def _route(self, request: web.Request) -> tuple[HttpRoute, dict[str, str]]:
+        path = request.path
+        allowed = []
+        for route in self._routes:
+            match = route.regex.fullmatch(path)
+            if match is None:
+                continue
+            if route.method == request.method:
+                return route, match.groupdict()
+            allowed.append(route.method)
+        if allowed:
+            raise HttpError(405, f"{request.method} is not allowed here; use {', '.join(allowed)}")
+        raise HttpError(404, f"no route for {capped(path, 256)}; see /v1/models/NAME and /v2/models/NAME")
+
+    def _authenticate(self, request: web.Request) -> None:
+        if self._expected is None:
+            return
+        problem = authorization_problem(request.headers.get("Authorization"), self._expected, "header")
+        if problem is not None:
+            raise RequestError(grpc.StatusCode.UNAUTHENTICATED, problem)
+
+    async def _body(self, request: web.Request) -> Json:
+        if request.method != "POST":
+            return None
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise HttpError(413, self._too_large(request.content_length))
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # a chunked body grew past the limit
+            raise HttpError(413, self._too_large(None)) from None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise HttpError(400, f"the body is not JSON: {error}") from None
+
+    def _too_large(self, length: int | None) -> str:
+        size = "" if length is None else f" of {length} bytes"
+        return f"the body{size} exceeds this server's limit of {self._max_body} bytes"
+
+    def _error(self, request: web.Request, route: str, error: Exception) -> tuple[int, Json]:
+        if isinstance(error, HttpError):
+            status = error.status
+        elif isinstance(error, RequestError):
+            status = HTTP_STATUS.get(error.code, 500)
+        elif isinstance(error, ValueError):
+            status = 400
+        else:
+            message = capped(f"{type(error).__name__}: {error}")
+            log_event(logging.ERROR, "http_request_failed", route=route, error=message, exc_info=error)
+            return 500, {"error": message}
+        message = capped(str(error))
+        self._refused_log.log(
+            logging.INFO,
+            "http_request_rejected",
+            route=route,
+            peer=request.remote,
+            status=status,
+            error=message,
+        )
+        return status, {"error": message}
