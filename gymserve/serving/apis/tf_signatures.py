@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gymserve.policies import ActionMode
-from gymserve.serving.server.echo import echo, echo_all
+from gymserve.serving.server.echo import capped, echo, echo_all
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -41,7 +41,7 @@ def check_seed(seed: object) -> int:
     """`seed` when it is an integer >= 0 (numpy or Python, not a bool); ValueError otherwise."""
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
         return int(seed)
-    raise ValueError(f"seed is {echo(repr(seed), 64)}; expected an integer scalar >= 0")
+    raise ValueError(f"seed is {capped(repr(seed), 64)}; expected an integer scalar >= 0")
 
 
 def run_signature(

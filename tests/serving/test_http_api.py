@@ -1,0 +1,426 @@
+"""The HTTP port: TensorFlow Serving REST and Open Inference Protocol REST, called with http.client."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import shlex
+import shutil
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from serving_support import (
+    OBSERVATION_SPACE,
+    WEIGHTS,
+    LinearPolicy,
+    greedy_by_hand,
+    observations,
+    self_signed_certificate,
+    standard_policies,
+    start_server,
+)
+
+from gymserve.policies import Distribution, Normal, Policy
+from gymserve.serving import PolicyClient
+from gymserve.serving.server.policy_server import PolicyServer
+
+TOKEN = "http-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SENT = observations(5, seed=7)
+MAX_BODY = 64 * 1024
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+class GaussianLinearPolicy(Policy):
+    """Two unbounded continuous actions: mean = observations @ weights, standard deviation 0.5."""
+
+    def __init__(self) -> None:
+        super().__init__(OBSERVATION_SPACE, gym.spaces.Box(-np.inf, np.inf, (2,), np.float32))
+
+    def _distribution(self, observations: np.ndarray, state: tuple) -> Distribution:
+        return Normal(observations @ WEIGHTS[1], 0.5)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PolicyServer]:
+    policies = standard_policies()
+    policies.add("gaussian", 1, GaussianLinearPolicy())
+    policies.add("cartpole", 1, LinearPolicy(WEIGHTS[1]))  # the policy name the README's commands use
+    policies.set_labels("linear", {"stable": 1})
+    server = start_server(policies, http_address="127.0.0.1:0", auth_token=TOKEN, max_message_bytes=MAX_BODY)
+    yield server
+    server.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def client(server: PolicyServer) -> Iterator[PolicyClient]:
+    with PolicyClient(server.address, token=TOKEN, timeout=30) as client:
+        yield client
+
+
+def call(
+    server: PolicyServer, method: str, path: str, body: object = None, headers: dict | None = AUTH
+) -> tuple[int, dict]:
+    """The status and decoded JSON answer of one request (a body of bytes is sent as it is)."""
+    connection = http.client.HTTPConnection(*server.http_address.split(":"), timeout=30)
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    connection.request(method, path, data, {"Content-Type": "application/json", **(headers or {})})
+    response = connection.getresponse()
+    raw = response.read()
+    connection.close()
+    assert response.getheader("Content-Type").startswith("application/json")
+    return response.status, json.loads(raw)
+
+
+def infer_body(data: object, shape: list, datatype: str = "FP32", **extra: object) -> dict:
+    return {"inputs": [{"name": "observations", "shape": shape, "datatype": datatype, "data": data}], **extra}
+
+
+def test_tf_serving_rows_and_columns_answer_greedy_actions_of_the_latest_version(server):
+    rows = call(server, "POST", "/v1/models/linear:predict", {"instances": SENT.tolist()})
+    columns = call(server, "POST", "/v1/models/linear:predict", {"inputs": {"observations": SENT.tolist()}})
+    assert rows == (200, {"predictions": greedy_by_hand(SENT, 2).tolist()})
+    assert columns == (200, {"outputs": greedy_by_hand(SENT, 2).tolist()})
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/models/linear/versions/1:predict", "/v1/models/linear/labels/stable:predict"]
+)
+def test_tf_serving_versions_by_number_or_label(server, path: str):
+    assert call(server, "POST", path, {"instances": SENT.tolist()}) == (
+        200,
+        {"predictions": greedy_by_hand(SENT, 1).tolist()},
+    )
+
+
+def test_oip_infer_answers_greedy_actions(server):
+    status, answer = call(
+        server,
+        "POST",
+        "/v2/models/linear/versions/1/infer",
+        infer_body(SENT.ravel().tolist(), [5, 4], id="a1"),
+    )
+    assert status == 200
+    assert answer == {
+        "model_name": "linear",
+        "model_version": "1",
+        "id": "a1",
+        "outputs": [
+            {"name": "action", "shape": [5], "datatype": "INT64", "data": greedy_by_hand(SENT, 1).tolist()}
+        ],
+    }
+
+
+def test_box_policy_answers_what_policy_client_answers(server, client):
+    expected = client.act(SENT, "gaussian")
+    _, rows = call(server, "POST", "/v1/models/gaussian:predict", {"instances": SENT.tolist()})
+    _, infer = call(server, "POST", "/v2/models/gaussian/infer", infer_body(SENT.tolist(), [5, 4]))
+    np.testing.assert_array_equal(np.array(rows["predictions"], np.float32), expected)
+    assert infer["outputs"][0]["datatype"] == "FP32" and infer["outputs"][0]["shape"] == [5, 2]
+    np.testing.assert_array_equal(np.array(infer["outputs"][0]["data"], np.float32).reshape(5, 2), expected)
+
+
+@pytest.mark.parametrize("name", ["linear", "gaussian"])
+def test_seeded_stochastic_calls_match_act_with_the_same_seed(server, client, name: str):
+    expected = client.act(SENT, name, mode="stochastic", seed=11)
+    tf_body = {"signature_name": "stochastic_action", "inputs": {"observations": SENT.tolist(), "seed": 11}}
+    _, predicted = call(server, "POST", f"/v1/models/{name}:predict", tf_body)
+    oip_body = infer_body(SENT.ravel().tolist(), [5, 4], parameters={"mode": "stochastic", "seed": 11})
+    _, inferred = call(server, "POST", f"/v2/models/{name}/infer", oip_body)
+    np.testing.assert_array_equal(np.array(predicted["outputs"], expected.dtype), expected)
+    np.testing.assert_array_equal(
+        np.array(inferred["outputs"][0]["data"], expected.dtype).reshape(expected.shape), expected
+    )
+
+
+def test_epsilon_greedy_parameters_match_act(server, client):
+    expected = client.act(SENT, "linear", mode="epsilon_greedy", epsilon=0.5, seed=3)
+    body = infer_body(SENT.tolist(), [5, 4], parameters={"mode": "epsilon_greedy", "epsilon": 0.5, "seed": 3})
+    _, answer = call(server, "POST", "/v2/models/linear/infer", body)
+    assert answer["outputs"][0]["data"] == expected.tolist()
+
+
+def test_distribution_outputs(server):
+    body = {"signature_name": "distribution", "instances": SENT[:2].tolist()}
+    _, rows = call(server, "POST", "/v1/models/gaussian:predict", body)
+    assert set(rows["predictions"][0]) == {"loc", "scale"}
+    np.testing.assert_allclose(rows["predictions"][1]["loc"], SENT[1] @ WEIGHTS[1], rtol=1e-6)
+    body = infer_body(SENT[:2].tolist(), [2, 4], outputs=[{"name": "logits"}])
+    _, answer = call(server, "POST", "/v2/models/linear/versions/1/infer", body)
+    assert [output["name"] for output in answer["outputs"]] == ["logits"]
+    np.testing.assert_allclose(answer["outputs"][0]["data"], (SENT[:2] @ WEIGHTS[1]).ravel(), rtol=1e-6)
+
+
+def test_status_and_metadata(server):
+    assert call(server, "GET", "/v1/models/broken") == (
+        200,
+        {
+            "model_version_status": [
+                {
+                    "version": "1",
+                    "state": "END",
+                    "status": {
+                        "error_code": "UNKNOWN",
+                        "error_message": "PolicyLoadError: policy.json is truncated",
+                    },
+                }
+            ]
+        },
+    )
+    status, answer = call(server, "GET", "/v1/models/linear/versions/1")
+    assert status == 200 and [v["version"] for v in answer["model_version_status"]] == ["1"]
+    _, metadata = call(server, "GET", "/v1/models/linear/metadata")
+    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    assert metadata["model_spec"] == {"name": "linear", "signature_name": "", "version": "2"}
+    assert set(signatures) == {"greedy_action", "serving_default", "stochastic_action", "distribution"}
+    assert signatures["stochastic_action"]["inputs"]["seed"]["dtype"] == "DT_INT64"
+    assert call(server, "GET", "/v2/models/gaussian") == (
+        200,
+        {
+            "name": "gaussian",
+            "versions": ["1"],
+            "platform": "gymserve",
+            "inputs": [{"name": "observations", "datatype": "FP32", "shape": [-1, 4]}],
+            "outputs": [
+                {"name": "action", "datatype": "FP32", "shape": [-1, 2]},
+                {"name": "loc", "datatype": "FP32", "shape": [-1, 2]},
+                {"name": "scale", "datatype": "FP32", "shape": [-1, 2]},
+            ],
+        },
+    )
+
+
+def test_health_and_readiness_need_no_token(server):
+    assert call(server, "GET", "/v2/health/live", headers=None) == (200, {"live": True})
+    assert call(server, "GET", "/v2/health/ready", headers=None) == (200, {"ready": True})
+    assert call(server, "GET", "/v2/models/linear/versions/1/ready", headers=None) == (
+        200,
+        {"name": "linear", "version": "1", "ready": True},
+    )
+    assert call(server, "GET", "/v2/models/broken/ready", headers=None)[0] == 503
+
+
+BAD_REQUESTS = [
+    # (method, path, body, status, error)
+    ("POST", "/v2/models/linear/infer", b"{not json", 400, "the body is not JSON: "),
+    (
+        "POST",
+        "/v1/models/linear:predict",
+        b"[1, 2]",
+        400,
+        'the body must be a JSON object with "instances" or "inputs"',
+    ),
+    (
+        "POST",
+        "/v1/models/linear:predict",
+        {"instances": [[1, 2, 3]]},
+        400,
+        "observations have shape [1, 3]; expected [batch, 4] for Box(-inf, inf, (4,), float32)",
+    ),
+    (
+        "POST",
+        "/v1/models/linear:predict",
+        {"instances": [[1, 2, 3, 4], [1]]},
+        400,
+        "observations must be numbers in nested lists of shape [2, 4]",
+    ),
+    (
+        "POST",
+        "/v1/models/linear:predict",
+        {"instances": [["1", 2, 3, 4]]},
+        400,
+        "observations must be numbers in nested lists of shape [1, 4]",
+    ),
+    (
+        "POST",
+        "/v1/models/linear:predict",
+        {"instances": [], "inputs": []},
+        400,
+        'give either "instances" (row format) or "inputs" (columnar format)',
+    ),
+    (
+        "POST",
+        "/v1/models/linear:predict",
+        {"signature_name": "nope", "instances": [[1, 2, 3, 4]]},
+        400,
+        "no signature 'nope'; signatures: greedy_action, serving_default, stochastic_action, distribution",
+    ),
+    (
+        "POST",
+        "/v1/models/linear:predict",
+        {"signature_name": "stochastic_action", "inputs": {"observations": [[1, 2, 3, 4]], "seed": -1}},
+        400,
+        "seed is -1; expected an integer scalar >= 0",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], "FP64"),
+        400,
+        "observations have datatype 'FP64'; expected FP32 of shape [batch, 4] for "
+        "Box(-inf, inf, (4,), float32)",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        {"inputs": [{"name": "obs", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]},
+        400,
+        "the input is named 'obs'; expected \"observations\"",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3], [1, 4]),
+        400,
+        "observations data has 3 values; shape [1, 4] needs 4",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1.0], [125000000, 4]),
+        400,
+        "observations of shape [125000000, 4] takes 2000000000 bytes; the tensors of one request "
+        "may take at most 65536 bytes on this server",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], outputs=[{"name": "q"}]),
+        400,
+        "outputs names 'q'; outputs: action, logits",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], parameters={"mode": "epsilon_greedy"}),
+        400,
+        "epsilon-greedy mode needs epsilon in [0, 1], got None",
+    ),
+    (
+        "POST",
+        "/v2/models/nope/infer",
+        infer_body([1, 2, 3, 4], [1, 4]),
+        404,
+        "no policy named 'nope'; serving: broken, cartpole, gaussian, linear, scripted",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/versions/9/infer",
+        infer_body([1, 2, 3, 4], [1, 4]),
+        404,
+        "policy 'linear' has no version 9; versions: 1, 2",
+    ),
+    (
+        "POST",
+        "/v1/models/linear/labels/gold:predict",
+        {"instances": [[1, 2, 3, 4]]},
+        404,
+        "policy 'linear' has no label 'gold'; labels: stable",
+    ),
+    (
+        "GET",
+        "/v2/models/broken",
+        None,
+        503,
+        "policy 'broken' has no version that loaded (version 1: PolicyLoadError: policy.json is truncated)",
+    ),
+    ("GET", "/v3/anything", None, 404, "no route for /v3/anything; see /v1/models/NAME and /v2/models/NAME"),
+    ("GET", "/v2/models/linear/infer", None, 405, "GET is not allowed here; use POST"),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        b" " * (MAX_BODY + 1),
+        413,
+        f"the body of {MAX_BODY + 1} bytes exceeds this server's limit of {MAX_BODY} bytes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "error"), BAD_REQUESTS)
+def test_bad_requests_get_a_status_and_a_short_json_error(server, method, path, body, status, error):
+    answer_status, answer = call(server, method, path, body)
+    assert answer_status == status
+    assert set(answer) == {"error"}
+    assert answer["error"].startswith(error) if error.endswith(": ") else answer["error"] == error
+
+
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        (None, "missing 'authorization: Bearer <token>' header"),
+        ({"Authorization": "Bearer nope"}, "invalid bearer token"),
+    ],
+)
+def test_calls_without_the_token_are_refused(server, headers, error):
+    for method, path in (
+        ("GET", "/v2/models/linear"),
+        ("POST", "/v1/models/linear:predict"),
+        ("GET", "/v1/models/linear"),
+    ):
+        assert call(server, method, path, {"instances": [[1, 2, 3, 4]]}, headers=headers) == (
+            401,
+            {"error": error},
+        )
+
+
+def test_http_calls_are_counted_per_route_method_and_status(server):
+    def count(route: str, method: str, code: str) -> float:
+        labels = {"route": route, "method": method, "code": code}
+        return server.metrics.registry.get_sample_value("gymserve_http_requests_total", labels) or 0.0
+
+    before = count("oip_infer", "POST", "200"), count("tf_serving_predict", "POST", "404")
+    call(server, "POST", "/v2/models/linear/infer", infer_body([1, 2, 3, 4], [1, 4]))
+    call(server, "POST", "/v1/models/nope:predict", {"instances": [[1, 2, 3, 4]]})
+    assert (count("oip_infer", "POST", "200"), count("tf_serving_predict", "POST", "404")) == (
+        before[0] + 1,
+        before[1] + 1,
+    )
+    labels = {"route": "oip_infer", "method": "POST", "code": "200"}
+    assert (
+        server.metrics.registry.get_sample_value("gymserve_http_request_seconds_count", labels)
+        == before[0] + 1
+    )
+
+
+def test_tls_uses_the_grpc_certificate(tmp_path: Path):
+    certificate, key = self_signed_certificate(tmp_path)
+    policies = standard_policies()
+    server = start_server(
+        policies, http_address="127.0.0.1:0", tls_certificate=certificate, tls_private_key=key
+    )
+    try:
+        context = ssl.create_default_context(cafile=certificate)
+        host, port = server.http_address.split(":")
+        connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+        connection.request("GET", "/v2/health/live")
+        assert json.loads(connection.getresponse().read()) == {"live": True}
+        connection.close()
+    finally:
+        server.stop(grace=0)
+
+
+def readme_curl_commands() -> list[str]:
+    """The curl commands of the README's HTTP section, joined across line continuations."""
+    section = re.split(r"\n#{2,3} ", README.read_text().split("\n### HTTP\n", 1)[1])[0]
+    text = section.replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("curl ")]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_readme_curl_commands_work(server):
+    commands = readme_curl_commands()
+    assert len(commands) >= 4
+    for command in commands:
+        command = re.sub(r"localhost:8501", server.http_address, command)
+        command = command.replace("$GYMSERVE_AUTH_TOKEN", TOKEN)
+        finished = subprocess.run(
+            ["bash", "-c", command + " --fail-with-body"], capture_output=True, text=True, timeout=60
+        )
+        assert finished.returncode == 0, (shlex.split(command), finished.stdout, finished.stderr)
+        json.loads(finished.stdout)
