@@ -91,11 +91,8 @@ class OpenInferenceRest:
 
         def infer(policy: Policy) -> dict[str, np.ndarray]:
             state = policy.get_initial_state(len(observations))
-            outputs = {}
-            if "action" in wanted:
-                outputs["action"] = policy.action(
-                    observations, state, mode, epsilon=epsilon, seed=seed
-                ).action
+            step = policy.action(observations, state, mode, epsilon=epsilon, seed=seed)
+            outputs = {"action": step.action}
             if wanted - {"action"}:
                 outputs |= policy.distribution(observations, state).parameters()
             return outputs
