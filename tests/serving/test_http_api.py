@@ -28,6 +28,7 @@ from serving_support import (
 
 from gymserve.policies import Distribution, Normal, Policy
 from gymserve.serving import PolicyClient
+from gymserve.serving.server.config import ServerConfig, ServerConfigError
 from gymserve.serving.server.policy_server import PolicyServer
 
 TOKEN = "http-test-token"
@@ -424,3 +425,9 @@ def test_readme_curl_commands_work(server):
         )
         assert finished.returncode == 0, (shlex.split(command), finished.stdout, finished.stderr)
         json.loads(finished.stdout)
+
+
+def test_an_http_port_in_use_fails_the_start_with_its_address(server):
+    config = ServerConfig(address="127.0.0.1:0", http_address=server.http_address)
+    with pytest.raises(ServerConfigError, match=f"cannot listen on {server.http_address}: "):
+        PolicyServer(config, standard_policies()).start()

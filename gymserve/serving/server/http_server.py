@@ -57,6 +57,7 @@ class HttpServer:
         token = config.auth_token
         self._expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
         self._max_body = config.max_message_bytes
+        self._grace = config.grace_period
         self._metrics = context.metrics
         self._workers = ThreadPoolExecutor(config.workers, thread_name_prefix="gymserve-http")
         self._ssl = None
@@ -73,25 +74,31 @@ class HttpServer:
         """Listen and serve on a thread of its own; returns HOST:PORT."""
         app = web.Application(client_max_size=self._max_body)
         app.router.add_route("*", "/{path:.*}", self._answer)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._grace)
         host, _, port = self._address.rpartition(":")
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, host, int(port), ssl_context=self._ssl, reuse_port=False)
-        self._loop.run_until_complete(site.start())
+        try:
+            self._loop.run_until_complete(site.start())
+        except OSError:
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._runner = None
+            raise
         bound_port = self._runner.addresses[0][1]
         self.address = f"{host}:{bound_port}"
         self._thread = threading.Thread(target=self._loop.run_forever, name="gymserve-http-loop", daemon=True)
         self._thread.start()
         return self.address
 
-    def stop(self, grace: float) -> None:
-        """Refuse new requests, give those in flight `grace` seconds, then close the port."""
+    def stop(self) -> None:
+        """Close the port; requests in flight get the configured grace period, then are dropped."""
         if self._runner is not None and self._thread is not None:
-            cleanup = asyncio.run_coroutine_threadsafe(self._runner.shutdown(), self._loop)
-            cleanup.result(grace + _STOP_SECONDS)
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(_STOP_SECONDS)
+            cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            cleanup.result(self._grace + _STOP_SECONDS)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(_STOP_SECONDS)
+        if not self._loop.is_running():
+            self._loop.close()
         self._workers.shutdown(wait=False, cancel_futures=True)
 
     async def _answer(self, request: web.Request) -> web.Response:

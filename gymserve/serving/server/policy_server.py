@@ -133,15 +133,16 @@ class PolicyServer:
         host, _, _ = self.config.address.rpartition(":")
         port = self._bind()
         self._address = f"{host}:{port}"
-        self._server.start()
-        self._health.set("", SERVING)
-        self.update_health()
         if self._http is not None:
             try:
                 self.http_address = self._http.start()
             except OSError as error:
+                self._server.stop(0)
                 address = self.config.http_address
                 raise ServerConfigError(f"cannot listen on {address}: {error.strerror}") from None
+        self._server.start()
+        self._health.set("", SERVING)
+        self.update_health()
         if self.config.metrics_address is not None:
             self.metrics_address = self.metrics.serve(self.config.metrics_address)
         if self.reloader is not None:
@@ -185,7 +186,7 @@ class PolicyServer:
         stopped = self._server.stop(grace)  # new calls are refused from here on
         log_event(logging.INFO, "server_stopping", address=self._address, grace_seconds=grace)
         if self._http is not None:
-            self._http.stop(grace)
+            self._http.stop()
         stopped.wait(grace + _CANCEL_SECONDS)  # grpc cancels the calls still running after `grace`
         self._streams.stop()
         self.metrics.stop()
