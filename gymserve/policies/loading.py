@@ -119,7 +119,8 @@ def load(
     intra_op_threads: int = 1,
     inter_op_threads: int = 1,
 ) -> LoadedPolicy:
-    """Load an exported policy; `backend` defaults to ONNX when the export has it.
+    """Load an exported policy; `backend` defaults to ONNX, then TensorFlow, then LiteRT, the first
+    the export has.
 
     The thread counts apply to onnxruntime (LiteRT takes `intra_op_threads`); TensorFlow's are
     process-wide (`tf.config.threading`).
@@ -129,7 +130,9 @@ def load(
     model_file = path.name if backend == "tflite" and path.is_file() else TFLITE_FILE
     metadata = read_metadata(export_dir)
     if backend is None:
-        backend = "onnx" if "onnx" in metadata.formats else "tensorflow"
+        backend = next(
+            (name for name, format_ in _BACKEND_FORMATS.items() if format_ in metadata.formats), "onnx"
+        )
     if backend not in _BACKEND_FORMATS:
         raise ValueError(f"unknown backend {backend!r}; expected 'onnx', 'tensorflow' or 'tflite'")
     if _BACKEND_FORMATS[backend] not in metadata.formats:
