@@ -154,3 +154,16 @@ def test_loading_tflite_without_ai_edge_litert_names_the_extra(cartpole_tflite_o
         "MissingExtraError loading a policy with backend='tflite' needs ai_edge_litert, which is not "
         'installed: pip install "gymserve[litert]"'
     )
+
+
+def test_running_a_tflite_policy_never_imports_tensorflow(cartpole_tflite_only):
+    script = (
+        "import sys, numpy as np, gymserve.policies\n"
+        "policy = gymserve.policies.load(sys.argv[1])\n"
+        "policy.action(np.zeros(4, np.float32), mode='stochastic', seed=1)\n"
+        "print(policy.backend, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(cartpole_tflite_only)], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "tflite False"
