@@ -167,3 +167,18 @@ def test_running_a_tflite_policy_never_imports_tensorflow(cartpole_tflite_only):
         [sys.executable, "-c", script, str(cartpole_tflite_only)], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "tflite False"
+
+
+def test_export_command_converts_a_previous_export(tmp_path, capsys):
+    from gymserve.cli import main
+
+    source = pretrained_policy_for_env("gymserve/CartPole-v1").path
+    out = tmp_path / "lite"
+    arguments = ["export", str(source), "--out", str(out), "--format", "tflite"]
+    assert main([*arguments, "--tflite-quantize", "float16"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"converted {source} to {out}\n")
+    assert "  policy-float16.tflite  sha256 " in printed and "  policy.tflite  sha256 " in printed
+    assert load(out).metadata.train_step == load(source).metadata.train_step
+    assert main([*arguments, "--overwrite", "--tflite-quantize", "int4"]) == 2
+    assert "expected distinct of dynamic-int8, float16" in capsys.readouterr().err
