@@ -9,6 +9,7 @@ environments and the policy API. Everything heavier comes with an extra (from a 
     train    TensorFlow: training, export, SavedModel loading, plots, videos
     tune     Optuna studies (with train)
     ray      Ray actors (with train)
+    litert   ai-edge-litert: running LiteRT (.tflite) policy models
     all      all of the above
 """
 
@@ -41,6 +42,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "yaml": "serve",
     "optuna": "tune",
     "ray": "ray",
+    "ai_edge_litert": "litert",
 }
 
 
