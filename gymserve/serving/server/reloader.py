@@ -182,14 +182,14 @@ class PolicyReloader:
                 failure = str(error)
 
     def _directories(self) -> dict[str, Path]:
-        """The policy directories by name; the served ones when the repository cannot be listed."""
+        """The policy directories by name; only the named ones when the repository cannot be listed
+        (its policies then stay as they are)."""
         try:
             directories = policy_directories(self._policies, self._repository)
             problem = ""
         except (OSError, ValueError) as error:
             problem = str(error)
-            kept = {name: self._repository / name for name in self.served.names() if self._repository}
-            directories = {**kept, **self._policies}
+            directories = dict(self._policies)
         if problem and problem != self._repository_problem:
             log_event(logging.ERROR, "repository_unreadable", error=problem)
         elif self._repository_problem and not problem:
