@@ -121,7 +121,11 @@ class PolicyServer:
 
     def start(self) -> PolicyServer:
         host, _, _ = self.config.address.rpartition(":")
-        port = self._bind()
+        try:
+            port = self._bind()
+        except BaseException:
+            self._streams.stop()  # the watchdog the constructor started; nothing else runs yet
+            raise
         self._address = f"{host}:{port}"
         self._server.start()
         self._health.set("", SERVING)
