@@ -65,6 +65,10 @@ class ServerConfigError(ValueError):
     """A configuration that cannot start a server; the message names the field and the problem."""
 
 
+class UnservablePolicyError(ServerConfigError):
+    """A policy named explicitly (not found in a repository) that cannot serve: no path, no version loads."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -166,6 +170,11 @@ class ServerConfig(BaseSettings):
         None,
         description="HOST:PORT answering TensorFlow Serving REST and Open Inference Protocol REST "
         f"calls with JSON (flag alone: {DEFAULT_HTTP_ADDRESS})",
+    )
+    allow_space_changes: bool = Field(
+        False,
+        description="serve a new version whose observation or action space differs from the version "
+        "a policy serves by default (otherwise it is FAILED, naming both spaces)",
     )
     metrics_address: str | None = Field(
         None,
