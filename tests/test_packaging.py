@@ -35,8 +35,10 @@ def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modu
         )
         assert archive.read(license_file) == (SOURCE_ROOT / "LICENSE").read_bytes()
         for proto_file in PROTOS:
-            assert archive.read(proto_file) == (PROTO_ROOT / proto_file).read_bytes()
-            for name in generated_files(proto_file):
+            modules = generated_files(proto_file)
+            beside_modules = f"{Path(modules[0]).parent}/{Path(proto_file).name}"
+            assert archive.read(beside_modules) == (PROTO_ROOT / proto_file).read_bytes()
+            for name in modules:
                 assert archive.read(name) == (SOURCE_ROOT / name).read_bytes()
 
 
