@@ -5,6 +5,8 @@ policy_service.py   gymserve's own `gymserve.serving.v1.PolicyService`
 health.py           the standard `grpc.health.v1.Health`, answered without a token
 tf_serving.py       TensorFlow Serving's `PredictionService` (tf_prediction_service.py, tensor_protos.py),
                     loaded at its first call; skipped when tensorflow-serving-api is not installed
+open_inference.py   the Open Inference Protocol's `inference.GRPCInferenceService` (KServe v2, Triton;
+                    oip_tensors.py converts its tensors), messages generated into inference/
 
 Entries are "module:attribute" strings, so importing this package imports no protocol, and a
 protocol whose module needs a missing optional package is skipped rather than failing the server.
@@ -14,4 +16,5 @@ PROTOCOLS = [
     "gymserve.serving.apis.policy_service:PROTOCOL",
     "gymserve.serving.apis.health:PROTOCOL",
     "gymserve.serving.apis.tf_serving:PROTOCOL",
+    "gymserve.serving.apis.open_inference:PROTOCOL",
 ]
