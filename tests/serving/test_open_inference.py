@@ -5,45 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-import gymnasium as gym
 import numpy as np
 import pytest
-from serving_support import (
-    OBSERVATION_SPACE,
-    WEIGHTS,
-    LinearPolicy,
-    greedy_by_hand,
-    observations,
-    standard_policies,
-    start_server,
-)
+from serving_support import WEIGHTS, LinearPolicy, greedy_by_hand, observations, start_server
+from serving_support import policies_with_a_box as policies
 
-from gymserve.policies import Distribution, Policy, SquashedGaussian
 from gymserve.serving.apis.inference import grpc_service_pb2 as pb
 from gymserve.serving.apis.inference import grpc_service_pb2_grpc as pb_grpc
 from gymserve.serving.client import PolicyClient
 from gymserve.serving.server.policy_server import PolicyServer
 
 TOKEN = "oip-token"
-BOX = gym.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 3.0], np.float32))
-
-
-class BoxPolicy(Policy):
-    """Continuous actions in BOX: a squashed Gaussian whose mean and log_std are linear in the observation."""
-
-    def __init__(self) -> None:
-        super().__init__(OBSERVATION_SPACE, BOX)
-
-    def _distribution(self, observations: np.ndarray, state: tuple) -> Distribution:
-        mean = observations @ WEIGHTS[1] * 0.3
-        log_std = np.tanh(observations @ WEIGHTS[2]) - 1.0
-        return SquashedGaussian(mean, log_std, BOX.low, BOX.high)
-
-
-def policies():
-    served = standard_policies()
-    served.add("box", 1, BoxPolicy())
-    return served
 
 
 @pytest.fixture(scope="module")
