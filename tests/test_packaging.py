@@ -30,9 +30,8 @@ def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modu
     (wheel,) = tmp_path.glob("gymserve-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("gymserve/py.typed") == b""
-        assert {name.split("/")[0].split("-")[0] for name in archive.namelist()} == {
-            "gymserve"
-        }  # no top-level folder but the package
+        top_level = {name.split("/")[0].split("-")[0] for name in archive.namelist()}
+        assert top_level == {"gymserve"}  # the package and its dist-info: a third party's proto is inside
         (license_file,) = (
             name for name in archive.namelist() if name.endswith(".dist-info/licenses/LICENSE")
         )

@@ -180,6 +180,18 @@ def test_requested_outputs_come_in_the_order_asked(stub):
     np.testing.assert_allclose(output(response, "logits"), batch @ WEIGHTS[1], rtol=1e-6)
 
 
+def test_a_recurrent_policy_takes_its_state_and_returns_the_next(stub):
+    batch = observations(2)
+    first = stub.ModelInfer(infer_request("scripted", batch, raw=True))
+    assert [tensor.name for tensor in first.outputs] == ["action", "next_state_0"]
+    assert (output(first, "action").tolist(), output(first, "next_state_0").tolist()) == ([0, 0], [1, 1])
+    second = infer_request("scripted", batch, raw=True)
+    second.inputs.add(name="state_0", datatype="INT64", shape=[2])
+    second.raw_input_contents.append(np.array([3, 5], "<i8").tobytes())
+    answer = stub.ModelInfer(second)
+    assert (output(answer, "action").tolist(), output(answer, "next_state_0").tolist()) == ([3, 5], [4, 6])
+
+
 def bad_requests() -> dict[str, tuple[pb.ModelInferRequest, grpc.StatusCode, str]]:
     batch = observations(2)
     invalid = grpc.StatusCode.INVALID_ARGUMENT
