@@ -58,15 +58,16 @@ MODES = {
     "epsilon": ActionMode.EPSILON_GREEDY,
 }
 PARAMETERS = (MODE, EPSILON, SEED)
+PUBLIC_METHODS = ("ServerLive", "ServerReady")  # probes, answered without the token like health checks
 
 
 @dataclass(frozen=True)
 class ActionChoice:
     """How ModelInfer picks actions, from the request's parameters."""
 
-    mode: ActionMode = ActionMode.GREEDY
-    epsilon: float | None = None
-    seed: int | None = None
+    mode: ActionMode
+    epsilon: float | None
+    seed: int | None
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
@@ -284,12 +285,10 @@ def register(server: grpc.Server, context: ProtocolContext) -> None:
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(context), server)
 
 
-_PUBLIC = ("ServerLive", "ServerReady")
-
 PROTOCOL = Protocol(
     name="open_inference",
     rpcs=tuple(
-        replace(rpc, public=rpc.method in _PUBLIC)
+        replace(rpc, public=rpc.method in PUBLIC_METHODS)
         for rpc in rpcs_of(pb.DESCRIPTOR.services_by_name["GRPCInferenceService"])
     ),
     register=register,
