@@ -30,13 +30,17 @@ def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modu
     (wheel,) = tmp_path.glob("gymserve-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("gymserve/py.typed") == b""
+        top_level = {name.split("/")[0].split("-")[0] for name in archive.namelist()}
+        assert top_level == {"gymserve"}  # the package and its dist-info: a third party's proto is inside
         (license_file,) = (
             name for name in archive.namelist() if name.endswith(".dist-info/licenses/LICENSE")
         )
         assert archive.read(license_file) == (SOURCE_ROOT / "LICENSE").read_bytes()
         for proto_file in PROTOS:
-            assert archive.read(proto_file) == (PROTO_ROOT / proto_file).read_bytes()
-            for name in generated_files(proto_file):
+            modules = generated_files(proto_file)
+            beside_modules = f"{Path(modules[0]).parent}/{Path(proto_file).name}"
+            assert archive.read(beside_modules) == (PROTO_ROOT / proto_file).read_bytes()
+            for name in modules:
                 assert archive.read(name) == (SOURCE_ROOT / name).read_bytes()
 
 

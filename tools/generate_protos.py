@@ -8,8 +8,8 @@ third party's `inference/grpc_service.proto`). `PROTOS` says which Python packag
 modules go to; protoc's imports between them are rewritten to those packages, so a third
 party's `package inference;` can live under gymserve without a top-level `inference` module.
 A test regenerates them into a temporary directory and fails when the committed files differ.
-The wheel build (setup.py) copies each .proto to its path under protos/: beside its modules when
-their package is the proto's folder, as gymserve's own are.
+The wheel build (setup.py) copies each .proto beside its modules: gymserve's own to their path
+under protos/, a third party's under gymserve/serving/apis/ (so `PROTOS` puts their modules there).
 (Run protoc in a process without TensorFlow: their bundled protobuf libraries clash.)
 """
 
@@ -27,6 +27,7 @@ PROTO_ROOT = SOURCE_ROOT / "protos"
 # .proto under protos/                           Python package of its generated modules
 PROTOS: dict[str, str] = {
     "gymserve/serving/v1/policy_service.proto": "gymserve.serving.v1",
+    "inference/grpc_service.proto": "gymserve.serving.apis.inference",
 }
 
 

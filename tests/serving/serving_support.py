@@ -16,7 +16,7 @@ import grpc
 import gymnasium as gym
 import numpy as np
 
-from gymserve.policies import Categorical, Distribution, Policy, ScriptedPolicy
+from gymserve.policies import Categorical, Distribution, Policy, ScriptedPolicy, SquashedGaussian
 from gymserve.serving.apis.protocol import Rpc
 from gymserve.serving.server.config import ServerConfig
 from gymserve.serving.server.policy_server import PolicyServer
@@ -29,6 +29,7 @@ WEIGHTS = {
     2: -np.array([[1.0, -1.0], [0.5, 2.0], [-3.0, 1.0], [2.0, 0.25]], np.float32),
 }
 SCRIPT_LENGTH = 6
+BOX = gym.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 3.0], np.float32))
 
 
 class NodeTools(NamedTuple):
@@ -87,6 +88,25 @@ def standard_policies() -> ServedPolicies:
     served.add("linear", 2, LinearPolicy(WEIGHTS[2]))
     served.add("scripted", 1, scripted_policy())
     served.add_failure("broken", 1, "PolicyLoadError: policy.json is truncated")
+    return served
+
+
+class BoxPolicy(Policy):
+    """Actions in BOX: a squashed Gaussian whose mean and log_std are linear in the observation."""
+
+    def __init__(self) -> None:
+        super().__init__(OBSERVATION_SPACE, BOX)
+
+    def _distribution(self, observations: np.ndarray, state: tuple) -> Distribution:
+        mean = observations @ WEIGHTS[1] * 0.3
+        log_std = np.tanh(observations @ WEIGHTS[2]) - 1.0
+        return SquashedGaussian(mean, log_std, BOX.low, BOX.high)
+
+
+def policies_with_a_box() -> ServedPolicies:
+    """The standard policies and "box", version 1: a `BoxPolicy`."""
+    served = standard_policies()
+    served.add("box", 1, BoxPolicy())
     return served
 
 

@@ -56,16 +56,20 @@ def test_every_method_but_health_needs_the_token_on_every_protocol(token_server)
     protocols, _ = load_protocols(apis.PROTOCOLS)
     rpcs = [rpc for protocol in protocols for rpc in protocol.rpcs]
     rpcs.append(Rpc(f"/{REFLECTION}/ServerReflectionInfo", "bidi_stream"))  # server machinery, not a protocol
-    assert "/tensorflow.serving.PredictionService/Predict" in {rpc.path for rpc in rpcs}
+    assert {
+        "/tensorflow.serving.PredictionService/Predict",
+        "/inference.GRPCInferenceService/ModelInfer",
+    } <= {rpc.path for rpc in rpcs}
     with grpc.insecure_channel(token_server.address) as channel:
         statuses = {rpc.path: status_without_token(channel, rpc) for rpc in rpcs}
     public = {rpc.path for rpc in rpcs if rpc.public}
-    assert public == {f"/grpc.health.v1.Health/{method}" for method in ("Check", "List", "Watch")}
     # List is in the descriptor but not in grpcio-health-checking's servicer: answered, unimplemented
     assert {path: statuses[path] for path in public} == {
         "/grpc.health.v1.Health/Check": grpc.StatusCode.OK,
         "/grpc.health.v1.Health/List": grpc.StatusCode.UNIMPLEMENTED,
         "/grpc.health.v1.Health/Watch": grpc.StatusCode.OK,
+        "/inference.GRPCInferenceService/ServerLive": grpc.StatusCode.OK,
+        "/inference.GRPCInferenceService/ServerReady": grpc.StatusCode.OK,
     }
     refused = {path: code for path, code in statuses.items() if path not in public}
     assert refused == dict.fromkeys(refused, grpc.StatusCode.UNAUTHENTICATED)
@@ -82,7 +86,7 @@ def test_a_protocol_whose_optional_package_is_missing_is_skipped_with_one_log_li
             assert status_without_token(channel, predict) == grpc.StatusCode.UNIMPLEMENTED
     finally:
         server.stop(grace=0)
-    assert [protocol.name for protocol in server.protocols] == ["policy_service", "health"]
+    assert [protocol.name for protocol in server.protocols] == ["policy_service", "health", "open_inference"]
     skipped = [record.fields for record in caplog.records if record.getMessage() == "protocol_skipped"]
     assert skipped == [
         {
@@ -121,7 +125,7 @@ def test_a_started_server_has_not_imported_tensorflow():
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     protocols, tensorflow_imported = run.stdout.rsplit(" ", 1)
-    assert json.loads(protocols) == ["policy_service", "health", "tf_serving"]
+    assert json.loads(protocols) == ["policy_service", "health", "tf_serving", "open_inference"]
     assert tensorflow_imported.strip() == "False"
 
 

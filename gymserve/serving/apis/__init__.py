@@ -5,6 +5,8 @@ policy_service.py   gymserve's own `gymserve.serving.v1.PolicyService`
 health.py           the standard `grpc.health.v1.Health`, answered without a token
 tf_serving.py       TensorFlow Serving's `PredictionService` (tf_prediction_service.py, tensor_protos.py),
                     loaded at its first call; skipped when tensorflow-serving-api is not installed
+open_inference.py   the Open Inference Protocol's `inference.GRPCInferenceService` (KServe v2, Triton;
+                    oip_tensors.py converts its tensors), messages generated into inference/
 
 HTTP_PROTOCOLS, answered on the HTTP port when one is configured (see http_protocol.py):
 tf_serving_rest.py      TensorFlow Serving's REST API (/v1/models/...)
@@ -18,6 +20,7 @@ PROTOCOLS = [
     "gymserve.serving.apis.policy_service:PROTOCOL",
     "gymserve.serving.apis.health:PROTOCOL",
     "gymserve.serving.apis.tf_serving:PROTOCOL",
+    "gymserve.serving.apis.open_inference:PROTOCOL",
 ]
 
 HTTP_PROTOCOLS = [
