@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from gymserve.cli.common import CommandError, check_exists, import_quietly
 from gymserve.cli.policy_arguments import add_checkpoint_argument
+from gymserve.policies.repository import versioned_policy_name
 
 DESCRIPTION = (
     "Export the policy of a training run to a directory holding a SavedModel, an ONNX model and "
@@ -16,7 +18,13 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="directory of a `gymserve train` run")
-    parser.add_argument("--out", required=True, metavar="DIR", help="export directory to create")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="export directory to create; as REPOSITORY/NAME/VERSION with the onnx format it also writes "
+        "REPOSITORY/NAME/config.pbtxt, so Triton Inference Server can serve the repository",
+    )
     parser.add_argument(
         "--format",
         default="savedmodel,onnx",
@@ -32,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import_quietly("pybullet", "export", optional=True)
     from gymserve.agents import load_trained_policy
     from gymserve.policies import ExportError, TrainingInfo, export_policy
+    from gymserve.policies.triton_config import TRITON_CONFIG_FILE
 
     try:
         trained = load_trained_policy(args.run_dir, checkpoint=args.checkpoint)
@@ -54,4 +63,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"exported {trained.env_id} ({trained.algorithm}, step {trained.train_step}) to {args.out}")
     for name, digest in metadata.files.items():
         print(f"  {name}  sha256 {digest[:16]}")
+    triton_config = Path(args.out).absolute().parent / TRITON_CONFIG_FILE
+    if "onnx" in formats and versioned_policy_name(Path(args.out).absolute()) and triton_config.is_file():
+        print(f"Triton model config: {triton_config}")
     return 0
