@@ -9,6 +9,7 @@ generated code of another protobuf version runs.
 from __future__ import annotations
 
 import ast
+import errno
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import onnx
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
-from gymserve.policies import ActorPolicy, export_policy
+from gymserve.policies import ActorPolicy, ExportError, export_policy, triton_config
 from gymserve.policies.repository import scan_policy_directory
 from gymserve.policies.triton_config import GENERATED_HEADER, MAX_BATCH_SIZE, TRITON_CONFIG_FILE
 from gymserve.serving.server.config import ServerConfig
@@ -129,3 +130,15 @@ def test_a_config_edited_by_hand_is_kept_and_a_written_one_follows_the_latest_ex
     config.write_text(edited)
     export_policy(discrete_policy, tmp_path / "policy" / "3", ("onnx",))
     assert config.read_text() == edited
+
+
+def test_a_config_that_cannot_be_written_fails_the_export_in_one_line(discrete_policy, tmp_path, monkeypatch):
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(triton_config, "write_text_atomically", full_disk)
+    with pytest.raises(ExportError) as raised:
+        export_policy(discrete_policy, tmp_path / "cartpole" / "1", ("onnx",))
+    policy_directory = tmp_path / "cartpole"
+    config = policy_directory / TRITON_CONFIG_FILE
+    assert str(raised.value) == f"cannot export to {policy_directory}: No space left on device ({config})"
