@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import gymserve.policies
-from gymserve.pretrained import bundled_policy_for_env
+from gymserve.pretrained import pretrained_policy_for_env
 from gymserve.serving.server.config import ServerConfig
 from gymserve.serving.server.policy_server import PolicyServer
 from tools.generate_protos import SOURCE_ROOT
@@ -87,12 +87,12 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A repository whose `cartpole/1` holds only the bundled CartPole policy's ONNX model."""
+    """A repository whose `cartpole/1` holds only the pretrained CartPole policy's ONNX model."""
     repository = tmp_path_factory.mktemp("repository")
     version = repository / "cartpole" / "1"
     version.mkdir(parents=True)
     for name in ("policy.json", "policy.onnx"):
-        shutil.copy(bundled_policy_for_env("gymserve/CartPole-v1").path / name, version)
+        shutil.copy(pretrained_policy_for_env("gymserve/CartPole-v1").path / name, version)
     return repository
 
 

@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int | None:
     training_log = logging.getLogger("gymserve.agents.training")  # resume and interrupt notices
     notices = logging.StreamHandler(sys.stderr)
     training_log.addHandler(notices)
-    level, training_log.level = training_log.level, logging.INFO
+    level = training_log.level
+    training_log.setLevel(logging.INFO)
     try:
         result = train(
             args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet, distributed=distributed
@@ -140,13 +141,11 @@ def _check_action_space(algorithm: str, env_id: str) -> None:
 
 
 def _changed_fields(resolved: ResolvedConfig) -> str:
-    """`describe()`'s `name = value  (source)` lines of the fields whose value is not the algorithm's
-    default: the full listing, with descriptions, runs to some 90 lines, most of them defaults."""
+    """The `name = value  (source)` lines of the fields whose value is not the algorithm's default:
+    the full listing, with descriptions, runs to some 90 lines, most of them defaults."""
     config = resolved.config
-    fields = type(config).model_fields
-    field_lines = resolved.describe().splitlines()[::2]
     return "\n".join(
-        line
-        for (name, field), line in zip(fields.items(), field_lines, strict=True)
+        resolved.field_line(name)
+        for name, field in type(config).model_fields.items()
         if getattr(config, name) != field.get_default(call_default_factory=True)
     )

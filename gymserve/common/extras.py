@@ -9,6 +9,7 @@ environments and the policy API. Everything heavier comes with an extra (from a 
     train    TensorFlow: training, export, SavedModel loading, plots, videos
     tune     Optuna studies (with train)
     ray      Ray actors (with train)
+    litert   ai-edge-litert: running LiteRT (.tflite) policy models
     all      all of the above
 """
 
@@ -31,6 +32,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "matplotlib": "train",
     "imageio": "train",
     "imageio_ffmpeg": "train",
+    "tqdm": "train",
     "tensorflow_serving": "train",
     "onnxruntime": "serve",
     "grpc_health": "serve",
@@ -40,6 +42,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "yaml": "serve",
     "optuna": "tune",
     "ray": "ray",
+    "ai_edge_litert": "litert",
 }
 
 
@@ -78,7 +81,7 @@ def extra_imports(purpose: str, error_type: type[MissingExtraError] = MissingExt
 def require_extra(extra: str, purpose: str) -> None:
     """Raise `MissingExtraError` for the first module of `extra` that is not installed, importing none."""
     for module, its_extra in EXTRA_OF_MODULE.items():
-        if its_extra == extra and not _installed(module):
+        if its_extra == extra and not installed(module):
             raise MissingExtraError(module, extra, purpose)
 
 
@@ -91,7 +94,8 @@ def missing_extra(
     return error_type(top, extra, purpose) if extra else None
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
+    """Whether top-level `module` is installed, found without importing it (TensorFlow takes seconds)."""
     try:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # an import hook that refuses the module

@@ -68,12 +68,12 @@ def staged(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def staged_folder(path: str | Path) -> Iterator[Path]:
-    """`staged` for a folder: the staging folder is created, and locked while the block writes it,
-    so that `remove_abandoned_staging` in another process leaves it alone."""
-    with staged(path) as staging:
+    """`staged` for a folder: the staging folder is created, and locked until it is renamed into
+    place, so that `remove_abandoned_staging` in another process leaves it alone."""
+    with contextlib.ExitStack() as held, staged(path) as staging:  # the lock is released last
         staging.mkdir()
-        with _lock(staging):  # a folder just made: no one else knows it yet, let alone locks it
-            yield staging
+        held.enter_context(_lock(staging))  # a folder just made: no one else knows it yet
+        yield staging
 
 
 def remove_abandoned_staging(folder: str | Path, older_than: float) -> list[Path]:

@@ -1,7 +1,8 @@
-"""Policies: the interface, the acting wrappers, and export to / loading from SavedModel and ONNX.
+"""Policies: the interface, the acting wrappers, and export to / loading from SavedModel, ONNX and LiteRT.
 
 Nothing here imports serving code. Importing this package does not import TensorFlow or
-onnxruntime: the names that need them (`ActorPolicy`, `export_policy`) are loaded on first use.
+onnxruntime: the names that need them (`ActorPolicy`, `export_policy`, `convert_export`) are
+loaded on first use.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gymserve.policies.wrappers import EpsilonGreedyPolicy, GreedyPolicy, Stocha
 _LAZY_NAMES = {
     "ActorPolicy": "gymserve.policies.actor_policy",
     "export_policy": "gymserve.policies.export",
+    "convert_export": "gymserve.policies.export",
 }
 
 __all__ = [

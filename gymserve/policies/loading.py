@@ -1,11 +1,13 @@
-"""Loading an exported policy back as a `Policy`, on onnxruntime or TensorFlow.
+"""Loading an exported policy back as a `Policy`, on onnxruntime, TensorFlow or LiteRT.
 
     policy = gymserve.policies.load("exports/cartpole")            # ONNX when exported
     policy = gymserve.policies.load("exports/cartpole", backend="tensorflow")
+    policy = gymserve.policies.load("exports/cartpole/policy-dynamic-int8.tflite")
     step = policy.action(observation, mode="stochastic", seed=7)
 
-`path` is an export directory (holding policy.json), or its `policy.onnx` file or
-`saved_model/` directory. The model's files are checked against the sha256 hashes in
+`path` is an export directory (holding policy.json), or its `policy.onnx` file, `saved_model/`
+directory or one of its `.tflite` files (`backend="tflite"` on a directory loads the float32
+`policy.tflite`). The model's files are checked against the sha256 hashes in
 policy.json and its input and output shapes against the spaces there, so a missing, truncated,
 corrupted or mismatched export raises `PolicyLoadError` naming the file.
 
@@ -36,14 +38,18 @@ from gymserve.policies.metadata import (
     METADATA_FILE,
     ONNX_FILE,
     SAVED_MODEL_DIR,
+    TFLITE_FILE,
+    TFLITE_QUANTIZATIONS,
     PolicyLoadError,
     PolicyMetadata,
     read_metadata,
+    tflite_file,
     verify_files,
 )
 
-Backend = Literal["onnx", "tensorflow"]
-_BACKEND_FORMATS: dict[str, str] = {"onnx": "onnx", "tensorflow": "savedmodel"}
+Backend = Literal["onnx", "tensorflow", "tflite"]
+_BACKEND_FORMATS: dict[str, str] = {"onnx": "onnx", "tensorflow": "savedmodel", "tflite": "tflite"}
+_TFLITE_FILES = {tflite_file(quantization) for quantization in (None, *TFLITE_QUANTIZATIONS)}
 
 
 class ModelRunner(Protocol):
@@ -113,17 +119,22 @@ def load(
     intra_op_threads: int = 1,
     inter_op_threads: int = 1,
 ) -> LoadedPolicy:
-    """Load an exported policy; `backend` defaults to ONNX when the export has it.
+    """Load an exported policy; `backend` defaults to ONNX, then TensorFlow, then LiteRT, the first
+    the export has.
 
-    The thread counts apply to onnxruntime; TensorFlow's are process-wide (`tf.config.threading`).
+    The thread counts apply to onnxruntime (LiteRT takes `intra_op_threads`); TensorFlow's are
+    process-wide (`tf.config.threading`).
     """
     path = Path(path)
     export_dir, backend = _locate(path, backend)
+    model_file = path.name if backend == "tflite" and path.is_file() else TFLITE_FILE
     metadata = read_metadata(export_dir)
     if backend is None:
-        backend = "onnx" if "onnx" in metadata.formats else "tensorflow"
+        backend = next(
+            (name for name, format_ in _BACKEND_FORMATS.items() if format_ in metadata.formats), "onnx"
+        )
     if backend not in _BACKEND_FORMATS:
-        raise ValueError(f"unknown backend {backend!r}; expected 'onnx' or 'tensorflow'")
+        raise ValueError(f"unknown backend {backend!r}; expected 'onnx', 'tensorflow' or 'tflite'")
     if _BACKEND_FORMATS[backend] not in metadata.formats:
         formats = ", ".join(metadata.formats)
         raise PolicyLoadError(
@@ -136,6 +147,14 @@ def load(
 
         verify_files(export_dir, metadata, ONNX_FILE)
         runner = OnnxRunner(export_dir / ONNX_FILE, metadata, intra_op_threads, inter_op_threads)
+    elif backend == "tflite":
+        with extra_imports("loading a policy with backend='tflite'"):
+            from gymserve.policies.tflite_runner import TfliteRunner
+
+        if model_file not in metadata.files:
+            raise PolicyLoadError(export_dir / model_file, "the export records no such LiteRT model")
+        verify_files(export_dir, metadata, model_file)
+        runner = TfliteRunner(export_dir / model_file, metadata, intra_op_threads)
     else:
         with extra_imports("loading a policy with backend='tensorflow'"):
             from gymserve.policies.savedmodel_runner import SavedModelRunner
@@ -152,6 +171,8 @@ def _locate(path: Path, backend: Backend | None) -> tuple[Path, Backend | None]:
     implied: Backend | None = None
     if path.is_file() and path.name == ONNX_FILE:
         implied = "onnx"
+    elif path.is_file() and path.name in _TFLITE_FILES:
+        implied = "tflite"
     elif path.is_dir() and path.name == SAVED_MODEL_DIR:
         implied = "tensorflow"
     if implied is None:
@@ -160,7 +181,7 @@ def _locate(path: Path, backend: Backend | None) -> tuple[Path, Backend | None]:
         raise PolicyLoadError(
             path,
             f"not a policy export; expected a directory with {METADATA_FILE}, "
-            f"or its {ONNX_FILE} or {SAVED_MODEL_DIR}/",
+            f"or its {ONNX_FILE}, {SAVED_MODEL_DIR}/ or {TFLITE_FILE}",
         )
     if backend is not None and backend != implied:
         raise ValueError(

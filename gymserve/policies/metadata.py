@@ -5,6 +5,8 @@ An export directory holds
     policy.json      this metadata, with the sha256 of every other file
     saved_model/     the TensorFlow SavedModel (format "savedmodel")
     policy.onnx      the ONNX model (format "onnx")
+    policy.tflite    the LiteRT model (format "tflite"), with optional quantized variants
+                     policy-dynamic-int8.tflite and policy-float16.tflite
 
 The models embed the same metadata without the `files` hashes (a file cannot hold its own
 hash), so a model copied on its own still says which spaces it acts in. Infinite Box bounds
@@ -32,8 +34,17 @@ SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "policy.onnx"
 FORMAT_VERSION = 1
 
-ExportFormat = Literal["savedmodel", "onnx"]
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("savedmodel", "onnx")
+ExportFormat = Literal["savedmodel", "onnx", "tflite"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("savedmodel", "onnx", "tflite")
+DEFAULT_EXPORT_FORMATS: tuple[ExportFormat, ...] = ("savedmodel", "onnx")
+TfliteQuantization = Literal["dynamic-int8", "float16"]
+TFLITE_QUANTIZATIONS: tuple[TfliteQuantization, ...] = ("dynamic-int8", "float16")
+TFLITE_FILE = "policy.tflite"
+
+
+def tflite_file(quantization: TfliteQuantization | None = None) -> str:
+    """The LiteRT model's file name: `policy.tflite` for float32, `policy-<quantization>.tflite` else."""
+    return TFLITE_FILE if quantization is None else f"policy-{quantization}.tflite"
 
 
 class PolicyLoadError(Exception):

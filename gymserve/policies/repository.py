@@ -69,7 +69,12 @@ def pretrained_repository() -> Path | None:
 
 
 def scan_policy_directory(name: str, directory: Path) -> PolicyDirectory:
-    """The versions of one policy directory (itself as version 1 when it has no version folders)."""
+    """The versions of one policy directory (itself as version 1 when it has no version folders).
+
+    A missing directory has no versions; one that cannot be listed raises the OSError.
+    """
+    if not directory.exists():
+        return PolicyDirectory(ignored=[IgnoredEntry(name, "the policy directory does not exist")])
     if not directory.is_dir():
         return PolicyDirectory([VersionDirectory(name, UNVERSIONED, directory)])  # the loader says why
     by_number: dict[int, list[Path]] = {}
@@ -157,7 +162,11 @@ def _version_problem(child: Path) -> str | None:
         return "not a version: version directories are named by decimal integers"
     if int(child.name) > MAX_VERSION:
         return f"version {child.name} is larger than {MAX_VERSION}, the largest int64"
-    if not any(child.iterdir()):
+    try:
+        empty = not any(child.iterdir())
+    except OSError:
+        return None  # unreadable: a version whose loading says why, not a stray folder
+    if empty:
         return "empty version directory (an export still being copied in?)"
     return None
 

@@ -1,6 +1,6 @@
 """The names an exported policy's models use, written by the exporters and read by the loaders.
 
-SavedModel signatures and ONNX inputs and outputs share them: `observations` (and a recurrent
+SavedModel signatures and ONNX and LiteRT inputs and outputs share them: `observations` (and a recurrent
 policy's `state_0`, `state_1`, ...) in; `action`, the distribution parameters (the kind's
 `parameter_names`) and `next_state_0`, `next_state_1`, ... out.
 """
@@ -22,6 +22,8 @@ ACTION = "action"
 METADATA = "metadata"
 ONNX_METADATA_PROPERTY = "gymserve_metadata"
 NEXT_STATE_PREFIX = "next_"
+TFLITE_POLICY_SIGNATURE = "policy"  # a LiteRT model's action, distribution parameters and next state
+TFLITE_METADATA_SIGNATURE = "metadata"
 
 
 def state_name(index: int) -> str:

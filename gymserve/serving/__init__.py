@@ -4,7 +4,7 @@ Importing this package loads only the client, which needs grpcio, protobuf and n
 
     from gymserve.serving import PolicyClient                    # a robot's minimal install
     from gymserve.serving.client import RemotePolicy             # a Policy backed by a server
-    from gymserve.serving.server import PolicyServer             # the server (pydantic, policies)
+    from gymserve.serving.server import PolicyServer             # the server (the serve extra)
     from gymserve.serving.server.config import ServerConfig, load_server_config
 """
 

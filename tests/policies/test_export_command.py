@@ -56,8 +56,8 @@ def test_export_command_reports_mistakes(dqn_run, tmp_path, capsys):
         "already exists; replace a previous export with overwrite=True (--overwrite)"
         in capsys.readouterr().err
     )
-    assert main(["export", str(dqn_run), "--out", out, "--format", "onnx,tflite", "--overwrite"]) == 2
-    assert "expected one or more distinct of savedmodel, onnx" in capsys.readouterr().err
+    assert main(["export", str(dqn_run), "--out", out, "--format", "onnx,torchscript", "--overwrite"]) == 2
+    assert "expected one or more distinct of savedmodel, onnx, tflite" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "no_run"), "--out", out]) == 2
     assert f"{tmp_path / 'no_run'}: no such file or directory (RUN_DIR)" in capsys.readouterr().err
 

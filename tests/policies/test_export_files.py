@@ -101,7 +101,11 @@ def test_a_failed_export_leaves_nothing_behind(discrete_policy, tmp_path, monkey
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
-        ({"formats": ("tflite",)}, ValueError, "expected one or more distinct of savedmodel, onnx"),
+        (
+            {"formats": ("torchscript",)},
+            ValueError,
+            "expected one or more distinct of savedmodel, onnx, tflite",
+        ),
         ({"formats": ()}, ValueError, "expected one or more distinct"),
         ({"metadata": {"train_steps": 3}}, ValueError, "train_steps"),
     ],

@@ -51,6 +51,14 @@ def test_spellings_of_one_number_without_the_plain_one_are_all_ignored(tmp_path:
     assert sorted(entry.entry for entry in scan.ignored) == ["p/003", "p/03"]
 
 
+def test_a_missing_policy_directory_has_no_versions_and_says_so(tmp_path: Path):
+    scan = scan_policy_directory("p", tmp_path / "gone")
+    assert scan.versions == []
+    assert [(entry.entry, entry.reason) for entry in scan.ignored] == [
+        ("p", "the policy directory does not exist")
+    ]
+
+
 def test_loading_a_pretrained_policy_never_imports_grpc():
     script = (
         "import sys, gymserve.pretrained, gymserve.policies\n"

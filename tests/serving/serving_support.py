@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -109,6 +112,51 @@ def status_without_token(channel: grpc.Channel, rpc: Rpc) -> grpc.StatusCode:
     except grpc.RpcError as error:
         return error.code()
     return grpc.StatusCode.OK
+
+
+RELOAD_POLL_INTERVAL = 0.2  # seconds between the rescans of `start_reloading_server`
+
+
+def start_reloading_server(repository: Path, **settings: object) -> PolicyServer:
+    """A server loading `repository` and rescanning it every RELOAD_POLL_INTERVAL seconds."""
+    config = ServerConfig(
+        address="127.0.0.1:0", repository=repository, poll_interval=RELOAD_POLL_INTERVAL, **settings
+    )
+    return PolicyServer(config).start()
+
+
+def cartpole_versions(root: Path) -> Path:
+    versions = root / "repository" / "cartpole"
+    versions.mkdir(parents=True)
+    return versions
+
+
+def publish(
+    export: Path, versions: Path, version: int, damage: Callable[[Path], None] | None = None
+) -> float:
+    """Copy `export` in as `version` atomically (a hidden folder renamed), `damage`d first if given.
+
+    Returns the time just before the rename: no server can have seen the version earlier, while
+    a time taken after it may come late when other threads hold the interpreter.
+    """
+    staging = versions / f".staging-{version}"
+    shutil.copytree(export, staging)
+    if damage is not None:
+        damage(staging)
+    renamed_after = time.monotonic()
+    os.rename(staging, versions / str(version))
+    return renamed_after
+
+
+def corrupt_model(version: Path) -> None:
+    (version / "policy.onnx").write_bytes(b"not a model")
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 GYMSERVE = [sys.executable, "-m", "gymserve.cli"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
@@ -12,49 +11,19 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from serving_support import (
+    RELOAD_POLL_INTERVAL,
+    cartpole_versions,
+    corrupt_model,
+    publish,
+    start_reloading_server,
+    wait_until,
+)
 
 from gymserve.policies import load
 from gymserve.serving import PolicyClient, PolicyServiceError
-from gymserve.serving.server.config import ServerConfig
-from gymserve.serving.server.policy_server import PolicyServer
 
-POLL_INTERVAL = 0.2
 OBSERVATION = np.array([0.5, -1.0, 0.25, 2.0], np.float32)
-
-
-def publish(export: Path, versions: Path, version: int, broken: bool = False) -> float:
-    """Copy `export` in as `version` atomically (a hidden folder renamed).
-
-    Returns the time just before the rename: no server can have seen the version earlier, while
-    a time taken after it may come late when other threads hold the interpreter.
-    """
-    staging = versions / f".staging-{version}"
-    shutil.copytree(export, staging)
-    if broken:
-        (staging / "policy.onnx").write_bytes(b"not a model")
-    renamed_after = time.monotonic()
-    os.rename(staging, versions / str(version))
-    return renamed_after
-
-
-def cartpole_versions(root: Path) -> Path:
-    versions = root / "repository" / "cartpole"
-    versions.mkdir(parents=True)
-    return versions
-
-
-def start_reloading_server(repository: Path, **settings: object) -> PolicyServer:
-    config = ServerConfig(
-        address="127.0.0.1:0", repository=repository, poll_interval=POLL_INTERVAL, **settings
-    )
-    return PolicyServer(config).start()
-
-
-def wait_until(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("batching", [{}, {"batching_max_size": 16}], ids=["unbatched", "batched"])
@@ -89,7 +58,7 @@ def test_versions_come_and_go_under_load_without_a_failed_request(
             for version in (2, 3, 4):
                 published[version] = publish(discrete_export, versions, version)
                 time.sleep(0.4)
-            publish(discrete_export, versions, 5, broken=True)
+            publish(discrete_export, versions, 5, damage=corrupt_model)
             wait_until(lambda: any(not v.available for v in client.get_policy("cartpole").versions))
             (failed,) = [v for v in client.get_policy("cartpole").versions if not v.available]
             assert failed.version == 5 and failed.error.startswith("cartpole/5/policy.onnx: ")
@@ -121,9 +90,9 @@ def test_versions_come_and_go_under_load_without_a_failed_request(
     for sent, answered, version in results:
         assert published[version] < answered, f"version {version} answered before it was published"
         if version in removed:
-            assert sent < removed[version] + 2 * POLL_INTERVAL + 1
+            assert sent < removed[version] + 2 * RELOAD_POLL_INTERVAL + 1
     first_seven = min(answered for _, answered, version in results if version == 7)
-    assert first_seven - published[7] <= POLL_INTERVAL + 3 * load_seconds + 1
+    assert first_seven - published[7] <= RELOAD_POLL_INTERVAL + 3 * load_seconds + 1
 
 
 def test_an_open_stream_keeps_its_version_until_its_episode_ends(discrete_export: Path, tmp_path: Path):

@@ -2,7 +2,7 @@
 
 Each iteration collects `n_steps` steps of `num_envs` envs and takes one gradient step on the
 whole rollout with the policy term -mean(A * log pi(a|s)); with `gae_lambda` = 1 the advantages
-are n-step returns minus the critic's values. Rollout, targets and loss are on_policy.py's.
+are n-step returns minus the critic's values. Rollout, targets and loss are algorithm.py's.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 Experience Replay"), for Discrete actions.
 
 An actor pi (logits) and a critic Q(s, .) (one value per action) learn from trajectories of
-`n_steps` steps of `num_envs` envs. Each iteration collects one rollout (on_policy.py), stores it
+`n_steps` steps of `num_envs` envs. Each iteration collects one rollout (algorithm.py), stores it
 in a trajectory replay, learns from it, then learns from Poisson(`replay_ratio`) rollouts drawn
 from the replay. Learning from a rollout acted by a behaviour policy mu:
 

@@ -2,7 +2,7 @@
 
 Each iteration collects `n_steps` steps of `num_envs` envs, computes GAE advantages, and takes
 `n_epochs` passes over the rollout in shuffled minibatches of `batch_size` rows, all in one
-compiled call (on_policy.py). The policy term is
+compiled call (algorithm.py). The policy term is
 
     -mean(min(r A, clip(r, 1 - clip_coef, 1 + clip_coef) A)),   r = pi(a|s) / pi_old(a|s),
 

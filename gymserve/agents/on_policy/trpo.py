@@ -1,7 +1,7 @@
 """Trust Region Policy Optimization (Schulman et al., 2015, "Trust Region Policy Optimization").
 
 Each iteration collects `n_steps` steps of `num_envs` envs and computes GAE advantages
-(on_policy.py), then, in the same compiled call:
+(algorithm.py), then, in the same compiled call:
 
 1. The policy maximizes the surrogate L(theta) = mean(pi_theta(a|s) / pi_old(a|s) * A) subject to
    mean KL(pi_old || pi_theta) <= `max_kl` over the rollout's states. With g the surrogate's

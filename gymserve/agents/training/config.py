@@ -156,9 +156,13 @@ class ResolvedConfig:
         """Every field as `name = value  (source)` over its description, in the model's order."""
         lines = []
         for name, field in type(self.config).model_fields.items():
-            lines.append(f"{name} = {json.dumps(getattr(self.config, name))}  ({self.source(name)})")
+            lines.append(self.field_line(name))
             lines.append(f"    {field.description}")
         return "\n".join(lines)
+
+    def field_line(self, name: str) -> str:
+        """`name = value  (source)` of one field."""
+        return f"{name} = {json.dumps(getattr(self.config, name))}  ({self.source(name)})"
 
 
 def shipped_config_path(algorithm: str, env_id: str) -> Path:

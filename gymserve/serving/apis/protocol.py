@@ -10,12 +10,11 @@ is skipped with one logged line; the server serves the others.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from gymserve.common.extras import EXTRA_OF_MODULE, MissingExtraError, missing_extra
+from gymserve.common.extras import EXTRA_OF_MODULE, MissingExtraError, installed, missing_extra
 
 if TYPE_CHECKING:
     import grpc
@@ -106,15 +105,10 @@ def load_protocols(entries: Iterable[str]) -> tuple[list[Protocol], list[Skipped
                 raise
             skipped.append(SkippedProtocol(entry, str(missing)))
             continue
-        absent = next((module for module in protocol.requires if not _installed(module)), None)
+        absent = next((module for module in protocol.requires if not installed(module)), None)
         if absent is None:
             loaded.append(protocol)
         else:
             missing = MissingExtraError(absent, EXTRA_OF_MODULE[absent], f"the {protocol.name} protocol")
             skipped.append(SkippedProtocol(entry, str(missing)))
     return loaded, skipped
-
-
-def _installed(module: str) -> bool:
-    """Whether top-level `module` is installed, found without importing it (TensorFlow would take seconds)."""
-    return importlib.util.find_spec(module) is not None

@@ -64,6 +64,10 @@ class ServerConfigError(ValueError):
     """A configuration that cannot start a server; the message names the field and the problem."""
 
 
+class UnservablePolicyError(ServerConfigError):
+    """A policy named explicitly (not found in a repository) that cannot serve: no path, no version loads."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -160,6 +164,11 @@ class ServerConfig(BaseSettings):
     )
     poll_interval: float = Field(
         1.0, ge=0, description="seconds between scans for new, changed or removed versions; 0 disables"
+    )
+    allow_space_changes: bool = Field(
+        False,
+        description="serve a new version whose observation or action space differs from the version "
+        "a policy serves by default (otherwise it is FAILED, naming both spaces)",
     )
     metrics_address: str | None = Field(
         None,

@@ -22,12 +22,10 @@ then whatever still runs is cancelled; a second SIGTERM/SIGINT exits the process
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import os
-import signal
 import threading
-from types import FrameType
 
 import grpc
 from grpc_health.v1 import health, health_pb2
@@ -47,6 +45,7 @@ from gymserve.serving.server.reloader import PolicyReloader, export_loader
 from gymserve.serving.server.request_limits import RequestLimits
 from gymserve.serving.server.rpc_threads import RequestReadInterceptor, RpcThreads
 from gymserve.serving.server.served_policies import ServedPolicies
+from gymserve.serving.server.signals import ServerSignals
 from gymserve.serving.server.stream_limits import StreamLimitInterceptor
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -122,7 +121,11 @@ class PolicyServer:
 
     def start(self) -> PolicyServer:
         host, _, _ = self.config.address.rpartition(":")
-        port = self._bind()
+        try:
+            port = self._bind()
+        except BaseException:
+            self._streams.stop()  # the watchdog the constructor started; nothing else runs yet
+            raise
         self._address = f"{host}:{port}"
         self._server.start()
         self._health.set("", SERVING)
@@ -178,41 +181,22 @@ class PolicyServer:
         log_event(logging.INFO, "server_stopped", address=self._address, clean=clean)
         return clean
 
-    def wait_for_shutdown_signal(self) -> bool:
+    def wait_for_shutdown_signal(self, signals: ServerSignals | None = None) -> bool:
         """Serve until SIGTERM or SIGINT, then stop (returning `stop`'s answer); call from the main thread.
 
         Starts the server if it has not started, after the handlers are in place, so that a
         signal sent as soon as "server_started" is logged still stops it gracefully. SIGHUP
         rescans the policy directories at once. A second SIGTERM/SIGINT while stopping exits
-        the process at once with status 128 + the signal's number.
+        the process at once with status 128 + the signal's number. Pass `signals` installed
+        before this server was built to cover its start-up too (see `signals`).
         """
-        received = threading.Event()
-
-        def on_signal(signal_number: int, frame: FrameType | None) -> None:
-            name = signal.Signals(signal_number).name
-            if received.is_set():
-                log_event(logging.WARNING, "server_exit_forced", signal=name)
-                logging.shutdown()
-                os._exit(128 + signal_number)
-            log_event(logging.INFO, "signal_received", signal=name)
-            received.set()
-
-        def on_hangup(signal_number: int, frame: FrameType | None) -> None:
-            log_event(logging.INFO, "signal_received", signal="SIGHUP", action="rescan")
-            if self.reloader is not None:
-                self.reloader.rescan()
-
-        handlers = {signal.SIGTERM: on_signal, signal.SIGINT: on_signal, signal.SIGHUP: on_hangup}
-        previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
-        try:
+        with contextlib.ExitStack() as installed:
+            signals = signals or installed.enter_context(ServerSignals())
+            signals.running(self.reloader.rescan if self.reloader is not None else lambda: None)
             if self._address is None:
                 self.start()
-            while not received.wait(0.5):
-                pass
+            signals.wait_for_stop()
             return self.stop()
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
 
     def __enter__(self) -> PolicyServer:
         return self.start()
@@ -268,12 +252,14 @@ def configured_reloader(config: ServerConfig) -> PolicyReloader:
                 "(this installation bundles no pretrained policies)"
             )
     reloader = PolicyReloader(
-        config.policies, repository, config.policy_settings, export_loader(config.backend), ServedPolicies()
+        config.policies,
+        repository,
+        config.policy_settings,
+        export_loader(config.backend),
+        ServedPolicies(),
+        allow_space_changes=config.allow_space_changes,
     )
-    try:
-        reloader.sync()
-    except (OSError, ValueError) as error:  # unreadable directories, a name given twice
-        raise ServerConfigError(str(error)) from None
+    reloader.first_sync()
     return reloader
 
 

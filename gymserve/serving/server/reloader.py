@@ -6,10 +6,21 @@
 
 A version is loaded (the export checks its files against their hashes), warmed up with a few
 observations, and only then swapped into the catalog, so no request waits for a cold model.
-A version that fails shows FAILED with the reason and is retried when its files change; it
-never replaces a working version: `latest N` keeps older available versions serving until N
-newer ones have loaded. Versions that leave the disk or the version policy are dropped from
-the catalog; calls already holding them finish on them, and Python frees them afterwards.
+A version that fails shows FAILED with the reason, logged once, and is retried when its files
+change (any file added, removed or rewritten, seen by size, times and inode), so a version copied
+in file by file is served once complete and a broken one repaired in place is served once
+repaired. A failure never replaces a working version: `latest N` keeps older available versions
+serving until N newer ones have loaded. Versions that leave the disk or the version policy are
+dropped from the catalog; calls already holding them finish on them, and Python frees them
+afterwards.
+
+Every version of a name has the observation and action spaces of the version the name serves by
+default when it loads; one that differs is FAILED naming both, unless `allow_space_changes`,
+since clients built for the old spaces would get INVALID_ARGUMENT from it.
+
+One unreadable directory or broken version never stops the others: a policy directory that
+cannot be listed keeps its loaded versions and is reported among the ignored entries, and a
+repository that cannot be listed keeps its policies as they are, each problem logged once.
 Failure reasons name files relative to the version (`cartpole/3: policy.onnx: ...`), never
 server paths, because clients read them.
 """
@@ -18,8 +29,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,20 +40,38 @@ import numpy as np
 
 from gymserve.policies.metadata import PolicyLoadError
 from gymserve.policies.repository import (
+    IgnoredEntry,
     VersionDirectory,
     policy_directories,
     scan_policy_directory,
 )
-from gymserve.serving.server.config import LatestVersions, PolicySettings, SpecificVersions
+from gymserve.serving.server.config import (
+    LatestVersions,
+    PolicySettings,
+    ServerConfigError,
+    SpecificVersions,
+    UnservablePolicyError,
+)
 from gymserve.serving.server.logs import log_event
-from gymserve.serving.server.served_policies import ServedPolicies
+from gymserve.serving.server.served_policies import ServedPolicies, ServedVersion
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from gymserve.policies import Policy
 
 PolicyLoader = Callable[[Path], "Policy"]
 WARM_UP_OBSERVATIONS = 4
-_Fingerprint = tuple[tuple[str, int, int], ...]
+_Fingerprint = tuple[tuple[str, int, int, int, int], ...]
+_Spaces = tuple["gym.Space", "gym.Space"]
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What a failed attempt saw: retried only when the files, or the spaces it was held to, change."""
+
+    fingerprint: _Fingerprint
+    spaces: _Spaces | None  # the default version's spaces it differed from; None when it did not load
 
 
 def export_loader(backend: str) -> PolicyLoader:
@@ -61,30 +92,56 @@ class PolicyReloader:
         loader: PolicyLoader,
         served: ServedPolicies,
         on_change: Callable[[], None] = lambda: None,
+        allow_space_changes: bool = False,
     ):
-        self._policies = dict(policies)
+        self._policies = {name: Path(path) for name, path in policies.items()}
         self._repository = repository
         self._settings = settings
         self._loader = loader
         self.served = served
         self.on_change = on_change  # called after every scan, e.g. to update health
-        self._fingerprints: dict[tuple[str, int], _Fingerprint] = {}
+        self._allow_space_changes = allow_space_changes
+        self._failures: dict[tuple[str, int], _Failure] = {}
         self._reported: set[tuple[str, str]] = set()
+        self._repository_problem = ""
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def first_sync(self) -> None:
+        """The start-up scan: refuses a name given twice, a repository that is not a directory, and
+        a policy named explicitly whose path is missing or has no version that loads
+        (`UnservablePolicyError`); a repository may be empty and fill later."""
+        try:
+            policy_directories(self._policies, self._repository)
+        except (OSError, ValueError) as error:  # an unreadable repository, a name given twice
+            raise ServerConfigError(str(error)) from None
+        for name, path in self._policies.items():
+            if not path.exists():
+                raise UnservablePolicyError(f"policy {name!r}: {path} does not exist")
+        self.sync()
+        for name, path in self._policies.items():
+            if not self.served.is_serving(name):
+                raise UnservablePolicyError(
+                    f"policy {name!r}: {path} has no version that loads ({self._why(name)})"
+                )
+
     def sync(self) -> None:
         """Scan the directories once; load, retry and drop versions as the version policies say."""
-        directories = policy_directories(self._policies, self._repository)
+        directories = self._directories()
         ignored = []
         for name, directory in directories.items():
-            scan = scan_policy_directory(name, directory)
+            try:
+                scan = scan_policy_directory(name, directory)
+            except OSError as error:  # its loaded versions keep serving until it can be read again
+                ignored.append(IgnoredEntry(name, f"cannot read the policy directory: {error.strerror}"))
+                continue
             ignored += scan.ignored
             self._sync_policy(name, {v.version: v for v in scan.versions})
-        for name in set(self.served.names()) - set(directories):
-            for served in self.served.versions(name):
-                self._unload(name, served.version, "its directory is gone")
+        if not self._repository_problem:
+            for name in set(self.served.names()) - set(directories):
+                for served in self.served.versions(name):
+                    self._unload(name, served.version, "its directory is gone")
         for entry in ignored:
             if (entry.entry, entry.reason) not in self._reported:
                 log_event(logging.WARNING, "repository_entry_ignored", entry=entry.entry, reason=entry.reason)
@@ -100,6 +157,7 @@ class PolicyReloader:
         self._thread.start()
 
     def rescan(self) -> None:
+        """Scan at once (a call before `start` makes the first scan happen as soon as it starts)."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -109,6 +167,7 @@ class PolicyReloader:
             self._thread.join(timeout=30)
 
     def _run(self, poll_interval: float | None) -> None:
+        failure = ""
         while True:
             self._wake.wait(poll_interval)
             self._wake.clear()
@@ -116,15 +175,34 @@ class PolicyReloader:
                 return
             try:
                 self.sync()
-            except Exception as error:  # a vanished or unreadable directory must not end reloading
-                log_event(logging.ERROR, "repository_scan_failed", error=str(error), exc_info=error)
+                failure = ""
+            except Exception as error:  # a bug must not end reloading; logged once while it repeats
+                if str(error) != failure:
+                    log_event(logging.ERROR, "repository_scan_failed", error=str(error), exc_info=error)
+                failure = str(error)
+
+    def _directories(self) -> dict[str, Path]:
+        """The policy directories by name; only the named ones when the repository cannot be listed
+        (its policies then stay as they are)."""
+        try:
+            directories = policy_directories(self._policies, self._repository)
+            problem = ""
+        except (OSError, ValueError) as error:
+            problem = str(error)
+            directories = dict(self._policies)
+        if problem and problem != self._repository_problem:
+            log_event(logging.ERROR, "repository_unreadable", error=problem)
+        elif self._repository_problem and not problem:
+            log_event(logging.INFO, "repository_readable")
+        self._repository_problem = problem
+        return directories
 
     def _sync_policy(self, name: str, found: dict[int, VersionDirectory]) -> None:
         settings = self._settings.get(name, PolicySettings())
         self.served.set_labels(name, settings.labels)
         labelled = set(settings.labels.values()) & found.keys()
         keep = set(labelled)
-        for number in labelled:
+        for number in sorted(labelled):
             self._ensure_loaded(found[number])
         policy = settings.versions
         if isinstance(policy, LatestVersions):
@@ -138,7 +216,7 @@ class PolicyReloader:
             chosen = (
                 found.keys() & set(policy.specific) if isinstance(policy, SpecificVersions) else found.keys()
             )
-            for number in chosen:
+            for number in sorted(chosen):
                 keep.add(number)
                 self._ensure_loaded(found[number])
         for served in self.served.versions(name):
@@ -147,33 +225,67 @@ class PolicyReloader:
                 self._unload(name, served.version, "its directory is gone" if gone else "the version policy")
 
     def _ensure_loaded(self, directory: VersionDirectory) -> bool:
-        """Load `directory` unless it is loaded, or failed and is unchanged since; True when available."""
+        """Load `directory` unless it is loaded, or failed and nothing it depends on changed since;
+        True when available."""
         key = (directory.name, directory.version)
         current = self.served.catalog.versions.get(directory.name, {}).get(directory.version)
+        if current is not None and current.available:
+            return True
         fingerprint = _fingerprint(directory.path)
-        if current is not None and (current.available or self._fingerprints.get(key) == fingerprint):
-            return current.available
-        self._fingerprints[key] = fingerprint
+        default_spaces = self._default_spaces(directory)
+        failure = self._failures.get(key)
+        if (
+            current is not None
+            and failure is not None
+            and failure.fingerprint == fingerprint
+            and (failure.spaces is None or _same_spaces(failure.spaces, default_spaces))
+        ):
+            return False
         where = {"policy": directory.name, "version": directory.version, "path": str(directory.path)}
         try:
             policy = self._loader(directory.path)
             _warm_up(policy)
         except Exception as error:  # any broken export must leave the other versions serving
-            reason = _failure_reason(error, directory)
-            self.served.add_failure(directory.name, directory.version, reason)
-            log_event(logging.ERROR, "policy_load_failed", **where, error=reason)
+            self._fail(directory, _failure_reason(error, directory), _Failure(fingerprint, None), where)
             return False
+        spaces = (policy.observation_space, policy.action_space)
+        if default_spaces is not None and not _same_spaces(spaces, default_spaces):
+            reason = _space_change(
+                directory, spaces, default_spaces, self.served.catalog.latest(directory.name)
+            )
+            self._fail(directory, reason, _Failure(fingerprint, default_spaces), where)
+            return False
+        self._failures.pop(key, None)
         self.served.add(directory.name, directory.version, policy, _metadata_json(policy))
-        spaces = {
-            "observation_space": str(policy.observation_space),
-            "action_space": str(policy.action_space),
-        }
-        log_event(logging.INFO, "policy_loaded", **where, **spaces)
+        described = {"observation_space": str(spaces[0]), "action_space": str(spaces[1])}
+        log_event(logging.INFO, "policy_loaded", **where, **described)
         return True
+
+    def _default_spaces(self, directory: VersionDirectory) -> _Spaces | None:
+        """The spaces every version of the name must have: those of the version it serves by default."""
+        if self._allow_space_changes:
+            return None
+        default = self.served.catalog.latest(directory.name)
+        if default is None or default.version == directory.version:
+            return None
+        return default.policy.observation_space, default.policy.action_space
+
+    def _fail(self, directory: VersionDirectory, reason: str, failure: _Failure, where: dict) -> None:
+        self._failures[(directory.name, directory.version)] = failure
+        self.served.add_failure(directory.name, directory.version, reason)
+        log_event(logging.ERROR, "policy_load_failed", **where, error=reason)
+
+    def _why(self, name: str) -> str:
+        """Why `name` serves nothing, in one line: its versions' errors, or its directory's problems."""
+        reasons = [f"version {v.version}: {v.error}" for v in self.served.versions(name)]
+        reasons += [
+            entry.reason for entry in self.served.catalog.ignored if entry.entry.split("/")[0] == name
+        ]
+        return " ".join("; ".join(reasons or ["no versions"]).split())
 
     def _unload(self, name: str, version: int, why: str) -> None:
         self.served.remove(name, version)
-        self._fingerprints.pop((name, version), None)
+        self._failures.pop((name, version), None)
         log_event(logging.INFO, "policy_unloaded", policy=name, version=version, reason=why)
 
 
@@ -192,21 +304,50 @@ def _failure_reason(error: Exception, directory: VersionDirectory) -> str:
     version = f"{directory.name}/{directory.version}"
     if isinstance(error, PolicyLoadError):
         try:
-            where = f"{version}/{error.path.relative_to(directory.path).as_posix()}"
+            relative = error.path.relative_to(directory.path).as_posix()
         except ValueError:
-            where = f"{version}/{error.path.name}"
+            relative = error.path.name
+        where = version if relative == "." else f"{version}/{relative}"
         return f"{where}: {error.problem}"
     return f"{type(error).__name__}: {error}".replace(str(directory.path), version)
 
 
 def _fingerprint(directory: Path) -> _Fingerprint:
-    """Size and modification time of every file under `directory`: changes when files are copied in."""
-    if not directory.is_dir():
-        return ()
-    return tuple(
-        (path.relative_to(directory).as_posix(), stat.st_size, stat.st_mtime_ns)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and (stat := path.stat())
+    """Every entry under `directory` with its size, change and modification times and inode.
+
+    Cheap (stat only, no reading) and changed by any copy, rewrite, rename or chmod, even by
+    tools that keep modification times; an entry that cannot be read counts as its name alone.
+    """
+    entries = []
+    for root, folders, files in os.walk(directory):  # os.walk skips what it cannot list
+        for entry in sorted([*folders, *files]):
+            path = Path(root, entry)
+            try:
+                stat = path.stat()
+                signature = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+            except OSError:
+                signature = (-1, -1, -1, -1)
+            entries.append((path.relative_to(directory).as_posix(), *signature))
+    return tuple(sorted(entries))
+
+
+def _same_spaces(spaces: _Spaces, other: _Spaces | None) -> bool:
+    return other is not None and spaces[0] == other[0] and spaces[1] == other[1]
+
+
+def _space_change(
+    directory: VersionDirectory, spaces: _Spaces, default_spaces: _Spaces, default: ServedVersion | None
+) -> str:
+    """Why a version whose spaces differ from the default version's is not served, naming both."""
+    differences = [
+        f"{kind} space {new} differs from {old}"
+        for kind, new, old in zip(("observation", "action"), spaces, default_spaces, strict=True)
+        if new != old
+    ]
+    served = f"version {default.version}'s" if default is not None else "the served version's"
+    return (
+        f"{directory.name}/{directory.version}: {' and '.join(differences)} ({served}); "
+        "start the server with --allow-space-changes to serve it"
     )
 
 
