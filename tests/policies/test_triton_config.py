@@ -20,7 +20,7 @@ import onnx
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
-from gymserve.policies import ActorPolicy, ExportError, export_policy, triton_config
+from gymserve.policies import ActorPolicy, ExportError, convert_export, export_policy, triton_config
 from gymserve.policies.repository import scan_policy_directory
 from gymserve.policies.triton_config import GENERATED_HEADER, MAX_BATCH_SIZE, TRITON_CONFIG_FILE
 from gymserve.serving.server.config import ServerConfig
@@ -142,3 +142,9 @@ def test_a_config_that_cannot_be_written_fails_the_export_in_one_line(discrete_p
     policy_directory = tmp_path / "cartpole"
     config = policy_directory / TRITON_CONFIG_FILE
     assert str(raised.value) == f"cannot export to {policy_directory}: No space left on device ({config})"
+
+
+def test_a_previous_export_converted_into_a_repository_gets_the_config_too(repository, tmp_path):
+    convert_export(repository / "cartpole" / "3", tmp_path / "cartpole" / "1", ("onnx",))
+    written = (tmp_path / "cartpole" / TRITON_CONFIG_FILE).read_text()
+    assert written == (repository / "cartpole" / TRITON_CONFIG_FILE).read_text()
