@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from gymserve.cli.common import CommandError, check_exists, import_quietly
 from gymserve.cli.policy_arguments import add_checkpoint_argument
+from gymserve.policies.repository import versioned_policy_name
 
 if TYPE_CHECKING:
     from gymserve.policies import PolicyMetadata
@@ -26,7 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "run_dir", metavar="RUN_DIR", help="directory of a `gymserve train` run, or a previous export"
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="export directory to create")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="export directory to create; as REPOSITORY/NAME/VERSION with the onnx format it also writes "
+        "REPOSITORY/NAME/config.pbtxt, so Triton Inference Server can serve the repository",
+    )
     parser.add_argument(
         "--format",
         default="savedmodel,onnx",
@@ -55,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return _report(
             lambda: convert_export(args.run_dir, args.out, formats, quantizations, overwrite=args.overwrite),
             f"converted {args.run_dir} to {args.out}",
+            args.out,
         )
     import_quietly("pybullet", "export", optional=True)
     from gymserve.agents import load_trained_policy
@@ -80,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             tflite_quantizations=quantizations,
         ),
         f"exported {trained.env_id} ({trained.algorithm}, step {trained.train_step}) to {args.out}",
+        args.out,
     )
 
 
@@ -87,9 +96,10 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
-def _report(export: Callable[[], PolicyMetadata], done: str) -> int:
+def _report(export: Callable[[], PolicyMetadata], done: str, out_dir: str) -> int:
     """Run `export` and print `done` and the files written, or the reason it failed."""
     from gymserve.policies import ExportError, PolicyLoadError
+    from gymserve.policies.triton_config import TRITON_CONFIG_FILE
 
     try:
         metadata = export()
@@ -101,4 +111,8 @@ def _report(export: Callable[[], PolicyMetadata], done: str) -> int:
     print(done)
     for name, digest in metadata.files.items():
         print(f"  {name}  sha256 {digest[:16]}")
+    export_dir = Path(out_dir).absolute()
+    triton_config = export_dir.parent / TRITON_CONFIG_FILE
+    if "onnx" in metadata.formats and versioned_policy_name(export_dir) and triton_config.is_file():
+        print(f"Triton model config: {triton_config}")
     return 0

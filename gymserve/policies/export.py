@@ -16,6 +16,9 @@ A write that fails (a full disk, an unwritable folder) raises `ExportError`, who
 line naming the export and the cause, and leaves nothing behind: neither the staging directory nor
 the parent folders the export created. An export killed outright leaves its hidden staging
 directory; the next export into the same folder deletes it, and repository listings skip it.
+
+An ONNX export into a repository layout, REPOSITORY/NAME/VERSION, also writes REPOSITORY/NAME/config.pbtxt,
+so that Triton Inference Server can serve the repository as well (triton_config.py).
 """
 
 from __future__ import annotations
@@ -159,6 +162,13 @@ def _write_export(
         raise ExportError(out_dir, error) from error
     with contextlib.suppress(OSError):  # the export is in place; tidying up is a courtesy
         remove_abandoned_staging(out_dir.parent, older_than=started)
+    if "onnx" in description.formats:
+        from gymserve.policies.triton_config import write_triton_config
+
+        try:
+            write_triton_config(out_dir)
+        except OSError as error:
+            raise ExportError(out_dir.parent, error) from error
     return description
 
 

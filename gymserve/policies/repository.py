@@ -119,6 +119,17 @@ def split_policy_path(path: str) -> tuple[Path, str]:
     return Path(repository), name
 
 
+def versioned_policy_name(export_dir: Path) -> str | None:
+    """The NAME of an export written to REPOSITORY/NAME/VERSION, or None when `export_dir` is not
+    a version directory of a validly named policy."""
+    version, name = export_dir.name, export_dir.parent.name
+    if not _DECIMAL.fullmatch(version) or int(version) > MAX_VERSION:
+        return None
+    if not _POLICY_NAME.fullmatch(name) or _DECIMAL.fullmatch(name):
+        return None
+    return name
+
+
 def repository_directories(repository: Path) -> dict[str, Path]:
     """The policy directories of a repository, by name."""
     if not repository.is_dir():

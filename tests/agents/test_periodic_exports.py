@@ -22,6 +22,7 @@ from gymserve.agents.off_policy.dqn import DQNConfig
 from gymserve.agents.training.runs import RunInfo, open_run_dir
 from gymserve.cli import main
 from gymserve.policies import load
+from gymserve.policies.triton_config import TRITON_CONFIG_FILE
 from gymserve.serving import PolicyClient
 from gymserve.serving.server.config import ServerConfig
 from gymserve.serving.server.policy_server import PolicyServer
@@ -32,8 +33,9 @@ EXPORT_LOGGER = "gymserve.agents.training.periodic_exports"
 
 
 def entries(directory: Path) -> list[str]:
-    """Everything in `directory`, hidden entries included, versions in numeric order."""
-    return sorted((entry.name for entry in directory.iterdir()), key=lambda name: (len(name), name))
+    """Everything in `directory` but the Triton config, hidden entries included, versions in numeric order."""
+    names = (entry.name for entry in directory.iterdir() if entry.name != TRITON_CONFIG_FILE)
+    return sorted(names, key=lambda name: (len(name), name))
 
 
 def greedy_and_logits(policy) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +88,7 @@ def exporting_run(tmp_path_factory: pytest.TempPathFactory) -> ExportingRun:
 def test_exports_are_numbered_by_the_step_that_crossed_each_multiple_and_complete(exporting_run):
     assert sorted(exporting_run.checkpoints) == [210, 420]
     assert entries(exporting_run.versions) == ["210", "420"], "numbered on, after the resume, no leftovers"
+    assert 'name: "cartpole"' in (exporting_run.versions / TRITON_CONFIG_FILE).read_text()
     for step in (210, 420):
         version = exporting_run.versions / str(step)
         assert sorted(path.name for path in version.iterdir()) == [

@@ -87,3 +87,12 @@ def test_a_full_disk_fails_the_export_command_with_one_line_and_status_1(tmp_pat
         line,
     ), captured.err
     assert "exported" not in captured.out and not (tmp_path / "exports").exists()
+
+
+@pytest.mark.slow  # shares the trained run above
+def test_export_command_into_a_repository_writes_and_names_the_triton_config(dqn_run, tmp_path, capsys):
+    out = tmp_path / "repository" / "cartpole" / "1"
+    assert main(["export", str(dqn_run), "--out", str(out), "--format", "onnx"]) == 0
+    config = tmp_path / "repository" / "cartpole" / "config.pbtxt"
+    assert f"Triton model config: {config}\n" in capsys.readouterr().out
+    assert 'default_model_filename: "policy.onnx"' in config.read_text()

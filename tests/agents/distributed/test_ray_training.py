@@ -94,7 +94,8 @@ def test_ppo_actors_on_both_nodes_of_a_cluster_solve_cartpole_across_a_resume(tw
     assert evaluate(trained.policy, CARTPOLE, 20, "greedy", seed=12345).average_return >= 475
 
     # the learner exports as a single-process run does: a version per 4096 steps crossed (1024 a rollout)
-    versions = sorted(int(path.name) for path in (tmp_path / "repository" / "cartpole").iterdir())
+    policy_directory = tmp_path / "repository" / "cartpole"
+    versions = sorted(int(path.name) for path in policy_directory.iterdir() if path.is_dir())
     assert len(versions) >= 3 and versions == [4096 * k for k in range(1, len(versions) + 1)]
     newest = load(tmp_path / "repository" / "cartpole" / str(versions[-1]))
     assert (newest.metadata.algorithm, newest.metadata.train_step) == ("ppo", versions[-1])
