@@ -99,7 +99,7 @@ def _names(text: str) -> tuple[str, ...]:
 def _report(export: Callable[[], PolicyMetadata], done: str, out_dir: str) -> int:
     """Run `export` and print `done` and the files written, or the reason it failed."""
     from gymserve.policies import ExportError, PolicyLoadError
-    from gymserve.policies.triton_config import TRITON_CONFIG_FILE
+    from gymserve.policies.export.triton_config import TRITON_CONFIG_FILE
 
     try:
         metadata = export()

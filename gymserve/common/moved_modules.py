@@ -45,6 +45,10 @@ MOVED_MODULES: dict[str, str] = {
     "gymserve.episodes": "gymserve.policies.episodes",
     "gymserve.files": "gymserve.common.files",
     "gymserve.nests": "gymserve.tf_agents.nests",
+    "gymserve.policies.onnx_export": "gymserve.policies.export.onnx_export",
+    "gymserve.policies.onnx_runner": "gymserve.policies.backends.onnx_runner",
+    "gymserve.policies.savedmodel": "gymserve.policies.export.savedmodel",
+    "gymserve.policies.savedmodel_runner": "gymserve.policies.backends.savedmodel_runner",
     "gymserve.serving.action_modes": "gymserve.serving.client.action_modes",
     "gymserve.serving.auth": "gymserve.serving.server.auth",
     "gymserve.serving.batching": "gymserve.serving.server.batching",
@@ -81,7 +85,7 @@ REPLACED_MODULES: dict[str, str] = {
     "gymserve.policies.policy_graph": (
         "the exported graph ops are methods of the distribution kinds' `Graph` forms in "
         "gymserve.policies.distributions (distribution_graph(space, kind).parameters, .greedy_action, "
-        ".stochastic_action); the next-state helpers are in gymserve.policies.savedmodel"
+        ".stochastic_action); the next-state helpers are in gymserve.policies.export.savedmodel"
     ),
 }
 

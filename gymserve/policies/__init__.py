@@ -3,6 +3,14 @@
 Nothing here imports serving code. Importing this package does not import TensorFlow or
 onnxruntime: the names that need them (`ActorPolicy`, `export_policy`, `convert_export`) are
 loaded on first use.
+
+base.py, wrappers.py, noise_wrappers.py, random_policy.py, scripted_policy.py   the Policy interface
+                    and the policies and wrappers built on it; actor_policy.py: a Keras network's
+distributions/      one module per action distribution kind, numpy and TensorFlow forms
+export/             writing an export: SavedModel, ONNX, LiteRT, policy.json, Triton's config
+loading.py          loading an export back, on one of the runtimes in backends/
+metadata.py, signatures.py, repository.py   policy.json, the models' names, the NAME/VERSION layout
+episodes.py         running a policy in an environment: episodes, evaluations, videos
 """
 
 from __future__ import annotations
@@ -30,8 +38,8 @@ from gymserve.policies.wrappers import EpsilonGreedyPolicy, GreedyPolicy, Stocha
 # of `__all__` so `from gymserve.policies import *` does not import TensorFlow.
 _LAZY_NAMES = {
     "ActorPolicy": "gymserve.policies.actor_policy",
-    "export_policy": "gymserve.policies.export",
-    "convert_export": "gymserve.policies.export",
+    "export_policy": "gymserve.policies.export.policy_export",
+    "convert_export": "gymserve.policies.export.policy_export",
 }
 
 __all__ = [

@@ -143,13 +143,13 @@ def load(
         )
     if backend == "onnx":
         with extra_imports("loading a policy with backend='onnx'"):
-            from gymserve.policies.onnx_runner import OnnxRunner
+            from gymserve.policies.backends.onnx_runner import OnnxRunner
 
         verify_files(export_dir, metadata, ONNX_FILE)
         runner = OnnxRunner(export_dir / ONNX_FILE, metadata, intra_op_threads, inter_op_threads)
     elif backend == "tflite":
         with extra_imports("loading a policy with backend='tflite'"):
-            from gymserve.policies.tflite_runner import TfliteRunner
+            from gymserve.policies.backends.tflite_runner import TfliteRunner
 
         if model_file not in metadata.files:
             raise PolicyLoadError(export_dir / model_file, "the export records no such LiteRT model")
@@ -157,7 +157,7 @@ def load(
         runner = TfliteRunner(export_dir / model_file, metadata, intra_op_threads)
     else:
         with extra_imports("loading a policy with backend='tensorflow'"):
-            from gymserve.policies.savedmodel_runner import SavedModelRunner
+            from gymserve.policies.backends.savedmodel_runner import SavedModelRunner
 
         verify_files(export_dir, metadata, f"{SAVED_MODEL_DIR}/")
         runner = SavedModelRunner(export_dir / SAVED_MODEL_DIR, metadata)

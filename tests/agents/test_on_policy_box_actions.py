@@ -8,7 +8,7 @@ import pytest
 from gymserve.agents import load_trained_policy, train
 from gymserve.policies import RandomPolicy, load
 from gymserve.policies.episodes import evaluate
-from gymserve.policies.export import export_policy
+from gymserve.policies.export.policy_export import export_policy
 
 CONTINUOUS = "gymserve/CartPoleContinuousBullet-v0"
 SHORT_RUN = {"seed": 1, "max_steps": 4096, "eval_interval": 4096, "eval_episodes": 10}

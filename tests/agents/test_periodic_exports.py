@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from tiny_dqn import TINY_DQN
 
-import gymserve.policies.onnx_export
+import gymserve.policies.export.onnx_export
 from gymserve.agents import load_trained_policy, train
 from gymserve.agents.off_policy.dqn import DQNConfig
 from gymserve.agents.training.runs import RunInfo, open_run_dir
 from gymserve.cli import main
 from gymserve.policies import load
-from gymserve.policies.triton_config import TRITON_CONFIG_FILE
+from gymserve.policies.export.triton_config import TRITON_CONFIG_FILE
 from gymserve.serving import PolicyClient
 from gymserve.serving.server.config import ServerConfig
 from gymserve.serving.server.policy_server import PolicyServer
@@ -152,7 +152,7 @@ def test_a_run_keeps_its_newest_exports_and_never_touches_other_versions(tmp_pat
 
 
 def test_a_failed_export_is_a_warning_and_training_goes_on(tmp_path, monkeypatch, caplog):
-    write_onnx = gymserve.policies.onnx_export.write_onnx
+    write_onnx = gymserve.policies.export.onnx_export.write_onnx
     calls = []
 
     def fail_the_first_time(*args: object, **kwargs: object) -> None:
@@ -161,7 +161,7 @@ def test_a_failed_export_is_a_warning_and_training_goes_on(tmp_path, monkeypatch
             raise OSError(28, "No space left on device")
         write_onnx(*args, **kwargs)
 
-    monkeypatch.setattr(gymserve.policies.onnx_export, "write_onnx", fail_the_first_time)
+    monkeypatch.setattr(gymserve.policies.export.onnx_export, "write_onnx", fail_the_first_time)
     versions = tmp_path / "repository" / "cartpole"
     fields = {"max_steps": 200, "export_every": 100, "export_to": str(versions)}
     with caplog.at_level(logging.WARNING, logger=EXPORT_LOGGER):
@@ -268,7 +268,7 @@ def test_a_failed_first_export_leaves_no_trace_in_the_repository_and_training_go
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(args[4]))
 
-    monkeypatch.setattr(gymserve.policies.onnx_export, "write_onnx", disk_full)
+    monkeypatch.setattr(gymserve.policies.export.onnx_export, "write_onnx", disk_full)
     repository = tmp_path / "repository"
     fields = {"max_steps": 100, "export_every": 100, "export_to": f"{repository}/cartpole"}
     with caplog.at_level(logging.WARNING, logger=EXPORT_LOGGER):

@@ -64,7 +64,7 @@ def test_export_command_reports_mistakes(dqn_run, tmp_path, capsys):
 
 def test_a_full_disk_fails_the_export_command_with_one_line_and_status_1(tmp_path, monkeypatch, capsys):
     import gymserve.agents
-    import gymserve.policies.onnx_export
+    import gymserve.policies.export.onnx_export
     from gymserve.policies import ActorPolicy
 
     policy = ActorPolicy(mlp(4, 2, seed=1, hidden=8), CARTPOLE_OBSERVATIONS, gym.spaces.Discrete(2))
@@ -76,7 +76,7 @@ def test_a_full_disk_fails_the_export_command_with_one_line_and_status_1(tmp_pat
     def disk_full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(args[4]))
 
-    monkeypatch.setattr(gymserve.policies.onnx_export, "write_onnx", disk_full)
+    monkeypatch.setattr(gymserve.policies.export.onnx_export, "write_onnx", disk_full)
     out = tmp_path / "exports" / "cartpole"
     assert main(["export", str(tmp_path), "--out", str(out)]) == 1
     captured = capsys.readouterr()

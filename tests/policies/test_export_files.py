@@ -21,11 +21,11 @@ import tensorflow as tf
 from policy_support import CARTPOLE_OBSERVATIONS, MINITAUR_ACTIONS, mlp, observations_for
 
 import gymserve
-import gymserve.policies.onnx_export
+import gymserve.policies.export.onnx_export
 from gymserve.common.files import staged_folder
 from gymserve.policies import ActorPolicy, ExportError, PolicyLoadError, PolicyMetadata, export_policy, load
-from gymserve.policies import export as export_module
 from gymserve.policies import metadata as metadata_module
+from gymserve.policies.export import policy_export as export_module
 from gymserve.policies.repository import PolicyDirectory, repository_directories, scan_policy_directory
 
 
@@ -240,11 +240,11 @@ KILLED_EXPORT = """
 import os, signal, sys
 import gymnasium as gym
 import keras
-import gymserve.policies.onnx_export
+import gymserve.policies.export.onnx_export
 from gymserve.policies import ActorPolicy, export_policy
 
 # Killed outright once the SavedModel is written: no cleanup code of the exporter runs.
-gymserve.policies.onnx_export.write_onnx = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+gymserve.policies.export.onnx_export.write_onnx = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
 network = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
 export_policy(ActorPolicy(network, gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2)), sys.argv[1])
 """
@@ -289,7 +289,7 @@ def test_a_full_disk_fails_the_export_with_one_line_naming_the_path_and_the_caus
     def disk_full(network, observation_space, action_space, metadata_json, path, distribution):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(gymserve.policies.onnx_export, "write_onnx", disk_full)
+    monkeypatch.setattr(gymserve.policies.export.onnx_export, "write_onnx", disk_full)
     out_dir = tmp_path / "repository" / "cartpole" / "1"
     with pytest.raises(ExportError) as raised:
         export_policy(discrete_policy, out_dir)

@@ -9,7 +9,7 @@ import pytest
     ("old_path", "named"),
     [
         ("gymserve.agents.action_distributions", "Categorical.Graph"),
-        ("gymserve.policies.policy_graph", "gymserve.policies.savedmodel"),
+        ("gymserve.policies.policy_graph", "gymserve.policies.export.savedmodel"),
     ],
 )
 def test_importing_a_replaced_module_names_its_replacement(old_path, named):

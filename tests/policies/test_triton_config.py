@@ -20,9 +20,10 @@ import onnx
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
-from gymserve.policies import ActorPolicy, ExportError, convert_export, export_policy, triton_config
+from gymserve.policies import ActorPolicy, ExportError, convert_export, export_policy
+from gymserve.policies.export import triton_config
+from gymserve.policies.export.triton_config import GENERATED_HEADER, MAX_BATCH_SIZE, TRITON_CONFIG_FILE
 from gymserve.policies.repository import scan_policy_directory
-from gymserve.policies.triton_config import GENERATED_HEADER, MAX_BATCH_SIZE, TRITON_CONFIG_FILE
 from gymserve.serving.server.config import ServerConfig
 
 TRITONCLIENT = "tritonclient==2.73.0"

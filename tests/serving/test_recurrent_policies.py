@@ -23,7 +23,7 @@ from gymserve.agents.networks import recurrent_actor_critic
 from gymserve.agents.training.config import shipped_config_path
 from gymserve.policies import load
 from gymserve.policies.actor_policy import ActorPolicy
-from gymserve.policies.export import export_policy
+from gymserve.policies.export.policy_export import export_policy
 from gymserve.serving import PolicyClient
 from gymserve.serving.client.policy_client import PolicyServiceError
 from gymserve.serving.server.policy_server import PolicyServer

@@ -86,7 +86,7 @@ class PeriodicExports:
                 "not exporting the policy at step %d: %s already exists and is not overwritten", step, version
             )
             return None
-        from gymserve.policies.export import export_policy
+        from gymserve.policies.export.policy_export import export_policy
 
         training = self.training.model_copy(
             update={"train_step": step, "evaluation_return": evaluation_return}

@@ -133,7 +133,7 @@ def convert_export(
         if "onnx" in formats:
             shutil.copyfile(export_dir / ONNX_FILE, staging / ONNX_FILE)
         if "tflite" in formats:
-            from gymserve.policies.tflite_export import write_tflite
+            from gymserve.policies.export.tflite_export import write_tflite
 
             write_tflite(export_dir / SAVED_MODEL_DIR, metadata_json, staging, quantizations)
 
@@ -163,7 +163,7 @@ def _write_export(
     with contextlib.suppress(OSError):  # the export is in place; tidying up is a courtesy
         remove_abandoned_staging(out_dir.parent, older_than=started)
     if "onnx" in description.formats:
-        from gymserve.policies.triton_config import write_triton_config
+        from gymserve.policies.export.triton_config import write_triton_config
 
         try:
             write_triton_config(out_dir)
@@ -181,15 +181,15 @@ def _write_models(
 ) -> None:
     arguments = (policy.network, policy.observation_space, policy.action_space, metadata_json)
     if "savedmodel" in formats or "tflite" in formats:  # LiteRT models are converted from the SavedModel
-        from gymserve.policies.savedmodel import write_saved_model
+        from gymserve.policies.export.savedmodel import write_saved_model
 
         write_saved_model(*arguments, staging / SAVED_MODEL_DIR, policy.distribution_kind)
     if "onnx" in formats:
-        from gymserve.policies.onnx_export import write_onnx
+        from gymserve.policies.export.onnx_export import write_onnx
 
         write_onnx(*arguments, staging / ONNX_FILE, policy.distribution_kind)
     if "tflite" in formats:
-        from gymserve.policies.tflite_export import write_tflite
+        from gymserve.policies.export.tflite_export import write_tflite
 
         write_tflite(staging / SAVED_MODEL_DIR, metadata_json, staging, quantizations)
         if "savedmodel" not in formats:

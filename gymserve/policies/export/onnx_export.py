@@ -20,7 +20,7 @@ import tensorflow as tf
 import tf2onnx
 
 from gymserve.policies.distributions import DistributionKind, distribution_graph
-from gymserve.policies.savedmodel import named_next_state
+from gymserve.policies.export.savedmodel import named_next_state
 from gymserve.policies.signatures import ACTION, OBSERVATIONS, ONNX_METADATA_PROPERTY, state_name
 
 OPSET = 17
