@@ -359,6 +359,27 @@ BAD_REQUESTS = [
     ),
     (
         "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], parameters={"mode": 3}),
+        400,
+        "parameter mode is of type int; expected one of greedy, stochastic, epsilon_greedy, epsilon",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], parameters={"seed": 1.5}),
+        400,
+        "parameter seed is of type float; expected an integer >= 0",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], parameters={"mode": "epsilon", "epsilon": True}),
+        400,
+        "parameter epsilon is of type bool; expected a number",
+    ),
+    (
+        "POST",
         "/v2/models/nope/infer",
         infer_body([1, 2, 3, 4], [1, 4]),
         404,

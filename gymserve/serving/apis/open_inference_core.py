@@ -215,4 +215,4 @@ def _is_integer(value: object) -> bool:
 
 
 def _kind(value: object) -> str:
-    return f"a {type(value).__name__}"
+    return f"of type {type(value).__name__}"
