@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -28,6 +29,8 @@ from serving_support import (
 
 from gymserve.policies import Distribution, Normal, Policy
 from gymserve.serving import PolicyClient
+from gymserve.serving.apis.inference import grpc_service_pb2 as pb
+from gymserve.serving.apis.inference import grpc_service_pb2_grpc as pb_grpc
 from gymserve.serving.server.config import ServerConfig, ServerConfigError
 from gymserve.serving.server.policy_server import PolicyServer
 
@@ -147,6 +150,57 @@ def test_epsilon_greedy_parameters_match_act(server, client):
     assert answer["outputs"][0]["data"] == expected.tolist()
 
 
+def test_epsilon_is_the_short_name_of_epsilon_greedy(server, client):
+    expected = client.act(SENT, "linear", mode="epsilon_greedy", epsilon=0.5, seed=3)
+    body = infer_body(SENT.tolist(), [5, 4], parameters={"mode": "epsilon", "epsilon": 0.5, "seed": 3})
+    _, answer = call(server, "POST", "/v2/models/linear/infer", body)
+    assert answer["outputs"][0]["data"] == expected.tolist()
+
+
+SAME_ERROR_BOTH_WAYS = [
+    # (parameters over REST, the same over gRPC, the message both give)
+    (
+        {"mode": "wild"},
+        {"mode": pb.InferParameter(string_param="wild")},
+        "parameter mode is 'wild'; expected one of greedy, stochastic, epsilon_greedy, epsilon",
+    ),
+    (
+        {"seed": -1},
+        {"seed": pb.InferParameter(int64_param=-1)},
+        "parameter seed is -1; expected an integer >= 0",
+    ),
+    (
+        {"temperature": 2.0},
+        {"temperature": pb.InferParameter(double_param=2.0)},
+        "unknown parameter 'temperature'; parameters: mode, epsilon, seed",
+    ),
+    (
+        {"mode": "epsilon_greedy", "epsilon": 1.5},
+        {
+            "mode": pb.InferParameter(string_param="epsilon_greedy"),
+            "epsilon": pb.InferParameter(double_param=1.5),
+        },
+        "epsilon-greedy mode needs epsilon in [0, 1], got 1.5",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rest_parameters", "grpc_parameters", "error"), SAME_ERROR_BOTH_WAYS)
+def test_a_bad_parameter_gets_the_same_message_over_rest_and_grpc(
+    server, rest_parameters, grpc_parameters, error
+):
+    body = infer_body([1, 2, 3, 4], [1, 4], parameters=rest_parameters)
+    assert call(server, "POST", "/v2/models/linear/infer", body) == (400, {"error": error})
+    tensor = pb.ModelInferRequest.InferInputTensor(name="observations", datatype="FP32", shape=[1, 4])
+    tensor.contents.fp32_contents.extend([1, 2, 3, 4])
+    request = pb.ModelInferRequest(model_name="linear", inputs=[tensor], parameters=grpc_parameters)
+    with grpc.insecure_channel(server.address) as channel, pytest.raises(grpc.RpcError) as raised:
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+            request, metadata=[("authorization", f"Bearer {TOKEN}")]
+        )
+    assert (raised.value.code(), raised.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, error)
+
+
 def test_distribution_outputs(server):
     body = {"signature_name": "distribution", "instances": SENT[:2].tolist()}
     _, rows = call(server, "POST", "/v1/models/gaussian:predict", body)
@@ -264,7 +318,7 @@ BAD_REQUESTS = [
         "/v2/models/linear/infer",
         infer_body([1, 2, 3, 4], [1, 4], "FP64"),
         400,
-        "observations have datatype 'FP64'; expected FP32 of shape [batch, 4] for "
+        "input observations is 'FP64' of shape [1, 4]; expected FP32 of shape [batch, 4] for "
         "Box(-inf, inf, (4,), float32)",
     ),
     (
@@ -272,7 +326,7 @@ BAD_REQUESTS = [
         "/v2/models/linear/infer",
         {"inputs": [{"name": "obs", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]},
         400,
-        "the input is named 'obs'; expected \"observations\"",
+        "input 'obs' is unknown or repeated; model inputs: observations",
     ),
     (
         "POST",
@@ -286,7 +340,7 @@ BAD_REQUESTS = [
         "/v2/models/linear/infer",
         infer_body([1.0], [125000000, 4]),
         400,
-        "observations of shape [125000000, 4] takes 2000000000 bytes; the tensors of one request "
+        "input observations of shape [125000000, 4] takes 2000000000 bytes; the tensors of one request "
         "may take at most 65536 bytes on this server",
     ),
     (
@@ -294,7 +348,7 @@ BAD_REQUESTS = [
         "/v2/models/linear/infer",
         infer_body([1, 2, 3, 4], [1, 4], outputs=[{"name": "q"}]),
         400,
-        "outputs names 'q'; outputs: action, logits",
+        "no output 'q'; model outputs: action, logits",
     ),
     (
         "POST",
@@ -302,6 +356,27 @@ BAD_REQUESTS = [
         infer_body([1, 2, 3, 4], [1, 4], parameters={"mode": "epsilon_greedy"}),
         400,
         "epsilon-greedy mode needs epsilon in [0, 1], got None",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], parameters={"mode": 3}),
+        400,
+        "parameter mode is of type int; expected one of greedy, stochastic, epsilon_greedy, epsilon",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], parameters={"seed": 1.5}),
+        400,
+        "parameter seed is of type float; expected an integer >= 0",
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], parameters={"mode": "epsilon", "epsilon": True}),
+        400,
+        "parameter epsilon is of type bool; expected a number",
     ),
     (
         "POST",

@@ -7,11 +7,10 @@
     POST /v2/models/NAME[/versions/N]/infer       inference
 
 An infer request has one input, "observations" (datatype FP32, shape [batch, *observation
-shape], data flat or nested in row-major order). Outputs are "action" (INT64 for discrete
-action spaces, FP32 for boxes; the default) and the distribution's parameters ("logits", or
-"mean" and "log_std", ...), each named in "outputs" to get it. "parameters" choose the action
-as gymserve's Act does: "mode" greedy (default) | stochastic | epsilon_greedy, "epsilon", and an
-integer "seed" >= 0 that draws the same actions as Act with that seed.
+shape], data flat or nested in row-major order); a recurrent policy starts from its initial
+state. Outputs, their names and data types, the "parameters" that choose the action and every
+check on them are those of the gRPC transport, shared in `open_inference_core`; this module
+only reads and writes JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gymserve.policies.signatures import OBSERVATIONS
+from gymserve.serving.apis import open_inference_core as core
 from gymserve.serving.apis.http_protocol import (
     NAME,
     VERSION,
@@ -33,8 +34,6 @@ from gymserve.serving.apis.http_protocol import (
     path_version,
 )
 from gymserve.serving.apis.json_tensors import implied_shape, numbers
-from gymserve.serving.apis.tf_signatures import check_seed, signature_specs
-from gymserve.serving.server.echo import echo, echo_all
 
 if TYPE_CHECKING:
     from gymserve.policies import Policy
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
     from gymserve.serving.server.served_policies import ServedVersion
 
 _MODEL = f"/v2/models/{NAME}{VERSION}"
-DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
-PLATFORM = "gymserve"
 
 
 class OpenInferenceRest:
@@ -68,14 +65,12 @@ class OpenInferenceRest:
 
     def metadata(self, path: Mapping[str, str], body: Json) -> Json:
         served = self._resolve(path)
-        specs = signature_specs(served.policy)
-        inputs = specs["greedy_action"][0]
-        outputs = specs["greedy_action"][1] | specs["distribution"][1]
+        inputs, outputs = core.describe(served.policy)
         available = [v.version for v in self._calls.policies.versions(served.name) if v.available]
         return {
             "name": served.name,
             "versions": [str(version) for version in available],
-            "platform": PLATFORM,
+            "platform": core.PLATFORM,
             "inputs": _tensor_metadata(inputs),
             "outputs": _tensor_metadata(outputs),
         }
@@ -86,52 +81,39 @@ class OpenInferenceRest:
         served = self._resolve(path)
         observations = self._observations(body.get("inputs"), served.policy)
         self._calls.limits.check_batch_size(len(observations))
-        wanted = _wanted_outputs(body.get("outputs"))
-        mode, epsilon, seed = _parameters(body.get("parameters", {}))
-
-        def infer(policy: Policy) -> dict[str, np.ndarray]:
-            state = policy.get_initial_state(len(observations))
-            step = policy.action(observations, state, mode, epsilon=epsilon, seed=seed)
-            outputs = {"action": step.action}
-            if wanted - {"action"}:
-                outputs |= policy.distribution(observations, state).parameters()
-            return outputs
-
-        outputs = self._calls.run(served, len(observations), NoDeadline(), infer)
-        unknown = sorted(wanted - outputs.keys())
-        if unknown:
-            raise ValueError(f"outputs names {echo_all(unknown)}; outputs: {', '.join(sorted(outputs))}")
+        wanted = core.wanted_outputs(_output_names(body.get("outputs")), served.policy)
+        choice = core.action_choice(_parameters(body.get("parameters", {})))
+        outputs = self._calls.run(
+            served,
+            len(observations),
+            NoDeadline(),
+            lambda policy: core.infer(policy, observations, {}, choice, wanted),
+        )
+        outputs = core.select_outputs(outputs, wanted)
         answer = {
             "model_name": served.name,
             "model_version": str(served.version),
-            "outputs": [_tensor(name, outputs[name]) for name in sorted(wanted)],
+            "outputs": [_tensor(name, array) for name, array in outputs.items()],
         }
         if isinstance(body.get("id"), str):
             answer["id"] = body["id"]
         return answer
 
     def _observations(self, inputs: Json, policy: Policy) -> np.ndarray:
-        """The one input, "observations", checked against the budget before its array is built."""
+        """The one input, observations, checked against the budget before its array is built."""
         if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
             raise ValueError('"inputs" must be a list of one tensor, "observations"')
         tensor = inputs[0]
-        if tensor.get("name") != "observations":
-            raise ValueError(
-                f'the input is named {echo(str(tensor.get("name")), 64)}; expected "observations"'
-            )
-        space = policy.observation_space
-        expected = f"FP32 of shape [batch, {', '.join(map(str, space.shape))}] for {space}"
-        if tensor.get("datatype") != "FP32":
-            raise ValueError(
-                f"observations have datatype {echo(str(tensor.get('datatype')), 64)}; expected {expected}"
-            )
-        shape = tensor.get("shape")
-        rank = len(space.shape) + 1
+        name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
+        if not isinstance(name, str) or not isinstance(datatype, str):
+            raise ValueError('the input needs a string "name" and "datatype"')
+        core.check_input_name(name, [OBSERVATIONS], {})
+        rank = len(policy.observation_space.shape) + 1
         if not isinstance(shape, list) or len(shape) > rank or not all(_is_int(size) for size in shape):
-            raise ValueError(f'"shape" of observations must be a list of at most {rank} integers')
-        shape = self._calls.limits.budget().take(len(shape), shape, 4, "observations", max_rank=rank)
-        if len(shape) != rank or shape[1:] != space.shape:
-            raise ValueError(f"observations have shape {list(shape)}; expected {expected}")
+            raise ValueError(f'"shape" of {OBSERVATIONS} must be a list of at most {rank} integers')
+        what = f"input {OBSERVATIONS}"
+        _, shape = core.declared_shape(datatype, shape, what, self._calls.limits.budget(), rank)
+        core.check_observations(datatype, shape, policy)
         data = tensor.get("data")
         values = numbers(data, np.float32, implied_shape(data, "observations data"), "observations data")
         if values.size != math.prod(shape):
@@ -148,44 +130,34 @@ def _is_int(value: Json) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _wanted_outputs(outputs: Json) -> set[str]:
+def _output_names(outputs: Json) -> list[str]:
     if outputs is None:
-        return {"action"}
+        return []
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise ValueError('"outputs" must be a list of {"name": ...} objects')
-    return {output["name"] for output in outputs} or {"action"}
+    return [output["name"] for output in outputs]
 
 
-def _parameters(parameters: Json) -> tuple[str, float | None, int | None]:
-    """mode, epsilon and seed from the request's "parameters" (checked further by the policy)."""
+def _parameters(parameters: Json) -> dict[str, Json]:
     if not isinstance(parameters, dict):
         raise ValueError('"parameters" must be an object')
-    mode = parameters.get("mode", "greedy")
-    if not isinstance(mode, str):
-        raise ValueError('the "mode" parameter must be greedy, stochastic or epsilon_greedy')
-    epsilon = parameters.get("epsilon")
-    if epsilon is not None and (not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool)):
-        raise ValueError('the "epsilon" parameter must be a number')
-    seed = parameters.get("seed")
-    return mode, epsilon, None if seed is None else check_seed(seed)
+    return parameters
 
 
 def _tensor(name: str, array: np.ndarray) -> Json:
-    dtype = np.dtype(np.int64) if array.dtype.kind in "iub" else np.dtype(np.float32)
     return {
         "name": name,
         "shape": list(array.shape),
-        "datatype": DATATYPES[dtype],
-        "data": array.astype(dtype).ravel().tolist(),
+        "datatype": core.datatype_of(array),
+        "data": array.ravel().tolist(),
     }
 
 
-def _tensor_metadata(specs: dict) -> Json:
+def _tensor_metadata(tensors: list[core.TensorMetadata]) -> Json:
     return [
-        {"name": name, "datatype": DATATYPES[dtype], "shape": list(shape)}
-        for name, (dtype, shape) in specs.items()
+        {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)} for tensor in tensors
     ]
 
 
