@@ -69,10 +69,10 @@ MOVED_MODULES: dict[str, str] = {
     "gymserve.serving.spaces": "gymserve.serving.client.spaces",
     "gymserve.serving.step_metrics": "gymserve.serving.metrics.step_metrics",
     "gymserve.serving.stream_limits": "gymserve.serving.server.stream_limits",
-    "gymserve.serving.tensor_protos": "gymserve.serving.apis.tensor_protos",
+    "gymserve.serving.tensor_protos": "gymserve.serving.apis.tf_serving.tensor_protos",
     "gymserve.serving.tensors": "gymserve.serving.client.tensors",
-    "gymserve.serving.tf_prediction_service": "gymserve.serving.apis.tf_prediction_service",
-    "gymserve.serving.tf_serving": "gymserve.serving.apis.tf_serving",
+    "gymserve.serving.tf_prediction_service": "gymserve.serving.apis.tf_serving.prediction_service",
+    "gymserve.serving.tf_serving": "gymserve.serving.apis.tf_serving.grpc_protocol",
     "gymserve.validation_errors": "gymserve.common.validation_errors",
 }
 

@@ -90,7 +90,7 @@ def test_a_protocol_whose_optional_package_is_missing_is_skipped_with_one_log_li
     skipped = [record.fields for record in caplog.records if record.getMessage() == "protocol_skipped"]
     assert skipped == [
         {
-            "protocol": "gymserve.serving.apis.tf_serving:PROTOCOL",
+            "protocol": "gymserve.serving.apis.tf_serving.grpc_protocol:PROTOCOL",
             "reason": "the tf_serving protocol needs tensorflow_serving, which is not installed: "
             'pip install "gymserve[train]"',
         }

@@ -6,7 +6,7 @@ policy, its state parts `state_0`, `state_1`, ... (the initial state when absent
 policy's exports name them. It answers the outputs `outputs[].name` asks for: `action`, the
 distribution's parameters (`logits`, or `mean` and `log_std`, ...) and `next_state_0`, ...;
 by default `action` and the next state. Request `parameters` choose the action as
-`open_inference_core` says: `mode` a string_param, `epsilon` a double_param, `seed` an
+`core` says: `mode` a string_param, `epsilon` a double_param, `seed` an
 int64_param. What these mean, and every check on them, is shared with the REST transport.
 
 Inputs sent as `raw_input_contents` get `raw_output_contents` back, typed `contents` typed.
@@ -30,10 +30,9 @@ from grpc_health.v1 import health_pb2
 
 import gymserve
 from gymserve.policies.signatures import OBSERVATIONS, SEED
-from gymserve.serving.apis import oip_tensors
-from gymserve.serving.apis import open_inference_core as core
 from gymserve.serving.apis.inference import grpc_service_pb2 as pb
 from gymserve.serving.apis.inference import grpc_service_pb2_grpc as pb_grpc
+from gymserve.serving.apis.open_inference import core, grpc_tensors
 from gymserve.serving.apis.protocol import Protocol, ProtocolContext, rpcs_of
 from gymserve.serving.server.echo import echo
 from gymserve.serving.server.request_limits import MAX_RANK, RequestError
@@ -157,9 +156,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             if raw:
                 if tensor.HasField("contents"):
                     raise ValueError(f"{what} has contents; with raw_input_contents no input may")
-                arrays[tensor.name] = oip_tensors.from_raw(raw[index], dtype, shape, what)
+                arrays[tensor.name] = grpc_tensors.from_raw(raw[index], dtype, shape, what)
             else:
-                arrays[tensor.name] = oip_tensors.from_contents(tensor.contents, dtype, shape, what)
+                arrays[tensor.name] = grpc_tensors.from_contents(tensor.contents, dtype, shape, what)
         if OBSERVATIONS not in arrays:
             raise ValueError(f"the request has no input {OBSERVATIONS}")
         core.check_state_inputs(arrays, policy)
@@ -182,10 +181,10 @@ def _fill_outputs(response: pb.ModelInferResponse, outputs: dict[str, np.ndarray
     for name, array in outputs.items():
         tensor = response.outputs.add(name=name, shape=array.shape)
         if raw:
-            tensor.datatype, content = oip_tensors.to_raw(array)
+            tensor.datatype, content = grpc_tensors.to_raw(array)
             response.raw_output_contents.append(content)
         else:
-            tensor.datatype = oip_tensors.fill_contents(tensor.contents, array)
+            tensor.datatype = grpc_tensors.fill_contents(tensor.contents, array)
 
 
 def _describe(policy: Policy, response: pb.ModelMetadataResponse) -> None:

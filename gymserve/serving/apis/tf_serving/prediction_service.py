@@ -27,8 +27,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc as pb_grpc
 
-from gymserve.serving.apis.tensor_protos import DATA_TYPES, declared_tensor, to_tensor_proto
-from gymserve.serving.apis.tf_signatures import (
+from gymserve.serving.apis.tf_serving.signatures import (
     DEFAULT_SIGNATURE,
     PREDICT_METHOD,
     SIGNATURES,
@@ -36,6 +35,7 @@ from gymserve.serving.apis.tf_signatures import (
     run_signature,
     signature_specs,
 )
+from gymserve.serving.apis.tf_serving.tensor_protos import DATA_TYPES, declared_tensor, to_tensor_proto
 from gymserve.serving.server.echo import echo_all
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@
 An infer request has one input, "observations" (datatype FP32, shape [batch, *observation
 shape], data flat or nested in row-major order); a recurrent policy starts from its initial
 state. Outputs, their names and data types, the "parameters" that choose the action and every
-check on them are those of the gRPC transport, shared in `open_inference_core`; this module
+check on them are those of the gRPC transport, shared in `core`; this module
 only reads and writes JSON.
 """
 
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gymserve.policies.signatures import OBSERVATIONS
-from gymserve.serving.apis import open_inference_core as core
 from gymserve.serving.apis.http_protocol import (
     NAME,
     VERSION,
@@ -34,6 +33,7 @@ from gymserve.serving.apis.http_protocol import (
     path_version,
 )
 from gymserve.serving.apis.json_tensors import implied_shape, numbers
+from gymserve.serving.apis.open_inference import core
 
 if TYPE_CHECKING:
     from gymserve.policies import Policy

@@ -3,7 +3,7 @@
 An input declares its data type and shape beside its values, which come either in the typed
 field of `InferTensorContents` its data type uses or as raw little-endian bytes. The declared
 shape is taken from the request's `RequestBudget` before any array is built
-(`open_inference_core.declared_shape`), and the count of values (or bytes) must match it
+(`core.declared_shape`), and the count of values (or bytes) must match it
 exactly, so an array is never larger than the message.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gymserve.serving.apis.open_inference_core import DATATYPES, datatype_of
+from gymserve.serving.apis.open_inference.core import DATATYPES, datatype_of
 
 # data type name -> InferTensorContents field (FP16 has none: raw bytes only)
 CONTENTS_FIELDS: dict[str, str | None] = {

@@ -5,7 +5,7 @@
     POST /v1/models/NAME[/versions/N | /labels/L]:predict     {"instances": [...]} or {"inputs": ...}
 
 The signatures, their inputs and outputs are those of the gRPC `PredictionService`
-(`tf_signatures`; `signature_name`, default serving_default). The row format's `instances`
+(`signatures`; `signature_name`, default serving_default). The row format's `instances`
 is a list of observations (or of {"observations": ...} objects) and answers `predictions`,
 one per observation; the columnar `inputs` is the observations or an object of named inputs
 (the seed of stochastic_action is a scalar, so only this format carries it) and answers
@@ -22,7 +22,7 @@ import numpy as np
 
 from gymserve.serving.apis.http_protocol import NAME, HttpProtocol, HttpRoute, Json, NoDeadline, path_version
 from gymserve.serving.apis.json_tensors import json_array
-from gymserve.serving.apis.tf_signatures import (
+from gymserve.serving.apis.tf_serving.signatures import (
     DEFAULT_SIGNATURE,
     PREDICT_METHOD,
     check_inputs,

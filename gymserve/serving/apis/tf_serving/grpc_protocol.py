@@ -4,7 +4,7 @@ Its messages come from tensorflow-serving-api, which imports TensorFlow (seconds
 half a GiB): a server that never gets a TensorFlow Serving call never pays that, and the
 first such call does, once. Start-up only checks that the package is installed, and the
 server skips this protocol when it is not. The service itself is
-`tf_prediction_service.PredictionService`. Server reflection does not list it: describing it
+`prediction_service.PredictionService`. Server reflection does not list it: describing it
 would need its messages, and so TensorFlow.
 """
 
@@ -31,7 +31,7 @@ def register(server: grpc.Server, context: ProtocolContext) -> None:
 
     @functools.cache
     def service() -> Any:
-        from gymserve.serving.apis.tf_prediction_service import PredictionService
+        from gymserve.serving.apis.tf_serving.prediction_service import PredictionService
 
         return PredictionService(context.calls)
 

@@ -1,6 +1,6 @@
 """What the Open Inference Protocol means on gymserve, whichever transport carries it.
 
-gRPC (`open_inference`) and HTTP/JSON (`open_inference_rest`) decode their messages into
+gRPC (`grpc_protocol`) and HTTP/JSON (`rest_protocol`) decode their messages into
 plain Python values and numpy arrays and hand them to this module, so both name inputs and
 outputs alike, choose actions from the same parameters, refuse the same mistakes with the
 same messages and describe a model the same way. Request `parameters` choose the action:
