@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         default="savedmodel,onnx",
-        help="comma-separated formats among savedmodel, onnx, tflite (default: %(default)s)",
+        help="comma-separated formats among savedmodel, onnx, tflite, or all of them: all "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--tflite-quantize",
@@ -52,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     check_exists(args.run_dir, "RUN_DIR")
     import_quietly("tensorflow", "export")
-    formats = _names(args.format)
+    from gymserve.policies.metadata import EXPORT_FORMATS
+
+    formats = EXPORT_FORMATS if args.format == "all" else _names(args.format)
     quantizations = _names(args.tflite_quantize)
     from gymserve.policies.metadata import METADATA_FILE
 

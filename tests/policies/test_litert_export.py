@@ -182,3 +182,14 @@ def test_export_command_converts_a_previous_export(tmp_path, capsys):
     assert load(out).metadata.train_step == load(source).metadata.train_step
     assert main([*arguments, "--overwrite", "--tflite-quantize", "int4"]) == 2
     assert "expected distinct of dynamic-int8, float16" in capsys.readouterr().err
+
+
+def test_export_format_all_writes_every_model(tmp_path, capsys):
+    from gymserve.cli import main
+
+    source = pretrained_policy_for_env("gymserve/CartPole-v1").path
+    out = tmp_path / "all"
+    assert main(["export", str(source), "--out", str(out), "--format", "all"]) == 0
+    assert load(out).metadata.formats == ("savedmodel", "onnx", "tflite")
+    for backend in ("onnx", "tensorflow", "tflite"):
+        assert load(out, backend=backend).action(np.zeros((1, 4), np.float32)).action.shape == (1,)
