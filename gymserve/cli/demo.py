@@ -32,7 +32,7 @@ from gymserve.policies.episodes import Evaluation, run_episode, write_video
 from gymserve.pretrained import PretrainedPolicy, pretrained_policies
 from gymserve.serving.client.policy_client import PolicyClient
 from gymserve.serving.client.remote_policy import RemotePolicy
-from gymserve.serving.server.config import ServerConfig
+from gymserve.serving.server.config import ServerConfig, UnservablePolicyError
 from gymserve.serving.server.policy_server import PolicyServer
 
 Progress = Callable[[str], None]
@@ -228,6 +228,19 @@ def train_fallback_policy(workdir: Path, progress: Progress) -> PretrainedPolicy
     return PretrainedPolicy(FALLBACK_NAME, export_dir, metadata)
 
 
+def _load_failures(policies: list[PretrainedPolicy]) -> list[str]:
+    """`NAME version 1: reason` for each pretrained export (one version each) that does not load."""
+    from gymserve.policies import PolicyLoadError, load
+
+    failures = []
+    for policy in policies:
+        try:
+            load(policy.path)
+        except PolicyLoadError as error:
+            failures.append(f"{policy.name} version 1: {error}")
+    return failures
+
+
 def _print_now(line: str) -> None:
     print(line, flush=True)
 
@@ -259,15 +272,12 @@ def _serve(policies: list[PretrainedPolicy], port: int, progress: Progress) -> I
     config = ServerConfig(
         address=f"127.0.0.1:{port}", policies={policy.name: policy.path for policy in policies}
     )
-    server = PolicyServer(config)
-    failures = [
-        f"{version.name} version {version.version}: {version.error}"
-        for name in server.policies.names()
-        for version in server.policies.versions(name)
-        if not version.available
-    ]
-    if failures:
-        raise DemoError(f"the server could not load every pretrained policy: {'; '.join(failures)}")
+    try:
+        server = PolicyServer(config)
+    except UnservablePolicyError:  # start-up refuses it; name each policy that cannot load, and why
+        raise DemoError(
+            f"the server could not load every pretrained policy: {'; '.join(_load_failures(policies))}"
+        ) from None
     with server:
         for policy in policies:
             progress(
