@@ -153,8 +153,10 @@ def test_a_trial_trains_each_of_its_seeds_and_scores_their_mean(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_trial_fails_alone_and_ctrl_c_stops_the_study_cleanly(tmp_path):
+    # Trials long enough (a few seconds each) that a poll on a loaded machine sees trial 2 running
+    # before it ends: with 256 steps it could start and finish between two polls.
     parent = subprocess.Popen(
-        [sys.executable, "-m", "gymserve.cli", *tune_argv(tmp_path, "--trials", "3")],
+        [sys.executable, "-m", "gymserve.cli", *tune_argv(tmp_path, "--trials", "3", max_steps=4096)],
         stderr=subprocess.PIPE,
         text=True,
     )
