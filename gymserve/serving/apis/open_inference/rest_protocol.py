@@ -195,7 +195,7 @@ def _object(value: Json, what: str) -> dict[str, Json]:
 def _check_known(parameters: Mapping[str, Json], known: tuple[str, ...], what: str) -> None:
     unknown = sorted(set(parameters) - set(known))
     if unknown:
-        raise ValueError(f"unknown {what} {echo_all(unknown)}; known: {', '.join(known)}")
+        raise ValueError(f"{what} has unknown {echo_all(unknown)}; known: {', '.join(known)}")
 
 
 def _flag(value: Json, what: str) -> bool:
