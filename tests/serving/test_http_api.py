@@ -212,6 +212,123 @@ def test_distribution_outputs(server):
     np.testing.assert_allclose(answer["outputs"][0]["data"], (SENT[:2] @ WEIGHTS[1]).ravel(), rtol=1e-6)
 
 
+def binary_infer(server: PolicyServer, model: str, request: dict, data: bytes) -> tuple[dict, bytes]:
+    """The JSON header and the raw bytes after it of the answer to `request` with `data` after it."""
+    header = json.dumps(request).encode()
+    headers = {**AUTH, "Inference-Header-Content-Length": str(len(header))}
+    connection = http.client.HTTPConnection(*server.http_address.split(":"), timeout=30)
+    connection.request("POST", f"/v2/models/{model}/infer", header + data, headers)
+    response = connection.getresponse()
+    raw = response.read()
+    connection.close()
+    assert response.status == 200, raw
+    length = response.getheader("Inference-Header-Content-Length")
+    if length is None:  # no output was asked for as bytes
+        assert response.getheader("Content-Type").startswith("application/json")
+        return json.loads(raw), b""
+    assert response.getheader("Content-Type") == "application/octet-stream"
+    return json.loads(raw[: int(length)]), raw[int(length) :]
+
+
+def binary_input(shape: list, size: int) -> dict:
+    return {
+        "name": "observations",
+        "shape": shape,
+        "datatype": "FP32",
+        "parameters": {"binary_data_size": size},
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "datatype"), [("linear", "<i8", "INT64"), ("gaussian", "<f4", "FP32")]
+)
+def test_binary_inputs_and_outputs_answer_what_policy_client_answers(server, client, name, dtype, datatype):
+    expected = client.act(SENT, name)
+    sent = SENT.astype("<f4").tobytes()
+    request = {"inputs": [binary_input([5, 4], len(sent))], "parameters": {"binary_data_output": True}}
+    answer, data = binary_infer(server, name, request, sent)
+    (output,) = answer["outputs"]
+    shape = list(expected.shape)
+    assert output == {
+        "name": "action",
+        "shape": shape,
+        "datatype": datatype,
+        "parameters": {"binary_data_size": len(data)},
+    }
+    np.testing.assert_array_equal(np.frombuffer(data, dtype).reshape(shape), expected)
+    # bytes in, JSON out
+    answer, data = binary_infer(server, name, {"inputs": [binary_input([5, 4], len(sent))]}, sent)
+    assert data == b"" and answer["outputs"][0]["data"] == expected.ravel().tolist()
+    # JSON in, bytes out for the output that asks for them
+    outputs = [{"name": "action", "parameters": {"binary_data": True}}]
+    answer, data = binary_infer(server, name, infer_body(SENT.tolist(), [5, 4], outputs=outputs), b"")
+    assert answer["outputs"][0]["parameters"] == {"binary_data_size": len(data)}
+    np.testing.assert_array_equal(np.frombuffer(data, dtype).reshape(shape), expected)
+
+
+def test_binary_outputs_follow_each_outputs_parameter_over_the_requests_default(server):
+    outputs = [{"name": "logits", "parameters": {"binary_data": False}}, {"name": "action"}]
+    request = infer_body(SENT.tolist(), [5, 4], outputs=outputs, parameters={"binary_data_output": True})
+    answer, data = binary_infer(server, "linear", request, b"")
+    logits, action = answer["outputs"]
+    np.testing.assert_allclose(logits["data"], (SENT @ WEIGHTS[2]).ravel(), rtol=1e-6)
+    assert action["parameters"] == {"binary_data_size": 40}
+    assert np.frombuffer(data, "<i8").tolist() == greedy_by_hand(SENT, 2).tolist()
+
+
+def binary_body(request: dict, data: bytes) -> tuple[bytes, dict]:
+    header = json.dumps(request).encode()
+    return header + data, {**AUTH, "Inference-Header-Content-Length": str(len(header))}
+
+
+BAD_BINARY_REQUESTS = [
+    (
+        binary_body({"inputs": [binary_input([2, 4], 16)]}, bytes(16)),
+        'input observations has binary_data_size 16; shape [2, 4] needs 32 and no "data"',
+    ),
+    (
+        binary_body({"inputs": [binary_input([2, 4], 32)]}, bytes(31)),
+        "the body has 31 bytes after its JSON header; the inputs' binary_data_size add up to 32",
+    ),
+    (
+        binary_body(infer_body([1, 2, 3, 4], [1, 4]), bytes(4)),
+        "the body has 4 bytes after its JSON header; the inputs' binary_data_size add up to 0",
+    ),
+    (
+        binary_body({"inputs": [binary_input([1 << 40, 4], 16)]}, bytes(16)),
+        "input observations of shape [1099511627776, 4] takes 17592186044416 bytes; "
+        f"the tensors of one request may take at most {MAX_BODY} bytes on this server",
+    ),
+    (
+        binary_body(infer_body([1, 2, 3, 4], [1, 4], parameters={"binary_data_output": "yes"}), b""),
+        "parameter binary_data_output must be true or false",
+    ),
+    (
+        binary_body(
+            infer_body([1, 2, 3, 4], [1, 4], outputs=[{"name": "action", "parameters": {"x": 1}}]), b""
+        ),
+        "parameters of output 'action' has unknown 'x'; known: binary_data",
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_", "error"), BAD_BINARY_REQUESTS)
+def test_bad_binary_requests_get_400_and_a_short_error(server, request_, error):
+    body, headers = request_
+    assert call(server, "POST", "/v2/models/linear/infer", body, headers=headers) == (400, {"error": error})
+
+
+@pytest.mark.parametrize("length", ["1000", "-1", "12x", "1e3"])
+def test_a_json_length_beyond_the_body_or_no_number_gets_400(server, length):
+    body, headers = binary_body({"inputs": [binary_input([1, 4], 16)]}, bytes(16))
+    headers["Inference-Header-Content-Length"] = length
+    error = f"Inference-Header-Content-Length is {length!r}; expected an integer from 0 to the body's "
+    assert call(server, "POST", "/v2/models/linear/infer", body, headers=headers) == (
+        400,
+        {"error": f"{error}{len(body)} bytes"},
+    )
+
+
 def test_status_and_metadata(server):
     assert call(server, "GET", "/v1/models/broken") == (
         200,

@@ -1,10 +1,12 @@
 """tritonclient, the Open Inference Protocol's everyday client, against the policy server.
 
 tritonclient[grpc] pins protobuf below 7 and gymserve's stubs need 7, so it runs in a venv of
-its own, installed from PyPI; the server runs in this environment. Its high-level client sends
-inputs as raw bytes (`set_data_from_numpy`); typed contents go through its own generated
+its own, installed from PyPI; the server runs in this environment. Its high-level gRPC client
+sends inputs as raw bytes (`set_data_from_numpy`); typed contents go through its own generated
 messages (`tritonclient.grpc.service_pb2`), so both encodings are checked against the
-protocol's published definitions rather than against gymserve's copy of them.
+protocol's published definitions rather than against gymserve's copy of them. Its HTTP client
+sends and asks for binary tensor data by default, and JSON with binary_data=False: both are
+checked too.
 """
 
 from __future__ import annotations
@@ -78,15 +80,46 @@ SCRIPT = textwrap.dedent(
     """
 )
 
+# Run like SCRIPT with the server's HTTP address: tritonclient.http's binary defaults, then JSON.
+HTTP_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+
+    import numpy as np
+    import tritonclient.http as triton
+
+    address, batch = sys.argv[1], np.asarray(json.loads(sys.argv[2]), np.float32)
+    client = triton.InferenceServerClient(address)
+
+    def infer(model, binary):
+        observations = triton.InferInput("observations", list(batch.shape), "FP32")
+        if binary:
+            observations.set_data_from_numpy(batch)  # binary_data=True, and outputs binary by default
+            result = client.infer(model, [observations], model_version="1")
+        else:
+            observations.set_data_from_numpy(batch, binary_data=False)
+            outputs = [triton.InferRequestedOutput("action", binary_data=False)]
+            result = client.infer(model, [observations], model_version="1", outputs=outputs)
+        return result.as_numpy("action").tolist()
+
+    answer = {
+        "ready": client.is_server_ready(),
+        "binary": {model: infer(model, True) for model in ("linear", "box")},
+        "json": {model: infer(model, False) for model in ("linear", "box")},
+    }
+    print(json.dumps(answer))
+    """
+)
+
 
 def tritonclient_venv(directory: Path) -> Path:
-    """The Python of a fresh venv with tritonclient[grpc] and numpy; skips when PyPI is out of reach."""
+    """The Python of a fresh venv with tritonclient[grpc,http] and numpy; skips when PyPI is out of reach."""
     venv.create(directory, with_pip=True)
     python = directory / "bin" / "python"
     try:
         install = subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "tritonclient[grpc]", "numpy"],
+             "tritonclient[grpc,http]", "numpy"],
             capture_output=True, text=True, timeout=INSTALL_SECONDS,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -94,23 +127,29 @@ def tritonclient_venv(directory: Path) -> Path:
     if install is None or install.returncode != 0:
         reason = "pip timed out" if install is None else install.stderr.strip().splitlines()[-1:]
         if os.environ.get("CI"):
-            pytest.fail(f"could not install tritonclient[grpc] from PyPI: {reason}")
-        pytest.skip(f"tritonclient[grpc] could not be installed from PyPI (offline?): {reason}")
+            pytest.fail(f"could not install tritonclient[grpc,http] from PyPI: {reason}")
+        pytest.skip(f"tritonclient[grpc,http] could not be installed from PyPI (offline?): {reason}")
     return python
+
+
+def run_script(python: Path, script: str, address: str, batch: np.ndarray) -> dict:
+    """What `script` prints, run by the tritonclient venv's `python` against `address`."""
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    run = subprocess.run(
+        [str(python), "-c", script, address, json.dumps(batch.tolist())],
+        capture_output=True, text=True, timeout=120, env=environment,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
 
 
 def test_tritonclient_gets_the_actions_gymserve_clients_get(tmp_path: Path):
     python = tritonclient_venv(tmp_path / "venv")
     batch = observations(100, seed=21)
-    server = start_server(policies_with_a_box())
+    server = start_server(policies_with_a_box(), http_address="127.0.0.1:0")
     try:
-        environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
-        run = subprocess.run(
-            [str(python), "-c", SCRIPT, server.address, json.dumps(batch.tolist())],
-            capture_output=True, text=True, timeout=120, env=environment,
-        )  # fmt: skip
-        assert run.returncode == 0, run.stderr
-        answer = json.loads(run.stdout)
+        answer = run_script(python, SCRIPT, server.address, batch)
+        http_answer = run_script(python, HTTP_SCRIPT, server.http_address, batch)
         with PolicyClient(server.address, timeout=30) as client:
             greedy = {model: client.act(batch, model, version=1) for model in MODELS}
             stochastic = {
@@ -132,3 +171,6 @@ def test_tritonclient_gets_the_actions_gymserve_clients_get(tmp_path: Path):
         assert (typed["datatype"], typed["raw"]) == ("INT64" if model == "linear" else "FP32", 0)
         assert np.array_equal(np.asarray(typed["values"], expected.dtype).reshape(expected.shape), expected)
         assert np.array_equal(np.asarray(answer["stochastic"][model], expected.dtype), stochastic[model])
+        for encoding in ("binary", "json"):  # tritonclient.http, 100 of 100
+            assert np.array_equal(np.asarray(http_answer[encoding][model], expected.dtype), expected)
+    assert http_answer["ready"] is True

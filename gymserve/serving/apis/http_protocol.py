@@ -4,10 +4,12 @@ The gRPC `Protocol` registers servicers on a `grpc.Server` and names its RPCs by
 which auth and metrics key on; an HTTP route is a method and a path pattern instead, so HTTP
 protocols have a registry of their own, `gymserve.serving.apis.HTTP_PROTOCOLS`, loaded by the
 same `load_protocols`. A route's handler takes the path's named groups and the decoded JSON
-body and returns the JSON answer; it raises `RequestError` (whose gRPC code becomes the HTTP
-status), `HttpError`, or `ValueError` (400). Handlers know nothing of the HTTP stack, which
-does the routing, the bearer token, body limits, JSON coding and metrics
-(`gymserve.serving.server.http_server`).
+body and returns the JSON answer; a route that takes `binary` bodies gets and may answer
+`JsonWithBytes` instead (a JSON header followed by raw bytes, its length in
+`JSON_LENGTH_HEADER`: the Open Inference Protocol's binary tensor data). A handler raises
+`RequestError` (whose gRPC code becomes the HTTP status), `HttpError`, or `ValueError` (400).
+Handlers know nothing of the HTTP stack, which does the routing, the bearer token, body
+limits, JSON coding and metrics (`gymserve.serving.server.http_server`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ if TYPE_CHECKING:
     from gymserve.serving.apis.protocol import ProtocolContext
 
 Json = Any  # what orjson decodes: dict, list, str, int, float, bool or None
-Handler = Callable[[Mapping[str, str], Json], Json]
+Handler = Callable[[Mapping[str, str], Any], Any]  # (path groups, Json or JsonWithBytes) -> the same
+JSON_LENGTH_HEADER = "Inference-Header-Content-Length"  # bytes of JSON before a body's raw bytes
+
+
+@dataclass(frozen=True)
+class JsonWithBytes:
+    """A body of JSON followed by raw bytes, which would cost a JSON number per byte or worse."""
+
+    document: Json
+    data: bytes | memoryview = b""
 
 
 class HttpError(Exception):
@@ -43,6 +54,7 @@ class HttpRoute:
     handler: Handler
     public: bool = False  # answered without the bearer token (liveness and readiness probes)
     runs_policy: bool = True  # blocks on a policy call: run on the HTTP worker threads
+    binary: bool = False  # the handler gets a `JsonWithBytes` (no raw bytes without JSON_LENGTH_HEADER)
     regex: re.Pattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,8 @@
 aiohttp serves it from an event loop on a thread of its own; route handlers that run a
 policy go to a pool of `workers` threads, so a slow policy call never stalls the loop, and
 the calls share the gRPC port's `PolicyCalls` (versions, batching, metrics, limits). Bodies
-are JSON (orjson); a body over `max_message_bytes` is refused with 413 before it is read.
+are JSON (orjson), or JSON then raw bytes on routes that take them (`JsonWithBytes`); a
+body over `max_message_bytes` is refused with 413 before it is read.
 Every other route needs `Authorization: Bearer <token>` when a token is configured (the
 same token as gRPC, compared in constant time); TLS uses the gRPC port's certificate and key.
 Errors answer {"error": message} with the status their gRPC code maps to (`HTTP_STATUS`),
@@ -24,9 +25,16 @@ import grpc
 import orjson
 from aiohttp import web
 
-from gymserve.serving.apis.http_protocol import HttpError, HttpProtocol, HttpRoute, Json
+from gymserve.serving.apis.http_protocol import (
+    JSON_LENGTH_HEADER,
+    HttpError,
+    HttpProtocol,
+    HttpRoute,
+    Json,
+    JsonWithBytes,
+)
 from gymserve.serving.server.auth import authorization_problem
-from gymserve.serving.server.echo import capped
+from gymserve.serving.server.echo import capped, echo
 from gymserve.serving.server.logs import RateLimitedLog, log_event
 from gymserve.serving.server.request_limits import RequestError
 
@@ -109,7 +117,7 @@ class HttpServer:
             route_name = route.name
             if not route.public:
                 self._authenticate(request)
-            body = await self._body(request)
+            body = await self._body(request, route.binary)
             if route.runs_policy:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self._workers, route.handler, path, body)
@@ -119,6 +127,14 @@ class HttpServer:
         except Exception as error:
             status, answer = self._error(request, route_name, error)
         self._metrics.observe_http(route_name, request.method, status, time.perf_counter() - begin)
+        if isinstance(answer, JsonWithBytes):
+            document = orjson.dumps(answer.document)
+            return web.Response(
+                status=status,
+                body=document + answer.data,
+                content_type="application/octet-stream",
+                headers={JSON_LENGTH_HEADER: str(len(document))},
+            )
         return web.Response(status=status, body=orjson.dumps(answer), content_type="application/json")
 
     def _route(self, request: web.Request) -> tuple[HttpRoute, dict[str, str]]:
@@ -142,7 +158,7 @@ class HttpServer:
         if problem is not None:
             raise RequestError(grpc.StatusCode.UNAUTHENTICATED, problem)
 
-    async def _body(self, request: web.Request) -> Json:
+    async def _body(self, request: web.Request, binary: bool) -> Json | JsonWithBytes:
         if request.method != "POST":
             return None
         if request.content_length is not None and request.content_length > self._max_body:
@@ -151,10 +167,10 @@ class HttpServer:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:  # a chunked body grew past the limit
             raise HttpError(413, self._too_large(None)) from None
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise HttpError(400, f"the body is not JSON: {error}") from None
+        if not binary:
+            return _json(raw)
+        length = _json_length(request.headers.get(JSON_LENGTH_HEADER), len(raw))
+        return JsonWithBytes(_json(raw[:length]), memoryview(raw)[length:])
 
     def _too_large(self, length: int | None) -> str:
         size = "" if length is None else f" of {length} bytes"
@@ -181,3 +197,23 @@ class HttpServer:
             error=message,
         )
         return status, {"error": message}
+
+
+def _json(raw: bytes) -> Json:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise HttpError(400, f"the body is not JSON: {error}") from None
+
+
+def _json_length(header: str | None, body_length: int) -> int:
+    """The bytes of JSON a body starts with: `header`'s number, or the whole body without it."""
+    if header is None:
+        return body_length
+    if not (header.isascii() and header.isdigit() and len(header) <= 20) or int(header) > body_length:
+        raise HttpError(
+            400,
+            f"{JSON_LENGTH_HEADER} is {echo(header, 32)}; expected an integer from 0 to the body's "
+            f"{body_length} bytes",
+        )
+    return int(header)

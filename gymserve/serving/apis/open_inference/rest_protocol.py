@@ -10,7 +10,11 @@ An infer request has one input, "observations" (datatype FP32, shape [batch, *ob
 shape], data flat or nested in row-major order); a recurrent policy starts from its initial
 state. Outputs, their names and data types, the "parameters" that choose the action and every
 check on them are those of the gRPC transport, shared in `core`; this module
-only reads and writes JSON.
+only reads and writes JSON, and the binary tensor data extension tritonclient.http uses by
+default: an input with parameter binary_data_size has its little-endian bytes after the JSON
+header instead of "data"; an output whose parameter binary_data is true (by default the
+request parameter binary_data_output, a transport parameter the policy never sees) comes back
+the same way, with binary_data_size in place of "data".
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from gymserve.serving.apis.http_protocol import (
     HttpProtocol,
     HttpRoute,
     Json,
+    JsonWithBytes,
     NoDeadline,
     path_version,
 )
 from gymserve.serving.apis.json_tensors import implied_shape, numbers
 from gymserve.serving.apis.open_inference import core
+from gymserve.serving.server.echo import echo_all
 
 if TYPE_CHECKING:
     from gymserve.policies import Policy
@@ -42,6 +48,9 @@ if TYPE_CHECKING:
     from gymserve.serving.server.served_policies import ServedVersion
 
 _MODEL = f"/v2/models/{NAME}{VERSION}"
+BINARY_DATA_SIZE = "binary_data_size"  # input and answer parameter: bytes of the tensor after the JSON
+BINARY_DATA = "binary_data"  # output parameter: answer this output as bytes
+BINARY_DATA_OUTPUT = "binary_data_output"  # request parameter: BINARY_DATA's default
 
 
 class OpenInferenceRest:
@@ -75,31 +84,37 @@ class OpenInferenceRest:
             "outputs": _tensor_metadata(outputs),
         }
 
-    def infer(self, path: Mapping[str, str], body: Json) -> Json:
-        if not isinstance(body, dict):
+    def infer(self, path: Mapping[str, str], body: JsonWithBytes) -> Json | JsonWithBytes:
+        request = body.document
+        if not isinstance(request, dict):
             raise ValueError('the body must be a JSON object with "inputs"')
         served = self._resolve(path)
-        observations = self._observations(body.get("inputs"), served.policy)
+        observations = self._observations(request.get("inputs"), served.policy, body.data)
         self._calls.limits.check_batch_size(len(observations))
-        wanted = core.wanted_outputs(_output_names(body.get("outputs")), served.policy)
-        choice = core.action_choice(_parameters(body.get("parameters", {})))
+        parameters = dict(_object(request.get("parameters", {}), '"parameters"'))
+        binary_default = _flag(parameters.pop(BINARY_DATA_OUTPUT, False), f"parameter {BINARY_DATA_OUTPUT}")
+        binary = _requested_outputs(request.get("outputs"), binary_default)
+        wanted = core.wanted_outputs(list(binary), served.policy)
+        choice = core.action_choice(parameters)
         outputs = self._calls.run(
             served,
             len(observations),
             NoDeadline(),
             lambda policy: core.infer(policy, observations, {}, choice, wanted),
         )
-        outputs = core.select_outputs(outputs, wanted)
-        answer = {
-            "model_name": served.name,
-            "model_version": str(served.version),
-            "outputs": [_tensor(name, array) for name, array in outputs.items()],
-        }
-        if isinstance(body.get("id"), str):
-            answer["id"] = body["id"]
-        return answer
+        tensors, data = [], []
+        for name, array in core.select_outputs(outputs, wanted).items():
+            if binary.get(name, binary_default):
+                data.append(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+                tensors.append(_tensor(name, array, {"parameters": {BINARY_DATA_SIZE: len(data[-1])}}))
+            else:
+                tensors.append(_tensor(name, array, {"data": array.ravel().tolist()}))
+        answer = {"model_name": served.name, "model_version": str(served.version), "outputs": tensors}
+        if isinstance(request.get("id"), str):
+            answer["id"] = request["id"]
+        return JsonWithBytes(answer, b"".join(data)) if data else answer
 
-    def _observations(self, inputs: Json, policy: Policy) -> np.ndarray:
+    def _observations(self, inputs: Json, policy: Policy, binary: bytes | memoryview) -> np.ndarray:
         """The one input, observations, checked against the budget before its array is built."""
         if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
             raise ValueError('"inputs" must be a list of one tensor, "observations"')
@@ -112,8 +127,21 @@ class OpenInferenceRest:
         if not isinstance(shape, list) or len(shape) > rank or not all(_is_int(size) for size in shape):
             raise ValueError(f'"shape" of {OBSERVATIONS} must be a list of at most {rank} integers')
         what = f"input {OBSERVATIONS}"
-        _, shape = core.declared_shape(datatype, shape, what, self._calls.limits.budget(), rank)
+        dtype, shape = core.declared_shape(datatype, shape, what, self._calls.limits.budget(), rank)
         core.check_observations(datatype, shape, policy)
+        size = _binary_data_size(tensor.get("parameters", {}), what)
+        if len(binary) != (size or 0):
+            raise ValueError(
+                f"the body has {len(binary)} bytes after its JSON header; "
+                f"the inputs' {BINARY_DATA_SIZE} add up to {size or 0}"
+            )
+        if size is not None:
+            needed = math.prod(shape) * dtype.itemsize
+            if size != needed or "data" in tensor:
+                raise ValueError(
+                    f'{what} has {BINARY_DATA_SIZE} {size}; shape {list(shape)} needs {needed} and no "data"'
+                )
+            return np.frombuffer(binary, dtype).reshape(shape)
         data = tensor.get("data")
         values = numbers(data, np.float32, implied_shape(data, "observations data"), "observations data")
         if values.size != math.prod(shape):
@@ -130,29 +158,55 @@ def _is_int(value: Json) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _output_names(outputs: Json) -> list[str]:
+def _requested_outputs(outputs: Json, binary_default: bool) -> dict[str, bool]:
+    """The outputs a request names, in its order, each with whether it is answered as bytes."""
     if outputs is None:
-        return []
+        return {}
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise ValueError('"outputs" must be a list of {"name": ...} objects')
-    return [output["name"] for output in outputs]
+    requested = {}
+    for output in outputs:
+        what = f"parameters of output {output['name']!r}"
+        parameters = _object(output.get("parameters", {}), what)
+        _check_known(parameters, (BINARY_DATA,), what)
+        binary = parameters.get(BINARY_DATA, binary_default)
+        requested[output["name"]] = _flag(binary, f"{what}: {BINARY_DATA}")
+    return requested
 
 
-def _parameters(parameters: Json) -> dict[str, Json]:
-    if not isinstance(parameters, dict):
-        raise ValueError('"parameters" must be an object')
-    return parameters
+def _binary_data_size(parameters: Json, what: str) -> int | None:
+    """The bytes an input's `parameters` say it has after the JSON header, or None (its data is JSON)."""
+    parameters = _object(parameters, f"parameters of {what}")
+    _check_known(parameters, (BINARY_DATA_SIZE,), f"parameters of {what}")
+    size = parameters.get(BINARY_DATA_SIZE)
+    if size is not None and not (_is_int(size) and size >= 0):
+        raise ValueError(f"{BINARY_DATA_SIZE} of {what} must be an integer >= 0")
+    return size
 
 
-def _tensor(name: str, array: np.ndarray) -> Json:
-    return {
-        "name": name,
-        "shape": list(array.shape),
-        "datatype": core.datatype_of(array),
-        "data": array.ravel().tolist(),
-    }
+def _object(value: Json, what: str) -> dict[str, Json]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be an object")
+    return value
+
+
+def _check_known(parameters: Mapping[str, Json], known: tuple[str, ...], what: str) -> None:
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ValueError(f"{what} has unknown {echo_all(unknown)}; known: {', '.join(known)}")
+
+
+def _flag(value: Json, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{what} must be true or false")
+    return value
+
+
+def _tensor(name: str, array: np.ndarray, content: Json) -> Json:
+    """An output's JSON: name, shape and datatype, then its `content` ("data" or "parameters")."""
+    return {"name": name, "shape": list(array.shape), "datatype": core.datatype_of(array), **content}
 
 
 def _tensor_metadata(tensors: list[core.TensorMetadata]) -> Json:
@@ -170,7 +224,7 @@ def routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
         HttpRoute(
             "GET", _MODEL + "/ready", "oip_model_ready", rest.model_ready, public=True, runs_policy=False
         ),
-        HttpRoute("POST", _MODEL + "/infer", "oip_infer", rest.infer),
+        HttpRoute("POST", _MODEL + "/infer", "oip_infer", rest.infer, binary=True),
     )
 
 
