@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gymserve.cli.common import CommandError, import_quietly
@@ -62,6 +63,12 @@ def run(args: argparse.Namespace) -> int | None:
     import_quietly("pybullet", "train", optional=True)
     _check_action_space(args.algorithm, args.env)
     resolved = resolved_config(args, args.out)
+    from gymserve.agents.training.preflight import OutputPathError, check_output_paths
+
+    try:
+        check_output_paths(args.out, resolved.config)  # before TensorFlow loads and the config prints
+    except OutputPathError as error:
+        raise CommandError(str(error)) from None
     from gymserve.agents import RunMismatchError, UnknownEnvironmentError, train
     from gymserve.agents.algorithm import UnsupportedActionSpaceError
     from gymserve.agents.distributed import MissingRayError, UnsupportedDistributedTrainingError
@@ -90,15 +97,40 @@ def run(args: argparse.Namespace) -> int | None:
         training_log.removeHandler(notices)
         training_log.setLevel(level)
     state = result.state
+    if result.started_at_step > 0 and state.total_steps == result.started_at_step:
+        print(
+            f"{args.out} had already stopped at step {state.total_steps} ({result.stop_reason}): nothing was "
+            "trained or exported; give a new --out to train again, or raise --max-steps or "
+            "--target-reward to go on with this run",
+            file=sys.stderr,
+        )
     print(f"stopped at step {state.total_steps} ({result.stop_reason}) after {state.wall_time:.1f} s")
+    if result.gradient_steps == 0 and result.interrupt_signal is None:
+        print("no gradient step was taken: the policy is untrained (see the warning above)")
     if state.evaluation_return is not None:
         best = f"{state.best_evaluation_return:.2f} at step {state.best_evaluation_step}"
         print(f"AverageReturn {state.evaluation_return:.2f}; best {best}")
     print(f"run directory: {result.run_dir}")
+    _print_exports(result.run_dir, resolved)
     if result.interrupt_signal is not None:
         print("checkpoint saved: rerun the same command to resume")
         return 128 + result.interrupt_signal
     return None
+
+
+def _print_exports(run_dir: Path, resolved: ResolvedConfig) -> None:
+    """Where the exports while training went, and how to serve them."""
+    from gymserve.agents.training.periodic_exports import exported_versions
+
+    exported = exported_versions(run_dir, resolved.config)
+    if exported is None:
+        return
+    directory, versions = exported
+    if not versions:
+        print(f"exports: none yet in {directory} (one every {resolved.config.export_every} steps)")
+        return
+    listed = ", ".join(str(version) for version in versions)
+    print(f"exports: {directory} versions {listed}; gymserve serve --repository {directory.parent} serves them")
 
 
 def _distributed_config(args: argparse.Namespace) -> DistributedConfig | None:

@@ -120,3 +120,15 @@ class PeriodicExports:
                 logger.warning("could not delete the old export %s: %s", folder, error)
         ledger[str(self.directory)] = [version for version in versions if version not in deleted]
         write_text_atomically(self.ledger, json.dumps(ledger, indent=1))
+
+
+def exported_versions(run_dir: str | Path, config: TrainingConfig) -> tuple[Path, list[int]] | None:
+    """Where `config` exports to (REPOSITORY/NAME, absolute) and the versions of it the run at
+    `run_dir` has written and kept, oldest first; None when the config exports nothing."""
+    if config.export_to is None or config.export_every is None:
+        return None
+    repository, name = split_policy_path(config.export_to)
+    directory = (repository / name).absolute()
+    ledger = Path(run_dir) / LEDGER_FILE
+    versions = json.loads(ledger.read_text()).get(str(directory), []) if ledger.exists() else []
+    return directory, versions

@@ -51,6 +51,7 @@ from gymserve.agents.training.config import ResolvedConfig, TrainingConfig
 from gymserve.agents.training.env_runner import EnvRunner, FinishedEpisode
 from gymserve.agents.training.history import HISTORY_FILE, History
 from gymserve.agents.training.periodic_exports import PeriodicExports
+from gymserve.agents.training.preflight import check_budget, check_output_paths, gradient_steps
 from gymserve.agents.training.runs import RunInfo, build_algorithm, open_run_dir, run_config
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ class TrainingResult:
     state: TrainerState
     history: History
     interrupt_signal: int | None = None  # the signal number behind INTERRUPTED
+    started_at_step: int = 0  # where this call began: the step of the checkpoint it resumed, or 0
+    gradient_steps: int = 0  # optimizer updates over the whole run; 0: the policy is untrained
 
     @property
     def total_steps(self) -> int:
@@ -145,6 +148,8 @@ class Trainer:
         self.checkpoints = CheckpointStore(self.run_dir)
 
     def run(self) -> TrainingResult:
+        check_output_paths(self.run_dir, self.config)
+        check_budget(self.info)
         _seed_everything(self.config)
         algorithm = build_algorithm(self.info)  # first, so a bad env or action space leaves no run dir
         if self.distributed is not None:
@@ -163,6 +168,7 @@ class Trainer:
         else:
             state.next_evaluation = self.config.eval_interval
             state.next_checkpoint = self.config.checkpoint_interval
+        started_at_step = state.total_steps
         runner = self._collection(algorithm, state, latest)
         try:
             with _StopSignals() as stop_signals:
@@ -170,7 +176,9 @@ class Trainer:
         finally:
             runner.close()
         interrupt_signal = stop_signals.received if stop_reason == INTERRUPTED else None
-        return TrainingResult(self.run_dir, stop_reason, state, history, interrupt_signal)
+        return TrainingResult(
+            self.run_dir, stop_reason, state, history, interrupt_signal, started_at_step, gradient_steps(algorithm)
+        )
 
     def _collection(self, algorithm: Algorithm, state: TrainerState, latest: Path | None) -> _Collection:
         """Where experience comes from: this process's training envs (as `latest` left them, when
@@ -420,6 +428,8 @@ class _Session:
         from gymserve.policies.episodes import evaluate
 
         state, config = self.state, self.config
+        # Minitaur's ten 1000-step episodes take tens of seconds: say why the bar stands still.
+        self.bar.set_postfix_str(f"evaluating {config.eval_episodes} greedy episodes", refresh=True)
         evaluation = evaluate(
             self.algorithm.evaluation_policy(),
             self.trainer.info.env_id,
