@@ -130,7 +130,8 @@ def _print_exports(run_dir: Path, resolved: ResolvedConfig) -> None:
         print(f"exports: none yet in {directory} (one every {resolved.config.export_every} steps)")
         return
     listed = ", ".join(str(version) for version in versions)
-    print(f"exports: {directory} versions {listed}; gymserve serve --repository {directory.parent} serves them")
+    serve = f"gymserve serve --repository {directory.parent}"
+    print(f"exports: {directory} versions {listed}; {serve} serves them")
 
 
 def _distributed_config(args: argparse.Namespace) -> DistributedConfig | None:

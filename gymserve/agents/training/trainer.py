@@ -176,8 +176,9 @@ class Trainer:
         finally:
             runner.close()
         interrupt_signal = stop_signals.received if stop_reason == INTERRUPTED else None
+        updates = gradient_steps(algorithm)
         return TrainingResult(
-            self.run_dir, stop_reason, state, history, interrupt_signal, started_at_step, gradient_steps(algorithm)
+            self.run_dir, stop_reason, state, history, interrupt_signal, started_at_step, updates
         )
 
     def _collection(self, algorithm: Algorithm, state: TrainerState, latest: Path | None) -> _Collection:
