@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="training seed of every trial's first run (default: 0)"
     )
+    parser.add_argument(
+        "--keep-study-settings",
+        action="store_true",
+        help="best_config.json also keeps the study's seed, budget, stop rules and evaluation settings "
+        "(default: only how the best trial learned, so gymserve train uses the shipped stop rules)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> None:
             warmup_trials=args.warmup_trials,
             seed=args.seed,
             progress_bar=not args.quiet,
+            keep_study_settings=args.keep_study_settings,
         )
     except (TuningError, UnknownEnvironmentError, ConfigError) as error:
         raise CommandError(str(error)) from None
@@ -93,7 +100,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"study {result.study_name} ({result.storage_url}): {states}")
     print(f"objective: {result.objective.describe()}")
     if result.best_trial is not None:
-        print(f"best: trial {result.best_trial}, value {result.best_value:.4g}")
+        averaged = result.best_evaluations_averaged
+        fewer = averaged is not None and averaged < args.last_evaluations
+        note = f" (the mean of {averaged} evaluation(s) only: its budget made no more)" if fewer else ""
+        print(f"best: trial {result.best_trial}, value {result.best_value:.4g}{note}")
     for path in result.reports:
         print(f"wrote {path}")
     if result.interrupted:

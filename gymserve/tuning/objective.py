@@ -16,6 +16,7 @@ of their values: one seed's luck then weighs less in which config wins.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,23 @@ class Objective(BaseModel):
                 f"mean greedy return of the last {self.last_evaluations} evaluations{over_seeds} (maximised)"
             )
         return f"environment steps to a greedy return of {self.target_reward:g}{over_seeds} (minimised)"
+
+    def averaged(self, evaluations: int) -> int:
+        """How many of a run's `evaluations` the return objective averages."""
+        return min(evaluations, self.last_evaluations)
+
+    def shortfall(self, max_steps: int, eval_interval: int) -> str | None:
+        """Why a run budgeted `max_steps` gives the return objective fewer evaluations than it
+        averages (one per multiple of `eval_interval`, and a last one at the end), or None."""
+        evaluations = math.ceil(max_steps / eval_interval)
+        if self.target_reward is not None or evaluations >= self.last_evaluations:
+            return None
+        return (
+            f"a trial's max_steps {max_steps} at eval_interval {eval_interval} gives {evaluations} "
+            f"evaluation(s), fewer than the {self.last_evaluations} the objective averages: it will "
+            f"average {evaluations}; raise --max-steps, lower eval_interval in a --config file or "
+            "lower --last-evaluations"
+        )
 
     def score(self, evaluations: Sequence[Evaluation], max_steps: int) -> float:
         """The objective's value after `evaluations` (in step order) of a run budgeted `max_steps`."""

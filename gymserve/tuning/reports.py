@@ -1,8 +1,12 @@
 """A study's reports, rewritten after every `tune` call from all the study's trials:
 
-- best_config.json: the best complete trial's config in the format of the shipped configs (the
-  shipped file's fields, then every field the trial set otherwise), so
-  `gymserve train ALGO --env ENV --config best_config.json` trains exactly that trial's config;
+- best_config.json: what the best complete trial learned with: the tuned fields, then the other
+  fields its config set otherwise than the shipped one (from `tune --config`), but not the study's
+  seed, budget, stop rules and evaluation settings (`STUDY_SETTINGS`), so
+  `gymserve train ALGO --env ENV --config best_config.json` trains that config to the shipped
+  stop rules (CartPole's 475). With `keep_study_settings` it is the trial's whole config in the
+  format of the shipped configs (the shipped file's fields, then every field the trial set
+  otherwise): a retrain then repeats the trial exactly;
 - trials.csv: one row per trial: number, state, value, last reported step, duration, failure
   reason, run directory and host, then its parameters;
 - optimization_history.png: each trial's value (pruned ones at their last report) and the best so far;
@@ -20,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gymserve.agents.training.config import (
+    EXPORT_FIELDS,
+    STOPPING_FIELDS,
     TrainingConfig,
     read_config_file,
     resolve_config,
@@ -37,6 +43,18 @@ BEST_CONFIG_FILE = "best_config.json"
 TRIALS_FILE = "trials.csv"
 HISTORY_PLOT_FILE = "optimization_history.png"
 IMPORTANCES_PLOT_FILE = "param_importances.png"
+# What a study sets to compare trials, not how they learn: left out of best_config.json by default.
+STUDY_SETTINGS = (
+    STOPPING_FIELDS
+    | EXPORT_FIELDS
+    | {
+        "seed",
+        "eval_interval",
+        "eval_episodes",
+        "checkpoint_interval",
+        "summary_interval",
+    }
+)
 TRIAL_COLUMNS = ("number", "state", "value", "last_step", "duration_s", "failure", "run_dir", "host")
 
 
@@ -47,6 +65,7 @@ def write_reports(
     env_id: str,
     config_class: type[TrainingConfig],
     objective: Objective,
+    keep_study_settings: bool = False,
 ) -> list[Path]:
     """Write the reports the study has enough trials for into `out`; the paths written."""
     trials = study.get_trials(deepcopy=False)
@@ -54,7 +73,11 @@ def write_reports(
     complete = [trial for trial in trials if trial.state.name == "COMPLETE"]
     if complete:
         best = study.best_trial
-        written.append(write_best_config(best.user_attrs["config"], algorithm, env_id, config_class, out))
+        tuned = list(best.params)
+        config = best.user_attrs["config"]
+        written.append(
+            write_best_config(config, tuned, algorithm, env_id, config_class, out, keep_study_settings)
+        )
         written.append(plot_history(trials, objective, out / HISTORY_PLOT_FILE))
     importances = _importances(study) if len(complete) >= 2 else None
     if importances:
@@ -63,12 +86,24 @@ def write_reports(
 
 
 def write_best_config(
-    config: dict[str, Any], algorithm: str, env_id: str, config_class: type[TrainingConfig], out: Path
+    config: dict[str, Any],
+    tuned: list[str],
+    algorithm: str,
+    env_id: str,
+    config_class: type[TrainingConfig],
+    out: Path,
+    keep_study_settings: bool = False,
 ) -> Path:
-    shipped_path = shipped_config_path(algorithm, env_id)
-    values = read_config_file(shipped_path) if shipped_path.exists() else {}
+    """best_config.json from a trial's whole `config` and the names of its `tuned` fields."""
     shipped = resolve_config(config_class, algorithm, env_id).config.model_dump(mode="json")
-    values.update({name: value for name, value in config.items() if value != shipped[name]})
+    changed = {name: value for name, value in config.items() if value != shipped[name]}
+    if keep_study_settings:
+        shipped_path = shipped_config_path(algorithm, env_id)
+        values = read_config_file(shipped_path) if shipped_path.exists() else {}
+        values.update(changed)
+    else:
+        values = {name: config[name] for name in tuned}
+        values.update({name: value for name, value in changed.items() if name not in STUDY_SETTINGS})
     path = out / BEST_CONFIG_FILE
     write_text_atomically(path, json.dumps(values, indent=2) + "\n")
     return path

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gymserve.agents.training.trainer import TrainerState
 
 PRUNERS = ("median", "none")
+EVALUATIONS_AVERAGED = "evaluations_averaged"  # a trial's user attribute, set when it completes
 
 
 class TrialSpec(BaseModel):
@@ -69,6 +70,7 @@ def run_trial(spec: TrialSpec) -> None:
     )
     trial = optuna.Trial(study, spec.trial_id)
     scores: list[float] = []  # one per finished run
+    averaged: list[int] = []  # evaluations each finished run's score averages
     total_steps = 0
     for index in range(spec.objective.seeds):
         seed = config.seed + index
@@ -90,6 +92,9 @@ def run_trial(spec: TrialSpec) -> None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             return
         scores.append(reporter.score())
+        averaged.append(spec.objective.averaged(len(reporter.evaluations)))
+    if spec.objective.target_reward is None:
+        trial.set_user_attr(EVALUATIONS_AVERAGED, min(averaged))
     study.tell(trial, statistics.fmean(scores))
 
 

@@ -22,6 +22,7 @@ the study, the reports are written, and `interrupted` is set on the result.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -43,10 +44,12 @@ from gymserve.tuning.objective import Objective
 from gymserve.tuning.reports import write_reports
 from gymserve.tuning.search_space import SearchSpace
 from gymserve.tuning.storage import HEARTBEAT_SECONDS, default_storage_url, open_storage
-from gymserve.tuning.trial_process import PRUNERS, TrialSpec
+from gymserve.tuning.trial_process import EVALUATIONS_AVERAGED, PRUNERS, TrialSpec
 
 if TYPE_CHECKING:
     import optuna
+
+logger = logging.getLogger(__name__)
 
 TRIALS_DIRECTORY = "trials"
 TRIAL_LOG = "trial.log"
@@ -63,6 +66,9 @@ class TuningResult:
     states: dict[str, int]  # trials of the whole study by state: COMPLETE, PRUNED, FAIL, RUNNING, ...
     best_trial: int | None
     best_value: float | None
+    # of the best trial, when the objective is the return: the fewest evaluations one of its runs
+    # averaged (fewer than last_evaluations when its budget made fewer)
+    best_evaluations_averaged: int | None
     reports: list[Path]
     interrupted: bool
 
@@ -86,6 +92,7 @@ def tune(
     warmup_trials: int = 5,
     seed: int = 0,
     progress_bar: bool = True,
+    keep_study_settings: bool = False,
 ) -> TuningResult:
     """Run `trials` more trials of the study; the objective is documented in objective.py."""
     optuna = _import_optuna()
@@ -112,6 +119,9 @@ def tune(
     objective = Objective(
         target_reward=target_reward, last_evaluations=last_evaluations, seeds=seeds_per_trial
     )
+    shortfall = objective.shortfall(base.max_steps, base.eval_interval)
+    if shortfall is not None:
+        logger.warning("%s", shortfall)
 
     out = Path(out).resolve()
     if storage is None:
@@ -135,7 +145,8 @@ def tune(
         states=dict(states),
         best_trial=best.number if best else None,
         best_value=best.value if best else None,
-        reports=write_reports(study, out, algorithm, env_id, config_class, objective),
+        best_evaluations_averaged=best.user_attrs.get(EVALUATIONS_AVERAGED) if best else None,
+        reports=write_reports(study, out, algorithm, env_id, config_class, objective, keep_study_settings),
         interrupted=interrupted,
     )
 

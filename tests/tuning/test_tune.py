@@ -17,6 +17,7 @@ from gymserve.agents.training.runs import read_run_info
 from gymserve.cli import main
 from gymserve.tuning import Objective, tune
 from gymserve.tuning.objective import Evaluation
+from gymserve.tuning.reports import STUDY_SETTINGS
 from gymserve.tuning.storage import open_storage
 
 CARTPOLE = "gymserve/CartPole-v1"
@@ -83,15 +84,30 @@ def test_two_processes_share_one_sqlite_study_and_a_third_resumes_it(tmp_path):
 
     out = tmp_path / "out"
     best = study.best_trial
-    retrained = resolve_config(PPOConfig, "ppo", CARTPOLE, out / "best_config.json").config
-    assert retrained == read_run_info(best.user_attrs["run_dir"]).config
-    assert retrained.learning_rate == best.params["learning_rate"]
     with open(out / "trials.csv") as file:
         rows = list(csv.DictReader(file))
     assert [(int(row["number"]), row["state"]) for row in rows] == [(n, "COMPLETE") for n in range(3)]
     assert [float(row["value"]) for row in rows] == [trial.value for trial in study.trials]
     for plot in ("optimization_history.png", "param_importances.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # best_config.json: the tuned field and TINY_PPO's fields that differ from the shipped config,
+    # without the study's budget (max_steps 256, no target reward) and evaluation settings
+    learned_with = {"learning_rate": best.params["learning_rate"], "hidden_sizes": [16], "batch_size": 128,
+                    "n_epochs": 10, "linear_decay_steps": None, "in_graph_env": False}  # fmt: skip
+    assert json.loads((out / "best_config.json").read_text()) == learned_with
+    retrained = resolve_config(PPOConfig, "ppo", CARTPOLE, out / "best_config.json").config
+    shipped = resolve_config(PPOConfig, "ppo", CARTPOLE).config
+    assert (retrained.max_steps, retrained.target_reward) == (100_000, 475), "the shipped stop rules"
+    trial_config = read_run_info(best.user_attrs["run_dir"]).config
+    study_settings = {name: getattr(shipped, name) for name in STUDY_SETTINGS}
+    assert retrained == trial_config.model_copy(update=study_settings)
+
+    assert main(tune_argv(tmp_path, "--trials", "1", "--keep-study-settings")) == 0
+    best = load_study(tmp_path).best_trial
+    retrained = resolve_config(PPOConfig, "ppo", CARTPOLE, out / "best_config.json").config
+    assert retrained == read_run_info(best.user_attrs["run_dir"]).config, "the trial exactly"
+    assert (retrained.max_steps, retrained.target_reward) == (256, None)
 
 
 @pytest.mark.slow
@@ -253,6 +269,28 @@ def test_the_return_objective_averages_the_last_evaluations():
     assert Objective().score(evaluations, max_steps=400) == 60.0
     assert Objective(last_evaluations=1).score(evaluations[:1], max_steps=400) == 10.0
     assert Objective().direction == "maximize"
+
+
+def test_a_budget_with_fewer_evaluations_than_the_objective_averages_is_named():
+    objective = Objective(last_evaluations=3)
+    assert objective.shortfall(max_steps=30_000, eval_interval=10_000) is None
+    message = objective.shortfall(max_steps=10_000, eval_interval=10_000)
+    assert "max_steps 10000 at eval_interval 10000 gives 1 evaluation(s), fewer than the 3" in message
+    assert objective.shortfall(max_steps=20_001, eval_interval=10_000) is None, "a last one at the end"
+    assert Objective(target_reward=475).shortfall(max_steps=1, eval_interval=10) is None
+    assert objective.averaged(1) == 1 and objective.averaged(7) == 3
+
+
+@pytest.mark.slow
+def test_tune_warns_of_a_short_budget_and_says_how_many_evaluations_the_best_value_averaged(
+    tmp_path, capsys, caplog
+):
+    assert main(tune_argv(tmp_path, "--trials", "1")) == 0  # 256 steps, an evaluation every 256
+    assert "gives 1 evaluation(s), fewer than the 3 the objective averages" in caplog.text
+    out = capsys.readouterr().out
+    assert "objective: mean greedy return of the last 3 evaluations (maximised)" in out
+    best = next(line for line in out.splitlines() if line.startswith("best: "))
+    assert best.endswith("(the mean of 1 evaluation(s) only: its budget made no more)"), best
 
 
 def test_the_steps_objective_counts_steps_to_the_target_and_ranks_misses_by_shortfall():
