@@ -220,7 +220,7 @@ def train_fallback_policy(workdir: Path, progress: Progress) -> PretrainedPolicy
         env_id=trained.env_id,
         algorithm=trained.algorithm,
         train_step=trained.train_step,
-        evaluation_return=trained.evaluation_return,
+        evaluation=trained.evaluation,
     )
     export_dir = workdir / FALLBACK_NAME
     metadata = export_policy(trained.policy, export_dir, ("onnx",), info)

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         env_id=trained.env_id,
         algorithm=trained.algorithm,
         train_step=trained.train_step,
-        evaluation_return=trained.evaluation_return,
+        evaluation=trained.evaluation,
     )
     return _report(
         lambda: export_policy(

@@ -19,11 +19,11 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 import gymserve
 from gymserve.policies.distributions import KINDS, DistributionKind, distribution_class
@@ -134,34 +134,45 @@ def state_input_names(spec: tuple[StateSpec, ...]) -> list[str]:
     return [state_name(index) for index in range(len(spec))]
 
 
+class PolicyEvaluation(_Strict):
+    """How well the exported policy did: `episodes` episodes reset with seeds `seed`, `seed + 1`,
+    ... With `during_training`, the run's own greedy evaluation of the exported checkpoint (what
+    `gymserve export RUN_DIR` and exports while training record); otherwise a separate evaluation of
+    the export (what `gymserve eval EXPORT_DIR --episodes N --seed S` prints). None: not recorded."""
+
+    average_return: float
+    mode: Literal["greedy", "stochastic"] = "greedy"
+    episodes: int | None = Field(default=None, gt=0)
+    seed: int | None = None
+    return_std: float | None = Field(default=None, ge=0, description="standard deviation of episode returns")
+    average_episode_length: float | None = None
+    during_training: bool = False
+
+
 class TrainingInfo(_Strict):
-    """Where a policy comes from; every field is optional."""
+    """Where a policy comes from and how well it did; every field is optional."""
 
     env_id: str | None = None
     algorithm: str | None = None
     train_step: int | None = Field(default=None, ge=0)
-    evaluation_return: float | None = None
+    evaluation: PolicyEvaluation | None = None
 
-
-class PolicyEvaluation(_Strict):
-    """An evaluation of the exported policy itself, apart from training: `episodes` episodes reset
-    with seeds `seed`, `seed + 1`, ... (what `gymserve eval EXPORT_DIR --episodes N --seed S` prints)."""
-
-    episodes: int = Field(gt=0)
-    mode: Literal["greedy", "stochastic"]
-    seed: int
-    average_return: float
-    return_std: float = Field(ge=0, description="standard deviation of the episode returns")
-    average_episode_length: float
+    @model_validator(mode="before")
+    @classmethod
+    def _read_evaluation_return(cls, data: Any) -> Any:
+        """policy.json files written before `evaluation` was the one field held the run's greedy
+        return as `evaluation_return` (beside `evaluation`, when a separate one was recorded)."""
+        if not isinstance(data, dict) or "evaluation_return" not in data:
+            return data
+        data = dict(data)
+        training_return = data.pop("evaluation_return")
+        if data.get("evaluation") is None and training_return is not None:
+            data["evaluation"] = {"average_return": training_return, "during_training": True}
+        return data
 
 
 class PolicyMetadata(TrainingInfo):
-    """The contents of `policy.json`.
-
-    `evaluation_return` is the in-training evaluation of the exported checkpoint, the best of the
-    run; `evaluation`, when recorded, is a separate evaluation of the export over more episodes,
-    what to expect of the policy.
-    """
+    """The contents of `policy.json`."""
 
     format_version: Literal[1] = FORMAT_VERSION
     gymserve_version: str = gymserve.__version__
@@ -177,7 +188,6 @@ class PolicyMetadata(TrainingInfo):
     )
     formats: tuple[ExportFormat, ...]
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256 hex digest")
-    evaluation: PolicyEvaluation | None = None
 
     def observation_gym_space(self) -> gym.spaces.Box:
         return self.observation_space.to_space()

@@ -100,7 +100,8 @@ def test_exports_are_numbered_by_the_step_that_crossed_each_multiple_and_complet
             metadata = load(version, backend=backend).metadata  # checks every file against its hash
             assert (metadata.env_id, metadata.algorithm, metadata.train_step) == (CARTPOLE, "dqn", step)
             assert metadata.formats == ("savedmodel", "onnx")
-            assert metadata.evaluation_return == exporting_run.evaluations[step], "evaluated at that step"
+            assert metadata.evaluation.average_return == exporting_run.evaluations[step], "evaluated then"
+            assert metadata.evaluation.during_training
 
 
 def test_each_export_acts_as_the_run_did_at_its_step(exporting_run):

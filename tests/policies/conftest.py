@@ -30,7 +30,7 @@ def discrete_export(discrete_policy: ActorPolicy, tmp_path_factory: pytest.TempP
         "env_id": "gymserve/CartPole-v1",
         "algorithm": "dqn",
         "train_step": 1200,
-        "evaluation_return": 500.0,
+        "evaluation": {"average_return": 500.0, "episodes": 20, "seed": 1_000_000, "during_training": True},
     }
     export_policy(discrete_policy, out_dir, metadata=info)
     return out_dir

@@ -41,7 +41,9 @@ def test_export_command_writes_the_runs_policy(dqn_run, tmp_path, capsys):
     for backend in ("onnx", "tensorflow"):
         exported = load(tmp_path / "export", backend)
         assert (exported.metadata.algorithm, exported.metadata.train_step) == ("dqn", trained.train_step)
-        assert exported.metadata.evaluation_return == trained.evaluation_return
+        evaluation = exported.metadata.evaluation
+        assert (evaluation.average_return, evaluation.during_training) == (trained.evaluation_return, True)
+        assert (evaluation.episodes, evaluation.seed) == (trained.config.eval_episodes, 1_000_000)
         np.testing.assert_array_equal(exported.action(observations).action, expected)
 
 
@@ -69,7 +71,7 @@ def test_a_full_disk_fails_the_export_command_with_one_line_and_status_1(tmp_pat
 
     policy = ActorPolicy(mlp(4, 2, seed=1, hidden=8), CARTPOLE_OBSERVATIONS, gym.spaces.Discrete(2))
     trained = SimpleNamespace(
-        policy=policy, env_id="gymserve/CartPole-v1", algorithm="dqn", train_step=10, evaluation_return=None
+        policy=policy, env_id="gymserve/CartPole-v1", algorithm="dqn", train_step=10, evaluation=None
     )
     monkeypatch.setattr(gymserve.agents, "load_trained_policy", lambda run_dir, checkpoint: trained)
 

@@ -26,6 +26,7 @@ from gymserve.common.files import staged_folder
 from gymserve.policies import ActorPolicy, ExportError, PolicyLoadError, PolicyMetadata, export_policy, load
 from gymserve.policies import metadata as metadata_module
 from gymserve.policies.export import policy_export as export_module
+from gymserve.policies.metadata import PolicyEvaluation
 from gymserve.policies.repository import PolicyDirectory, repository_directories, scan_policy_directory
 
 
@@ -54,7 +55,10 @@ def test_policy_json_records_the_sha256_of_every_file(discrete_export):
 def test_policy_json_describes_the_policy(discrete_export, continuous_export):
     metadata = PolicyMetadata.model_validate_json((discrete_export / "policy.json").read_text())
     assert (metadata.env_id, metadata.algorithm, metadata.train_step) == ("gymserve/CartPole-v1", "dqn", 1200)
-    assert metadata.evaluation_return == 500.0
+    assert metadata.evaluation == PolicyEvaluation(
+        average_return=500.0, episodes=20, seed=1_000_000, during_training=True
+    )
+    assert "evaluation_return" not in json.loads((discrete_export / "policy.json").read_text())
     assert metadata.formats == ("savedmodel", "onnx")
     assert metadata.gymserve_version == gymserve.__version__
     assert metadata.observation_gym_space() == CARTPOLE_OBSERVATIONS
@@ -65,6 +69,23 @@ def test_policy_json_describes_the_policy(discrete_export, continuous_export):
     continuous = load(continuous_export).metadata
     assert continuous.action_gym_space() == MINITAUR_ACTIONS
     assert continuous.train_step is None
+
+
+def test_policy_json_of_the_older_format_with_evaluation_return_still_loads(discrete_export, tmp_path):
+    export = tmp_path / "old"
+    shutil.copytree(discrete_export, export)
+    current = json.loads((export / "policy.json").read_text())
+    del current["evaluation"]
+    separate = {"episodes": 20, "mode": "greedy", "seed": 0, "average_return": 13.2, "return_std": 3.5,
+                "average_episode_length": 928.8}  # fmt: skip
+    for old, expected in (
+        ({"evaluation_return": 480.0}, PolicyEvaluation(average_return=480.0, during_training=True)),
+        ({"evaluation_return": 15.1, "evaluation": separate}, PolicyEvaluation(**separate)),
+        ({"evaluation_return": None}, None),
+    ):
+        (export / "policy.json").write_text(json.dumps({**current, **old}))
+        for backend in ("onnx", "tensorflow"):
+            assert load(export, backend).metadata.evaluation == expected
 
 
 def test_export_refuses_an_existing_directory_unless_asked(discrete_policy, tmp_path):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gymserve.agents.training.config import TrainingConfig
+from gymserve.agents.training.runs import training_evaluation
 from gymserve.common.files import remove_folder, write_text_atomically
 from gymserve.policies.metadata import ExportError, TrainingInfo
 from gymserve.policies.repository import split_policy_path
@@ -47,6 +48,7 @@ class PeriodicExports:
         ledger: Path,
         training: TrainingInfo,
         step: int,
+        config: TrainingConfig,
     ):
         self.directory = directory.absolute()
         self.every = every
@@ -54,6 +56,7 @@ class PeriodicExports:
         self.ledger = ledger
         self.training = training  # env id and algorithm; the step and return are filled in per export
         self.last_step = step
+        self.config = config  # how the run evaluates: what an export's evaluation field says
 
     @classmethod
     def for_run(
@@ -64,9 +67,8 @@ class PeriodicExports:
             return None
         repository, name = split_policy_path(config.export_to)
         training = TrainingInfo(env_id=env_id, algorithm=algorithm)
-        return cls(
-            repository / name, config.export_every, config.export_keep, run_dir / LEDGER_FILE, training, step
-        )
+        ledger = run_dir / LEDGER_FILE
+        return cls(repository / name, config.export_every, config.export_keep, ledger, training, step, config)
 
     def after_steps(
         self, step: int, policy: ActorPolicy, evaluation_return: float | None = None
@@ -88,9 +90,8 @@ class PeriodicExports:
             return None
         from gymserve.policies.export.policy_export import export_policy
 
-        training = self.training.model_copy(
-            update={"train_step": step, "evaluation_return": evaluation_return}
-        )
+        evaluation = training_evaluation(self.config, evaluation_return)
+        training = self.training.model_copy(update={"train_step": step, "evaluation": evaluation})
         try:
             export_policy(policy, version, metadata=training)
         except Exception as error:  # a full disk or a converter failure must not end the training run

@@ -34,8 +34,10 @@ from gymserve.common.files import write_text_atomically
 if TYPE_CHECKING:
     from gymserve.agents.algorithm import Algorithm
     from gymserve.policies.actor_policy import ActorPolicy
+    from gymserve.policies.metadata import PolicyEvaluation
 
 RUN_FILE = "run.json"
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never start like training episodes
 
 
 class RunMismatchError(ValueError):
@@ -162,6 +164,26 @@ class TrainedPolicy:
     train_step: int
     evaluation_return: float | None  # greedy AverageReturn measured at that checkpoint
     config: TrainingConfig
+
+    @property
+    def evaluation(self) -> PolicyEvaluation | None:
+        """The run's greedy evaluation of this checkpoint, as an export's policy.json records it."""
+        return training_evaluation(self.config, self.evaluation_return)
+
+
+def training_evaluation(config: TrainingConfig, average_return: float | None) -> PolicyEvaluation | None:
+    """A greedy evaluation of a run with `config` (its `eval_episodes` episodes, from its seed plus
+    EVAL_SEED_OFFSET) that averaged `average_return`; None when there was none."""
+    from gymserve.policies.metadata import PolicyEvaluation
+
+    if average_return is None:
+        return None
+    return PolicyEvaluation(
+        average_return=average_return,
+        episodes=config.eval_episodes,
+        seed=config.seed + EVAL_SEED_OFFSET,
+        during_training=True,
+    )
 
 
 def load_trained_policy(run_dir: str | Path, checkpoint: str = "best") -> TrainedPolicy:

@@ -52,12 +52,17 @@ from gymserve.agents.training.env_runner import EnvRunner, FinishedEpisode
 from gymserve.agents.training.history import HISTORY_FILE, History
 from gymserve.agents.training.periodic_exports import PeriodicExports
 from gymserve.agents.training.preflight import check_budget, check_output_paths, gradient_steps
-from gymserve.agents.training.runs import RunInfo, build_algorithm, open_run_dir, run_config
+from gymserve.agents.training.runs import (
+    EVAL_SEED_OFFSET,
+    RunInfo,
+    build_algorithm,
+    open_run_dir,
+    run_config,
+)
 
 if TYPE_CHECKING:
     from gymserve.agents.distributed.cluster import DistributedConfig
 
-EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never start like training episodes
 STOP_REQUESTED = "requested"  # the stop reason when `on_evaluation` returned True
 INTERRUPTED = "interrupted"  # the stop reason after SIGINT or SIGTERM
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
