@@ -38,7 +38,7 @@ def first_update_step(algorithm: str, config: TrainingConfig) -> int | None:
     the first multiple of `train_freq * num_envs` with `learning_starts` transitions stored
     (one per env step). None where every iteration updates (on-policy) or where no step ever
     will (a replay smaller than `learning_starts`: `never_updates`)."""
-    if REGISTRY[algorithm].family != "off-policy" or never_updates(algorithm, config):
+    if not _on_replay(algorithm, config) or never_updates(algorithm, config):
         return None
     steps_per_iteration = config.train_freq * config.num_envs
     needed = max(config.learning_starts, 1)
@@ -48,10 +48,18 @@ def first_update_step(algorithm: str, config: TrainingConfig) -> int | None:
 def never_updates(algorithm: str, config: TrainingConfig) -> bool:
     """Whether the replay cannot hold `learning_starts` transitions (it keeps `buffer_size //
     num_envs` steps of every env), so no gradient step is ever taken."""
-    if REGISTRY[algorithm].family != "off-policy":
+    if not _on_replay(algorithm, config):
         return False
     capacity = config.buffer_size // config.num_envs * config.num_envs
     return capacity < max(config.learning_starts, 1)
+
+
+def _on_replay(algorithm: str, config: TrainingConfig) -> bool:
+    """Whether the algorithm learns from a replay that must first hold `learning_starts`
+    transitions: the off-policy skeleton's config (an off-policy algorithm of one's own may
+    have another)."""
+    replay_fields = ("learning_starts", "train_freq", "buffer_size")
+    return REGISTRY[algorithm].family == "off-policy" and all(hasattr(config, name) for name in replay_fields)
 
 
 def check_budget(info: RunInfo) -> None:
