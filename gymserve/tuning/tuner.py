@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gymserve.agents.training.config import TrainingConfig, resolve_config, validate_config
+from gymserve.agents.training.preflight import OutputPathError, check_creatable_folder
 from gymserve.agents.training.registry import algorithm_class
 from gymserve.agents.training.runs import environment_spaces
 from gymserve.common.extras import require
@@ -108,6 +109,10 @@ def tune(
         raise TuningError(f"last_evaluations must be at least 1, got {last_evaluations}")
     if pruner not in PRUNERS:
         raise TuningError(f"unknown pruner {pruner!r}; expected one of: {', '.join(PRUNERS)}")
+    try:
+        check_creatable_folder(Path(out), "study folder")
+    except OutputPathError as error:
+        raise TuningError(str(error)) from None
     config_class = algorithm_class(algorithm).config_class
     environment_spaces(env_id)  # an unknown env fails here, not in every trial
     overrides: dict[str, Any] = {"seed": seed, "target_reward": target_reward}

@@ -249,6 +249,18 @@ def test_bad_input_is_reported_before_any_trial(tmp_path, capsys, space, flags, 
     assert not (tmp_path / "out" / "trials").exists()
 
 
+def test_a_study_folder_under_a_file_is_refused_before_any_trial(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    argv = tune_argv(tmp_path, "--trials", "1")
+    argv[argv.index("--out") + 1] = str(tmp_path / "file" / "study")
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert (
+        error == f"gymserve tune: error: study folder {tmp_path / 'file' / 'study'} cannot be created: "
+        f"{tmp_path / 'file'} is a file, not a folder\n"
+    )
+
+
 def test_tune_without_optuna_says_how_to_install_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     assert main(tune_argv(tmp_path, "--trials", "1")) == 1

@@ -4,8 +4,8 @@
   once its replay holds `learning_starts` transitions, so `max_steps` below that (or a replay
   smaller than it) exports the initial network. On-policy algorithms end every iteration with an
   update, and an iteration always runs to its end, so any budget reaches one.
-- Output folders that cannot be created: a run directory or an export repository under a file
-  or an unwritable folder.
+- Output folders that cannot be created: a run directory, an export repository or a study's
+  folder under a file or an unwritable folder.
 
     check_budget(info)              # a warning on the log, naming the fields and the fix
     check_output_paths(run_dir, config)  # OutputPathError before anything is built
@@ -99,14 +99,14 @@ def gradient_steps(algorithm: Algorithm) -> int:
 
 def check_output_paths(run_dir: str | Path, config: TrainingConfig) -> None:
     """Raise OutputPathError if the run directory or the export repository cannot be made."""
-    _check_creatable(Path(run_dir), "run directory")
+    check_creatable_folder(Path(run_dir), "run directory")
     if config.export_to is not None:
-        _check_creatable(Path(config.export_to), "--export-to")
+        check_creatable_folder(Path(config.export_to), "--export-to")
 
 
-def _check_creatable(path: Path, what: str) -> None:
-    """A folder that exists and is writable, or whose nearest existing ancestor is a writable
-    folder."""
+def check_creatable_folder(path: Path, what: str) -> None:
+    """Raise OutputPathError unless `path` is a writable folder or can be made one (its nearest
+    existing ancestor is a writable folder); `what` names it in the message."""
     if path.exists():
         if not path.is_dir():
             raise OutputPathError(f"{what} {path} is a file, not a folder; give a folder path")
