@@ -30,11 +30,11 @@ from gymserve.agents.training.config import (
 )
 from gymserve.agents.training.registry import algorithm_class
 from gymserve.common.files import write_text_atomically
+from gymserve.policies.metadata import PolicyEvaluation
 
 if TYPE_CHECKING:
     from gymserve.agents.algorithm import Algorithm
     from gymserve.policies.actor_policy import ActorPolicy
-    from gymserve.policies.metadata import PolicyEvaluation
 
 RUN_FILE = "run.json"
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never start like training episodes
@@ -174,8 +174,6 @@ class TrainedPolicy:
 def training_evaluation(config: TrainingConfig, average_return: float | None) -> PolicyEvaluation | None:
     """A greedy evaluation of a run with `config` (its `eval_episodes` episodes, from its seed plus
     EVAL_SEED_OFFSET) that averaged `average_return`; None when there was none."""
-    from gymserve.policies.metadata import PolicyEvaluation
-
     if average_return is None:
         return None
     return PolicyEvaluation(
