@@ -82,7 +82,8 @@ def test_train_says_where_exports_went_and_that_a_finished_run_trains_nothing(tm
     repository = tmp_path / "exports"
     argv = train_argv(tmp_path, 100, "--export-every", "50", "--export-to", str(repository / "cartpole"))
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert f"exporting the policy at step 50 to {repository / 'cartpole' / '50'}" in err
     assert f"exports: {repository / 'cartpole'} versions 50, 100; " in out
     assert f"gymserve serve --repository {repository} serves them" in out
     assert sorted(path.name for path in (repository / "cartpole").iterdir()) == ["100", "50", "config.pbtxt"]

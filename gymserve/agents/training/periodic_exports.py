@@ -90,6 +90,8 @@ class PeriodicExports:
             return None
         from gymserve.policies.export.policy_export import export_policy
 
+        # A SavedModel and an ONNX conversion take seconds: say why training pauses.
+        logger.info("exporting the policy at step %d to %s", step, version)
         evaluation = training_evaluation(self.config, evaluation_return)
         training = self.training.model_copy(update={"train_step": step, "evaluation": evaluation})
         try:
