@@ -79,8 +79,10 @@ def run(args: argparse.Namespace) -> int | None:
     training_log = logging.getLogger("gymserve.agents.training")  # resume and interrupt notices
     notices = logging.StreamHandler(sys.stderr)
     training_log.addHandler(notices)
-    level = training_log.level
+    level, propagate = training_log.level, training_log.propagate
     training_log.setLevel(logging.INFO)
+    # Not to the root logger too: the ONNX converter gives it a handler of its own at the first export.
+    training_log.propagate = False
     try:
         result = train(
             args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet, distributed=distributed
@@ -96,6 +98,7 @@ def run(args: argparse.Namespace) -> int | None:
     finally:
         training_log.removeHandler(notices)
         training_log.setLevel(level)
+        training_log.propagate = propagate
     state = result.state
     if result.started_at_step > 0 and state.total_steps == result.started_at_step:
         print(
