@@ -109,7 +109,10 @@ def run(args: argparse.Namespace) -> int | None:
         )
     print(f"stopped at step {state.total_steps} ({result.stop_reason}) after {state.wall_time:.1f} s")
     if result.gradient_steps == 0 and result.interrupt_signal is None:
-        print("no gradient step was taken: the policy is untrained (see the warning above)")
+        print(
+            "no gradient step was taken: the policy is untrained (learning starts once the replay holds "
+            "learning_starts transitions)"
+        )
     if state.evaluation_return is not None:
         best = f"{state.best_evaluation_return:.2f} at step {state.best_evaluation_step}"
         print(f"AverageReturn {state.evaluation_return:.2f}; best {best}")
