@@ -2,8 +2,9 @@
 
 - A budget that ends the run before its first gradient step: an off-policy algorithm learns only
   once its replay holds `learning_starts` transitions, so `max_steps` below that (or a replay
-  smaller than it) leaves the initial network, which an export would then serve. On-policy algorithms end every iteration with an
-  update, and an iteration always runs to its end, so any budget reaches one.
+  smaller than it) leaves the initial network, which an export would then serve. On-policy
+  algorithms end every iteration with an update, and an iteration always runs to its end, so any
+  budget reaches one.
 - Output folders that cannot be created: a run directory, an export repository or a study's
   folder under a file or an unwritable folder.
 
