@@ -23,6 +23,7 @@ DESCRIPTION = (
     "the config fields that differ from the algorithm's defaults are printed; RUN_DIR/run.json keeps them "
     "all."
 )
+TRAINING_LOGGER = "gymserve.agents.training"
 EPILOG = (
     "Hyperparameters: `gymserve config ALGORITHM --env ID` lists every field with its value, where the "
     "value comes from and what it does; set them in a --config file."
@@ -76,13 +77,14 @@ def run(args: argparse.Namespace) -> int | None:
     print(f"{args.algorithm} on {args.env}, config:")
     print(_changed_fields(resolved))
     print(f"(the others are at their defaults: gymserve config {args.algorithm} --env {args.env} lists all)")
-    training_log = logging.getLogger("gymserve.agents.training")  # resume and interrupt notices
+    training_log = logging.getLogger(TRAINING_LOGGER)
     notices = logging.StreamHandler(sys.stderr)
-    training_log.addHandler(notices)
-    level, propagate = training_log.level, training_log.propagate
+    notices.addFilter(_is_notice)
+    # On the root logger: absl, logging during the first export, calls logging.basicConfig, which would
+    # add a second stderr handler (every later notice printed twice) to a root logger without one.
+    logging.root.addHandler(notices)
+    level = training_log.level
     training_log.setLevel(logging.INFO)
-    # Not to the root logger too: the ONNX converter gives it a handler of its own at the first export.
-    training_log.propagate = False
     try:
         result = train(
             args.algorithm, args.env, args.out, resolved, progress_bar=not args.quiet, distributed=distributed
@@ -96,9 +98,8 @@ def run(args: argparse.Namespace) -> int | None:
     ) as error:
         raise CommandError(str(error)) from None
     finally:
-        training_log.removeHandler(notices)
+        logging.root.removeHandler(notices)
         training_log.setLevel(level)
-        training_log.propagate = propagate
     state = result.state
     if result.started_at_step > 0 and state.total_steps == result.started_at_step:
         print(
@@ -122,6 +123,11 @@ def run(args: argparse.Namespace) -> int | None:
         print("checkpoint saved: rerun the same command to resume")
         return 128 + result.interrupt_signal
     return None
+
+
+def _is_notice(record: logging.LogRecord) -> bool:
+    """The training loop's notices (resume, exports, interrupts), and any library's warnings."""
+    return record.levelno >= logging.WARNING or record.name.startswith(TRAINING_LOGGER)
 
 
 def _print_exports(run_dir: Path, resolved: ResolvedConfig) -> None:
