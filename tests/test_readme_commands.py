@@ -5,7 +5,8 @@ in one temporary folder, so a command finds what the commands above it made (run
 exports, config files) and nothing else. `gymserve` commands run in this process through
 `gymserve.cli.main` (TensorFlow loads once), except `gymserve serve`, which starts in the
 background, is waited for, and is stopped at the end of its block, so the lines after it in the
-block (`query`, `play --remote`, `curl`) talk to it. Each must exit with status 0.
+block (`query`, `play --remote`, `curl`) talk to it. Each must exit with status 0, a server must
+load a policy, and a `train` must train (not find a finished run of an earlier section).
 
 Budgets are cut by rewriting the command (`tiny`), never by a switch in gymserve:
 - `--max-steps N` becomes TINY_STEPS, and `train` without it gets it; `--episodes N` becomes
@@ -183,6 +184,10 @@ class Server:
     def _started(self) -> bool:
         return any('"server_started"' in line for line in self.log.read_text().splitlines())
 
+    def loaded(self) -> bool:
+        """Whether a policy loaded: a repository the README's commands left empty serves nothing."""
+        return '"policy_loaded"' in self.log.read_text()
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         assert self.process.wait(timeout=60) == 0, self.log.read_text()[-3000:]
@@ -220,9 +225,12 @@ def test_the_readme_shell_sections_run_top_to_bottom_in_a_fresh_folder(tmp_path,
             argv = tiny(shlex.split(command), ports)
             if argv[0] == "serve":
                 servers.append(Server(argv, tmp_path / f"server-{len(ran)}.log"))
+                assert servers[-1].loaded(), (line.text, servers[-1].log.read_text()[-3000:])
             else:
                 status = main(argv)
-                assert status == 0, (line.text, argv, capsys.readouterr())
+                output = capsys.readouterr()
+                assert status == 0, (line.text, argv, output)
+                assert "nothing was trained" not in output.err, ("a run the README made before", line.text)
         ran.append(line.text)
     for server in servers:
         server.stop()
