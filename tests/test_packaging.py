@@ -1,5 +1,6 @@
 """A wheel built from the source distribution, as pip builds one, ships the protocol, the type
-marker and the license; pyproject's extras install every optional module extras.py names."""
+marker, the license and the HTTP port's page; pyproject's extras install every optional module
+extras.py names."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from gymserve.common.extras import EXTRA_OF_MODULE
 from tools.generate_protos import PROTO_ROOT, PROTOS, SOURCE_ROOT, generated_files
+
+PAGE_FILES = "gymserve/serving/apis/browser_page/static"  # the HTTP port's page
 
 
 def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modules(tmp_path: Path):
@@ -42,6 +45,10 @@ def test_a_wheel_built_from_the_sdist_ships_each_proto_beside_its_generated_modu
             assert archive.read(beside_modules) == (PROTO_ROOT / proto_file).read_bytes()
             for name in modules:
                 assert archive.read(name) == (SOURCE_ROOT / name).read_bytes()
+        page_files = sorted((SOURCE_ROOT / PAGE_FILES).iterdir())
+        assert {path.suffix for path in page_files} == {".html", ".js", ".css"}
+        for path in page_files:
+            assert archive.read(f"{PAGE_FILES}/{path.name}") == path.read_bytes()
 
 
 def test_each_optional_module_maps_to_an_extra_that_installs_its_distribution():

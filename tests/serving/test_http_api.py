@@ -523,7 +523,13 @@ BAD_REQUESTS = [
         503,
         "policy 'broken' has no version that loaded (version 1: PolicyLoadError: policy.json is truncated)",
     ),
-    ("GET", "/v3/anything", None, 404, "no route for /v3/anything; see /v1/models/NAME and /v2/models/NAME"),
+    (
+        "GET",
+        "/v3/anything",
+        None,
+        404,
+        "no route for /v3/anything; see /v1/models/NAME, /v2/models/NAME and the page at /",
+    ),
     ("GET", "/v2/models/linear/infer", None, 405, "GET is not allowed here; use POST"),
     (
         "POST",

@@ -10,6 +10,8 @@ tf_serving/         TensorFlow Serving: `PredictionService` over gRPC (grpc_prot
                     first call, skipped without tensorflow-serving-api) and REST (rest_protocol.py)
 open_inference/     the Open Inference Protocol (KServe v2, Triton) over gRPC (grpc_protocol.py) and
                     REST (rest_protocol.py), one semantics for both (core.py)
+browser_page/       a page on the HTTP port: the policies, their traffic and a CartPole game played
+                    by a served policy (protocol.py, and the page's files in static/)
 inference/          the modules generated from protos/inference/grpc_service.proto
 
 Entries are "module:attribute" strings, so importing this package imports no protocol, and a
@@ -26,4 +28,5 @@ PROTOCOLS = [
 HTTP_PROTOCOLS = [
     "gymserve.serving.apis.tf_serving.rest_protocol:PROTOCOL",
     "gymserve.serving.apis.open_inference.rest_protocol:PROTOCOL",
+    "gymserve.serving.apis.browser_page.protocol:PROTOCOL",
 ]

@@ -6,7 +6,8 @@ protocols have a registry of their own, `gymserve.serving.apis.HTTP_PROTOCOLS`, 
 same `load_protocols`. A route's handler takes the path's named groups and the decoded JSON
 body and returns the JSON answer; a route that takes `binary` bodies gets and may answer
 `JsonWithBytes` instead (a JSON header followed by raw bytes, its length in
-`JSON_LENGTH_HEADER`: the Open Inference Protocol's binary tensor data). A handler raises
+`JSON_LENGTH_HEADER`: the Open Inference Protocol's binary tensor data); a handler answering a
+`PageFile` serves one of the package's own files (the page in the browser). A handler raises
 `RequestError` (whose gRPC code becomes the HTTP status), `HttpError`, or `ValueError` (400).
 Handlers know nothing of the HTTP stack, which does the routing, the bearer token, body
 limits, JSON coding and metrics (`gymserve.serving.server.http_server`).
@@ -34,6 +35,14 @@ class JsonWithBytes:
 
     document: Json
     data: bytes | memoryview = b""
+
+
+@dataclass(frozen=True)
+class PageFile:
+    """A file of the package answered as it is (HTML, JavaScript, CSS), never a path a client names."""
+
+    body: bytes
+    content_type: str  # "text/html", "text/javascript", "text/css"
 
 
 class HttpError(Exception):

@@ -7,6 +7,8 @@ are JSON (orjson), or JSON then raw bytes on routes that take them (`JsonWithByt
 body over `max_message_bytes` is refused with 413 before it is read.
 Every other route needs `Authorization: Bearer <token>` when a token is configured (the
 same token as gRPC, compared in constant time); TLS uses the gRPC port's certificate and key.
+The page's files (`PageFile`) go out with headers that keep a browser from running anything
+but them: no inline script, nothing from another origin, no guessing of content types.
 Errors answer {"error": message} with the status their gRPC code maps to (`HTTP_STATUS`),
 never a traceback. Every request is counted per route, method and status.
 """
@@ -32,6 +34,7 @@ from gymserve.serving.apis.http_protocol import (
     HttpRoute,
     Json,
     JsonWithBytes,
+    PageFile,
 )
 from gymserve.serving.server.auth import authorization_problem
 from gymserve.serving.server.echo import capped, echo
@@ -50,6 +53,14 @@ HTTP_STATUS = {
     grpc.StatusCode.FAILED_PRECONDITION: 503,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",  # a server upgraded in place serves its new page at the next load
 }
 UNMATCHED_ROUTE = "unmatched"  # the metrics label of paths no route matches
 _STOP_SECONDS = 5.0
@@ -127,6 +138,10 @@ class HttpServer:
         except Exception as error:
             status, answer = self._error(request, route_name, error)
         self._metrics.observe_http(route_name, request.method, status, time.perf_counter() - begin)
+        if isinstance(answer, PageFile):
+            return web.Response(
+                body=answer.body, content_type=answer.content_type, charset="utf-8", headers=PAGE_HEADERS
+            )
         if isinstance(answer, JsonWithBytes):
             document = orjson.dumps(answer.document)
             return web.Response(
@@ -149,7 +164,9 @@ class HttpServer:
             allowed.append(route.method)
         if allowed:
             raise HttpError(405, f"{request.method} is not allowed here; use {', '.join(allowed)}")
-        raise HttpError(404, f"no route for {capped(path, 256)}; see /v1/models/NAME and /v2/models/NAME")
+        raise HttpError(
+            404, f"no route for {capped(path, 256)}; see /v1/models/NAME, /v2/models/NAME and the page at /"
+        )
 
     def _authenticate(self, request: web.Request) -> None:
         if self._expected is None:
