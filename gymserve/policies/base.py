@@ -181,8 +181,10 @@ class Policy(abc.ABC):
         else:
             observations, batched = self._check_observation(observation)
         state = self._check_state(state, len(observations))
-        if step_type is not None and state:
-            state = self._restart_rows(state, _first_rows(step_type, len(observations)))
+        if step_type is not None:
+            first = _first_rows(step_type, len(observations))
+            if state:
+                state = self._restart_rows(state, first)
         return observations, batched, state
 
     def _restart_rows(self, state: PolicyState, first: np.ndarray) -> PolicyState:

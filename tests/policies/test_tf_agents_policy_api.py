@@ -88,9 +88,7 @@ def test_a_gaussian_network_samples_a_normal_and_clips_the_samples():
 
 
 def test_clip_false_is_refused_by_export_and_by_squashed_actors(tmp_path):
-    policy = ActorPolicy(
-        linear_network(1.0), OBSERVATIONS, ACTIONS, distribution="deterministic", clip=False
-    )
+    policy = ActorPolicy(linear_network(1.0), OBSERVATIONS, ACTIONS, distribution="deterministic", clip=False)
     with pytest.raises(ValueError, match="an ActorPolicy with clip=False is not exported"):
         export_policy(policy, tmp_path / "export")
     assert not (tmp_path / "export").exists()
