@@ -117,12 +117,18 @@ class Policy(abc.ABC):
 
     @property
     def info_spec(self) -> Mapping[str, Any]:
-        """The keys `PolicyStep.info` holds, each with what it is (nothing unless asked for)."""
-        spec = {}
+        """What `PolicyStep.info` holds for one observation, as (shape, dtype) pairs: nothing unless
+        asked for; the parameters are read from the distribution of a zero observation."""
+        spec: dict[str, Any] = {}
         if self.emit_log_probability:
             spec[LOG_PROBABILITY] = ((), np.dtype(np.float64))
         if self.emit_distribution_parameters:
-            spec[DIST_PARAMS] = "the action distribution's parameters(), one row per observation"
+            shape = (0,) if self._observation_space is None else self._observation_space.shape
+            probe = self._distribution(np.zeros((1, *shape), np.float32), self.get_initial_state(1))
+            spec[DIST_PARAMS] = {
+                name: (np.shape(value)[1:], np.asarray(value).dtype)
+                for name, value in probe.parameters().items()
+            }
         return MappingProxyType(spec)
 
     def get_initial_state(self, batch_size: int | None = None) -> PolicyState:

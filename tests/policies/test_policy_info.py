@@ -74,6 +74,8 @@ def test_a_single_observation_gets_unbatched_info():
     batched = policy.action(observations).info
     single = policy.action(observations[0]).info
     assert single["dist_params"]["loc"].shape == (2,)
+    spec = {"loc": ((2,), np.dtype(np.float32)), "scale": ((2,), np.dtype(np.float32))}
+    assert dict(policy.info_spec) == {"dist_params": spec}
     np.testing.assert_array_equal(single["dist_params"]["loc"], batched["dist_params"]["loc"][0])
 
 
