@@ -51,8 +51,10 @@ class TimeStep(NamedTuple):
 
 def is_time_step(value: Any) -> bool:
     """A TimeStep, or any named tuple shaped like one (TF-Agents' own, for instance)."""
+    if not isinstance(value, tuple):  # the usual case, an array: decided without an attribute lookup
+        return False
     fields = getattr(value, "_fields", ())
-    return isinstance(value, tuple) and "step_type" in fields and "observation" in fields
+    return "step_type" in fields and "observation" in fields
 
 
 def time_step_spec(observation_spec: Any = None, reward_spec: Any = None) -> TimeStep:
