@@ -13,11 +13,14 @@ def python_blocks(text: str) -> list[str]:
 
 def test_every_snippet_of_the_page_runs(capsys):
     blocks = python_blocks(PAGE.read_text(encoding="utf-8"))
-    assert len(blocks) == 15
+    assert len(blocks) == 20
     namespace: dict = {}
     for number, block in enumerate(blocks, start=1):
         exec(compile(block, f"{PAGE.name} block {number}", "exec"), namespace)
-    assert "the script is exhausted" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "the script is exhausted" in printed
+    assert "Deterministic(batch_size=2, loc=[[" in printed and "Normal(batch_size=2, loc=[[" in printed
+    assert "a RandomPolicy is not exported: it has no network to save; exported policies are" in printed
 
 
 def test_the_readme_links_the_page():

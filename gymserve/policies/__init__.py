@@ -4,8 +4,9 @@ Nothing here imports serving code. Importing this package does not import Tensor
 onnxruntime: the names that need them (`ActorPolicy`, `export_policy`, `convert_export`) are
 loaded on first use.
 
-base.py, wrappers.py, noise_wrappers.py, random_policy.py, scripted_policy.py   the Policy interface
-                    and the policies and wrappers built on it; actor_policy.py: a Keras network's
+base.py, wrappers.py, noise_wrappers.py, random_policy.py, scripted_policy.py, mixture_policy.py
+                    the Policy interface and the policies and wrappers built on it;
+                    actor_policy.py: a Keras network's; time_step.py: TF-Agents' TimeStep
 distributions/      one module per action distribution kind, numpy and TensorFlow forms
 export/             writing an export: SavedModel, ONNX, LiteRT, policy.json, Triton's config
 loading.py          loading an export back, on one of the runtimes in backends/
@@ -29,9 +30,11 @@ from gymserve.policies.distributions import (
 )
 from gymserve.policies.loading import LoadedPolicy, load
 from gymserve.policies.metadata import ExportError, PolicyLoadError, PolicyMetadata, TrainingInfo
+from gymserve.policies.mixture_policy import MixturePolicy
 from gymserve.policies.noise_wrappers import GaussianPolicy, OUNoisePolicy
 from gymserve.policies.random_policy import RandomPolicy
 from gymserve.policies.scripted_policy import ScriptedPolicy
+from gymserve.policies.time_step import StepType, TimeStep
 from gymserve.policies.wrappers import EpsilonGreedyPolicy, GreedyPolicy, StochasticPolicy
 
 # Names whose modules import TensorFlow, resolved by `__getattr__` when first used; they stay out
@@ -52,6 +55,7 @@ __all__ = [
     "GaussianPolicy",
     "GreedyPolicy",
     "LoadedPolicy",
+    "MixturePolicy",
     "Normal",
     "OUNoisePolicy",
     "Policy",
@@ -61,7 +65,9 @@ __all__ = [
     "RandomPolicy",
     "ScriptedPolicy",
     "SquashedGaussian",
+    "StepType",
     "StochasticPolicy",
+    "TimeStep",
     "TrainingInfo",
     "Uniform",
     "load",

@@ -1,14 +1,16 @@
 """A policy whose action distribution comes from a Keras network.
 
-The network takes a float32 batch of raw observations (any normalization is a layer inside it),
-or, for a recurrent policy, `[observations, state_0, state_1, ...]` (state parts float32
-`(batch, units)`) and returns `[outputs, next state_0, next state_1, ...]`. The outputs are
+The network (functional, Sequential or a subclassed `keras.Model`) takes a float32 batch of raw
+observations (any normalization is a layer inside it), or, for a recurrent policy,
+`[observations, state_0, state_1, ...]` (state parts float32 `(batch, units)`) and returns
+`[outputs, next state_0, next state_1, ...]` (a recurrent network declares these inputs, so it is
+functional; a subclassed network is called as feed-forward). The outputs are
 what `distributions.distribution_from_outputs` expects: logits (or DQN Q-values) for a
 Discrete action space, `[pre-squash mean | log_std]` for a Box action space, or, with
 `distribution="noisy_deterministic"`, `[pre-squash action | exploration noise std]`. As in
 TF-Agents, a network may also output the action itself (`distribution="deterministic"`) or an
 unsquashed Normal (`"gaussian"`, `[mean | log_std]`); these two fit unbounded Box spaces, are
-clipped to the bounds unless `clip=False`, and are not exported.
+clipped to the bounds unless `clip=False`, and are exported unless `clip=False`.
 
 Acting calls the network once per environment step with a handful of observations, so the
 forward pass is traced once into a concrete TensorFlow function with a `[None, *obs_shape]`
@@ -57,10 +59,21 @@ class ActorPolicy(Policy):
         distribution: ActorDistributionKind | None = None,
         clip: bool = True,
         forward: Callable[[np.ndarray], np.ndarray] | None = None,
+        *,
+        emit_log_probability: bool = False,
+        emit_distribution_parameters: bool = False,
     ):
         """`clip=False` lets "deterministic" and "gaussian" actions leave the Box bounds; `forward`
         (observations -> outputs, feed-forward networks only) replaces the traced network call."""
-        super().__init__(observation_space, action_space, seed)
+        super().__init__(
+            observation_space,
+            action_space,
+            seed,
+            emit_log_probability=emit_log_probability,
+            emit_distribution_parameters=emit_distribution_parameters,
+        )
+        if self.observation_space is None:
+            raise TypeError("an ActorPolicy needs the observation space its network takes")
         bounded = isinstance(action_space, gym.spaces.Box) and action_space.is_bounded("both")
         kind = distribution or default_distribution_kind(action_space)
         if isinstance(action_space, gym.spaces.Discrete):
@@ -77,7 +90,7 @@ class ActorPolicy(Policy):
         self._distribution_kind: ActorDistributionKind = kind
         self._clip_actions = clip
         self._network = network
-        self._state_spec = recurrent_state_spec(tuple(int(part.shape[-1]) for part in network.inputs[1:]))
+        self._state_spec = recurrent_state_spec(state_units(network, self.observation_space.shape))
         if forward is not None:
             if self._state_spec:
                 raise ValueError("a numpy forward function needs a feed-forward network, not a recurrent one")
@@ -94,6 +107,11 @@ class ActorPolicy(Policy):
     @property
     def network(self) -> keras.Model:
         return self._network
+
+    @property
+    def clips_actions(self) -> bool:
+        """False when built with clip=False: actions may leave the Box bounds."""
+        return self._clip_actions
 
     @property
     def distribution_kind(self) -> ActorDistributionKind:
@@ -135,6 +153,21 @@ class ActorPolicy(Policy):
         if self._clip_actions:
             return super()._clip(actions)
         return actions.astype(self.action_space.dtype, copy=False)
+
+
+def state_units(network: keras.Model, observation_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The size of each state part a network takes beside observations: () for a feed-forward one.
+
+    Functional networks declare their inputs; a Sequential one declares them once built, so it is
+    built here; a subclassed network declares none and is called as feed-forward.
+    """
+    if isinstance(network, keras.Sequential) and not network.built:
+        network.build((None, *observation_shape))
+    try:
+        inputs = network.inputs
+    except AttributeError:  # a subclassed model, or a Sequential model that cannot be built
+        return ()
+    return tuple(int(part.shape[-1]) for part in inputs[1:])
 
 
 _BOX_KINDS: tuple[ActorDistributionKind, ...] = ("squashed_gaussian", "noisy_deterministic")

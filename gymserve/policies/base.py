@@ -10,6 +10,11 @@
 dimension when given a single observation, dispatches on the mode and clips to the action
 bounds; subclasses implement only `_distribution` (and `_action` when they do not act from a
 distribution). Policies never import serving code.
+
+Wherever a policy takes an observation it also takes a TF-Agents-shaped `TimeStep` (time_step.py).
+A policy built with `emit_log_probability` or `emit_distribution_parameters` fills
+`PolicyStep.info` with `"log_probability"` (of the action drawn, before epsilon exploration and
+clipping) or `"dist_params"` (the distribution's `parameters()`), as TF-Agents' policies do.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ import numpy as np
 
 from gymserve.policies.distributions import Distribution
 from gymserve.policies.small_arrays import all_finite, within_bounds
+from gymserve.policies.time_step import StepType, TimeStep, is_time_step, time_step_spec
+
+LOG_PROBABILITY = "log_probability"
+DIST_PARAMS = "dist_params"
 
 PolicyState = tuple[np.ndarray, ...]
 
@@ -47,12 +56,25 @@ class PolicyStep(NamedTuple):
 
 
 class Policy(abc.ABC):
-    """Maps observations to actions for one observation space and one action space."""
+    """Maps observations to actions for one observation space and one action space.
+
+    `observation_space=None` (or a `time_step_spec` whose observation is None) makes a policy that
+    ignores its observations, such as a random or scripted one: a plain observation then counts as
+    one, and a `TimeStep`'s `step_type` shape is the batch.
+    """
 
     def __init__(
-        self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, seed: int | None = None
+        self,
+        observation_space: gym.spaces.Space | TimeStep | None,
+        action_space: gym.spaces.Space,
+        seed: int | None = None,
+        *,
+        emit_log_probability: bool = False,
+        emit_distribution_parameters: bool = False,
     ):
-        if not isinstance(observation_space, gym.spaces.Box):
+        if isinstance(observation_space, TimeStep):
+            observation_space = observation_space.observation
+        if observation_space is not None and not isinstance(observation_space, gym.spaces.Box):
             raise TypeError(f"policies take Box observation spaces, got {observation_space}")
         if not isinstance(action_space, gym.spaces.Box | gym.spaces.Discrete):
             raise TypeError(f"policies act in Box or Discrete action spaces, got {action_space}")
@@ -61,9 +83,12 @@ class Policy(abc.ABC):
         if isinstance(action_space, gym.spaces.Box):
             self._action_bounds = (action_space.low.ravel().tolist(), action_space.high.ravel().tolist())
         self._rng = np.random.default_rng(seed)
+        self.emit_log_probability = bool(emit_log_probability)
+        self.emit_distribution_parameters = bool(emit_distribution_parameters)
 
     @property
-    def observation_space(self) -> gym.spaces.Box:
+    def observation_space(self) -> gym.spaces.Box | None:
+        """None for a policy that ignores its observations."""
         return self._observation_space
 
     @property
@@ -71,9 +96,14 @@ class Policy(abc.ABC):
         return self._action_space
 
     @property
-    def observation_spec(self) -> gym.spaces.Box:
+    def observation_spec(self) -> gym.spaces.Box | None:
         """TF-Agents' name for the observation space."""
         return self._observation_space
+
+    @property
+    def time_step_spec(self) -> TimeStep:
+        """The spec of the `TimeStep`s this policy takes (time_step.time_step_spec)."""
+        return time_step_spec(self._observation_space)
 
     @property
     def action_spec(self) -> gym.spaces.Box | gym.spaces.Discrete:
@@ -87,8 +117,19 @@ class Policy(abc.ABC):
 
     @property
     def info_spec(self) -> Mapping[str, Any]:
-        """What `PolicyStep.info` holds: nothing, for every gymserve policy."""
-        return MappingProxyType({})
+        """What `PolicyStep.info` holds for one observation, as (shape, dtype) pairs: nothing unless
+        asked for; the parameters are read from the distribution of a zero observation."""
+        spec: dict[str, Any] = {}
+        if self.emit_log_probability:
+            spec[LOG_PROBABILITY] = ((), np.dtype(np.float64))
+        if self.emit_distribution_parameters:
+            shape = (0,) if self._observation_space is None else self._observation_space.shape
+            probe = self._distribution(np.zeros((1, *shape), np.float32), self.get_initial_state(1))
+            spec[DIST_PARAMS] = {
+                name: (np.shape(value)[1:], np.asarray(value).dtype)
+                for name, value in probe.parameters().items()
+            }
+        return MappingProxyType(spec)
 
     def get_initial_state(self, batch_size: int | None = None) -> PolicyState:
         """The state to pass with the first observation of an episode; stateless policies use ()."""
@@ -112,25 +153,74 @@ class Policy(abc.ABC):
         it the policy's own generator (seeded at construction) is used. `epsilon` is required
         in epsilon-greedy mode and is the probability of a uniformly random action.
         """
-        observations, batched = self._check_observation(observation)
+        observations, batched, state = self._check_input(observation, state)
         mode = _parse_mode(mode)
         if mode is ActionMode.EPSILON_GREEDY:
             epsilon = _check_epsilon(epsilon)
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        state = self._check_state(state, len(observations))
+        # Before acting: acting may advance what the distribution depends on (noise, a script).
+        distribution = self._distribution(observations, state) if self._emits_info() else None
         step = self._action(observations, state, mode, rng)
         actions = step.action
+        info = step.info if distribution is None else self._info(distribution, actions, step.info)
         if mode is ActionMode.EPSILON_GREEDY:
             actions = self._mix_with_random(actions, epsilon, rng)
         actions = self._clip(actions)
         if not batched:
             actions = actions[0]
-        return PolicyStep(actions, step.state, step.info)
+            info = _first_row(info)
+        return PolicyStep(actions, step.state, info)
 
     def distribution(self, observation: Any, state: PolicyState = ()) -> Distribution:
         """The action distribution for a batch of observations (a single one is batched)."""
-        observations, _ = self._check_observation(observation)
-        return self._distribution(observations, self._check_state(state, len(observations)))
+        observations, _, state = self._check_input(observation, state)
+        return self._distribution(observations, state)
+
+    def _check_input(self, observation: Any, state: PolicyState) -> tuple[np.ndarray, bool, PolicyState]:
+        """The float32 observation batch, whether it came batched, and the state to act with; a
+        TimeStep gives its observation, and its FIRST rows start from the initial state."""
+        step_type = None
+        if is_time_step(observation):
+            step_type, observation = observation.step_type, observation.observation
+        if self._observation_space is None:
+            observations, batched = _observations_of_batch(step_type)
+        else:
+            observations, batched = self._check_observation(observation)
+        state = self._check_state(state, len(observations))
+        if step_type is not None:
+            first = _first_rows(step_type, len(observations))
+            if state:
+                state = self._restart_rows(state, first)
+        return observations, batched, state
+
+    def _restart_rows(self, state: PolicyState, first: np.ndarray) -> PolicyState:
+        if not first.any():
+            return state
+        initial = self.get_initial_state(len(first))
+        return tuple(
+            np.where(first.reshape((-1,) + (1,) * (np.ndim(part) - 1)), start, part)
+            for part, start in zip(state, initial, strict=True)
+        )
+
+    def _emits_info(self) -> bool:
+        return self.emit_log_probability or self.emit_distribution_parameters
+
+    def _info(
+        self, distribution: Distribution, actions: np.ndarray, info: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """`info` plus what this policy was asked to emit about `distribution` and `actions`."""
+        emitted = dict(info)
+        if self.emit_log_probability:
+            try:
+                emitted[LOG_PROBABILITY] = distribution.log_prob(actions)
+            except NotImplementedError as error:
+                raise ValueError(
+                    f"emit_log_probability: {error}; build the policy without it, or with "
+                    f"emit_distribution_parameters instead"
+                ) from None
+        if self.emit_distribution_parameters:
+            emitted[DIST_PARAMS] = distribution.parameters()
+        return MappingProxyType(emitted)
 
     def _check_state(self, state: PolicyState, batch_size: int) -> PolicyState:
         """The state to act with for `batch_size` observations; policies that keep one check it here."""
@@ -199,6 +289,35 @@ class Policy(abc.ABC):
             return actions.astype(space.dtype, copy=False)
         # minimum/maximum rather than np.clip: same result, a third of the overhead on small arrays.
         return np.minimum(np.maximum(actions, space.low), space.high).astype(space.dtype, copy=False)
+
+
+def _observations_of_batch(step_type: Any) -> tuple[np.ndarray, bool]:
+    """Empty observations for a policy that ignores them: a TimeStep's step_type gives the batch."""
+    shape = np.shape(step_type) if step_type is not None else ()
+    if len(shape) > 1 or shape == (0,):
+        raise ValueError(f"step_type has shape {shape}; expected () or a non-empty batch (N,)")
+    return np.zeros((shape[0] if shape else 1, 0), np.float32), bool(shape)
+
+
+def _first_rows(step_type: Any, batch_size: int) -> np.ndarray:
+    first = np.asarray(step_type) == StepType.FIRST
+    if first.shape not in ((), (batch_size,)):
+        raise ValueError(
+            f"step_type has shape {first.shape}; expected () or ({batch_size},), one per observation"
+        )
+    return np.broadcast_to(first, (batch_size,))
+
+
+def _first_row(info: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`info` of a batch of one as the info of a single observation."""
+    if not info:
+        return info
+    return MappingProxyType(
+        {
+            key: {name: value[0] for name, value in part.items()} if isinstance(part, Mapping) else part[0]
+            for key, part in info.items()
+        }
+    )
 
 
 def recurrent_state_spec(units: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], np.dtype], ...]:

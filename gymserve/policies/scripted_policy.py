@@ -22,6 +22,7 @@ import numpy as np
 
 from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
 from gymserve.policies.distributions import Categorical, Deterministic, Distribution
+from gymserve.policies.time_step import TimeStep
 
 
 class ScriptedPolicy(Policy):
@@ -29,14 +30,23 @@ class ScriptedPolicy(Policy):
 
     def __init__(
         self,
-        observation_space: gym.spaces.Space,
+        observation_space: gym.spaces.Space | TimeStep | None,
         action_space: gym.spaces.Space,
         script: Sequence[tuple[int, Any]],
         *,
         on_exhausted: Literal["raise", "repeat_last"] = "raise",
         seed: int | None = None,
+        emit_log_probability: bool = False,
+        emit_distribution_parameters: bool = False,
     ):
-        super().__init__(observation_space, action_space, seed)
+        """`observation_space` may be None: the script ignores observations (see `Policy`)."""
+        super().__init__(
+            observation_space,
+            action_space,
+            seed,
+            emit_log_probability=emit_log_probability,
+            emit_distribution_parameters=emit_distribution_parameters,
+        )
         if on_exhausted not in ("raise", "repeat_last"):
             raise ValueError(f"on_exhausted is {on_exhausted!r}; expected 'raise' or 'repeat_last'")
         self.on_exhausted = on_exhausted

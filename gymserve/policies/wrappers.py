@@ -21,8 +21,21 @@ from gymserve.policies.distributions import Deterministic, Distribution
 class PolicyWrapper(Policy):
     """A policy on the spaces of `policy`, sharing its state and its `reset`."""
 
-    def __init__(self, policy: Policy, seed: int | None = None):
-        super().__init__(policy.observation_space, policy.action_space, seed)
+    def __init__(
+        self,
+        policy: Policy,
+        seed: int | None = None,
+        *,
+        emit_log_probability: bool = False,
+        emit_distribution_parameters: bool = False,
+    ):
+        super().__init__(
+            policy.observation_space,
+            policy.action_space,
+            seed,
+            emit_log_probability=emit_log_probability,
+            emit_distribution_parameters=emit_distribution_parameters,
+        )
         self._policy = policy
 
     @property

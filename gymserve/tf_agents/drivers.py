@@ -14,7 +14,6 @@ instead. A driver keeps its envs and the policy state between `run` calls.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -23,14 +22,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from gymserve.policies.base import ActionMode, Policy
-
-
-class StepType(enum.IntEnum):
-    """Where an observation lies in its episode."""
-
-    FIRST = 0
-    MID = 1
-    LAST = 2
+from gymserve.policies.time_step import StepType
 
 
 class Trajectory(NamedTuple):

@@ -81,6 +81,28 @@ def test_without_done_windows_are_any_adjacent_items_of_one_row():
     np.testing.assert_allclose(info.probabilities, 1 / 15)
 
 
+def test_time_stacked_false_gives_a_tuple_of_one_item_per_step_equal_to_the_stacked_window():
+    stacked, stacked_info = counting_buffer(rows=3, steps=6, max_length=10, seed=4).get_next(
+        sample_batch_size=50, num_steps=3
+    )
+    steps, info = counting_buffer(rows=3, steps=6, max_length=10, seed=4).get_next(
+        sample_batch_size=50, num_steps=3, time_stacked=False
+    )
+    assert isinstance(steps, tuple) and len(steps) == 3
+    for index, step in enumerate(steps):
+        np.testing.assert_array_equal(step["t"], stacked["t"][:, index])
+    np.testing.assert_array_equal(steps[2]["t"] - steps[0]["t"], 2)
+    np.testing.assert_array_equal(info.ids, stacked_info.ids)
+    nested = ReplayBuffer(NESTED_SPEC, batch_size=2, max_length=5)
+    for value in range(4):
+        nested.add_batch(nested_batch(float(value), 2))
+    unbatched, _ = nested.get_next(num_steps=2, time_stacked=False)
+    assert [leaf.shape for leaf in tf.nest.flatten(unbatched)] == [(3,), (5,), (3, 2)] * 2
+    assert unbatched[1][0][0] == unbatched[0][0][0] + 1
+    single, _ = nested.get_next(sample_batch_size=4, time_stacked=False)  # no windows: no tuple
+    assert single[1][1].shape == (4, 3, 2)
+
+
 def test_probabilities_count_only_windows_within_one_episode():
     buffer = ReplayBuffer({"t": ((), np.int64), "done": ((), bool)}, capacity=10)
     for t in range(10):

@@ -149,9 +149,16 @@ def test_the_tensorflow_form_agrees_with_numpy_on_parameters_and_greedy_actions(
     assert sorted(parameters) == sorted(numpy_form.parameters())
     for name, value in numpy_form.parameters().items():
         np.testing.assert_allclose(parameters[name].numpy(), value, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(graph.greedy_action(parameters).numpy(), numpy_form.mode(), atol=1e-6)
+    # The exported greedy action is what Policy.action returns: the mode, clipped to a Box's bounds.
+    greedy = numpy_form.mode()
+    if isinstance(space, gym.spaces.Box):
+        greedy = np.clip(greedy, space.low, space.high)
+        assert kind != "gaussian" or (greedy != numpy_form.mode()).any()  # the clip is exercised
+    np.testing.assert_allclose(graph.greedy_action(parameters).numpy(), greedy, atol=1e-6)
     seeded = graph.stochastic_action(parameters, tf.constant(5, tf.int64)).numpy()
     assert seeded.shape == numpy_form.mode().shape
+    if isinstance(space, gym.spaces.Box):
+        assert ((seeded >= space.low) & (seeded <= space.high)).all()
     np.testing.assert_array_equal(seeded, graph.stochastic_action(parameters, tf.constant(5, tf.int64)))
 
 

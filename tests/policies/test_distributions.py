@@ -79,3 +79,17 @@ def test_new_distributions_round_trip_through_their_parameters():
     assert isinstance(again, Normal) and again.log_prob(np.zeros((1, 2))) == normal.log_prob(np.zeros((1, 2)))
     point = distribution_from_parameters({"loc": np.array([1])}, gym.spaces.Discrete(3))
     assert isinstance(point, Deterministic) and point.mode().tolist() == [1]
+
+
+def test_a_distribution_reads_as_its_class_batch_and_parameters():
+    normal = Normal(np.array([[0.5, -1.0], [0.0, 0.25]]), np.array([[1.0, 2.0], [0.5, 0.5]]))
+    assert repr(normal) == (
+        "Normal(batch_size=2, loc=[[ 0.5 , -1.  ],\n [ 0.  ,  0.25]], scale=[[1. , 2. ],\n [0.5, 0.5]])"
+    )
+    assert repr(Categorical(np.zeros((1, 3)), start=1)) == "Categorical(batch_size=1, logits=[[0., 0., 0.]])"
+    assert repr(Deterministic(np.array([2, 0]))) == "Deterministic(batch_size=2, loc=[2, 0])"
+    long = repr(Uniform(np.zeros(50), np.ones(50), batch_size=4))
+    assert long.startswith("Uniform(batch_size=4, low=[[0., 0., 0., ..., 0., 0., 0.],") and len(long) < 400
+    assert repr(SquashedGaussian(np.zeros((1, 1)), np.zeros((1, 1)), -np.ones(1), np.ones(1))) == (
+        "SquashedGaussian(batch_size=1, mean=[[0.]], log_std=[[0.]])"
+    )

@@ -137,12 +137,6 @@ def test_bad_export_arguments_are_refused(discrete_policy, tmp_path, arguments, 
     assert not (tmp_path / "policy").exists()
 
 
-def test_only_actor_policies_export(tmp_path):
-    random_policy = gymserve.policies.RandomPolicy(CARTPOLE_OBSERVATIONS, gym.spaces.Discrete(2))
-    with pytest.raises(TypeError, match="only an ActorPolicy"):
-        export_policy(random_policy, tmp_path / "p")
-
-
 @pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
 def test_bare_model_paths_load_with_the_metadata_beside_them(discrete_export, backend):
     model = discrete_export / ("policy.onnx" if backend == "onnx" else "saved_model")

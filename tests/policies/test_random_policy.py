@@ -31,3 +31,31 @@ def test_float_box_actions_stay_inside_the_bounds_and_fill_them():
     assert drawn.dtype == np.float32
     assert np.all(drawn >= actions.low) and np.all(drawn <= actions.high)
     np.testing.assert_allclose(drawn.mean(axis=0), [0.0, 2.5], atol=0.05)
+
+
+def test_an_action_space_alone_makes_a_seeded_reproducible_policy_for_any_observation():
+    from gymserve.policies import time_step as ts
+    from gymserve.policies.base import uniform_actions
+
+    actions = gym.spaces.Box(-2.0, 2.0, (3,), np.float32)
+    first = RandomPolicy(action_space=actions, seed=4)
+    second = RandomPolicy(None, actions, seed=4)
+    assert first.observation_space is None and first.time_step_spec.observation is None
+    drawn = [first.action(np.zeros((7, 7))).action for _ in range(3)]  # any observation counts as one
+    assert [list(action.shape) for action in drawn] == [[3]] * 3
+    np.testing.assert_array_equal(drawn, [second.action(None).action for _ in range(3)])
+    np.testing.assert_array_equal(drawn, uniform_actions(actions, 3, np.random.default_rng(4)))
+    batch = first.action(ts.restart(np.zeros((5, 9)), batch_size=5), seed=1).action
+    assert batch.shape == (5, 3)  # a TimeStep's step_type gives the batch
+    np.testing.assert_array_equal(batch, uniform_actions(actions, 5, np.random.default_rng(1)))
+    discrete = RandomPolicy(action_space=gym.spaces.Discrete(3, start=1), seed=0)
+    assert set(discrete.action(ts.restart(None, batch_size=300)).action.tolist()) == {1, 2, 3}
+
+
+def test_a_random_policy_without_an_action_space_is_refused():
+    import pytest
+
+    with pytest.raises(
+        TypeError, match=r"RandomPolicy needs an action_space: RandomPolicy\(action_space=...\)"
+    ):
+        RandomPolicy(gym.spaces.Box(-1.0, 1.0, (2,), np.float32))

@@ -87,9 +87,9 @@ def test_a_gaussian_network_samples_a_normal_and_clips_the_samples():
     assert np.mean(samples == -1.0) == pytest.approx(0.1587, abs=0.01)  # P(N(0,1) < -1)
 
 
-def test_unexported_kinds_are_refused_by_export_and_clip_false_by_squashed_actors(tmp_path):
-    policy = ActorPolicy(linear_network(1.0), OBSERVATIONS, UNBOUNDED, distribution="deterministic")
-    with pytest.raises(ValueError, match="a 'deterministic' ActorPolicy cannot be exported"):
+def test_clip_false_is_refused_by_export_and_by_squashed_actors(tmp_path):
+    policy = ActorPolicy(linear_network(1.0), OBSERVATIONS, ACTIONS, distribution="deterministic", clip=False)
+    with pytest.raises(ValueError, match="an ActorPolicy with clip=False is not exported"):
         export_policy(policy, tmp_path / "export")
     assert not (tmp_path / "export").exists()
     with pytest.raises(ValueError, match="clip=False needs a 'deterministic' or 'gaussian' network"):

@@ -8,6 +8,7 @@ import pytest
 from serving_support import WEIGHTS, LinearPolicy, scripted_policy
 
 from gymserve.policies import Categorical
+from gymserve.policies import time_step as ts
 from gymserve.policies.episodes import evaluate, run_episode
 from gymserve.serving import PolicyClient, PolicyServiceError
 from gymserve.serving.client.remote_policy import RemotePolicy
@@ -44,6 +45,15 @@ def test_reset_starts_a_new_episode_of_a_stateful_policy(client: PolicyClient):
         remote.reset()
         assert remote.action(observation).action == 0
     assert remote.action_space == scripted_policy().action_space
+
+
+def test_a_first_time_step_starts_a_new_episode_like_reset(client: PolicyClient):
+    observation = np.zeros(4, np.float32)
+    with RemotePolicy(client, "scripted") as remote:
+        played = [remote.action(ts.restart(observation)).action]
+        played += [remote.action(ts.transition(observation, reward=1.0)).action for _ in range(2)]
+        played.append(remote.action(ts.restart(observation)).action)
+    assert played == [0, 1, 2, 0]
 
 
 def test_spaces_version_and_distribution_come_from_the_server(client: PolicyClient):

@@ -103,14 +103,25 @@ class ReplayBuffer:
         return self._pack(batch)
 
     def get_next(
-        self, sample_batch_size: int | None = None, num_steps: int | None = None
+        self, sample_batch_size: int | None = None, num_steps: int | None = None, time_stacked: bool = True
     ) -> tuple[Any, BufferInfo]:
         """One uniform draw, as TF-Agents' `get_next`: (items, BufferInfo(ids, probabilities)).
 
         Without `sample_batch_size` the items have no batch dimension, without `num_steps` no
-        time dimension.
+        time dimension. `time_stacked=False` gives a window as a tuple of `num_steps` items,
+        one per time step, instead of one item with a time dimension; the ids stay those of the
+        windows' first items.
         """
-        return self._draw(self._rng, sample_batch_size, num_steps)
+        items, info = self._draw(self._rng, sample_batch_size, num_steps)
+        if time_stacked or num_steps is None:
+            return items, info
+        time_axis = 0 if sample_batch_size is None else 1
+        leaves = self._flatten(items)
+        steps = tuple(
+            self._pack({name: np.take(array, step, axis=time_axis) for name, array in leaves.items()})
+            for step in range(num_steps)
+        )
+        return steps, info
 
     def sample_episode_windows(
         self, batch_size: int, rng: np.random.Generator, num_steps: int

@@ -5,16 +5,16 @@ One module per kind, each with one class holding both forms (see `base`): the nu
 exported SavedModel and ONNX graphs. Sampling for acting stays in numpy, driven by a seeded
 generator, so every backend draws the same actions for the same seed.
 
-| kind                  | class                | network outputs (batch, ...)        | exported |
-|-----------------------|----------------------|-------------------------------------|----------|
-| "categorical"         | `Categorical`        | logits (n) for `Discrete(n)`        | yes      |
-| "squashed_gaussian"   | `SquashedGaussian`   | [pre-squash mean, log_std] (2 d)    | yes      |
-| "noisy_deterministic" | `NoisyDeterministic` | [pre-squash action, noise_std] (2 d)| yes      |
-| "deterministic"       | `Deterministic`      | the action (d)                      | no       |
-| "gaussian"            | `Normal`             | [mean, log_std] (2 d), unsquashed   | no       |
+| kind                  | class                | network outputs (batch, ...)        |
+|-----------------------|----------------------|-------------------------------------|
+| "categorical"         | `Categorical`        | logits (n) for `Discrete(n)`        |
+| "squashed_gaussian"   | `SquashedGaussian`   | [pre-squash mean, log_std] (2 d)    |
+| "noisy_deterministic" | `NoisyDeterministic` | [pre-squash action, noise_std] (2 d)|
+| "deterministic"       | `Deterministic`      | the action (d)                      |
+| "gaussian"            | `Normal`             | [mean, log_std] (2 d), unsquashed   |
 
-`Uniform` (a random policy's) is not read from network outputs. Importing this package does
-not import TensorFlow; the first `Graph` call does.
+Every kind is exported. `Uniform` (a random policy's) is not read from network outputs.
+Importing this package does not import TensorFlow; the first `Graph` call does.
 """
 
 from gymserve.policies.distributions.base import (

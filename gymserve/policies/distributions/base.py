@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
 
-DistributionKind = Literal["categorical", "squashed_gaussian", "noisy_deterministic"]  # the exported kinds
-ActorDistributionKind = Literal[DistributionKind, "deterministic", "gaussian"]
+# Every kind a network's outputs are read as; every one is exported.
+DistributionKind = Literal[
+    "categorical", "squashed_gaussian", "noisy_deterministic", "deterministic", "gaussian"
+]
+ActorDistributionKind = DistributionKind
 HALF_LOG_TWO_PI = 0.5 * np.log(2 * np.pi)
 
 
@@ -35,6 +38,15 @@ def squash(pre_squash: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndar
     """Map unbounded values into [low, high] through tanh."""
     unit = (np.tanh(pre_squash) + 1.0) * 0.5
     return (low + unit * (high - low)).astype(np.float32)
+
+
+def clip_tensor(actions: tf.Tensor, action_space: gym.spaces.Box) -> tf.Tensor:
+    """Actions clipped to the Box bounds (infinite bounds clip nothing), as `Policy.action` does."""
+    import tensorflow as tf
+
+    low = tf.constant(action_space.low, tf.float32)
+    high = tf.constant(action_space.high, tf.float32)
+    return tf.clip_by_value(actions, low, high)
 
 
 def squash_tensor(pre_squash: tf.Tensor, action_space: gym.spaces.Box) -> tf.Tensor:
@@ -138,6 +150,18 @@ class Distribution(abc.ABC):
     def log_prob(self, actions: np.ndarray) -> np.ndarray:
         """The log density (or log probability) of one action per distribution, shape (batch,)."""
         raise NotImplementedError(f"{type(self).__name__} has no log_prob")
+
+    def __repr__(self) -> str:
+        """The class, the batch size and every parameter, long arrays abbreviated:
+        `Normal(batch_size=2, loc=[[0.5, -1.], [0., 0.]], scale=[[1., 1.], [1., 1.]])`."""
+        parameters = self.parameters()
+        first = np.asarray(next(iter(parameters.values())))
+        batch_size = len(first) if first.ndim else 1
+        shown = ", ".join(
+            f"{name}={np.array2string(np.asarray(value), precision=4, separator=', ', threshold=24)}"
+            for name, value in parameters.items()
+        )
+        return f"{type(self).__name__}(batch_size={batch_size}, {shown})"
 
     def entropy(self) -> np.ndarray:
         """The entropy of each distribution, shape (batch,)."""

@@ -52,7 +52,8 @@ class Categorical(Distribution):
                 f"actions {np.asarray(actions).tolist()} are not one of {self.start}.."
                 f"{self.start + count - 1} per distribution (batch {self.logits.shape[:-1]})"
             )
-        log_probabilities = np.log(self.probabilities())
+        with np.errstate(divide="ignore"):  # an impossible action has log-probability -inf
+            log_probabilities = np.log(self.probabilities())
         return np.take_along_axis(log_probabilities, indices[..., None], axis=-1)[..., 0]
 
     def entropy(self) -> np.ndarray:

@@ -1,7 +1,7 @@
 """A point mass: what a greedy policy does, or a network that outputs the action itself (batch, d).
 
 Networks written for TF-Agents' `ActorPolicy` output actions this way ("deterministic"); they
-fit unbounded Box spaces and are not exported.
+fit unbounded Box spaces too. The exported graphs clip the action to the bounds.
 """
 
 from __future__ import annotations
@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 import gymnasium as gym
 import numpy as np
 
-from gymserve.policies.distributions.base import Distribution, DistributionGraph, all_event, split_outputs
+from gymserve.policies.distributions.base import (
+    Distribution,
+    DistributionGraph,
+    all_event,
+    clip_tensor,
+    split_outputs,
+)
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -59,7 +65,7 @@ class Deterministic(Distribution):
             return {"loc": tf.reshape(outputs, [-1, *self.action_space.shape])}
 
         def greedy_action(self, parameters: Mapping[str, tf.Tensor]) -> tf.Tensor:
-            return parameters["loc"]
+            return clip_tensor(parameters["loc"], self.action_space)
 
         def stochastic_action(self, parameters: Mapping[str, tf.Tensor], seed: tf.Tensor) -> tf.Tensor:
-            return parameters["loc"]
+            return self.greedy_action(parameters)

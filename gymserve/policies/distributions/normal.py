@@ -1,7 +1,7 @@
 """Unsquashed diagonal Gaussians, from outputs `[mean | log_std]` (batch, 2 * d), kind "gaussian".
 
 Networks written for TF-Agents' `ActorPolicy` for unbounded (or clipped) Box actions read their
-outputs this way; they are not exported.
+outputs this way. The exported graphs clip the greedy and sampled actions to the bounds.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gymserve.policies.distributions.base import (
     LOG_STD_MIN,
     Distribution,
     DistributionGraph,
+    clip_tensor,
     normal_log_density,
     split_outputs,
     sum_event,
@@ -80,16 +81,15 @@ class Normal(Distribution):
             }
 
         def greedy_action(self, parameters: Mapping[str, tf.Tensor]) -> tf.Tensor:
-            return parameters["loc"]
+            return clip_tensor(parameters["loc"], self.action_space)
 
         def stochastic_action(self, parameters: Mapping[str, tf.Tensor], seed: tf.Tensor) -> tf.Tensor:
             import tensorflow as tf
 
             seeds = tf.stack([seed, tf.constant(0, tf.int64)])
             loc = parameters["loc"]
-            return loc + parameters["scale"] * tf.random.stateless_normal(
-                tf.shape(loc), seeds, dtype=loc.dtype
-            )
+            noise = tf.random.stateless_normal(tf.shape(loc), seeds, dtype=loc.dtype)
+            return clip_tensor(loc + parameters["scale"] * noise, self.action_space)
 
         def log_prob(self, outputs: tf.Tensor, raw_actions: tf.Tensor) -> tf.Tensor:
             import tensorflow as tf

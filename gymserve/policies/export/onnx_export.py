@@ -19,6 +19,7 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
+from gymserve.policies.actor_policy import state_units
 from gymserve.policies.distributions import DistributionKind, distribution_graph
 from gymserve.policies.export.savedmodel import named_next_state
 from gymserve.policies.signatures import ACTION, OBSERVATIONS, ONNX_METADATA_PROPERTY, state_name
@@ -37,8 +38,8 @@ def write_onnx(
     """Convert the network and its post-processing to ONNX and write it to `path`."""
     inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name=OBSERVATIONS)]
     inputs += [
-        tf.TensorSpec([None, int(part.shape[-1])], tf.float32, name=state_name(index))
-        for index, part in enumerate(network.inputs[1:])
+        tf.TensorSpec([None, size], tf.float32, name=state_name(index))
+        for index, size in enumerate(state_units(network, observation_space.shape))
     ]
     graph = distribution_graph(action_space, distribution)
 

@@ -1,5 +1,8 @@
 """Exporting an `ActorPolicy` to a directory of deployable models plus `policy.json`.
 
+Every distribution kind is exported, with actions clipped to the bounds; other policies (random,
+scripted, mixtures, wrappers) and `clip=False` actors are refused with the reason.
+
     export_policy(policy, "exports/cartpole", metadata={"env_id": "gymserve/CartPole-v1"})
     convert_export("exports/cartpole", "exports/cartpole-lite", ("tflite",), ("dynamic-int8",))
 
@@ -51,6 +54,7 @@ from gymserve.policies.metadata import (
     space_spec,
     verify_files,
 )
+from gymserve.policies.wrappers import PolicyWrapper
 
 
 def export_policy(
@@ -68,15 +72,7 @@ def export_policy(
     return); spaces, formats, versions, time and file hashes are filled in here.
     `tflite_quantizations` adds quantized LiteRT variants beside the float32 `policy.tflite`.
     """
-    if not isinstance(policy, ActorPolicy):
-        raise TypeError(
-            f"only an ActorPolicy (a policy backed by a Keras network) can be exported, got {policy!r}"
-        )
-    if policy.distribution_kind not in get_args(DistributionKind):
-        raise ValueError(
-            f"a {policy.distribution_kind!r} ActorPolicy cannot be exported; exported policies read their "
-            f"network as one of {', '.join(get_args(DistributionKind))}"
-        )
+    _check_exportable(policy)
     formats = _check_formats(formats)
     quantizations = _check_quantizations(tflite_quantizations, formats)
     out_dir = Path(out_dir).absolute()
@@ -194,6 +190,26 @@ def _write_models(
         write_tflite(staging / SAVED_MODEL_DIR, metadata_json, staging, quantizations)
         if "savedmodel" not in formats:
             shutil.rmtree(staging / SAVED_MODEL_DIR)
+
+
+def _check_exportable(policy: Any) -> None:
+    """Raise, in one line naming what can be exported, unless `policy` is an exportable ActorPolicy."""
+    exportable = (
+        f"exported policies are ActorPolicy objects (a Keras network read as "
+        f"{', '.join(get_args(DistributionKind))})"
+    )
+    if isinstance(policy, PolicyWrapper):
+        raise TypeError(
+            f"a {type(policy).__name__} is not exported: export the policy it wraps (policy.wrapped); an "
+            f"export serves the greedy, stochastic and epsilon-greedy modes; {exportable}"
+        )
+    if not isinstance(policy, ActorPolicy):
+        raise TypeError(f"a {type(policy).__name__} is not exported: it has no network to save; {exportable}")
+    if not policy.clips_actions:
+        raise ValueError(
+            "an ActorPolicy with clip=False is not exported: exported actions are clipped to the action "
+            f"bounds; {exportable}, clipping their actions"
+        )
 
 
 def _check_formats(formats: Iterable[str]) -> tuple[ExportFormat, ...]:

@@ -33,6 +33,7 @@ import gymnasium as gym
 import keras
 import tensorflow as tf
 
+from gymserve.policies.actor_policy import state_units
 from gymserve.policies.distributions import DistributionKind, distribution_graph
 from gymserve.policies.signatures import (
     ACTION,
@@ -64,7 +65,7 @@ class _PolicyModule(tf.Module):
         self.network = network
         self._graph = distribution_graph(action_space, distribution)
         self._metadata_json = metadata_json
-        self._state_sizes = [int(part.shape[-1]) for part in network.inputs[1:]]
+        self._state_sizes = state_units(network, observation_space.shape)
         inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name=OBSERVATIONS)]
         inputs += [
             tf.TensorSpec([None, size], tf.float32, name=state_name(index))

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gymserve.policies.base import ActionMode, Policy, PolicyState, PolicyStep
 from gymserve.policies.distributions import Distribution, distribution_from_parameters
+from gymserve.policies.time_step import StepType, is_time_step
 from gymserve.serving.client.policy_client import PolicyClient, PolicyInfo, StreamSession
 
 
@@ -43,7 +46,11 @@ class RemotePolicy(Policy):
         epsilon: float | None = None,
         seed: int | None = None,
     ) -> PolicyStep:
-        """The server's action; the server validates the observation, mode and epsilon."""
+        """The server's action; the server validates the observation, mode and epsilon. A TimeStep
+        gives its observation, and a FIRST step starts an episode."""
+        if is_time_step(observation):
+            self._episode_start |= bool(np.any(np.asarray(observation.step_type) == StepType.FIRST))
+            observation = observation.observation
         session = self._session_for(ActionMode(mode).value, epsilon)
         actions = session.step(observation, episode_start=self._episode_start, seed=seed)
         self._episode_start = False
