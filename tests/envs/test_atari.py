@@ -207,7 +207,7 @@ def test_pong_through_the_vector_env_gives_stacked_uint8_frames():
     assert envs.single_observation_space == gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     assert observations.shape == (2, 4, 84, 84) and observations.dtype == np.uint8
     for _ in range(300):
-        observations, rewards, terminated, truncated, _ = envs.step(envs.action_space.sample())
+        observations, rewards, *_ = envs.step(envs.action_space.sample())
     assert observations.shape == (2, 4, 84, 84) and observations.dtype == np.uint8
     assert rewards.shape == (2,) and set(np.unique(rewards)) <= {-1.0, 0.0, 1.0}
     envs.close()
