@@ -48,6 +48,11 @@ ENVIRONMENTS: tuple[dict[str, Any], ...] = (
         "max_episode_steps": 1000,
         "reward_threshold": 15.0,
     },
+    {
+        "id": "gymserve/BrightSide-v0",
+        "entry_point": "gymserve.envs.bright_side:BrightSideEnv",
+        "reward_threshold": 7.0,
+    },
     *(
         {
             "id": atari_env_id(game),
