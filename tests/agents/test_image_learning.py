@@ -8,9 +8,12 @@ shipped configs train until a greedy evaluation reaches 7.5 (about 10 s for PPO,
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 from gymserve.agents import load_trained_policy, train
+from gymserve.agents.off_policy.dqn import DQN, DQNConfig
+from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.policies.episodes import evaluate
 from gymserve.policies.random_policy import RandomPolicy
 
@@ -39,3 +42,17 @@ def test_a_cnn_policy_learns_which_side_is_bright(algorithm, random_return, tmp_
     trained = load_trained_policy(tmp_path / "run").policy
     fresh = evaluate(trained, BRIGHT_SIDE, EPISODES, "greedy", seed=12345).average_return
     assert fresh >= TARGET > random_return + 2.0
+
+
+def test_dqn_replays_uint8_frames_at_one_byte_per_pixel():
+    """Observation and next observation are kept as the env's uint8 frames, not float32 (4x)."""
+    env = gym.make(BRIGHT_SIDE)
+    config = DQNConfig(image_encoder="nature_cnn", hidden_sizes=(16,), buffer_size=100)
+    dqn = DQN(config, env.observation_space, env.action_space)
+    runner = EnvRunner.make(BRIGHT_SIDE, 2, seed=0)
+    for _ in range(50):
+        dqn.store(runner.step(np.zeros(2, np.int64)))
+    batch = dqn.replay.sample(100, np.random.default_rng(0))
+    for field in ("observation", "next_observation"):
+        assert batch[field].dtype == np.uint8 and batch[field].shape == (100, 1, 36, 36)
+        assert batch[field].max() == 255  # real frames, with their bright square
