@@ -16,7 +16,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from gymserve.policies import export_policy, load
-from gymserve.serving import PolicyClient
+from gymserve.serving import PolicyClient, PolicyServiceError
 from gymserve.serving.apis.inference import grpc_service_pb2 as inference_pb
 from gymserve.serving.apis.inference import grpc_service_pb2_grpc as inference_grpc
 from gymserve.serving.client.policy_client import act_request
@@ -109,3 +109,11 @@ def test_open_inference_model_infer_takes_uint8_frames(address, policy):
     (index,) = [i for i, output in enumerate(response.outputs) if output.name == "action"]
     actions = np.frombuffer(response.raw_output_contents[index], "<i8")
     np.testing.assert_array_equal(actions, policy.action(batch).action)
+
+
+def test_frames_that_are_not_integers_0_to_255_are_invalid_arguments(client):
+    batch = frames(2, seed=9).astype(np.float32) + 0.5
+    with pytest.raises(PolicyServiceError) as raised:
+        client.act(batch, "bright_side")
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "integers 0..255" in raised.value.details
