@@ -1,8 +1,16 @@
 """Keras networks of the agents: an MLP torso, a Q-network and actor-critic pairs.
 
-Every network takes a float32 batch of raw observations. Optional observation normalization is
-a `RunningNormalization` layer inside the network, its running mean and variance stored as
-non-trainable weights, so an exported network normalizes by itself. Policy outputs follow
+Every network takes a float32 batch of raw observations, except an image network, which takes
+the environment's uint8 frames. Optional observation normalization is a `RunningNormalization`
+layer inside the network, its running mean and variance stored as non-trainable weights, so an
+exported network normalizes by itself.
+
+Image networks (`image_encoder`, see IMAGE_ENCODERS) take uint8 images channels first,
+[batch, channels, height, width] as the Atari envs give their 4 stacked 84x84 frames; inside,
+`ImageScaling` divides by 255 and moves the channels last (TensorFlow's CPU convolutions need
+NHWC), so an exported network takes the raw frames. The encoder ends with the flattened
+convolutional features: the dense layers after it are `hidden_sizes` ((512,) for Nature DQN,
+(256,) for IMPALA). Policy outputs follow
 gymserve.policies.distributions: logits (B, n) for Discrete actions, [pre-tanh mean | log_std]
 (B, 2d) for Box actions.
 """
@@ -87,15 +95,81 @@ class StateIndependentLogStd(keras.layers.Layer):
         return {**super().get_config(), "size": self.size, "initial_value": self.initial_value}
 
 
+@keras.saving.register_keras_serializable(package="gymserve")
+class ImageScaling(keras.layers.Layer):
+    """uint8 images [B, C, H, W] -> float32 [B, H, W, C] in [0, 1]."""
+
+    def call(self, images):
+        scaled = keras.ops.cast(images, "float32") / 255.0
+        return keras.ops.transpose(scaled, (0, 2, 3, 1))
+
+
+def nature_cnn(images: keras.KerasTensor) -> keras.KerasTensor:
+    """The convolutions of Mnih et al. (2015): 32 8x8 stride 4, 64 4x4 stride 2, 64 3x3 stride 1."""
+    features = images
+    for index, (filters, size, stride) in enumerate(((32, 8, 4), (64, 4, 2), (64, 3, 1))):
+        features = keras.layers.Conv2D(filters, size, stride, activation="relu", name=f"conv_{index}")(
+            features
+        )
+    return keras.layers.Flatten(name="conv_features")(features)
+
+
+def impala_cnn(images: keras.KerasTensor) -> keras.KerasTensor:
+    """The ResNet of Espeholt et al. (2018): per stage of 16, 32, 32 channels a 3x3 convolution, a
+    3x3 max-pool of stride 2 and two residual blocks (relu, conv, relu, conv, + input)."""
+    features = images
+    for stage, channels in enumerate((16, 32, 32)):
+        features = keras.layers.Conv2D(channels, 3, padding="same", name=f"stage_{stage}_conv")(features)
+        features = keras.layers.MaxPooling2D(3, 2, padding="same", name=f"stage_{stage}_pool")(features)
+        for block in range(2):
+            name = f"stage_{stage}_block_{block}"
+            residual = keras.layers.ReLU(name=f"{name}_relu_0")(features)
+            residual = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv_0")(residual)
+            residual = keras.layers.ReLU(name=f"{name}_relu_1")(residual)
+            residual = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv_1")(residual)
+            features = keras.layers.Add(name=f"{name}_add")([features, residual])
+    features = keras.layers.ReLU(name="conv_relu")(features)
+    return keras.layers.Flatten(name="conv_features")(features)
+
+
+# The config value `image_encoder` -> the convolutional encoder it builds.
+IMAGE_ENCODERS: dict[str, Callable[[keras.KerasTensor], keras.KerasTensor]] = {
+    "nature_cnn": nature_cnn,
+    "impala_cnn": impala_cnn,
+}
+
+
 def observation_input(
-    observation_space: gym.spaces.Box, normalize: bool, name: str = "observations"
+    observation_space: gym.spaces.Box,
+    normalize: bool,
+    name: str = "observations",
+    image_encoder: str | None = None,
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The network input and its (optionally normalized) value."""
+    """The network input and its (optionally normalized, or convolved) value."""
+    if image_encoder is not None:
+        return image_input(observation_space, image_encoder, normalize, name)
     inputs = keras.Input(shape=observation_space.shape, dtype="float32", name=name)
     features = RunningNormalization(name="observation_normalization")(inputs) if normalize else inputs
     if len(observation_space.shape) > 1:
         features = keras.layers.Flatten()(features)
     return inputs, features
+
+
+def image_input(
+    observation_space: gym.spaces.Box, image_encoder: str, normalize: bool, name: str
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """A uint8 image input and its convolutional features."""
+    if image_encoder not in IMAGE_ENCODERS:
+        raise ValueError(f"image_encoder must be one of {sorted(IMAGE_ENCODERS)}, got {image_encoder!r}")
+    if observation_space.dtype != np.uint8 or len(observation_space.shape) != 3:
+        raise ValueError(
+            f"image_encoder {image_encoder!r} takes uint8 images [channels, height, width]; the "
+            f"observations are {observation_space}"
+        )
+    if normalize:
+        raise ValueError("normalize_observations does not apply to images: they are scaled by 1/255")
+    inputs = keras.Input(shape=observation_space.shape, dtype="uint8", name=name)
+    return inputs, IMAGE_ENCODERS[image_encoder](ImageScaling(name="image_scaling")(inputs))
 
 
 def mlp(
@@ -115,13 +189,16 @@ def q_network(
     normalize_observations: bool = False,
     dueling: bool = False,
     name: str = "q_network",
+    image_encoder: str | None = None,
 ) -> keras.Model:
     """Observations -> one Q-value per discrete action, (B, n).
 
     A dueling network (Wang et al., 2016) computes Q = V + A - mean(A) from a state value V and
     action advantages A, each a linear head on the shared hidden layers.
     """
-    inputs, features = observation_input(observation_space, normalize_observations)
+    inputs, features = observation_input(
+        observation_space, normalize_observations, image_encoder=image_encoder
+    )
     features = mlp(features, hidden_sizes, activation, "hidden")
     if not dueling:
         q_values = keras.layers.Dense(int(action_space.n), name="q_values")(features)
@@ -226,15 +303,18 @@ def actor_critic(
     initial_log_std: float = 0.0,
     normalize_observations: bool = False,
     action_values: bool = False,
+    image_encoder: str | None = None,
 ) -> ActorCritic:
     """An actor with a categorical (logits) or Gaussian (mean | log_std) head, and a critic.
 
     Heads start orthogonal with small policy gain, so the first policy is near uniform (or near
     a zero mean); `state_dependent_std` computes log_std from the features instead of learning
     one value per action dimension. With `action_values` (Discrete only) the critic gives one
-    Q-value per action instead of the state value.
+    Q-value per action instead of the state value. An `image_encoder` is shared by actor and critic.
     """
-    inputs, features = observation_input(observation_space, normalize_observations)
+    inputs, features = observation_input(
+        observation_space, normalize_observations, image_encoder=image_encoder
+    )
     actor_features = mlp(features, hidden_sizes, activation, "torso" if shared_torso else "actor")
     critic_features = actor_features if shared_torso else mlp(features, hidden_sizes, activation, "critic")
     policy_outputs = _policy_head(actor_features, action_space, state_dependent_std, initial_log_std)

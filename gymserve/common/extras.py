@@ -10,6 +10,7 @@ environments and the policy API. Everything heavier comes with an extra (from a 
     tune     Optuna studies (with train)
     ray      Ray actors (with train)
     litert   ai-edge-litert: running LiteRT (.tflite) policy models
+    atari    ale-py (with the game ROMs) and OpenCV: the Atari environments
     all      all of the above
 """
 
@@ -45,6 +46,8 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "optuna": "tune",
     "ray": "ray",
     "ai_edge_litert": "litert",
+    "ale_py": "atari",
+    "cv2": "atari",
 }
 
 

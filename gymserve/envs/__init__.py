@@ -11,6 +11,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from gymserve.envs.atari import GAMES, atari_env_id
+
 NAMESPACE = "gymserve"
 
 ENVIRONMENTS: tuple[dict[str, Any], ...] = (
@@ -46,6 +48,21 @@ ENVIRONMENTS: tuple[dict[str, Any], ...] = (
         "max_episode_steps": 1000,
         "reward_threshold": 15.0,
     },
+    {
+        "id": "gymserve/BrightSide-v0",
+        "entry_point": "gymserve.envs.bright_side:BrightSideEnv",
+        "reward_threshold": 7.0,
+    },
+    *(
+        {
+            "id": atari_env_id(game),
+            "entry_point": "gymserve.envs.atari:make_atari_env",
+            "vector_entry_point": "gymserve.envs.atari:make_atari_vector_env",
+            "kwargs": {"game": game, "training": False},
+            "max_episode_steps": 27_000,  # 108,000 frames at 4 frames per step
+        }
+        for game in GAMES
+    ),
 )
 
 
@@ -54,6 +71,13 @@ def register_envs() -> None:
     for spec in ENVIRONMENTS:
         if spec["id"] not in gym.registry:
             gym.register(**spec)
+
+
+def training_options(env_id: str) -> dict[str, Any]:
+    """The `gym.make` options of a training env: `training=True` for envs that take it (the Atari
+    games: lost-life terminals, clipped rewards); evaluation envs are made without them."""
+    spec = gym.spec(env_id)
+    return {"training": True} if "training" in spec.kwargs else {}
 
 
 def env_ids() -> list[str]:

@@ -126,7 +126,7 @@ class ActorPolicy(Policy):
         return zero_state(self._state_spec, batch_size)
 
     def network_outputs(self, observations: np.ndarray, state: PolicyState = ()) -> np.ndarray:
-        """The raw network outputs for a validated float32 batch of observations (and state)."""
+        """The raw network outputs for a validated batch of observations (and state)."""
         return self._step(observations, state)[0]
 
     def _check_state(self, state: PolicyState, batch_size: int) -> PolicyState:
@@ -135,9 +135,11 @@ class ActorPolicy(Policy):
     def _step(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]:
         if self._numpy_forward is not None:
             return self._numpy_forward(observations), state
+        # uint8 frames go to an image network as they are; anything else as float32
+        observations = tf.constant(observations, self._forward.structured_input_signature[0][0].dtype)
         if not self._state_spec:
-            return self._forward(tf.constant(observations)).numpy(), state
-        outputs, *next_state = self._forward(tf.constant(observations), *map(tf.constant, state))
+            return self._forward(observations).numpy(), state
+        outputs, *next_state = self._forward(observations, *map(tf.constant, state))
         return outputs.numpy(), tuple(part.numpy() for part in next_state)
 
     def _distribution_and_state(
@@ -179,7 +181,9 @@ def _trace_forward(
     observation_shape: tuple[int, ...],
     state_spec: tuple[tuple[tuple[int, ...], np.dtype], ...],
 ) -> tf.types.experimental.ConcreteFunction:
-    signature = [tf.TensorSpec([None, *observation_shape], tf.float32, name="observations")]
+    # float32, or uint8 for an image network: the dtype its input takes (networks.image_input)
+    observation_type = tf.as_dtype(network.inputs[0].dtype)
+    signature = [tf.TensorSpec([None, *observation_shape], observation_type, name="observations")]
     signature += [
         tf.TensorSpec([None, *shape], tf.float32, name=f"state_{index}")
         for index, (shape, _) in enumerate(state_spec)
@@ -187,7 +191,7 @@ def _trace_forward(
 
     if not network.built:
         # Variables must exist before tracing, or the traced function would own fresh copies.
-        network(np.zeros((1, *observation_shape), np.float32))
+        network(np.zeros((1, *observation_shape), observation_type.as_numpy_dtype))
 
     @tf.function(input_signature=signature)
     def forward(*inputs: tf.Tensor) -> tf.Tensor | list[tf.Tensor]:
@@ -200,7 +204,7 @@ def _trace_forward(
         return forward.get_concrete_function()
     except Exception as error:  # Keras raises several types for an input it cannot take
         raise ValueError(
-            "the network cannot take a float32 observation batch of shape "
+            f"the network cannot take a {observation_type.name} observation batch of shape "
             f"(None, *{observation_shape}): {error}"
         ) from error
 

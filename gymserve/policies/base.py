@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 from gymserve.policies.distributions import Distribution
+from gymserve.policies.signatures import observation_dtype
 from gymserve.policies.small_arrays import all_finite, within_bounds
 from gymserve.policies.time_step import StepType, TimeStep, is_time_step, time_step_spec
 
@@ -244,10 +245,12 @@ class Policy(abc.ABC):
 
     @abc.abstractmethod
     def _distribution(self, observations: np.ndarray, state: PolicyState) -> Distribution:
-        """The action distribution for a validated float32 batch of observations."""
+        """The action distribution for a validated batch of observations (float32; uint8 for
+        uint8 spaces, see signatures.observation_dtype)."""
 
     def _check_observation(self, observation: Any) -> tuple[np.ndarray, bool]:
-        """A float32 batch of observations, and whether the input was already batched."""
+        """A float32 (uint8 for uint8 spaces) batch of observations, and whether the input was
+        already batched."""
         space = self._observation_space
         try:
             array = np.asarray(observation)
@@ -267,6 +270,8 @@ class Policy(abc.ABC):
             raise ValueError(
                 f"observation batch is empty; expected at least one observation of shape {space.shape}"
             )
+        if observation_dtype(space.dtype) == np.uint8:
+            return _as_uint8(array, space), batched
         array = array.astype(np.float32, copy=False)
         if not all_finite(array):
             raise ValueError(
@@ -399,3 +404,14 @@ def _check_epsilon(epsilon: float | None) -> float:
     if epsilon is None or not np.isfinite(epsilon) or not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon-greedy mode needs epsilon in [0, 1], got {epsilon!r}")
     return float(epsilon)
+
+
+def _as_uint8(array: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """`array` as uint8, refusing values a uint8 frame cannot hold instead of wrapping them."""
+    if array.dtype == np.uint8:
+        return array
+    if array.size and not (np.all(array >= 0) and np.all(array <= 255) and np.all(array == np.round(array))):
+        raise ValueError(
+            f"observation holds values that are not integers 0..255; expected uint8 frames of {space}"
+        )
+    return array.astype(np.uint8)

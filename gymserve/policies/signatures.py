@@ -7,6 +7,8 @@ policy's `state_0`, `state_1`, ...) in; `action`, the distribution parameters (t
 
 from __future__ import annotations
 
+import numpy as np
+
 GREEDY_ACTION = "greedy_action"
 STOCHASTIC_ACTION = "stochastic_action"
 DISTRIBUTION = "distribution"
@@ -24,6 +26,12 @@ ONNX_METADATA_PROPERTY = "gymserve_metadata"
 NEXT_STATE_PREFIX = "next_"
 TFLITE_POLICY_SIGNATURE = "policy"  # a LiteRT model's action, distribution parameters and next state
 TFLITE_METADATA_SIGNATURE = "metadata"
+
+
+def observation_dtype(observation_dtype_of_space: np.dtype) -> np.dtype:
+    """The dtype policies and their models take observations in: uint8 for uint8 spaces (image
+    frames, scaled inside the network, so a client sends a quarter of the bytes), float32 otherwise."""
+    return np.dtype(np.uint8) if observation_dtype_of_space == np.uint8 else np.dtype(np.float32)
 
 
 def state_name(index: int) -> str:

@@ -38,6 +38,7 @@ from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
 from gymserve.agents.training.config import TrainingConfig
 from gymserve.agents.training.env_runner import EnvRunner, Transition
 from gymserve.agents.training.schedules import linear_schedule
+from gymserve.policies.signatures import observation_dtype
 
 REPLAY_PREFIX = "replay_"
 ACTING_OUTPUTS_FIELDS = ("acting_observations", "acting_outputs")  # the last update's, checkpointed
@@ -128,11 +129,13 @@ class OffPolicyAlgorithm(Algorithm):
         self, config: OffPolicyConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space
     ):
         super().__init__(config, observation_space, action_space)
+        # uint8 frames are stored as uint8 (a quarter of float32's memory); the network takes them as they are
+        stored = self._stored_observation_dtype = observation_dtype(observation_space.dtype)
         spec = {
-            "observation": (observation_space.shape, np.float32),
+            "observation": (observation_space.shape, stored),
             "action": self.action_spec(action_space),
             "reward": ((), np.float32),
-            "next_observation": (observation_space.shape, np.float32),
+            "next_observation": (observation_space.shape, stored),
             "terminated": ((), np.bool_),
             "done": ((), np.bool_),
         }
@@ -273,10 +276,12 @@ class OffPolicyAlgorithm(Algorithm):
         """Add one step of every env to the replay buffer."""
         self.replay.add_batch(
             {
-                "observation": transition.observations,
+                "observation": transition.observations.astype(self._stored_observation_dtype, copy=False),
                 "action": self.stored_actions(transition.actions),
                 "reward": transition.rewards,
-                "next_observation": transition.next_observations,
+                "next_observation": transition.next_observations.astype(
+                    self._stored_observation_dtype, copy=False
+                ),
                 "terminated": transition.terminated,
                 "done": transition.dones,
             }

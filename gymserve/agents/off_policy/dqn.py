@@ -37,6 +37,7 @@ from gymserve.agents.off_policy.algorithm import (
     apply_gradients,
     build_adam,
 )
+from gymserve.agents.training.config import IMAGE_ENCODER_DESCRIPTION, ImageEncoder
 from gymserve.agents.training.schedules import linear_schedule
 
 
@@ -51,6 +52,7 @@ class DQNConfig(OffPolicyConfig):
     normalize_observations: bool = Field(
         False, description="Standardize observations with running statistics."
     )
+    image_encoder: ImageEncoder | None = Field(None, description=IMAGE_ENCODER_DESCRIPTION)
     dueling: bool = Field(
         False, description="Split the head into a state value and action advantages (Wang et al., 2016)."
     )
@@ -113,12 +115,15 @@ class DQN(OffPolicyAlgorithm):
             config.normalize_observations,
             config.dueling,
         )
-        self.q_network = q_network(*network_args, name="q_network")
-        self.target_network = q_network(*network_args, name="target_q_network")
+        self.q_network = q_network(*network_args, name="q_network", image_encoder=config.image_encoder)
+        self.target_network = q_network(
+            *network_args, name="target_q_network", image_encoder=config.image_encoder
+        )
         self.target_network.set_weights(self.q_network.get_weights())
         self.optimizer = build_adam(config.learning_rate, self.q_network.trainable_variables)
         # Acting one observation at a time is far cheaper in numpy (networks.NumpyForward).
-        self._greedy_q_values = None if config.dueling else NumpyForward(self.q_network)
+        numpy_forward = not (config.dueling or config.image_encoder)
+        self._greedy_q_values = NumpyForward(self.q_network) if numpy_forward else None
         self._epsilon = config.exploration_initial_eps
 
     def networks(self) -> dict[str, keras.Model]:

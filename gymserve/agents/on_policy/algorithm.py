@@ -29,7 +29,7 @@ from gymserve.agents.algorithm import Algorithm
 from gymserve.agents.networks import ActorCritic, actor_critic
 from gymserve.agents.on_policy.gae import generalized_advantages
 from gymserve.agents.on_policy.graph_envs import GraphEnvs, graph_envs
-from gymserve.agents.training.config import TrainingConfig
+from gymserve.agents.training.config import IMAGE_ENCODER_DESCRIPTION, ImageEncoder, TrainingConfig
 from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.agents.training.schedules import linear_schedule
 from gymserve.policies.distributions import DistributionGraph, distribution_graph
@@ -61,6 +61,7 @@ class OnPolicyConfig(TrainingConfig):
         (64, 64), description="Hidden units of the actor and of the critic."
     )
     activation: str = Field("tanh", description="Activation of the hidden layers.")
+    image_encoder: ImageEncoder | None = Field(None, description=IMAGE_ENCODER_DESCRIPTION)
     shared_torso: bool = Field(False, description="Actor and critic share their hidden layers.")
     normalize_observations: bool = Field(
         False, description="Standardize observations with running statistics."
@@ -397,6 +398,7 @@ class OnPolicyAlgorithm(Algorithm):
             initial_log_std=config.initial_log_std,
             normalize_observations=config.normalize_observations,
             action_values=self.action_value_critic,
+            image_encoder=config.image_encoder,
         )
 
     def make_envs(self, runner: EnvRunner, parts: int) -> list[GraphEnvs]:

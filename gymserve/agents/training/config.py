@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -33,6 +33,14 @@ STOPPING_FIELDS = frozenset({"max_steps", "max_episodes", "target_reward", "earl
 # Fields that say where the policy is exported while training, not how to learn: also free on resume.
 EXPORT_FIELDS = frozenset({"export_every", "export_to", "export_keep"})
 DEFAULT_SOURCE = "default"
+
+# The convolutional encoders of image observations (gymserve.agents.networks.IMAGE_ENCODERS).
+ImageEncoder = Literal["nature_cnn", "impala_cnn"]
+IMAGE_ENCODER_DESCRIPTION = (
+    "Convolutional encoder of uint8 image observations [channels, height, width] before the "
+    "hidden_sizes layers: 'nature_cnn' (Mnih et al., 2015; hidden_sizes [512]) or 'impala_cnn' "
+    "(Espeholt et al., 2018; hidden_sizes [256]); None for vector observations."
+)
 
 
 class ConfigError(ValueError):

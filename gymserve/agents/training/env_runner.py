@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from gymserve.envs import training_options
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -122,8 +124,10 @@ class EnvRunner:
         total_steps: int = 0,
         on_observations: Callable[[np.ndarray], None] | None = None,
     ) -> EnvRunner:
-        """A runner over `num_envs` fresh `gym.make(env_id)` environments."""
-        return cls([gym.make(env_id) for _ in range(num_envs)], seed, total_steps, on_observations)
+        """A runner over `num_envs` fresh training environments (`gym.make(env_id)`, with the
+        training-only options of envs that have them, e.g. the Atari games' clipped rewards)."""
+        options = training_options(env_id)
+        return cls([gym.make(env_id, **options) for _ in range(num_envs)], seed, total_steps, on_observations)
 
     @property
     def num_envs(self) -> int:

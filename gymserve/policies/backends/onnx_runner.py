@@ -20,7 +20,15 @@ from gymserve.policies.metadata import (
     check_model_shapes,
     state_input_names,
 )
-from gymserve.policies.signatures import ACTION, NEXT_STATE_PREFIX, OBSERVATIONS, ONNX_METADATA_PROPERTY
+from gymserve.policies.signatures import (
+    ACTION,
+    NEXT_STATE_PREFIX,
+    OBSERVATIONS,
+    ONNX_METADATA_PROPERTY,
+    observation_dtype,
+)
+
+_ONNX_TYPES = {np.dtype(np.float32): "tensor(float)", np.dtype(np.uint8): "tensor(uint8)"}
 
 
 class OnnxRunner:
@@ -41,9 +49,11 @@ class OnnxRunner:
         except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
             raise PolicyLoadError(path, f"onnxruntime cannot load the model ({error})") from None
         inputs = self._session.get_inputs()
-        if any(node.type != "tensor(float)" for node in inputs):
+        accepted = {node.name: "tensor(float)" for node in inputs}
+        accepted[OBSERVATIONS] = _ONNX_TYPES[observation_dtype(np.dtype(metadata.observation_space.dtype))]
+        if any(node.type != accepted[node.name] for node in inputs):
             described = [(node.name, node.type) for node in inputs]
-            raise PolicyLoadError(path, f"model inputs are {described}; expected float tensors")
+            raise PolicyLoadError(path, f"model inputs are {described}; expected {accepted}")
         check_model_shapes(
             path,
             metadata,

@@ -27,6 +27,7 @@ from gymserve.policies.signatures import (
     METADATA,
     NEXT_STATE_PREFIX,
     OBSERVATIONS,
+    observation_dtype,
 )
 
 
@@ -46,8 +47,12 @@ class SavedModelRunner:
         self._greedy = self._model.signatures[GREEDY_ACTION]
         self._distribution = self._model.signatures[DISTRIBUTION]
         inputs = self._greedy.structured_input_signature[1]
-        if any(spec.dtype != tf.float32 for spec in inputs.values()):
-            raise PolicyLoadError(directory, f"{GREEDY_ACTION} takes {inputs}; expected float32 inputs")
+        accepted = {name: tf.float32 for name in inputs}
+        accepted[OBSERVATIONS] = tf.as_dtype(observation_dtype(np.dtype(metadata.observation_space.dtype)))
+        if any(spec.dtype != accepted.get(name) for name, spec in inputs.items()):
+            raise PolicyLoadError(
+                directory, f"{GREEDY_ACTION} takes {inputs}; expected {[t.name for t in accepted.values()]}"
+            )
         outputs = {**self._greedy.structured_outputs, **self._distribution.structured_outputs}
         check_model_shapes(
             directory,

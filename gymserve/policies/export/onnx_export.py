@@ -1,6 +1,7 @@
 """Writing a policy as an ONNX model (opset 17) with its post-processing inside the graph.
 
-Input `observations`: float32 `[batch, *observation_shape]`, batch dimension dynamic.
+Input `observations`: float32 `[batch, *observation_shape]` (uint8 for a uint8 space: image
+frames, which an image network scales itself), batch dimension dynamic.
 Outputs: `action` (the greedy action: int64 for Discrete, float32 within the bounds for Box)
 and the distribution parameters (`logits`, `mean` and `log_std`, or `mean` and `noise_std`),
 from which a client samples. A recurrent policy also takes its state as inputs `state_0`,
@@ -22,7 +23,13 @@ import tf2onnx
 from gymserve.policies.actor_policy import state_units
 from gymserve.policies.distributions import DistributionKind, distribution_graph
 from gymserve.policies.export.savedmodel import named_next_state
-from gymserve.policies.signatures import ACTION, OBSERVATIONS, ONNX_METADATA_PROPERTY, state_name
+from gymserve.policies.signatures import (
+    ACTION,
+    OBSERVATIONS,
+    ONNX_METADATA_PROPERTY,
+    observation_dtype,
+    state_name,
+)
 
 OPSET = 17
 
@@ -36,7 +43,8 @@ def write_onnx(
     distribution: DistributionKind | None = None,
 ) -> None:
     """Convert the network and its post-processing to ONNX and write it to `path`."""
-    inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name=OBSERVATIONS)]
+    observation_type = observation_dtype(observation_space.dtype)
+    inputs = [tf.TensorSpec([None, *observation_space.shape], observation_type, name=OBSERVATIONS)]
     inputs += [
         tf.TensorSpec([None, size], tf.float32, name=state_name(index))
         for index, size in enumerate(state_units(network, observation_space.shape))
@@ -46,6 +54,7 @@ def write_onnx(
     @tf.function(input_signature=inputs)
     def policy(observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
         next_state = {}
+        observations = tf.cast(observations, network.inputs[0].dtype)
         if state:
             outputs, *parts = network([observations, *state], training=False)
             next_state = named_next_state(parts)

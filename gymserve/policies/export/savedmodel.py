@@ -3,7 +3,8 @@
     model = tf.saved_model.load("exports/cartpole/saved_model")
     actions = model.signatures["greedy_action"](observations=batch)["action"]
 
-Signatures (observations are float32 `[batch, *observation_shape]`):
+Signatures (observations are float32 `[batch, *observation_shape]`; uint8 for a uint8 space,
+image frames, which an image network scales itself):
 
     greedy_action(observations)            -> {"action"}
     stochastic_action(observations, seed)  -> {"action"}  int64 scalar seed, stateless sampling
@@ -46,6 +47,7 @@ from gymserve.policies.signatures import (
     SEED,
     SIGNATURES,
     next_state_name,
+    observation_dtype,
     state_name,
 )
 
@@ -66,7 +68,8 @@ class _PolicyModule(tf.Module):
         self._graph = distribution_graph(action_space, distribution)
         self._metadata_json = metadata_json
         self._state_sizes = state_units(network, observation_space.shape)
-        inputs = [tf.TensorSpec([None, *observation_space.shape], tf.float32, name=OBSERVATIONS)]
+        observation_type = observation_dtype(observation_space.dtype)
+        inputs = [tf.TensorSpec([None, *observation_space.shape], observation_type, name=OBSERVATIONS)]
         inputs += [
             tf.TensorSpec([None, size], tf.float32, name=state_name(index))
             for index, size in enumerate(self._state_sizes)
@@ -79,6 +82,7 @@ class _PolicyModule(tf.Module):
 
     def _parameters(self, observations: tf.Tensor, state: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
         """The distribution parameters and, for a recurrent policy, `next_state_i`."""
+        observations = tf.cast(observations, self.network.inputs[0].dtype)
         if not state:
             outputs = tf.cast(self.network(observations, training=False), tf.float32)
             return self._graph.parameters(outputs)

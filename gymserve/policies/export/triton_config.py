@@ -34,6 +34,7 @@ GENERATED_HEADER = "# Written by gymserve export; delete this line to keep your 
 # ONNX element type -> Triton data type, for the types a policy's inputs and outputs take
 _DATA_TYPES = {
     onnx.TensorProto.FLOAT: "TYPE_FP32",
+    onnx.TensorProto.UINT8: "TYPE_UINT8",
     onnx.TensorProto.DOUBLE: "TYPE_FP64",
     onnx.TensorProto.INT32: "TYPE_INT32",
     onnx.TensorProto.INT64: "TYPE_INT64",

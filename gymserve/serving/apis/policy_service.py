@@ -119,10 +119,10 @@ class PolicyService(pb_grpc.PolicyServiceServicer):
         self, tensor: pb.Tensor, served: ServedVersion, budget: RequestBudget
     ) -> tuple[np.ndarray, int | None]:
         """The observation array (validated further by the policy) and its batch size, if batched."""
-        if tensor.dtype != pb.DATA_TYPE_FLOAT32:
+        if tensor.dtype not in (pb.DATA_TYPE_FLOAT32, pb.DATA_TYPE_UINT8):
             raise ValueError(
                 f"observations have data type {data_type_name(tensor.dtype)}; "
-                f"expected DATA_TYPE_FLOAT32 for {served.policy.observation_space}"
+                f"expected DATA_TYPE_FLOAT32 (or DATA_TYPE_UINT8) for {served.policy.observation_space}"
             )
         batched_rank = len(served.policy.observation_space.shape) + 1
         observations = _decoded(tensor, "observations", budget, max_rank=batched_rank)

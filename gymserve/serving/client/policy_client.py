@@ -6,10 +6,11 @@
             action = session.step(observation, episode_start=True)
             action = session.step(next_observation)
 
-Observations go out as float32; actions come back as int64 (discrete) or the box's dtype, as
-read-only numpy arrays, batched exactly like the observations. A call the server (or the
-network) fails raises `PolicyServiceError`, which carries the gRPC status code; a mistake the
-client can see by itself (an unknown mode, a negative seed) raises ValueError before sending.
+Observations go out as float32 (uint8 arrays, image frames, as uint8); actions come back as
+int64 (discrete) or the box's dtype, as read-only numpy arrays, batched exactly like the
+observations. A call the server (or the network) fails raises `PolicyServiceError`, which
+carries the gRPC status code; a mistake the client can see by itself (an unknown mode, a
+negative seed) raises ValueError before sending.
 """
 
 from __future__ import annotations
@@ -379,7 +380,9 @@ def act_request(
     """Fill `request` (or a new ActRequest) after checking what can be checked without the server."""
     request = pb.ActRequest() if request is None else request
     try:
-        array = np.asarray(observations, dtype=np.float32)
+        array = np.asarray(observations)
+        # uint8 frames keep their byte per pixel on the wire; everything else goes as float32
+        array = array if array.dtype == np.uint8 else array.astype(np.float32, copy=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"observations must be numbers convertible to float32 ({error})") from None
     request.policy_name = policy

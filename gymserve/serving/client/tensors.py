@@ -16,6 +16,7 @@ DTYPES: dict[int, np.dtype] = {
     pb.DATA_TYPE_FLOAT32: np.dtype("<f4"),
     pb.DATA_TYPE_FLOAT64: np.dtype("<f8"),
     pb.DATA_TYPE_INT64: np.dtype("<i8"),
+    pb.DATA_TYPE_UINT8: np.dtype("u1"),
 }
 DATA_TYPES: dict[np.dtype, int] = {dtype: data_type for data_type, dtype in DTYPES.items()}
 
@@ -34,12 +35,14 @@ def fill_tensor(tensor: pb.Tensor, array: np.ndarray) -> pb.Tensor:
 
 
 def _as_wire_dtype(array: np.ndarray) -> np.ndarray:
-    """`array` as int64 (integers, booleans) or as a little-endian float of its own width."""
+    """`array` as int64 (integers other than uint8, booleans) or as a little-endian float of its own width."""
     if array.dtype.kind in "iub":
         return array.astype("<i8")
     little_endian = array.dtype.newbyteorder("<")
     if little_endian not in DATA_TYPES:
-        raise ValueError(f"cannot send arrays of dtype {array.dtype}; expected float32, float64 or integers")
+        raise ValueError(
+            f"cannot send arrays of dtype {array.dtype}; expected float32, float64, uint8 or integers"
+        )
     return array.astype(little_endian)
 
 

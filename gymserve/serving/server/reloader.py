@@ -45,6 +45,7 @@ from gymserve.policies.repository import (
     policy_directories,
     scan_policy_directory,
 )
+from gymserve.policies.signatures import observation_dtype
 from gymserve.serving.server.config import (
     LatestVersions,
     PolicySettings,
@@ -294,7 +295,7 @@ def _warm_up(policy: Policy) -> None:
     space = policy.observation_space
     rng = np.random.default_rng(0)
     observations = np.clip(rng.standard_normal((WARM_UP_OBSERVATIONS, *space.shape)), space.low, space.high)
-    observations = observations.astype(np.float32)
+    observations = observations.astype(observation_dtype(space.dtype))  # uint8 frames stay uint8
     policy.action(observations, policy.get_initial_state(WARM_UP_OBSERVATIONS))
     policy.distribution(observations, policy.get_initial_state(WARM_UP_OBSERVATIONS))
 

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gymserve.policies import ActionMode
-from gymserve.policies.signatures import ACTION, OBSERVATIONS, SEED, next_state_name, state_name
+from gymserve.policies.signatures import (
+    ACTION,
+    OBSERVATIONS,
+    SEED,
+    next_state_name,
+    observation_dtype,
+    state_name,
+)
 from gymserve.serving.server.echo import echo, echo_all
 from gymserve.serving.server.request_limits import MAX_RANK
 
@@ -109,13 +116,20 @@ def check_input_name(name: str, known: Sequence[str], seen: Mapping[str, object]
         raise ValueError(f"input {echo(name)} is unknown or repeated; model inputs: {', '.join(known)}")
 
 
+def observation_datatype(policy: Policy) -> str:
+    """The datatype `policy` declares for observations: UINT8 for image frames, FP32 otherwise."""
+    return datatype_of(np.empty(0, observation_dtype(policy.observation_space.dtype)))
+
+
 def check_observations(datatype: str, shape: tuple[int, ...], policy: Policy) -> None:
-    """ValueError unless observations are FP32 of shape [batch, *the observation space's shape]."""
+    """ValueError unless observations are FP32 (or the declared UINT8) of shape [batch, *the
+    observation space's shape]."""
     space = policy.observation_space
-    if datatype != "FP32" or shape[1:] != space.shape or not shape:
+    declared = observation_datatype(policy)
+    if datatype not in ("FP32", declared) or shape[1:] != space.shape or not shape:
         raise ValueError(
             f"input {OBSERVATIONS} is {echo(datatype)} of shape {list(shape)}; "
-            f"expected FP32 of shape [batch, {', '.join(map(str, space.shape))}] for {space}"
+            f"expected {declared} of shape [batch, {', '.join(map(str, space.shape))}] for {space}"
         )
 
 
@@ -168,7 +182,7 @@ def describe(policy: Policy) -> tuple[list[TensorMetadata], list[TensorMetadata]
     sample = np.zeros((1, *space.shape), np.float32).clip(space.low, space.high)
     state = policy.get_initial_state(1)
     step = policy.action(sample, state)
-    inputs = [TensorMetadata(OBSERVATIONS, "FP32", (-1, *space.shape))]
+    inputs = [TensorMetadata(OBSERVATIONS, observation_datatype(policy), (-1, *space.shape))]
     outputs = {ACTION: step.action, **policy.distribution(sample, state).parameters()}
     for i, part in enumerate(state):
         inputs.append(_metadata(state_name(i), part))

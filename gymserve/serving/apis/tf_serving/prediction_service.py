@@ -27,6 +27,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2, predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc as pb_grpc
 
+from gymserve.policies.signatures import observation_dtype
 from gymserve.serving.apis.tf_serving.signatures import (
     DEFAULT_SIGNATURE,
     PREDICT_METHOD,
@@ -106,10 +107,15 @@ class PredictionService(pb_grpc.PredictionServiceServicer):
         space = served.policy.observation_space
         budget = self._calls.limits.budget()
         declared = declared_tensor(inputs["observations"], "observations", budget, len(space.shape) + 1)
-        if declared.dtype != np.float32 or declared.shape[1:] != space.shape or not declared.shape:
+        expected = observation_dtype(space.dtype)
+        if (
+            declared.dtype not in (np.float32, expected)
+            or declared.shape[1:] != space.shape
+            or not declared.shape
+        ):
             raise ValueError(
                 f"observations are {declared.dtype} of shape {list(declared.shape)}; "
-                f"expected float32 of shape [batch, {', '.join(map(str, space.shape))}] for {space}"
+                f"expected {expected} of shape [batch, {', '.join(map(str, space.shape))}] for {space}"
             )
         self._calls.limits.check_batch_size(declared.shape[0])
         observations = declared.array()

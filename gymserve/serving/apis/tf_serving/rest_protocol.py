@@ -38,7 +38,11 @@ if TYPE_CHECKING:
     from gymserve.serving.server.served_policies import ServedVersion
 
 _MODEL = rf"/v1/models/{NAME}(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-_DTYPE_NAMES = {np.dtype(np.float32): "DT_FLOAT", np.dtype(np.int64): "DT_INT64"}
+_DTYPE_NAMES = {
+    np.dtype(np.float32): "DT_FLOAT",
+    np.dtype(np.int64): "DT_INT64",
+    np.dtype(np.uint8): "DT_UINT8",
+}
 
 
 class TfServingRest:

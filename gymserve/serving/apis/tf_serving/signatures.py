@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gymserve.policies import ActionMode
+from gymserve.policies.signatures import observation_dtype
 from gymserve.serving.server.echo import capped, echo, echo_all
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def signature_specs(policy: Policy) -> dict[str, tuple[dict[str, TensorSpec], di
     sample = np.zeros((1, *space.shape), np.float32).clip(space.low, space.high)
     action = policy.action(sample).action
     parameters = policy.distribution(sample).parameters()
-    observations = {"observations": (np.dtype(np.float32), (-1, *space.shape))}
+    # float32, or uint8 for image frames: what the exported SavedModel's signatures take
+    observations = {"observations": (observation_dtype(space.dtype), (-1, *space.shape))}
     action_output = {"action": (_wire_dtype(action), (-1, *action.shape[1:]))}
     specs = {}
     for name in SIGNATURES:

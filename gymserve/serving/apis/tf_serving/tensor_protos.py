@@ -22,6 +22,7 @@ DTYPES: dict[int, np.dtype] = {
     types_pb2.DT_DOUBLE: np.dtype("<f8"),
     types_pb2.DT_INT32: np.dtype("<i4"),
     types_pb2.DT_INT64: np.dtype("<i8"),
+    types_pb2.DT_UINT8: np.dtype("u1"),
 }
 DATA_TYPES: dict[np.dtype, int] = {dtype: data_type for data_type, dtype in DTYPES.items()}
 _VALUE_FIELDS = {
@@ -29,6 +30,7 @@ _VALUE_FIELDS = {
     types_pb2.DT_DOUBLE: "double_val",
     types_pb2.DT_INT32: "int_val",
     types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT8: "int_val",  # TensorFlow keeps uint8 values in int_val
 }
 
 
