@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -11,18 +10,11 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from serving_support import NodeTools, standard_policies, start_server
+from serving_support import NodeTools, skip_unless_ci, standard_policies, start_server
 from tensorflow_threads import limit_tensorflow_threads
 
 from gymserve.serving import PolicyClient
 from gymserve.serving.server.policy_server import PolicyServer
-
-
-def skip_unless_ci(reason: str) -> None:
-    """Skip the test for `reason`, except under CI=true, where the test must run and so fails."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; under CI=true they must run")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import skip_unless_ci
+from serving_support import skip_unless_ci
 
 from gymserve.policies import load
 from gymserve.pretrained import pretrained_policy_for_env
