@@ -45,6 +45,7 @@ from gymserve.policies.distributions import (
     distribution_class,
     distribution_from_outputs,
 )
+from gymserve.policies.signatures import observation_dtype
 
 
 class ActorPolicy(Policy):
@@ -99,7 +100,7 @@ class ActorPolicy(Policy):
             output_shape = tf.TensorShape(forward(probe).shape)
         else:
             self._numpy_forward = None
-            self._forward = _trace_forward(network, self.observation_space.shape, self._state_spec)
+            self._forward = _trace_forward(network, self.observation_space, self._state_spec)
             outputs = self._forward.structured_outputs
             output_shape = (outputs[0] if self._state_spec else outputs).shape
         _check_output_shape(output_shape, self.action_space, kind)
@@ -172,17 +173,24 @@ def state_units(network: keras.Model, observation_shape: tuple[int, ...]) -> tup
     return tuple(int(part.shape[-1]) for part in inputs[1:])
 
 
+def network_input_dtype(network: keras.Model, fallback: tf.DType) -> tf.DType:
+    """The dtype the network's first input declares; a subclassed model declares none: `fallback`."""
+    inputs = getattr(network, "inputs", None)
+    return tf.as_dtype(inputs[0].dtype) if inputs else fallback
+
+
 _BOX_KINDS: tuple[ActorDistributionKind, ...] = ("squashed_gaussian", "noisy_deterministic")
 _UNSQUASHED_KINDS: tuple[ActorDistributionKind, ...] = ("deterministic", "gaussian")
 
 
 def _trace_forward(
     network: keras.Model,
-    observation_shape: tuple[int, ...],
+    observation_space: gym.spaces.Space,
     state_spec: tuple[tuple[tuple[int, ...], np.dtype], ...],
 ) -> tf.types.experimental.ConcreteFunction:
-    # float32, or uint8 for an image network: the dtype its input takes (networks.image_input)
-    observation_type = tf.as_dtype(network.inputs[0].dtype)
+    # float32, or uint8 for image frames: the dtype exports take too (signatures.observation_dtype)
+    observation_shape = observation_space.shape
+    observation_type = tf.as_dtype(observation_dtype(observation_space.dtype))
     signature = [tf.TensorSpec([None, *observation_shape], observation_type, name="observations")]
     signature += [
         tf.TensorSpec([None, *shape], tf.float32, name=f"state_{index}")

@@ -20,7 +20,7 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
-from gymserve.policies.actor_policy import state_units
+from gymserve.policies.actor_policy import network_input_dtype, state_units
 from gymserve.policies.distributions import DistributionKind, distribution_graph
 from gymserve.policies.export.savedmodel import named_next_state
 from gymserve.policies.signatures import (
@@ -54,7 +54,7 @@ def write_onnx(
     @tf.function(input_signature=inputs)
     def policy(observations: tf.Tensor, *state: tf.Tensor) -> dict[str, tf.Tensor]:
         next_state = {}
-        observations = tf.cast(observations, network.inputs[0].dtype)
+        observations = tf.cast(observations, network_input_dtype(network, observations.dtype))
         if state:
             outputs, *parts = network([observations, *state], training=False)
             next_state = named_next_state(parts)

@@ -34,7 +34,7 @@ import gymnasium as gym
 import keras
 import tensorflow as tf
 
-from gymserve.policies.actor_policy import state_units
+from gymserve.policies.actor_policy import network_input_dtype, state_units
 from gymserve.policies.distributions import DistributionKind, distribution_graph
 from gymserve.policies.signatures import (
     ACTION,
@@ -82,7 +82,7 @@ class _PolicyModule(tf.Module):
 
     def _parameters(self, observations: tf.Tensor, state: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
         """The distribution parameters and, for a recurrent policy, `next_state_i`."""
-        observations = tf.cast(observations, self.network.inputs[0].dtype)
+        observations = tf.cast(observations, network_input_dtype(self.network, observations.dtype))
         if not state:
             outputs = tf.cast(self.network(observations, training=False), tf.float32)
             return self._graph.parameters(outputs)
