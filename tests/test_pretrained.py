@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import gymnasium as gym
@@ -42,6 +43,15 @@ def test_the_package_ships_a_pretrained_cartpole_policy():
         500.0,
         True,
     )
+
+
+def test_an_installed_package_s_bytecode_folder_is_not_a_policy(tmp_path):
+    """pip compiles a non-editable install, which puts `__pycache__` beside the pretrained policies."""
+    repository = tmp_path / "pretrained"
+    shutil.copytree(pretrained_repository(), repository, ignore=shutil.ignore_patterns("__pycache__"))
+    (repository / "__pycache__").mkdir()
+    (repository / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"bytecode")
+    assert [policy.name for policy in pretrained_policies(repository)] == ["cartpole", "minitaur"]
 
 
 @pytest.mark.parametrize("pretrained", PRETRAINED, ids=[policy.name for policy in PRETRAINED])

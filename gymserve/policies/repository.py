@@ -131,7 +131,8 @@ def versioned_policy_name(export_dir: Path) -> str | None:
 
 
 def repository_directories(repository: Path) -> dict[str, Path]:
-    """The policy directories of a repository, by name."""
+    """The policy directories of a repository, by name. Hidden folders and Python's `__pycache__`
+    are not policies: the package's own pretrained repository gets one when pip compiles it."""
     if not repository.is_dir():
         raise FileNotFoundError(
             f"policy repository {repository} is not a directory; expected DIR/NAME/VERSION/"
@@ -139,7 +140,7 @@ def repository_directories(repository: Path) -> dict[str, Path]:
     return {
         child.name: child
         for child in sorted(repository.iterdir())
-        if child.is_dir() and not child.name.startswith(".")
+        if child.is_dir() and not child.name.startswith(".") and child.name != "__pycache__"
     }
 
 
