@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
+import venv
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -233,3 +235,25 @@ def skip_unless_ci(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}; under CI=true they must run")
     pytest.skip(reason)
+
+
+# The variables a venv's processes run under: what this checkout and environment add is left out.
+VENV_ENVIRONMENT = {
+    name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "VIRTUAL_ENV")
+}
+
+
+def pypi_venv(directory: Path, *requirements: str, timeout: float = 600) -> Path:
+    """The Python of a fresh venv with `requirements` installed from PyPI (skipped offline, except in CI)."""
+    venv.create(directory, with_pip=True)
+    python = directory / "bin" / "python"
+    command = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements]
+    try:
+        install = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=VENV_ENVIRONMENT
+        )
+    except subprocess.TimeoutExpired:
+        skip_unless_ci(f"pip install {' '.join(requirements)} timed out after {timeout:.0f} s")
+    if install.returncode != 0:
+        skip_unless_ci(f"pip could not install {' '.join(requirements)} from PyPI: {install.stderr[-500:]}")
+    return python

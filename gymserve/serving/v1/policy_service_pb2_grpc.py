@@ -5,7 +5,7 @@ import warnings
 
 from gymserve.serving.v1 import policy_service_pb2 as gymserve_dot_serving_dot_v1_dot_policy__service__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.80.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -25,7 +25,7 @@ if _version_not_supported:
     )
 
 
-class PolicyServiceStub:
+class PolicyServiceStub(object):
     """Serves exported policies by name and integer version (or by a label naming a version).
     """
 
@@ -57,7 +57,7 @@ class PolicyServiceStub:
                 _registered_method=True)
 
 
-class PolicyServiceServicer:
+class PolicyServiceServicer(object):
     """Serves exported policies by name and integer version (or by a label naming a version).
     """
 
@@ -121,7 +121,7 @@ def add_PolicyServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class PolicyService:
+class PolicyService(object):
     """Serves exported policies by name and integer version (or by a label naming a version).
     """
 
