@@ -9,10 +9,14 @@ a file; the status the page polls needs the token and reports the series Prometh
 
 from __future__ import annotations
 
+import bisect
 import http.client
 import importlib.resources
 import json
+import math
 import re
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -135,6 +139,13 @@ def test_status_needs_the_token_and_reports_the_series_prometheus_scrapes(server
     assert cartpole["seconds"] == prometheus_value(
         scraped, 'gymserve_policy_request_seconds_sum{policy="cartpole",version="1"}'
     )
+    bounds = [bound for bound, _ in cartpole["buckets"]]
+    assert bounds[-1] is None and bounds[:-1] == sorted(bounds[:-1])  # ascending, +Inf last
+    for bound, count in cartpole["buckets"]:
+        le = "+Inf" if bound is None else repr(bound)
+        series = f'gymserve_policy_request_seconds_bucket{{le="{le}",policy="cartpole",version="1"}}'
+        assert count == prometheus_value(scraped, series)
+    assert cartpole["buckets"][-1][1] == cartpole["count"]
     (infers,) = [s for s in status["http_requests"] if s["route"] == "oip_infer" and s["code"] == "200"]
     assert infers["count"] == prometheus_value(
         scraped, 'gymserve_http_request_seconds_count{code="200",method="POST",route="oip_infer"}'
@@ -213,6 +224,79 @@ def policy_rows(browser: HeadlessChromium) -> list[list[str]]:
         "[...document.querySelectorAll('#policies tr')]"
         ".map((row) => [...row.cells].map((cell) => cell.textContent))"
     )
+
+
+def histogram_quantile(q: float, before: list, after: list) -> float | None:
+    """Prometheus' histogram_quantile over the observations between two reads, in milliseconds."""
+    bounds = [math.inf if bound is None else bound for bound, _ in after]
+    counts = [count - earlier for (_, count), (_, earlier) in zip(after, before, strict=True)]
+    if counts[-1] <= 0:
+        return None
+    rank = q * counts[-1]
+    index = bisect.bisect_left(counts, rank)
+    lower, below = (0.0, 0.0) if index == 0 else (bounds[index - 1], counts[index - 1])
+    if bounds[index] == math.inf:
+        return lower * 1000
+    return (lower + (bounds[index] - lower) * (rank - below) / (counts[index] - below)) * 1000
+
+
+@pytest.mark.parametrize(
+    ("q", "after", "expected_ms"),
+    [
+        (0.5, [[0.001, 2], [0.005, 6], [0.01, 10], [None, 10]], 4.0),  # 0.001 + 0.004 * 3/4
+        (0.99, [[0.001, 2], [0.005, 6], [0.01, 10], [None, 10]], 9.875),  # 0.005 + 0.005 * 3.9/4
+        (0.1, [[0.001, 2], [0.005, 6], [0.01, 10], [None, 10]], 0.5),  # from 0 in the first bucket
+        (0.99, [[0.001, 2], [0.005, 6], [0.01, 8], [None, 10]], 10.0),  # +Inf: the largest bound
+        (0.5, [[0.001, 0], [0.005, 0], [0.01, 0], [None, 0]], None),  # nothing observed
+    ],
+)
+def test_the_page_interpolates_percentiles_in_the_buckets_as_prometheus_does(
+    browser: HeadlessChromium, server: dict[str, Any], q: float, after: list, expected_ms: float | None
+):
+    open_page(browser, server)
+    before = [[bound, 0] for bound, _ in after]
+    page = browser.evaluate(f"window.gymserveLatencyQuantile({q}, {json.dumps(before)}, {json.dumps(after)})")
+    assert page == pytest.approx(expected_ms) and histogram_quantile(q, before, after) == pytest.approx(
+        expected_ms
+    )
+
+
+def test_the_page_shows_percentiles_of_the_served_requests(browser: HeadlessChromium, server: dict[str, Any]):
+    open_page(browser, server)
+    before = cartpole_buckets(server)
+    sending = threading.Event()
+    sender = threading.Thread(target=lambda: infer_until(server, sending), daemon=True)
+    sender.start()
+    try:  # the page compares two reads a second apart, each after requests
+        rows = until(lambda: (rows := policy_rows(browser)) and rows[0][7] not in ("", "-") and rows, 30)
+    finally:
+        sending.set()
+        sender.join()
+    after = cartpole_buckets(server)
+    median, p99 = float(rows[0][7]), float(rows[0][8])
+    assert 0 < median <= p99
+    for q in (0.5, 0.99):  # the served buckets, through the page's function and Prometheus' formula
+        page = browser.evaluate(
+            f"window.gymserveLatencyQuantile({q}, {json.dumps(before)}, {json.dumps(after)})"
+        )
+        assert page == pytest.approx(histogram_quantile(q, before, after))
+
+
+def cartpole_buckets(server: dict[str, Any]) -> list:
+    status = json.loads(get(server, "/ui/status", TOKEN).body)
+    return next(s["buckets"] for s in status["policy_requests"] if s["policy"] == "cartpole")
+
+
+def infer_until(server: dict[str, Any], stop: threading.Event) -> None:
+    tensor = {"name": "observations", "shape": [1, 4], "datatype": "FP32", "data": [0.01, 0.0, 0.02, 0.0]}
+    request = urllib.request.Request(
+        f"http://{server['http_address']}/v2/models/cartpole/infer",
+        json.dumps({"inputs": [tensor]}).encode(),
+        {"Authorization": f"Bearer {TOKEN}"},
+    )
+    while not stop.is_set():
+        urllib.request.urlopen(request, timeout=10).read()
+        time.sleep(0.01)
 
 
 def test_switching_to_stochastic_shows_it_and_sends_it(browser: HeadlessChromium, server: dict[str, Any]):

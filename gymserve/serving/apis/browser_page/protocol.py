@@ -11,14 +11,16 @@ one, which the page sends from a field the user types it into. The files are rea
 the port opens, into a table of names; a path matches one of those names or nothing, so no
 path a client sends reaches the file system.
 
-/ui/status reads the same metric objects Prometheus scrapes: for each series its count and its
-sum of seconds so far. The page turns the difference between two reads into requests per
-second and mean latency.
+/ui/status reads the same metric objects Prometheus scrapes: for each series its count, its sum
+of seconds and its cumulative buckets so far. The page turns the difference between two reads
+into requests per second, mean latency, and the median and 99th percentile, interpolated in the
+buckets as Prometheus' histogram_quantile does.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
@@ -89,16 +91,22 @@ class BrowserPage:
 
 
 def _totals(families: Iterable[Metric], histogram: str) -> list[Json]:
-    """Each series of `histogram`: its labels, the observations so far and their sum in seconds."""
+    """Each series of `histogram`: its labels, the observations so far, their sum in seconds, and its
+    cumulative buckets as `[upper bound in seconds, count]` pairs, ascending (`null` for +Inf)."""
     series: dict[tuple, dict[str, Json]] = {}
     for family in families:
         if family.name != histogram:
             continue
         for sample in family.samples:
-            total = {f"{histogram}_count": "count", f"{histogram}_sum": "seconds"}.get(sample.name)
-            if total is not None:
-                labels = tuple(sorted(sample.labels.items()))
-                series.setdefault(labels, dict(sample.labels))[total] = sample.value
+            labels = {name: value for name, value in sample.labels.items() if name != "le"}
+            totals = series.setdefault(tuple(sorted(labels.items())), labels | {"buckets": []})
+            if sample.name == f"{histogram}_bucket":
+                bound = float(sample.labels["le"])
+                totals["buckets"].append([bound if math.isfinite(bound) else None, sample.value])
+            elif sample.name in (f"{histogram}_count", f"{histogram}_sum"):
+                totals["count" if sample.name.endswith("_count") else "seconds"] = sample.value
+    for totals in series.values():
+        totals["buckets"].sort(key=lambda bucket: math.inf if bucket[0] is None else bucket[0])
     return list(series.values())
 
 

@@ -55,7 +55,7 @@ const page = {
   token: sessionStorage.getItem("gymserve-token") || "",
   game: null, // {state, steps, outcome: "running" | "failed" | "finished", episode: [{observation, action, mode}]}
   running: false,
-  lastStatus: null, // {time, series: Map(key -> {count, seconds})}
+  lastStatus: null, // {time, series: Map(key -> {count, seconds, buckets})}
 };
 window.gymservePage = page;
 
@@ -89,14 +89,36 @@ function seriesKey(kind, labels) {
   return `${kind}:${JSON.stringify(labels)}`;
 }
 
-// Requests per second and mean milliseconds of one series since the previous status read.
-function rateAndLatency(key, count, seconds, now) {
+// The q-quantile, in milliseconds, of the observations between two reads of a histogram's
+// cumulative buckets ([upper bound in seconds or null for +Inf, count], ascending): linear inside
+// the bucket the rank falls in, from 0 for the first; in the +Inf bucket, the largest finite bound
+// (Prometheus' histogram_quantile). null when nothing was observed in between.
+function latencyQuantile(q, before, after) {
+  const counts = after.map(([, count], index) => count - before[index][1]);
+  const total = counts[counts.length - 1];
+  if (!(total > 0)) return null;
+  const rank = q * total;
+  const index = counts.findIndex((count) => count >= rank);
+  const lower = index === 0 ? 0 : after[index - 1][0];
+  const upper = after[index][0];
+  if (upper === null) return lower * 1000;
+  const below = index === 0 ? 0 : counts[index - 1];
+  return (lower + ((upper - lower) * (rank - below)) / (counts[index] - below)) * 1000;
+}
+window.gymserveLatencyQuantile = latencyQuantile;
+
+// Requests per second, mean, median and 99th percentile milliseconds of one series since the
+// previous status read.
+function rateAndLatency(key, total, now) {
   const previous = page.lastStatus && page.lastStatus.series.get(key);
-  if (!previous || count < previous.count) return ["-", "-"];
-  const requests = count - previous.count;
-  const rate = requests / ((now - page.lastStatus.time) / 1000);
-  const latency = requests > 0 ? (((seconds - previous.seconds) / requests) * 1000).toFixed(2) : "-";
-  return [rate.toFixed(1), latency];
+  if (!previous || total.count < previous.count) return ["-", "-", "-", "-"];
+  const requests = total.count - previous.count;
+  const rate = (requests / ((now - page.lastStatus.time) / 1000)).toFixed(1);
+  if (requests === 0) return [rate, "-", "-", "-"];
+  const mean = (((total.seconds - previous.seconds) / requests) * 1000).toFixed(2);
+  const sameBuckets = previous.buckets.length === total.buckets.length;
+  const quantile = (q) => (sameBuckets ? latencyQuantile(q, previous.buckets, total.buckets).toFixed(2) : "-");
+  return [rate, mean, quantile(0.5), quantile(0.99)];
 }
 
 function tableRow(cells, classes = {}) {
@@ -115,20 +137,21 @@ function showStatus(status, now) {
   const measured = (kind, labels, total) => {
     const key = seriesKey(kind, labels);
     series.set(key, total);
-    return rateAndLatency(key, total.count, total.seconds, now);
+    return rateAndLatency(key, total, now);
   };
   const policyTotals = new Map(status.policy_requests.map((s) => [`${s.policy}/${s.version}`, s]));
   const policyRows = [];
   for (const policy of status.policies) {
     for (const version of policy.versions) {
-      const total = policyTotals.get(`${policy.name}/${version.version}`) || { count: 0, seconds: 0 };
-      const [rate, latency] = measured("policy", [policy.name, version.version], total);
+      const unused = { count: 0, seconds: 0, buckets: [] };
+      const total = policyTotals.get(`${policy.name}/${version.version}`) || unused;
+      const latencies = measured("policy", [policy.name, version.version], total);
       const isDefault = version.version === policy.default_version ? " (default)" : "";
       const state = version.error ? `${version.state}: ${version.error}` : version.state;
       policyRows.push(tableRow(
         [policy.name, policy.env_id || "-", version.version + isDefault, state,
-          version.labels.join(", "), rate, latency],
-        { 3: version.state.toLowerCase(), 5: "number", 6: "number" },
+          version.labels.join(", "), ...latencies],
+        { 3: version.state.toLowerCase(), 5: "number", 6: "number", 7: "number", 8: "number" },
       ));
     }
   }
@@ -136,8 +159,9 @@ function showStatus(status, now) {
   const routeRows = status.http_requests
     .sort((a, b) => a.route.localeCompare(b.route) || a.code.localeCompare(b.code))
     .map((s) => {
-      const [rate, latency] = measured("route", [s.route, s.method, s.code], s);
-      return tableRow([s.route, s.method, s.code, rate, latency], { 3: "number", 4: "number" });
+      const latencies = measured("route", [s.route, s.method, s.code], s);
+      const numbers = { 3: "number", 4: "number", 5: "number", 6: "number" };
+      return tableRow([s.route, s.method, s.code, ...latencies], numbers);
     });
   $("routes").replaceChildren(...routeRows);
   page.lastStatus = { time: now, series };
