@@ -12,7 +12,7 @@ float16) beside its SavedModel and ONNX model, then reports per backend
 
 Every backend runs with one thread.
 
-    python benchmarks/litert.py [--calls 2000] [--episodes 20]
+    python benchmarks/litert_on_device.py [--calls 2000] [--episodes 20]
 """
 
 from __future__ import annotations
