@@ -1,6 +1,7 @@
 """Environment steps per second of PPO and DQN training on Pong, gymserve against Stable-Baselines3, in one run.
 
     python benchmarks/atari_training_speed.py [--steps 20000] [--rounds 2] [--algorithms ppo dqn]
+        [--threads 1] [--skip gymserve-dqn-xla]
 
 Both libraries learn with the hyperparameters of the Stable-Baselines3 zoo's Atari configs
 (which gymserve's shipped `ppo_AtariPong-v0.json` and `dqn_AtariPong-v0.json` follow), the
@@ -20,6 +21,10 @@ before timing; then the contenders of an algorithm run `--steps / --rounds` step
 alternating, so background load weighs on all alike. Printed: steps/s by wall clock and by this
 process's CPU time (all threads), and each one's ratio to SB3's; the 1-minute load average
 before and after shows how busy the machine was. Needs `stable-baselines3` (CPU torch).
+
+Both libraries get `--threads` threads for their operations. On a machine shared with other
+busy processes give them 1: PyTorch's OpenMP threads spin while they wait for each other, and
+with more threads than free cores a Nature CNN gradient step then costs ten times the CPU.
 """
 
 from __future__ import annotations
@@ -147,16 +152,30 @@ CONTENDERS: dict[str, dict[str, Callable[[], Run]]] = {
 }
 
 
+def set_threads(count: int) -> None:
+    import tensorflow as tf
+    import torch
+
+    tf.config.threading.set_intra_op_parallelism_threads(count)
+    tf.config.threading.set_inter_op_parallelism_threads(count)
+    torch.set_num_threads(count)
+    torch.set_num_interop_threads(count)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000, help="timed env steps of each contender")
     parser.add_argument("--rounds", type=int, default=2, help="turns the steps are split into")
     parser.add_argument("--algorithms", nargs="+", choices=tuple(CONTENDERS), default=list(CONTENDERS))
+    parser.add_argument("--threads", type=int, default=1, help="operation threads of each library")
+    parser.add_argument("--skip", nargs="*", default=[], help="contenders not to run (never SB3's)")
     args = parser.parse_args()
+    set_threads(args.threads)
 
     for algorithm in args.algorithms:
         load_before = os.getloadavg()[0]
-        runs = {name: build() for name, build in CONTENDERS[algorithm].items()}
+        builds = {name: build for name, build in CONTENDERS[algorithm].items() if name not in args.skip}
+        runs = {name: build() for name, build in builds.items()}
         totals = dict.fromkeys(runs, (0, 0.0, 0.0))  # steps, wall seconds, CPU seconds
         for _ in range(args.rounds):
             for name, run in runs.items():
