@@ -1,4 +1,4 @@
-"""Environment steps per second of PPO and DQN training on Pong, gymserve against Stable-Baselines3, in one run.
+"""Env steps per second of PPO and DQN training on Pong, gymserve against Stable-Baselines3, in one run.
 
     python benchmarks/atari_training_speed.py [--steps 20000] [--rounds 2] [--algorithms ppo dqn]
         [--threads 1] [--skip gymserve-dqn-xla]

@@ -45,7 +45,8 @@ ACT_METHOD = "/gymserve.serving.v1.PolicyService/Act"
 
 
 def serve(repository: Path, batching: dict[str, int]) -> None:
-    """The server process: both servers' addresses on stdout, stop on stdin EOF."""
+    """The server process: both servers' addresses on stdout, stop on stdin EOF, then each
+    policy's mean batch size with batching on."""
     from gymserve.serving.server.config import ServerConfig
     from gymserve.serving.server.policy_server import PolicyServer
 
@@ -57,7 +58,7 @@ def serve(repository: Path, batching: dict[str, int]) -> None:
         print(unbatched.address, batched.address, flush=True)
         sys.stdin.read()
         registry = batched.metrics.registry
-        for name in MODELS:
+        for name in sorted(path.name for path in repository.iterdir()):
             count, rows = (
                 registry.get_sample_value(f"gymserve_model_batch_size_{kind}", {"policy": name})
                 for kind in ("count", "sum")
@@ -65,11 +66,88 @@ def serve(repository: Path, batching: dict[str, int]) -> None:
             print(f"{name}: {rows / count:.1f} observations per model call with batching on", flush=True)
 
 
-def request_bytes(name: str) -> bytes:
+def request_bytes(name: str, observation: np.ndarray) -> bytes:
     from gymserve.serving.client.policy_client import act_request
 
-    observation = np.random.default_rng(0).standard_normal(OBSERVATION_SIZE).astype(np.float32)
     return act_request(observation, name, None, "greedy", None, None, False).SerializeToString()
+
+
+def mlp_observations(rows: int) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((rows, OBSERVATION_SIZE)).astype(np.float32)
+
+
+class ServerPair:
+    """A server process (this script's `--serve`) holding a policy server with batching off and
+    one with batching on, on loopback, both serving `repository`."""
+
+    def __init__(self, repository: Path, batching: dict[str, int]):
+        arguments = [f"--{name.replace('_', '-')}={value}" for name, value in batch_arguments(batching)]
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(repository), *arguments],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.addresses = dict(zip(("off", "on"), self.process.stdout.readline().split(), strict=True))
+
+    def close(self) -> str:
+        """Stop the servers; their report of batch sizes."""
+        self.process.stdin.close()
+        report = self.process.stdout.read()
+        self.process.wait(timeout=60)
+        return report
+
+
+def batch_arguments(batching: dict[str, int]) -> list[tuple[str, int]]:
+    """The command-line options (without dashes) that give `batching`."""
+    names = {"batching_max_size": "batch_max_size", "batching_timeout_micros": "batch_timeout_micros"}
+    names["batching_threads"] = "num_batch_threads"
+    return [(names[field], value) for field, value in batching.items()]
+
+
+def add_batching_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per cell and round")
+    parser.add_argument("--rounds", type=int, default=3, help="times every cell is measured")
+    parser.add_argument("--batch-max-size", type=int, default=64)
+    parser.add_argument("--batch-timeout-micros", type=int, default=0)
+    parser.add_argument("--num-batch-threads", type=int, default=1)
+
+
+def batching_of(args: argparse.Namespace) -> dict[str, int]:
+    return {
+        "batching_max_size": args.batch_max_size,
+        "batching_timeout_micros": args.batch_timeout_micros,
+        "batching_threads": args.num_batch_threads,
+    }
+
+
+def measure_cells(
+    servers: ServerPair,
+    requests: dict[str, bytes],
+    client_counts: tuple[int, ...],
+    rounds: int,
+    seconds: float,
+) -> tuple[dict[tuple, list], dict[tuple, float]]:
+    """Every (model, clients, batching) cell measured once per round, the cells alternating: each
+    cell's [calls, latencies] and the CPU seconds of the server and this process meanwhile."""
+    cells = [(m, c, b) for m in requests for c in client_counts for b in servers.addresses]
+    totals = {cell: [0, []] for cell in cells}
+    cpu = dict.fromkeys(cells, 0.0)
+    for _ in range(rounds):
+        for cell in cells:
+            model, clients, batched = cell
+            count, latencies, cpu_seconds = measure(
+                servers.addresses[batched],
+                requests[model],
+                clients,
+                seconds,
+                watched=(servers.process.pid, os.getpid()),
+            )
+            cpu[cell] += cpu_seconds
+            totals[cell][0] += count
+            totals[cell][1] += latencies
+    return totals, cpu
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -121,12 +199,11 @@ def measure(
     return len(every), every, cpu_seconds
 
 
-def model_seconds(policy_path: Path, rows: int, calls: int = 1000) -> float:
-    """Median time of one bare onnxruntime call of the exported model on `rows` observations."""
+def model_seconds(policy_path: Path, observations: np.ndarray, calls: int = 1000) -> float:
+    """Median time of one bare onnxruntime call of the exported model on `observations`."""
     from policy_inference import median_seconds  # imports TensorFlow: not for the server processes
 
     session = bare_session(policy_path)
-    observations = np.random.default_rng(0).standard_normal((rows, OBSERVATION_SIZE)).astype(np.float32)
     return median_seconds(lambda batch: session.run(["action"], {"observations": batch}), observations, calls)
 
 
@@ -138,72 +215,30 @@ def cell_figures(totals: dict[tuple, list], seconds: float) -> dict[tuple, tuple
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per cell and round")
-    parser.add_argument("--rounds", type=int, default=3, help="times every cell is measured")
-    parser.add_argument("--batch-max-size", type=int, default=64)
-    parser.add_argument("--batch-timeout-micros", type=int, default=0)
-    parser.add_argument("--num-batch-threads", type=int, default=1)
-    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    batching = {
-        "batching_max_size": args.batch_max_size,
-        "batching_timeout_micros": args.batch_timeout_micros,
-        "batching_threads": args.num_batch_threads,
-    }
-    if args.serve:
-        serve(args.serve, batching)
-        return
-
-    with tempfile.TemporaryDirectory() as directory:
-        repository = Path(directory) / "repository"
-        for name, hidden_sizes in MODELS.items():
-            export_mlp(repository / name, hidden_sizes, name="1")
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(repository), *sys.argv[1:]],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            addresses = dict(zip(("off", "on"), server.stdout.readline().split(), strict=True))
-            cells = [(m, c, b) for m in MODELS for c in CLIENT_COUNTS for b in addresses]
-            totals = {cell: [0, []] for cell in cells}
-            cpu = dict.fromkeys(cells, 0.0)
-            for _ in range(args.rounds):
-                for cell in cells:
-                    model, clients, batched = cell
-                    request = request_bytes(model)
-                    count, latencies, cpu_seconds = measure(
-                        addresses[batched], request, clients, args.seconds, watched=(server.pid, os.getpid())
-                    )
-                    cpu[cell] += cpu_seconds
-                    totals[cell][0] += count
-                    totals[cell][1] += latencies
-        finally:
-            server.stdin.close()
-            batch_sizes = server.stdout.read()
-            server.wait(timeout=60)
-        alone = {
-            (model, rows): model_seconds(repository / model / "1", rows)
-            for model in MODELS
-            for rows in (1, args.batch_max_size)
-        }
-
+def report(
+    totals: dict[tuple, list],
+    cpu: dict[tuple, float],
+    alone: dict[tuple[str, int], float],
+    batching: dict[str, int],
+    rounds: int,
+    seconds: float,
+) -> None:
+    """Print every cell's figures, what batching can give at most (from `alone`: the model's bare
+    time on 1 observation and on a full batch), and the batched / unbatched ratios."""
+    models = list(dict.fromkeys(model for model, _, _ in totals))
+    client_counts = tuple(dict.fromkeys(clients for _, clients, _ in totals))
     print(
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {WORKERS} RPC threads, "
-        f"batching on = {batching}, {args.rounds} x {args.seconds:g} s per cell"
+        f"batching on = {batching}, {rounds} x {seconds:g} s per cell"
     )
     print(
         f"{'model':<9} {'clients':>7} {'batching':>8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'CPU us/call':>12} {'CPU busy':>9}"
     )
-    timed_seconds = args.rounds * args.seconds
+    timed_seconds = rounds * seconds
     summary, figures = {}, cell_figures(totals, timed_seconds)
     for cell, (rate, p50, p99) in figures.items():
-        summary[cell] = (rate, p99)
+        summary[cell] = (rate, p50, p99)
         model, clients, batched = cell
         cpu_us_per_call = cpu[cell] / totals[cell][0] * 1e6
         busy = cpu[cell] / (timed_seconds * os.cpu_count())  # of all cores, server and clients together
@@ -211,9 +246,8 @@ def main() -> None:
             f"{model:<9} {clients:>7} {batched:>8} {rate:>9,.0f} {p50:>8.2f} {p99:>8.2f} "
             f"{cpu_us_per_call:>12.0f} {busy:>9.0%}"
         )
-    print(batch_sizes, end="")
-    most_clients, batch_rows = max(CLIENT_COUNTS), args.batch_max_size
-    for model in MODELS:
+    most_clients, batch_rows = max(client_counts), batching["batching_max_size"]
+    for model in models:
         one_observation_us = alone[(model, 1)] * 1e6
         row_us = alone[(model, batch_rows)] / batch_rows * 1e6
         call_us = cpu[(model, most_clients, "off")] / totals[(model, most_clients, "off")][0] * 1e6
@@ -223,13 +257,45 @@ def main() -> None:
             f"at {most_clients} clients, batching can lift throughput by about "
             f"{call_us / (call_us - one_observation_us + row_us):.2f}x at most"
         )
-    for model in MODELS:
-        for clients in CLIENT_COUNTS:
-            (rate_off, p99_off), (rate_on, p99_on) = (summary[(model, clients, b)] for b in ("off", "on"))
+    for model in models:
+        for clients in client_counts:
+            (rate_off, p50_off, p99_off), (rate_on, p50_on, p99_on) = (
+                summary[(model, clients, b)] for b in ("off", "on")
+            )
             print(
                 f"{model:<9} {clients:>3} clients: batched / unbatched "
-                f"throughput {rate_on / rate_off:5.2f}x, p99 {p99_on / p99_off:5.2f}x"
+                f"throughput {rate_on / rate_off:5.2f}x, p50 {p50_on / p50_off:5.2f}x, "
+                f"p99 {p99_on / p99_off:5.2f}x"
             )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_batching_options(parser)
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    batching = batching_of(args)
+    if args.serve:
+        serve(args.serve, batching)
+        return
+
+    with tempfile.TemporaryDirectory() as directory:
+        repository = Path(directory) / "repository"
+        for name, hidden_sizes in MODELS.items():
+            export_mlp(repository / name, hidden_sizes, name="1")
+        servers = ServerPair(repository, batching)
+        try:
+            requests = {model: request_bytes(model, mlp_observations(1)[0]) for model in MODELS}
+            totals, cpu = measure_cells(servers, requests, CLIENT_COUNTS, args.rounds, args.seconds)
+        finally:
+            batch_sizes = servers.close()
+        alone = {
+            (model, rows): model_seconds(repository / model / "1", mlp_observations(rows))
+            for model in MODELS
+            for rows in (1, args.batch_max_size)
+        }
+    report(totals, cpu, alone, batching, args.rounds, args.seconds)
+    print(batch_sizes, end="")
 
 
 if __name__ == "__main__":
