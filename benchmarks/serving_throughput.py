@@ -19,7 +19,7 @@ model >= 1.0x.
 
 Batching removes model time only, and on one machine every call also costs the gRPC and Python
 work of both processes. So the script times each model alone afterwards (bare onnxruntime, one
-observation and a full batch) and estimates what batching can give at 64 clients: a call's CPU
+observation and a full batch, CPU time) and estimates what batching can give at 64 clients: a call's CPU
 time with batching off, over the same time with its model call replaced by its row's share of a
 full batch. The estimate assumes the cores stay as busy with batching on as off ("CPU busy").
 """
@@ -200,11 +200,17 @@ def measure(
 
 
 def model_seconds(policy_path: Path, observations: np.ndarray, calls: int = 1000) -> float:
-    """Median time of one bare onnxruntime call of the exported model on `observations`."""
-    from policy_inference import median_seconds  # imports TensorFlow: not for the server processes
-
+    """Median CPU time of one bare onnxruntime call of the exported model on `observations`, after
+    a warm-up (CPU time, as the estimate compares it with calls' CPU time, and a shared machine's
+    other processes lengthen long calls' wall time most)."""
     session = bare_session(policy_path)
-    return median_seconds(lambda batch: session.run(["action"], {"observations": batch}), observations, calls)
+    feeds = {"observations": observations}
+    durations = []
+    for _ in range(calls + min(50, calls)):
+        started = time.thread_time()  # one intra-op thread: onnxruntime runs in the calling thread
+        session.run(["action"], feeds)
+        durations.append(time.thread_time() - started)
+    return float(np.median(durations[min(50, calls) :]))
 
 
 def cell_figures(totals: dict[tuple, list], seconds: float) -> dict[tuple, tuple[float, float, float]]:
