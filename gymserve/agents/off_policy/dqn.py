@@ -73,7 +73,9 @@ class DQNConfig(OffPolicyConfig):
     max_grad_norm: float | None = Field(10.0, gt=0, description="Clip gradients to this global norm.")
     jit_compile: bool = Field(
         True,
-        description="Compile the gradient steps with XLA (3x faster for small MLPs; about 10x slower for CNNs on CPU).",
+        description=(
+            "Compile the gradient steps with XLA (3x faster for MLPs, about 10x slower for CNNs on CPU)."
+        ),
     )
 
 
