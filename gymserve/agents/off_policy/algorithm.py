@@ -22,7 +22,7 @@ prioritized replay their priorities are updated after the last one.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import gymnasium as gym
 import keras
@@ -39,6 +39,9 @@ from gymserve.agents.training.config import TrainingConfig
 from gymserve.agents.training.env_runner import EnvRunner, Transition
 from gymserve.agents.training.schedules import linear_schedule
 from gymserve.policies.signatures import observation_dtype
+
+if TYPE_CHECKING:
+    from gymserve.agents.training.actor_learner.collect_policy import CollectPolicy
 
 REPLAY_PREFIX = "replay_"
 ACTING_OUTPUTS_FIELDS = ("acting_observations", "acting_outputs")  # the last update's, checkpointed
@@ -220,16 +223,48 @@ class OffPolicyAlgorithm(Algorithm):
     def learn(self, observations: np.ndarray, total_steps: int) -> dict[str, float]:
         """One round of `gradient_steps` gradient steps; also computes the acting network's outputs at
         `observations` (where the envs act next) so that `explore` there needs no call of its own."""
+        metrics, outputs = self._train(self.sample_experience(total_steps), observations)
+        self._next_outputs = (observations, outputs)
+        return metrics
+
+    @property
+    def collect_policy(self) -> CollectPolicy:
+        from gymserve.agents.training.actor_learner.collect_policy import CollectPolicy
+
+        return CollectPolicy(self)
+
+    def sample_experience(self, total_steps: int = 0) -> dict[str, np.ndarray]:
+        """One round's minibatches from the replay buffer, (gradient_steps, batch_size, ...) arrays
+        by MINIBATCH_FIELDS name (plus "positions" with prioritized replay), for `train`.
+        `total_steps` anneals the importance weights of prioritized replay."""
+        if not self.ready_to_learn():
+            raise ValueError(
+                f"the replay buffer holds {self.replay.num_frames} transitions, fewer than learning_starts "
+                f"({self.config.learning_starts}): collect more before sampling"
+            )
         minibatches, positions = self._sample_minibatches(total_steps)
+        return minibatches if positions is None else minibatches | {"positions": positions}
+
+    def train(self, experience: dict[str, np.ndarray]) -> dict[str, float]:
+        """One round of gradient steps on `experience` (what `sample_experience` returns)."""
+        metrics, _ = self._train(experience, np.asarray(experience["observations"][0], np.float32))
+        self._next_outputs = None
+        return metrics
+
+    def _train(
+        self, experience: dict[str, np.ndarray], observations: np.ndarray
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """The gradient steps on `experience`: metrics, and the acting outputs at `observations`."""
+        minibatches = {name: array for name, array in experience.items() if name != "positions"}
         values, td_errors, outputs = self._update(minibatches, observations)
-        if positions is not None:
-            self.replay.update_priorities(positions, td_errors.numpy())
-        self._next_outputs = (observations, outputs.numpy())
+        if "positions" in experience:
+            self.replay.update_priorities(experience["positions"], td_errors.numpy())
         self.after_update()
-        return {
+        metrics = {
             f"{self.name}/{name}": float(value)
             for name, value in zip(self.metric_names, values.numpy(), strict=True)
         }
+        return metrics, outputs.numpy()
 
     def set_policy_weights(self, weights: list[np.ndarray]) -> None:
         super().set_policy_weights(weights)
