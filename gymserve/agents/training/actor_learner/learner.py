@@ -113,11 +113,11 @@ class Learner:
             self.history = History.read(latest / HISTORY_FILE, self.config.mean_return_window)
             logger.info("resuming %s from step %d (checkpoint %s)", self.run_dir, self.state.total_steps, latest)
         self.started_at_step = self.state.total_steps
+        self.triggers = list(triggers)
+        for trigger in self.triggers:  # before any env or writer is started: a bad trigger stops here
+            trigger.attach(self)
         self.collection = self._collection(actor, distributed, latest)
         self._start_session(progress_bar)
-        self.triggers = list(triggers)
-        for trigger in self.triggers:
-            trigger.attach(self)
 
     def run(self, iterations: int = 1) -> LossInfo:
         """`iterations` iterations of learning (with a user's actor: one round of gradient steps,
