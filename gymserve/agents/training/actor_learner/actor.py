@@ -47,13 +47,16 @@ class Actor:
         seed: int = 0,
     ):
         if (steps_per_run is None) == (episodes_per_run is None):
-            raise ValueError("an Actor runs either steps_per_run steps or episodes_per_run episodes: give one")
+            raise ValueError(
+                "an Actor runs either steps_per_run steps or episodes_per_run episodes: give one"
+            )
         count = steps_per_run if episodes_per_run is None else episodes_per_run
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ValueError(f"steps_per_run / episodes_per_run must be a positive integer, got {count!r}")
         if not isinstance(policy, CollectPolicy) and not callable(getattr(policy, "action", None)):
             raise TypeError(
-                f"an Actor acts with an algorithm's collect_policy or a gymserve policy, got {type(policy).__name__}"
+                "an Actor acts with an algorithm's collect_policy or a gymserve policy, "
+                f"got {type(policy).__name__}"
             )
         self._make_envs = _env_factory(env, num_envs, policy)
         self.policy = policy
@@ -73,7 +76,9 @@ class Actor:
         (`EnvRunner.snapshot`); the step count continues from `total_steps`."""
         if self.runner is not None:
             self.runner.close()
-        statistics = self.policy.update_observation_statistics if isinstance(self.policy, CollectPolicy) else None
+        statistics = (
+            self.policy.update_observation_statistics if isinstance(self.policy, CollectPolicy) else None
+        )
         if snapshot is not None:
             self.runner = EnvRunner.from_snapshot(snapshot, total_steps, statistics)
         else:
@@ -94,7 +99,7 @@ class Actor:
         return self._started().observations
 
     def run(self) -> None:
-        """One run: step until `steps_per_run` steps of every env, or `episodes_per_run` episodes, are done."""
+        """Step until `steps_per_run` steps of every env, or `episodes_per_run` episodes, are done."""
         runner = self._started()
         steps = episodes = 0
         while steps < (self.steps_per_run or 0) or episodes < (self.episodes_per_run or 0):

@@ -111,7 +111,9 @@ class Learner:
             algorithm.restore(latest)
             self.state = TrainerState.from_checkpoint(self.checkpoints.trainer_state("latest"))
             self.history = History.read(latest / HISTORY_FILE, self.config.mean_return_window)
-            logger.info("resuming %s from step %d (checkpoint %s)", self.run_dir, self.state.total_steps, latest)
+            logger.info(
+                "resuming %s from step %d (checkpoint %s)", self.run_dir, self.state.total_steps, latest
+            )
         self.started_at_step = self.state.total_steps
         self.triggers = list(triggers)
         for trigger in self.triggers:  # before any env or writer is started: a bad trigger stops here
@@ -369,7 +371,9 @@ def _check_actor(algorithm: Algorithm, actor: Actor) -> None:
             "the actor's transitions never reach the replay buffer: give it observers=[algorithm.store, ...]"
         )
     if actor.runner is not None:
-        raise ValueError("give the actor to the Learner before running it: the Learner seeds and resumes its envs")
+        raise ValueError(
+            "give the actor to the Learner before running it: the Learner seeds and resumes its envs"
+        )
 
 
 def _env_seed(seed: int, total_steps: int) -> int:

@@ -1,8 +1,8 @@
 """What an `Actor` measures over the episodes it finishes (TF-Agents' `actor.collect_metrics`).
 
-    metrics = collect_metrics(buffer_size=10)   # AverageReturn and AverageEpisodeLength
-    Actor(env, policy, episodes_per_run=10, metrics=metrics).run()
-    metrics[0].result()                         # mean return of the last 10 episodes; 0.0 before any
+metrics = collect_metrics(buffer_size=10)   # AverageReturn and AverageEpisodeLength
+Actor(env, policy, episodes_per_run=10, metrics=metrics).run()
+metrics[0].result()                         # mean return of the last 10 episodes; 0.0 before any
 """
 
 from __future__ import annotations

@@ -138,7 +138,9 @@ class PolicySavedModelTrigger:
     exports of `gymserve train --export-to ... --export-every ...` (periodic_exports.py), keeping
     the newest `keep`; None takes the config's export_to / export_every / export_keep."""
 
-    def __init__(self, export_to: str | Path | None = None, interval: int | None = None, keep: int | None = None):
+    def __init__(
+        self, export_to: str | Path | None = None, interval: int | None = None, keep: int | None = None
+    ):
         _check_positive("a trigger's interval", interval)
         _check_positive("keep", keep)
         self.export_to, self.interval, self.keep = export_to, interval, keep
@@ -161,7 +163,11 @@ class PolicySavedModelTrigger:
             )
         info = learner.info
         self.exports = PeriodicExports.for_run(
-            config.model_copy(update=update), learner.run_dir, info.env_id, info.algorithm, learner.state.total_steps
+            config.model_copy(update=update),
+            learner.run_dir,
+            info.env_id,
+            info.algorithm,
+            learner.state.total_steps,
         )
 
     def __call__(self, learner: Learner) -> None:
@@ -182,4 +188,6 @@ def default_triggers(
 
 def _check_positive(what: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{what} must be a positive integer (env steps, or versions for keep), got {value!r}")
+        raise ValueError(
+            f"{what} must be a positive integer (env steps, or versions for keep), got {value!r}"
+        )
