@@ -45,6 +45,10 @@ A subclass provides:
   buffer. Network and optimizer variables, `self.rng` and `learning_rate_scale` are checkpointed
   by the base class.
 
+Off-policy algorithms also train from a user's loop (actor_learner/): `collect_policy` for an
+`Actor`, `store` as its replay observer, and `train(sample_experience())` for one update from a
+batch the caller holds; the others refuse those with UnsupportedInUserLoopError.
+
 Runs find a subclass by its registry name: one entry in training/registry.py, or a
 `register_algorithm` call from outside gymserve (docs/adding_an_algorithm.md).
 """

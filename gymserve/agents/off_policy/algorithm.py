@@ -11,6 +11,9 @@ One iteration of every off-policy algorithm is the same loop:
         the same call returns the acting network's outputs for the current observations
         with prioritized replay, the TD errors become the windows' new priorities
 
+`sample_experience()` draws one round's minibatches and `train(experience)` runs its gradient
+steps: the two halves of the round, for a caller's own loop (TF-Agents' `agent.train`).
+
 A subclass supplies the replay fields of its actions (`action_spec`, `stored_actions`), how it
 explores, one gradient step (`gradient_step`, returning its metrics and per-sample TD errors),
 the (target, online) network pairs and the optimizer whose step count times target updates.
