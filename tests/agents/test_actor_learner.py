@@ -257,3 +257,22 @@ def test_an_export_trigger_without_a_destination_names_what_it_needs(tmp_path):
     algorithm = make_algorithm("dqn", CARTPOLE, DQN)
     with pytest.raises(ValueError, match=r"export_to='REPOSITORY/NAME'.*interval=STEPS"):
         Learner(algorithm, tmp_path, collects=True, triggers=[triggers.PolicySavedModelTrigger()])
+
+
+def test_trainer_json_of_earlier_versions_still_loads():
+    from gymserve.agents.training.actor_learner.state import TrainerState
+
+    earlier = {
+        "total_steps": 800,
+        "wall_time": 12.5,
+        "next_evaluation": 1200,  # the schedules are the triggers' now
+        "next_checkpoint": 1600,
+        "evaluation_return": -150.0,
+        "evaluation_step": 800,
+        "best_evaluation_return": -150.0,
+        "best_evaluation_step": 800,
+        "evaluations_without_improvement": 0,
+        "evaluations_since_learning_rate_change": 0,
+    }
+    state = TrainerState.from_checkpoint(earlier)
+    assert (state.total_steps, state.evaluation_return, state.best_evaluation_step) == (800, -150.0, 800)
