@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
     from gymserve.agents.training.actor_learner.collect_policy import CollectPolicy
     from gymserve.agents.training.env_runner import EnvRunner
-    from gymserve.agents.training.runs import RunInfo
+    from gymserve.agents.training.run_info import RunInfo
     from gymserve.policies.actor_policy import ActorPolicy
     from gymserve.policies.distributions import DistributionKind
 

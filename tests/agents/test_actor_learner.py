@@ -102,7 +102,7 @@ def test_the_ported_minitaur_tutorial_exports_on_schedule_policies_that_load(cap
     assert sorted(path.name for path in repository.iterdir() if path.name.isdigit()) == ["1000", "2000"]
     for version in (1000, 2000):
         metadata = json.loads((repository / str(version) / "policy.json").read_text())
-        assert metadata["training"]["train_step"] == version
+        assert (metadata["train_step"], metadata["algorithm"]) == (version, "sac")
         policy = load(repository / str(version), backend="tensorflow")
         actions = policy.action(np.zeros((3, 28), np.float32)).action
         assert actions.shape == (3, 8) and np.all(np.abs(actions) <= 1.0)

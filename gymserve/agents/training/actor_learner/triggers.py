@@ -25,12 +25,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from gymserve.agents.training.actor_learner.learner import Learner
+    from gymserve.agents.algorithm import Algorithm
     from gymserve.agents.training.actor_learner.state import TrainerState
     from gymserve.agents.training.config import TrainingConfig
     from gymserve.agents.training.periodic_exports import PeriodicExports
+    from gymserve.agents.training.run_info import RunInfo
 
 logger = logging.getLogger(__name__)
+
+
+class Learner(Protocol):
+    """What a trigger sees of the learner (learner.py) it runs in."""
+
+    algorithm: Algorithm
+    info: RunInfo
+    config: TrainingConfig
+    run_dir: Path
+    state: TrainerState
+    evaluation_listeners: list[Callable[[TrainerState], bool]]
+
+    def evaluate(self) -> bool: ...
+
+    def request_checkpoint(self, name: str) -> None: ...
 
 
 class Trigger(Protocol):
