@@ -276,3 +276,23 @@ def test_trainer_json_of_earlier_versions_still_loads():
     }
     state = TrainerState.from_checkpoint(earlier)
     assert (state.total_steps, state.evaluation_return, state.best_evaluation_step) == (800, -150.0, 800)
+
+
+@pytest.mark.parametrize("kind", ["list", "vector", "env"])
+def test_an_actor_steps_a_list_a_sync_vector_env_or_one_env(kind):
+    import gymnasium as gym
+
+    from gymserve.policies import RandomPolicy
+
+    envs = [gym.make(CARTPOLE) for _ in range(1 if kind == "env" else 2)]
+    source = {
+        "list": envs,
+        "vector": gym.vector.SyncVectorEnv([lambda env=env: env for env in envs]),
+        "env": envs[0],
+    }
+    policy = RandomPolicy(envs[0].observation_space, envs[0].action_space, seed=0)
+    batches = []
+    actor = Actor(source[kind], policy, steps_per_run=3, observers=[batches.append])
+    actor.run()
+    assert actor.total_steps == 3 * len(envs)
+    assert [len(transition.actions) for transition in batches] == [len(envs)] * 3
