@@ -209,7 +209,7 @@ def _caller(target: Target):
 
 
 def client_process(connection) -> None:
-    """Runs the cells the parent sends: (target, threads), then a start and stop time; sends back latencies."""
+    """Runs the cells the parent sends, (target, threads) then (start, stop), answering their latencies."""
     while (job := connection.recv()) is not None:
         target, threads = job
         callers = [_caller(target) for _ in range(threads)]
@@ -219,14 +219,15 @@ def client_process(connection) -> None:
         start_at, stop_at = connection.recv()
         latencies: list[list[float]] = [[] for _ in callers]
 
-        def client(call, own: list[float]) -> None:
+        def client(call, own: list[float], start_at: float = start_at, stop_at: float = stop_at) -> None:
             while (now := time.monotonic()) < start_at:
                 time.sleep(min(start_at - now, 0.01))
             while (begin := time.monotonic()) < stop_at:
                 call()
                 own.append(time.monotonic() - begin)
 
-        workers = [threading.Thread(target=client, args=(c, own)) for (c, _), own in zip(callers, latencies)]
+        pairs = zip(callers, latencies, strict=True)
+        workers = [threading.Thread(target=client, args=(call, own)) for (call, _), own in pairs]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -239,17 +240,17 @@ def client_process(connection) -> None:
 def measure(pipes, target: Target, clients: int, seconds: float, watched: tuple[int, ...]):
     """Calls, their latencies and the CPU seconds of `watched` for `clients` over the client processes."""
     shares = [clients // len(pipes) + (i < clients % len(pipes)) for i in range(len(pipes))]
-    busy = [pipe for pipe, share in zip(pipes, shares) if share]
-    for pipe, share in zip(busy, shares):
+    busy = [(pipe, share) for pipe, share in zip(pipes, shares, strict=True) if share]
+    for pipe, share in busy:
         pipe.send((target, share))
-    for pipe in busy:
+    for pipe, _ in busy:
         pipe.recv()
     start_at = time.monotonic() + 0.05
-    for pipe in busy:
+    for pipe, _ in busy:
         pipe.send((start_at, start_at + seconds))
     time.sleep(0.05)
     cpu_before = sum(map(process_cpu_seconds, watched))
-    latencies = [latency for pipe in busy for latency in pipe.recv()]
+    latencies = [latency for pipe, _ in busy for latency in pipe.recv()]
     cpu_seconds = sum(map(process_cpu_seconds, watched)) - cpu_before
     return len(latencies), latencies, cpu_seconds
 
