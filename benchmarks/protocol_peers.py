@@ -282,6 +282,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="times every cell is measured")
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--targets", nargs="+", help="a subset of the suite's targets")
+    parser.add_argument("--clients", nargs="+", type=int, default=list(CLIENT_COUNTS))
     parser.add_argument("--quick", action="store_true", help="one round of 1 s per cell")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -315,12 +316,12 @@ def main() -> None:
         try:
             addresses = {server: process.stdout.readline().split() for server, process in processes.items()}
             calls = {kind: targets(kind, addresses, policy_path) for kind in kinds}
-            totals = {(c, kind): [0, []] for c in CLIENT_COUNTS for kind in kinds}
+            totals = {(c, kind): [0, []] for c in args.clients for kind in kinds}
             server_cpu = dict.fromkeys(totals, 0.0)
             for kind in kinds:  # warm up every path once
                 measure(pipes, calls[kind], 1, 0.2, ())
             for _ in range(args.rounds):
-                for clients_count in CLIENT_COUNTS:
+                for clients_count in args.clients:
                     for kind in kinds:
                         server = SERVER_OF[kind]
                         watched = () if server == "ray" else (processes[server].pid,)
@@ -353,7 +354,7 @@ def main() -> None:
             cpu = f"{server_cpu[(clients_count, kind)] / totals[(clients_count, kind)][0] * 1e6:.0f}"
         print(f"{kind:<10} {clients_count:>7} {per_second:>9,.0f} {median:>8.3f} {p99:>8.3f} {cpu:>12}")
     for what, kind, peer, clients_count, goal in GOALS[args.suite]:
-        if {kind, peer} <= set(kinds):
+        if {kind, peer} <= set(kinds) and clients_count in args.clients:
             figures = p50 if what == "p50" else rate
             ratio = figures[(clients_count, kind)] / figures[(clients_count, peer)]
             goal_note = f"(goal {goal})" if goal else ""

@@ -162,13 +162,12 @@ class HttpServer:
         self, route: HttpRoute, path: dict[str, str], body: Json | JsonWithBytes, length: int | None
     ) -> Answer:
         key = (route.name, path.get("name") or "")
+        timed = partial(_timed, route.handler, path, body)
         if self._inline.inline(key, math.inf if length is None else length):
-            answer, seconds = _timed(time.perf_counter, route.handler, path, body)
-            self._inline.record_inline(key, seconds)
+            answer, seconds = timed()
         else:
-            timed = partial(_timed, time.thread_time, route.handler, path, body)
             answer, seconds = await asyncio.get_running_loop().run_in_executor(self._workers, timed)
-            self._inline.record(key, seconds)
+        self._inline.record(key, seconds)
         return answer
 
     def _route(self, request: web.Request) -> tuple[HttpRoute, dict[str, str]]:
@@ -235,12 +234,10 @@ class HttpServer:
         return status, {"error": message}
 
 
-def _timed(
-    clock: Callable[[], float], handler: Callable[..., Answer], *arguments: object
-) -> tuple[Answer, float]:
-    """`handler(*arguments)` and the seconds it took by `clock`."""
-    begin = clock()
-    return handler(*arguments), clock() - begin
+def _timed(handler: Callable[..., Answer], *arguments: object) -> tuple[Answer, float]:
+    """`handler(*arguments)` and the seconds it took on its own thread (no wait for a worker thread)."""
+    begin = time.perf_counter()
+    return handler(*arguments), time.perf_counter() - begin
 
 
 def _json(raw: bytes) -> Json:
