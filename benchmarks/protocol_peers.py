@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 from serving_latency import ECHOES, bare_session, export_mlp, payloads
-from serving_peers import POLICY_NAME, _free_port
+from serving_peers import POLICY_NAME, _free_port, stop_servers
 from serving_throughput import ACT_METHOD, cell_figures, process_cpu_seconds
 
 CLIENT_COUNTS = (1, 16, 64)
@@ -334,10 +334,7 @@ def main() -> None:
         finally:
             for pipe in pipes:
                 pipe.send(None)
-            for process in processes.values():
-                process.stdin.close()
-            for process in processes.values():
-                process.wait(timeout=120)
+            stop_servers(list(processes.values()))
 
     print(
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.rounds} x "
