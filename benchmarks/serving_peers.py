@@ -48,7 +48,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
 from serving_latency import ECHOES, bare_session, export_mlp, payloads
@@ -155,7 +155,7 @@ def serve_ray(policy_path: Path) -> str:
     return f"127.0.0.1:{grpc_port}"
 
 
-def stop_servers(processes: Iterable[subprocess.Popen]) -> None:
+def stop_servers(processes: Sequence[subprocess.Popen]) -> None:
     """Close the server processes' stdin (their signal to stop) and wait for them to end."""
     for process in processes:
         process.stdin.close()
