@@ -1,12 +1,12 @@
 """Which HTTP policy calls the event loop runs itself, and which it hands to the worker threads.
 
-Handing a call to a worker thread and its answer back to the loop wakes two threads: about
-90 us on 2 cores, twice a small policy's whole call (benchmarks/RESULTS.md, "HTTP calls against
-a bare floor"). A call that takes less than that costs less run on the loop, which then waits
-for it as it waits for JSON decoding. So the loop runs a call itself when one of the last
-`WINDOW` calls of its route and policy took less than `INLINE_SECONDS` (the least of them:
-waiting for the GIL or a core inflates some calls' durations under load, never all), its body
-is small (`INLINE_MAX_BODY`) and the server does not batch (a batched call waits for others).
+Handing a call to a worker thread and its answer back to the loop wakes two threads: 70-90 us
+on 2 cores, more than a small policy's whole call (benchmarks/RESULTS.md, "The Open Inference
+Protocol and the HTTP APIs against Act, a bare HTTP floor and Ray Serve"). A call that takes
+less than that costs less run on the loop, which then waits for it as it waits for JSON
+decoding. So the loop runs a call itself when one of the last `WINDOW` calls of its route and
+policy took less than `INLINE_SECONDS` (the least of them: waiting for the GIL or a core
+inflates some calls' durations under load, never all), its body is small (`INLINE_MAX_BODY`) and the server does not batch (a batched call waits for others).
 The first `WINDOW` calls of a route and policy go to the worker threads, and a policy that
 turns slow (a new version, say) stalls the loop `WINDOW` times at most before its calls go
 back to them.
