@@ -6,7 +6,8 @@ Protocol and the HTTP APIs against Act, a bare HTTP floor and Ray Serve"). A cal
 less than that costs less run on the loop, which then waits for it as it waits for JSON
 decoding. So the loop runs a call itself when one of the last `WINDOW` calls of its route and
 policy took less than `INLINE_SECONDS` (the least of them: waiting for the GIL or a core
-inflates some calls' durations under load, never all), its body is small (`INLINE_MAX_BODY`) and the server does not batch (a batched call waits for others).
+inflates some calls' durations under load, never all), its body is small (`INLINE_MAX_BODY`)
+and the server does not batch (a batched call waits for others).
 The first `WINDOW` calls of a route and policy go to the worker threads, and a policy that
 turns slow (a new version, say) stalls the loop `WINDOW` times at most before its calls go
 back to them.
