@@ -1,0 +1,112 @@
+"""Frames stored once: a buffer with `frame_stacks` reads back exactly what the plain buffer does."""
+
+import numpy as np
+import pytest
+
+from gymserve.agents.off_policy.prioritized_replay import PrioritizedReplayBuffer
+from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
+
+STACK, SIDE, ENVS = 4, 6, 3
+FRAMES = (("observation", "next_observation"),)
+SPEC = {
+    "observation": ((STACK, SIDE, SIDE), np.uint8),
+    "action": ((), np.int64),
+    "next_observation": ((STACK, SIDE, SIDE), np.uint8),
+    "terminated": ((), np.bool_),
+    "done": ((), np.bool_),
+}
+
+
+def stacked_transitions(steps, seed=0):
+    """Transitions of ENVS envs that stack their last STACK random frames; episodes of 1 to 12 steps
+    end terminated or truncated, and start from the reset frame repeated (as Gymnasium pads)."""
+    rng = np.random.default_rng(seed)
+
+    def reset():
+        return np.repeat(rng.integers(256, size=(1, SIDE, SIDE), dtype=np.uint8), STACK, axis=0)
+
+    observations = [reset() for _ in range(ENVS)]
+    remaining = rng.integers(1, 13, size=ENVS)
+    for _ in range(steps):
+        frames = rng.integers(256, size=(ENVS, 1, SIDE, SIDE), dtype=np.uint8)
+        next_observations = np.concatenate([np.stack(observations)[:, 1:], frames], axis=1)
+        remaining -= 1
+        done = remaining == 0
+        yield {
+            "observation": np.stack(observations),
+            "action": rng.integers(4, size=ENVS),
+            "next_observation": next_observations,
+            "terminated": done & (rng.random(ENVS) < 0.5),
+            "done": done,
+        }
+        observations = [reset() if ended else next_observations[i] for i, ended in enumerate(done)]
+        remaining[done] = rng.integers(1, 13, size=int(done.sum()))
+
+
+def filled(capacity, steps, buffer_type=ReplayBuffer, **options):
+    plain, once = buffer_type(SPEC, capacity, **options), buffer_type(SPEC, capacity, **options, frame_stacks=FRAMES)
+    for items in stacked_transitions(steps):
+        plain.add_batch(items)
+        once.add_batch(items)
+    return plain, once
+
+
+def assert_same(left, right):
+    assert left.keys() == right.keys()
+    for name in left:
+        assert left[name].dtype == right[name].dtype
+        np.testing.assert_array_equal(left[name], right[name], err_msg=name)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 40, 41, 200], ids=lambda steps: f"{steps}-steps")
+def test_frames_stored_once_read_back_as_the_plain_buffer_stores_them(steps):
+    plain, once = filled(ENVS * 40, steps)  # from partly filled to wrapped around several times
+    assert_same(plain.gather_all(), once.gather_all())
+    for num_steps in (None, 1, 3):
+        assert_same(
+            plain.sample(64, np.random.default_rng(1), num_steps),
+            once.sample(64, np.random.default_rng(1), num_steps),
+        )
+    plain_windows, plain_mask = plain.sample_episode_windows(64, np.random.default_rng(2), 3)
+    once_windows, once_mask = once.sample_episode_windows(64, np.random.default_rng(2), 3)
+    assert_same(plain_windows, once_windows)
+    np.testing.assert_array_equal(plain_mask, once_mask)
+
+
+def test_a_buffer_of_one_slot_per_env_keeps_each_whole_observation():
+    plain, once = filled(ENVS, 7)
+    assert_same(plain.gather_all(), once.gather_all())
+
+
+def test_prioritized_draws_and_a_reloaded_buffer_match_the_plain_buffer():
+    plain, once = filled(ENVS * 30, 95, PrioritizedReplayBuffer, seed=0)
+    for buffer in (plain, once):
+        _, _, positions, _ = buffer.sample_prioritized_windows(32, np.random.default_rng(3), 2, 0.4)
+        buffer.update_priorities(positions, np.arange(32.0))
+    saved = once.gather_all()
+    assert_same(plain.gather_all(), saved)
+    reloaded = PrioritizedReplayBuffer(SPEC, ENVS * 30, seed=0, frame_stacks=FRAMES)
+    reloaded.load(saved)
+    for buffer in (plain, once, reloaded):
+        buffer.add_batch(next(stacked_transitions(1, seed=9)))
+    plain_draw = plain.sample_prioritized_windows(32, np.random.default_rng(4), 3, 0.4)
+    for buffer in (once, reloaded):
+        draw = buffer.sample_prioritized_windows(32, np.random.default_rng(4), 3, 0.4)
+        assert_same(plain_draw[0], draw[0])
+        for expected, got in zip(plain_draw[1:], draw[1:], strict=True):
+            np.testing.assert_array_equal(expected, got)
+
+
+def test_frames_once_takes_about_a_fifth_of_the_two_stacked_observations():
+    plain, once = filled(ENVS * 40, 3)
+    observation_bytes = 2 * ENVS * 40 * STACK * SIDE * SIDE
+    other_bytes = plain.nbytes - observation_bytes
+    assert once.nbytes - other_bytes < observation_bytes / (2 * STACK) + ENVS * 3 * STACK * SIDE * SIDE
+
+
+def test_observations_that_are_not_shifted_stacks_are_refused():
+    buffer = ReplayBuffer(SPEC, 30, frame_stacks=FRAMES)
+    items = next(stacked_transitions(1))
+    items["next_observation"] = items["next_observation"][:, ::-1].copy()
+    with pytest.raises(ValueError, match="replay_frames_once=False"):
+        buffer.add_batch(items)
