@@ -76,6 +76,30 @@ def test_frames_stored_once_read_back_as_the_plain_buffer_stores_them(steps):
     np.testing.assert_array_equal(plain_mask, once_mask)
 
 
+@pytest.mark.parametrize("steps", [3, 40, 95], ids=lambda steps: f"{steps}-steps")
+def test_a_checkpoint_keeps_the_frames_once_and_reloads_into_the_same_items(steps):
+    plain, once = filled(ENVS * 40, steps)
+    saved = once.gather_all(frames_once=True)
+    assert "observation" not in saved and "next_observation" not in saved
+    plain_bytes = sum(array.nbytes for array in plain.gather_all().values())
+    assert sum(array.nbytes for array in saved.values()) < plain_bytes / 2
+    for reloaded in (
+        ReplayBuffer(SPEC, ENVS * 40, frame_stacks=FRAMES),
+        ReplayBuffer(SPEC, ENVS * 10, frame_stacks=FRAMES),
+    ):
+        reloaded.load(saved)
+        kept = reloaded.capacity // ENVS
+        assert_same(
+            {name: array[:, -kept:] for name, array in plain.gather_all().items()}, reloaded.gather_all()
+        )
+    reloaded = ReplayBuffer(SPEC, ENVS * 40, frame_stacks=FRAMES)
+    reloaded.load(saved)
+    for buffer in (plain, reloaded):
+        for items in stacked_transitions(7, seed=5):
+            buffer.add_batch(items)
+    assert_same(plain.gather_all(), reloaded.gather_all())
+
+
 def test_a_buffer_of_one_slot_per_env_keeps_each_whole_observation():
     plain, once = filled(ENVS, 7)
     assert_same(plain.gather_all(), once.gather_all())
@@ -86,10 +110,9 @@ def test_prioritized_draws_and_a_reloaded_buffer_match_the_plain_buffer():
     for buffer in (plain, once):
         _, _, positions, _ = buffer.sample_prioritized_windows(32, np.random.default_rng(3), 2, 0.4)
         buffer.update_priorities(positions, np.arange(32.0))
-    saved = once.gather_all()
-    assert_same(plain.gather_all(), saved)
+    assert_same(plain.gather_all(), once.gather_all())
     reloaded = PrioritizedReplayBuffer(SPEC, ENVS * 30, seed=0, frame_stacks=FRAMES)
-    reloaded.load(saved)
+    reloaded.load(once.gather_all(frames_once=True))
     for buffer in (plain, once, reloaded):
         buffer.add_batch(next(stacked_transitions(1, seed=9)))
     plain_draw = plain.sample_prioritized_windows(32, np.random.default_rng(4), 3, 0.4)

@@ -271,7 +271,9 @@ class OffPolicyAlgorithm(Algorithm):
         return tf.constant(True)
 
     def state(self) -> dict[str, np.ndarray]:
-        arrays = {REPLAY_PREFIX + name: array for name, array in self.replay.gather_all().items()}
+        arrays = {
+            REPLAY_PREFIX + name: array for name, array in self.replay.gather_all(frames_once=True).items()
+        }
         if self._next_outputs is not None:
             arrays.update(zip(ACTING_OUTPUTS_FIELDS, self._next_outputs, strict=True))
         return arrays

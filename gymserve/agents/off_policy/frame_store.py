@@ -18,7 +18,11 @@ for byte when added) starts a chain, so what is read back is always what was add
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+
+EXPORT_SUFFIXES = ("_frames", "_chain_starts", "_stacks")  # `export`'s arrays, named after the observation
 
 
 class FrameStore:
@@ -78,6 +82,26 @@ class FrameStore:
             window[from_stack] = self._stacks[indices, (distance[..., None] + steps)[from_stack]]
         leading = (slice(None),) * slots.ndim
         return window[(*leading, slice(None, -1))], window[(*leading, slice(1, None))]
+
+    def export(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The transitions at `slots` (oldest first) as frames, what checkpoints keep: each row's
+        newest frames (num_envs, time, *frame), where chains start (num_envs, time) and the
+        observations there, row by row."""
+        starts = self._start[slots].T
+        return np.swapaxes(self._frames[slots], 0, 1), starts >= 0, self._stacks[starts[starts >= 0]]
+
+    @staticmethod
+    def replay(
+        frames: np.ndarray, chain_starts: np.ndarray, stacks: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """What `export` gave as (observations, next observations) of all rows, step by step."""
+        indices = np.cumsum(chain_starts.reshape(-1)).reshape(chain_starts.shape) - 1
+        next_observations = np.zeros((len(frames), *stacks.shape[1:]), stacks.dtype)
+        for time in range(frames.shape[1]):
+            starts = chain_starts[:, time].reshape(-1, *[1] * (stacks.ndim - 1))
+            observations = np.where(starts, stacks[np.maximum(indices[:, time], 0)], next_observations)
+            next_observations = np.concatenate([observations[:, 1:], frames[:, time, None]], axis=1)
+            yield observations, next_observations
 
     def roll(self, shift: int) -> None:
         """Move every transition `shift` slots on, as np.roll does."""

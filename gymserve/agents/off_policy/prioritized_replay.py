@@ -81,8 +81,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._set_priorities(np.asarray(positions).reshape(-1), priorities)
         self._max_priority = max(self._max_priority, float(priorities.max()))
 
-    def gather_all(self) -> dict[str, np.ndarray]:
-        items = super().gather_all()
+    def gather_all(self, frames_once: bool = False) -> dict[str, np.ndarray]:
+        items = super().gather_all(frames_once)
         if self.num_frames == 0:
             return {**items, PRIORITY_FIELD: np.zeros((0, 0)), OLDEST_SLOT_FIELD: np.array(0)}
         times = (self._oldest() + np.arange(self._size)) % self._slots

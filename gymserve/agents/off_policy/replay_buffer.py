@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gymserve.agents.off_policy.frame_store import FrameStore
+from gymserve.agents.off_policy.frame_store import EXPORT_SUFFIXES, FrameStore
 from gymserve.tf_agents import nests
 
 DONE_FIELD = "done"
@@ -260,15 +260,27 @@ class ReplayBuffer:
 
         return samples
 
-    def gather_all(self) -> Any:
-        """Every stored item, as arrays of shape (num_envs, time, *shape), oldest first."""
+    def gather_all(self, frames_once: bool = False) -> Any:
+        """Every stored item, as arrays of shape (num_envs, time, *shape), oldest first.
+
+        With `frames_once` (what checkpoints keep), the fields of `frame_stacks` come as their
+        frames instead, a few arrays named after the observation field (`FrameStore.export`), in
+        a flat dict that `load` takes as well.
+        """
         if not self._num_envs:
             return self._pack(
                 {name: np.zeros((0, 0, *shape), dtype) for name, (shape, dtype) in self._fields.items()}
             )
         times = (self._oldest() + np.arange(self._size)) % self._slots
-        items = self._gather(times[None, :], np.arange(self._num_envs)[:, None])
-        return self._pack(items)
+        rows = np.arange(self._num_envs)[:, None]
+        if not (frames_once and self._frame_stores):
+            return self._pack(self._gather(times[None, :], rows))
+        items = {name: array[times[None, :], rows] for name, array in self._storage.items()}
+        for (observation, _), store in self._frame_stores.items():
+            items.update(
+                zip((observation + suffix for suffix in EXPORT_SUFFIXES), store.export(times), strict=True)
+            )
+        return items
 
     def clear(self) -> None:
         """Drop every item; unless `batch_size` was given, the next `add_batch` may use another
@@ -283,6 +295,9 @@ class ReplayBuffer:
     def load(self, items: Any) -> None:
         """Replace the contents with `gather_all()`'s output (as saved in a checkpoint)."""
         self.clear()
+        if self._frame_stacks and isinstance(items, Mapping) and not self._framed & set(items):
+            self._load_frames(items)
+            return
         flat = self._flatten(items)
         length = np.shape(next(iter(flat.values())))[1:2]
         if not length or length[0] == 0:
@@ -295,12 +310,27 @@ class ReplayBuffer:
             arrays = {name: np.asarray(array)[:, -kept:] for name, array in flat.items()}
             for time in range(kept):
                 self.add_batch({name: arrays[name][:, time] for name in self._fields})
-            self._added = kept
             return
         for name in self._fields:
             self._storage[name][:kept] = np.swapaxes(np.asarray(flat[name])[:, -kept:], 0, 1)
         self._size = self._added = kept
         self._head = kept % self._slots
+
+    def _load_frames(self, items: Mapping[str, Any]) -> None:
+        """`load` of `gather_all(frames_once=True)`: the observations are rebuilt step by step."""
+        arrays = {name: np.asarray(items[name]) for name in self._fields if name not in self._framed}
+        exported = {
+            pair: [np.asarray(items[pair[0] + suffix]) for suffix in EXPORT_SUFFIXES]
+            for pair in self._frame_stacks
+        }
+        num_envs, length = next(iter(exported.values()))[0].shape[:2]
+        steps = {pair: FrameStore.replay(*parts) for pair, parts in exported.items()}
+        for time in range(length):
+            step = {name: array[:, time] for name, array in arrays.items()}
+            for (observation, next_observation), observations in steps.items():
+                step[observation], step[next_observation] = next(observations)
+            if time >= length - self.capacity // num_envs:  # the newest that fit
+                self.add_batch(step)
 
     def _draw(
         self, rng: np.random.Generator, sample_batch_size: int | None, num_steps: int | None
