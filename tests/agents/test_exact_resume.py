@@ -251,5 +251,8 @@ def test_a_dqn_breakout_run_resumes_exactly(tmp_path, config):
         on_evaluation=lambda state: state.total_steps >= 200,
     )
     assert (stopped.stop_reason, stopped.total_steps) == ("requested", 200)
-    assert (CheckpointStore(split).path("latest") / TRAINING_ENVS_FILE).exists()  # the games mid-play
+    checkpoint = CheckpointStore(split).path("latest")
+    assert (checkpoint / TRAINING_ENVS_FILE).exists()  # the games mid-play
+    with np.load(checkpoint / "algorithm_state.npz") as saved:  # the replay's frames, each once
+        assert "replay_observation_frames" in saved and "replay_observation" not in saved
     assert_resumes_exactly("dqn", SHORT_BREAKOUT, config, split, whole)
