@@ -1,8 +1,10 @@
 """Frames stored once: a buffer with `frame_stacks` reads back exactly what the plain buffer does."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
+from gymserve.agents.off_policy.dqn import DQN, DQNConfig
 from gymserve.agents.off_policy.prioritized_replay import PrioritizedReplayBuffer
 from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
 
@@ -146,3 +148,28 @@ def test_observations_that_are_not_shifted_stacks_are_refused():
     items["next_observation"] = items["next_observation"][:, ::-1].copy()
     with pytest.raises(ValueError, match="replay_frames_once=False"):
         buffer.add_batch(items)
+
+
+@pytest.mark.parametrize(
+    ("space", "setting", "frames_once"),
+    [
+        (gym.spaces.Box(0, 255, (STACK, SIDE, SIDE), np.uint8), None, True),
+        (gym.spaces.Box(0, 255, (STACK, SIDE, SIDE), np.uint8), False, False),
+        (gym.spaces.Box(0, 255, (SIDE, SIDE), np.uint8), None, False),
+        (gym.spaces.Box(0.0, 1.0, (STACK, SIDE, SIDE), np.float32), None, False),
+    ],
+)
+def test_dqn_stores_frames_once_for_uint8_stacks_unless_told_not_to(space, setting, frames_once):
+    dqn = DQN(DQNConfig(replay_frames_once=setting, buffer_size=100), space, gym.spaces.Discrete(2))
+    observations = np.zeros((ENVS, *space.shape), space.dtype)
+    dqn.replay.add_batch(
+        {
+            "observation": observations,
+            "action": np.zeros(ENVS, np.int64),
+            "reward": np.zeros(ENVS, np.float32),
+            "next_observation": observations,
+            "terminated": np.zeros(ENVS, bool),
+            "done": np.zeros(ENVS, bool),
+        }
+    )
+    assert ("replay_observation_frames" in dqn.state()) == frames_once
