@@ -31,7 +31,7 @@ EPILOG = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
+    add_config_arguments(parser, env_required=True)
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     actors = parser.add_argument_group(
