@@ -58,8 +58,10 @@ def run_episode(
     seed: int | None = None,
     epsilon: float | None = None,
     record_frames: bool = False,
+    max_steps: int | None = None,
 ) -> Episode:
-    """Play one episode; with `record_frames` the env must render in `rgb_array` mode."""
+    """Play one episode, or its first `max_steps` steps; with `record_frames` the env must render in
+    `rgb_array` mode."""
     observation, _ = env.reset(seed=seed)
     policy.reset()
     state = policy.get_initial_state()
@@ -79,7 +81,7 @@ def run_episode(
         episode.length += 1
         if record_frames:
             episode.frames.append(env.render())
-        if terminated or truncated:
+        if terminated or truncated or episode.length == max_steps:
             return episode
 
 
