@@ -39,6 +39,12 @@ ALIASES = {
     "--plateau-reduce-factor": "lr_plateau_factor",
     "--plateau-reduce-patience": "lr_plateau_patience",
     "--early-stop-patience": "early_stopping_patience",
+    "--policy-noise-coef": "target_policy_noise",
+    "--noise-clip": "target_noise_clip",
+    "--ema-alpha": "average_decay",
+    "--importance-c": "truncation_clip",
+    "--delta": "trust_region_delta",
+    "--critic-iterations": "critic_epochs",
 }
 OVERRIDES = "config_overrides"  # the namespace attribute: field -> (value, flag given)
 
