@@ -1,7 +1,6 @@
 """docs/coming_from_xagents.md: every gymserve command in its tables parses with gymserve's parser,
 and every xagents name gymserve accepts is in the table, setting the field it says."""
 
-import re
 import shlex
 from pathlib import Path
 
