@@ -72,3 +72,14 @@ def test_a_label_count_that_does_not_match_the_runs_is_refused(tmp_path, capsys)
     runs = [_run(tmp_path / name, [1.0], [(10, 2.0)]) for name in ("a", "b")]
     assert main(["plot", *runs, "--label", "only one"]) == 2
     assert "1 --label for 2 RUN_DIRs: give one per run" in capsys.readouterr().err
+
+
+def test_one_run_is_drawn_with_its_episode_returns(tmp_path, capsys, figures):
+    run = _run(tmp_path / "a", [10.0, 20.0], [(20, 25.0)])
+    assert main(["plot", run]) == 0
+    assert (tmp_path / "a" / plots.CURVE_FILE).read_bytes()[:8] == PNG
+    assert figures[0] == [
+        ("episode return", [10, 20], [10.0, 20.0]),
+        ("mean return", [10, 20], [10.0, 15.0]),
+        ("greedy evaluation (AverageReturn)", [20], [25.0]),
+    ]
