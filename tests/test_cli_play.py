@@ -7,7 +7,7 @@ import imageio.v2 as imageio
 import imageio.v3 as iio
 import pytest
 
-from gymserve.cli import main
+from gymserve.cli import main, play_outputs
 
 CARTPOLE = "gymserve/CartPole-v1"
 RANDOM = ["play", "--env", CARTPOLE, "--policy", "random"]
@@ -61,7 +61,6 @@ def test_frame_dir_writes_every_frame_of_every_episode_as_png(tmp_path, capsys):
         (["--video", "out.avi"], "a video file must end in .mp4 or .gif"),
         (["--video", "{file}/videos"], "is a file, not a folder"),
         (["--frame-dir", "{file}/frames"], "is a file, not a folder"),
-        (["--render", "--video", "videos"], "--render shows the episodes in a window"),
     ],
 )
 def test_output_paths_are_checked_before_any_episode_is_played(flags, message, tmp_path, capsys, monkeypatch):
@@ -81,3 +80,32 @@ def test_render_without_a_display_says_so_and_what_to_use_instead(capsys, monkey
     assert main([*RANDOM, "--render"]) == 2
     error = capsys.readouterr().err
     assert "--render needs a display" in error and "--video DIR" in error
+
+
+def test_render_without_a_gui_toolkit_says_so(capsys, monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr("matplotlib.pyplot.get_backend", lambda: "agg")
+    assert main([*RANDOM, "--render"]) == 2
+    assert "--render found no GUI toolkit for its window" in capsys.readouterr().err
+
+
+def test_render_shows_every_frame_of_every_episode_while_filming(tmp_path, capsys, monkeypatch):
+    shown = []
+
+    class Window:
+        def __init__(self, title, fps):
+            shown.append((title, fps))
+
+        def show(self, frame):
+            shown.append(frame.shape)
+
+        def close(self):
+            shown.append("closed")
+
+    monkeypatch.setattr(play_outputs, "check_display", lambda: None)
+    monkeypatch.setattr(play_outputs, "FrameWindow", Window)
+    argv = [*RANDOM, "--render", "--episodes", "2", "--max-steps", "3", "--video", str(tmp_path)]
+    assert main(argv) == 0
+    render_fps = gym.make(CARTPOLE).metadata["render_fps"]
+    frame = imageio.mimread(tmp_path / "episode-1.mp4")[0].shape
+    assert shown == [(CARTPOLE, render_fps), *[frame] * 8, "closed"]  # 2 x (reset + 3 steps)

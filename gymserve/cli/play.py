@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> None:
             return
     else:
         policy = saved.policy if saved else baseline_policy(args.policy, env, args.seed)
+    window = outputs.window(env)
     try:
         for index in range(1, args.episodes + 1):
             episode = run_episode(
@@ -119,11 +120,14 @@ def run(args: argparse.Namespace) -> None:
                 record_frames=outputs.records_frames,
                 epsilon=args.epsilon,
                 max_steps=args.max_steps,
+                on_frame=window.show if window else None,
             )
             print(f"episode {index}: return {episode.total_return:.3f}, length {episode.length}", flush=True)
             for path in outputs.write(index, episode, env):
                 print(f"  written to {path}", flush=True)
     finally:
+        if window is not None:
+            window.close()
         env.close()
 
 

@@ -1,6 +1,8 @@
 """Where `gymserve play` shows or keeps its episodes: a window, a video per episode, PNG frames.
 
-The paths are checked before any environment is made, so a mistake costs no played episode.
+The paths and the display are checked before any environment is made, so a mistake costs no played
+episode. The window shows the env's `rgb_array` frames as they are drawn (at its render_fps), so
+every environment that films can be watched, gymserve's own included, which have no `human` mode.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from gymserve.cli.common import CommandError
 
 if TYPE_CHECKING:
     import gymnasium as gym
+    import numpy as np
 
     from gymserve.policies.episodes import Episode
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+NON_INTERACTIVE_BACKENDS = frozenset({"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"})
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,13 +57,16 @@ class EpisodeOutputs:
 
     @property
     def render_mode(self) -> str | None:
-        return "human" if self.render else "rgb_array" if self.records_frames else None
+        return "rgb_array" if self.records_frames or self.render else None
 
     def check_env(self, env: gym.Env) -> None:
-        """Refuse an environment that cannot render the way asked."""
-        mode = self.render_mode
-        if mode is not None and mode not in env.metadata.get("render_modes", ()):
-            raise CommandError(f"{env.spec.id} cannot render in {mode!r} mode, which {self._flag} needs")
+        """Refuse an environment that cannot draw frames, before an episode is played."""
+        if self.render_mode is not None and self.render_mode not in env.metadata.get("render_modes", ()):
+            raise CommandError(f"{env.spec.id} cannot draw rgb_array frames, which {self._flag} needs")
+
+    def window(self, env: gym.Env) -> FrameWindow | None:
+        """The window --render shows frames in, None without --render."""
+        return FrameWindow(env.spec.id, env.metadata.get("render_fps") or 30) if self.render else None
 
     @property
     def _flag(self) -> str:
@@ -99,10 +106,6 @@ def episode_outputs(args: argparse.Namespace) -> EpisodeOutputs:
 
     video = Path(args.video) if args.video else None
     frame_dir = Path(args.frame_dir) if args.frame_dir else None
-    if args.render and (video or frame_dir):
-        raise CommandError(
-            "--render shows the episodes in a window; it does not go with --video or --frame-dir"
-        )
     if args.render:
         check_display()
     video_is_file = video is not None and bool(video.suffix) and not video.is_dir()
@@ -123,11 +126,42 @@ def episode_outputs(args: argparse.Namespace) -> EpisodeOutputs:
 
 
 def check_display() -> None:
-    """On Linux a window needs an X or Wayland display; elsewhere the desktop provides one."""
+    """A window needs a display (on Linux, X or Wayland) and a matplotlib GUI backend to draw it."""
+    instead = "film the episodes with --video DIR or --frame-dir DIR instead"
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
         raise CommandError(
-            "--render needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set; "
-            "film the episodes with --video DIR or --frame-dir DIR instead"
+            f"--render needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set; {instead}"
         )
+    import matplotlib.pyplot as plt
+
+    if plt.get_backend().lower() in NON_INTERACTIVE_BACKENDS:
+        raise CommandError(
+            f"--render found no GUI toolkit for its window (matplotlib's backend is {plt.get_backend()}; "
+            f"install tkinter or PyQt); {instead}"
+        )
+
+
+class FrameWindow:
+    """A matplotlib window showing frames at `fps`, as they come."""
+
+    def __init__(self, title: str, fps: float):
+        import matplotlib.pyplot as plt
+
+        self.plt = plt
+        self.period = 1.0 / fps
+        self.figure, self.axes = plt.subplots()
+        self.figure.canvas.manager.set_window_title(title)
+        self.axes.set_axis_off()
+        self.image = None
+
+    def show(self, frame: np.ndarray) -> None:
+        if self.image is None:
+            self.image = self.axes.imshow(frame)
+        else:
+            self.image.set_data(frame)
+        self.plt.pause(self.period)  # draws, and handles the window's events meanwhile
+
+    def close(self) -> None:
+        self.plt.close(self.figure)
