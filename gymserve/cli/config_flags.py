@@ -124,6 +124,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for alias, name in ALIASES.items():
         aliases.setdefault(name, []).append(alias)
     parser.set_defaults(**{OVERRIDES: {}})
+    parser.formatter_class = _UsageWithoutFieldFlags
     for name, entry in fields.items():
         every = len(entry["algorithms"]) == len(_all_algorithms(fields))
         only = "" if every else f" [{', '.join(entry['algorithms'])}]"
@@ -139,6 +140,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _all_algorithms(fields: dict[str, dict[str, Any]]) -> set[str]:
     return {algorithm for entry in fields.values() for algorithm in entry["algorithms"]}
+
+
+class _UsageWithoutFieldFlags(argparse.HelpFormatter):
+    """Some ninety field flags would bury the command's own in the usage line: they are listed
+    in their group below it, and named there as [FIELD FLAGS]."""
+
+    def _format_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any) -> str:
+        own = [action for action in actions if not isinstance(action, _ConfigField)]
+        text = super()._format_usage(usage, own, groups, prefix)
+        return text.rstrip("\n") + " [FIELD FLAGS]\n\n" if len(own) < len(actions) else text
 
 
 class _ConfigField(argparse.Action):
