@@ -15,6 +15,7 @@ the flag.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import types
 import typing
@@ -53,6 +54,7 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+@functools.cache
 def config_fields() -> dict[str, dict[str, Any]]:
     """The shipped description of every field: its help, value kind and the algorithms that have it."""
     return json.loads(FIELDS_FILE.read_text())

@@ -26,7 +26,7 @@ DESCRIPTION = (
 TRAINING_LOGGER = "gymserve.agents.training"
 EPILOG = (
     "Hyperparameters: `gymserve config ALGORITHM --env ID` lists every field with its value, where the "
-    "value comes from and what it does; set them in a --config file."
+    "value comes from and what it does; set them in a --config file or with the field flags above."
 )
 
 
