@@ -465,6 +465,7 @@ class _Session:
             self._apply_plateau_rule()
         self.history.write(self.trainer.run_dir / HISTORY_FILE)
         self._show_postfix()
+        self._log_evaluation()
         if self.trainer.on_evaluation is not None and self.trainer.on_evaluation(state):
             self.stop_requested = True
         return improved
@@ -500,12 +501,27 @@ class _Session:
         self.history.write(self.trainer.run_dir / HISTORY_FILE)
 
     def _show_postfix(self) -> None:
-        postfix = {}
+        postfix = {"episodes": str(self.history.episodes)}
         if self.history.mean_return is not None:
             postfix["mean_return"] = f"{self.history.mean_return:.1f}"
         if self.state.evaluation_return is not None:
             postfix["eval"] = f"{self.state.evaluation_return:.1f}"
+            postfix["best"] = f"{self.state.best_evaluation_return:.1f}"
         self.bar.set_postfix(postfix, refresh=False)
+
+    def _log_evaluation(self) -> None:
+        """One line per evaluation, which stays on the console (and in logs) as the bar moves on."""
+        state, history = self.state, self.history
+        mean = "none yet" if history.mean_return is None else f"{history.mean_return:.2f}"
+        logger.info(
+            "step %d: AverageReturn %.2f, best %.2f at step %d; %d training episodes, mean return %s",
+            state.total_steps,
+            state.evaluation_return,
+            state.best_evaluation_return,
+            state.best_evaluation_step,
+            history.episodes,
+            mean,
+        )
 
 
 def _write_scalar(name: str, value: float) -> None:
