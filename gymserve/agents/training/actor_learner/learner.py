@@ -208,6 +208,7 @@ class Learner:
             self._apply_plateau_rule()
         self.history.write(self.run_dir / HISTORY_FILE)
         self._show_postfix()
+        self._log_evaluation()
         for listener in self.evaluation_listeners:
             if listener(state):
                 self.stop_requested = True
@@ -350,12 +351,27 @@ class Learner:
         self.state.evaluations_since_learning_rate_change = 0
 
     def _show_postfix(self) -> None:
-        postfix = {}
+        postfix = {"episodes": str(self.history.episodes)}
         if self.history.mean_return is not None:
             postfix["mean_return"] = f"{self.history.mean_return:.1f}"
         if self.state.evaluation_return is not None:
             postfix["eval"] = f"{self.state.evaluation_return:.1f}"
+            postfix["best"] = f"{self.state.best_evaluation_return:.1f}"
         self.bar.set_postfix(postfix, refresh=False)
+
+    def _log_evaluation(self) -> None:
+        """One line per evaluation, which stays on the console (and in logs) as the bar moves on."""
+        state, history = self.state, self.history
+        mean = "none yet" if history.mean_return is None else f"{history.mean_return:.2f}"
+        logger.info(
+            "step %d: AverageReturn %.2f, best %.2f at step %d; %d training episodes, mean return %s",
+            state.total_steps,
+            state.evaluation_return,
+            state.best_evaluation_return,
+            state.best_evaluation_step,
+            history.episodes,
+            mean,
+        )
 
 
 def _check_actor(algorithm: Algorithm, actor: Actor) -> None:
