@@ -48,6 +48,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from serving_latency import ECHOES, bare_session, export_mlp, payloads
@@ -154,6 +155,14 @@ def serve_ray(policy_path: Path) -> str:
     return f"127.0.0.1:{grpc_port}"
 
 
+def stop_servers(processes: Sequence[subprocess.Popen]) -> None:
+    """Close the server processes' stdin (their signal to stop) and wait for them to end."""
+    for process in processes:
+        process.stdin.close()
+    for process in processes:
+        process.wait(timeout=120)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -218,10 +227,7 @@ def main() -> None:
                         totals[(clients, kind)][0] += count
                         totals[(clients, kind)][1] += latencies
         finally:
-            for process in processes.values():
-                process.stdin.close()
-            for process in processes.values():
-                process.wait(timeout=120)
+            stop_servers(list(processes.values()))
 
     print(
         f"loopback, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "

@@ -80,7 +80,7 @@ def test_play_films_the_episode_frame_by_frame(tmp_path, capsys):
     frames = imageio.mimread(video)
     assert len(frames) == length + 1  # the reset frame, then one per step
     assert frames[0].ndim == 3 and frames[0].shape[2] in (3, 4)
-    assert f"video written to {video}" in output
+    assert f"written to {video}" in output
 
 
 def test_play_names_unknown_environments(capsys):

@@ -4,11 +4,15 @@
     train("dqn", "gymserve/CartPole-v1", "runs/dqn")     # rerun to resume
     trained = load_trained_policy("runs/dqn")            # .policy acts greedily or stochastically
 
+Training as a library, TF-Agents' way (actor_learner/): `make_algorithm`, an `Actor` that
+collects, a `Learner` that learns, and `triggers` between its iterations, in the caller's loop.
+
 Importing this package stays cheap: TensorFlow is imported by the modules that train or load.
 The algorithm interface is documented in gymserve/agents/algorithm.py; docs/adding_an_algorithm.md
 shows a new one registered with `register_algorithm`.
 """
 
+from gymserve.agents.training.actor_learner import Actor, Learner, LossInfo, make_algorithm, triggers
 from gymserve.agents.training.config import TrainingConfig
 from gymserve.agents.training.registry import (
     ALGORITHMS,
@@ -26,6 +30,9 @@ from gymserve.agents.training.trainer import TrainingResult, train
 
 __all__ = [
     "ALGORITHMS",
+    "Actor",
+    "Learner",
+    "LossInfo",
     "RunMismatchError",
     "TrainedPolicy",
     "TrainingConfig",
@@ -34,6 +41,8 @@ __all__ = [
     "UnknownEnvironmentError",
     "algorithm_class",
     "load_trained_policy",
+    "make_algorithm",
     "register_algorithm",
     "train",
+    "triggers",
 ]

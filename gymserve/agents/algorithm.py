@@ -45,6 +45,10 @@ A subclass provides:
   buffer. Network and optimizer variables, `self.rng` and `learning_rate_scale` are checkpointed
   by the base class.
 
+Off-policy algorithms also train from a user's loop (actor_learner/): `collect_policy` for an
+`Actor`, `store` as its replay observer, and `train(sample_experience())` for one update from a
+batch the caller holds; the others refuse those with UnsupportedInUserLoopError.
+
 Runs find a subclass by its registry name: one entry in training/registry.py, or a
 `register_algorithm` call from outside gymserve (docs/adding_an_algorithm.md).
 """
@@ -64,7 +68,9 @@ from gymserve.agents.training.config import TrainingConfig
 if TYPE_CHECKING:
     import keras
 
+    from gymserve.agents.training.actor_learner.collect_policy import CollectPolicy
     from gymserve.agents.training.env_runner import EnvRunner
+    from gymserve.agents.training.run_info import RunInfo
     from gymserve.policies.actor_policy import ActorPolicy
     from gymserve.policies.distributions import DistributionKind
 
@@ -76,6 +82,10 @@ _LEARNING_RATE_SCALE_FILE = "learning_rate_scale.json"
 
 class UnsupportedActionSpaceError(ValueError):
     """The algorithm cannot act in the environment's action space."""
+
+
+class UnsupportedInUserLoopError(TypeError):
+    """The algorithm collects its own experience (whole rollouts), so a user loop cannot feed it."""
 
 
 def check_spaces(
@@ -122,6 +132,8 @@ class Algorithm(abc.ABC):
         self.rng = np.random.default_rng(config.seed)
         self.learning_rate_scale = 1.0  # the plateau rule's reductions so far, on every optimizer's rate
         self._policy: ActorPolicy | None = None
+        # What run it trains for (algorithm, env, config): make_algorithm sets it, a Learner reads it.
+        self.run_info: RunInfo | None = None
         self._normalizers: list | None = None
 
     @classmethod
@@ -155,6 +167,26 @@ class Algorithm(abc.ABC):
         """Restore what `state()` returned."""
 
     # What the base class provides.
+
+    @property
+    def collect_policy(self) -> CollectPolicy:
+        """The exploring behaviour an `Actor` steps envs with (off-policy algorithms only)."""
+        raise self._not_in_user_loop()
+
+    def sample_experience(self, total_steps: int = 0) -> dict[str, np.ndarray]:
+        """A batch for `train` from the algorithm's replay (off-policy algorithms only)."""
+        raise self._not_in_user_loop()
+
+    def train(self, experience: dict[str, np.ndarray]) -> dict[str, float]:
+        """One update from a batch the caller sampled (off-policy algorithms only)."""
+        raise self._not_in_user_loop()
+
+    def _not_in_user_loop(self) -> UnsupportedInUserLoopError:
+        return UnsupportedInUserLoopError(
+            f"{self.name} learns from rollouts it collects with its own value estimates, so an Actor or a "
+            f"sampled batch cannot feed it; let it collect: Learner(algorithm, run_dir, collects=True) "
+            f"(the off-policy algorithms dqn, sac, td3 and ddpg train from a user loop)"
+        )
 
     def policy(self) -> ActorPolicy:
         """An ActorPolicy over `policy_network()`; it sees every later weight update."""

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> None:
     if args.mode is ActionMode.EPSILON_GREEDY:
         policy = EpsilonGreedyPolicy(policy, args.epsilon)  # evaluate's calls take no epsilon
     evaluation = evaluate(policy, env_id, args.episodes, args.mode, seed=args.seed)
-    print(f"{name} ({description}) on {env_id}, {args.episodes} {args.mode.value} episodes")
+    mode = "" if args.policy == "random" else f"{args.mode.value} "  # random actions know no mode
+    print(f"{name} ({description}) on {env_id}, {args.episodes} {mode}episodes")
     print(f"AverageReturn: {evaluation.average_return:.3f} ± {evaluation.return_std:.3f}")
     print(f"AverageEpisodeLength: {evaluation.average_episode_length:.1f}")

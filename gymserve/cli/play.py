@@ -16,6 +16,7 @@ from gymserve.cli.common import (
     import_quietly,
     make_env,
 )
+from gymserve.cli.play_outputs import add_output_arguments, episode_outputs
 from gymserve.cli.policy_arguments import (
     add_policy_arguments,
     baseline_policy,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 DESCRIPTION = (
     "Play episodes of an environment with a policy, print each episode's return and length, and "
-    "optionally film the first one."
+    "optionally show them in a window, film them or dump their frames."
 )
 
 
@@ -44,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="seed of the first episode (default: %(default)s)"
     )
     add_action_mode_arguments(parser, stochastic_flag=True)
-    parser.add_argument("--video", metavar="FILE", help="film the first episode to FILE (.mp4 or .gif)")
+    parser.add_argument(
+        "--max-steps", type=int, metavar="N", help="end each episode after N steps (default: the env's limit)"
+    )
+    add_output_arguments(parser)
     parser.add_argument(
         "--remote",
         metavar="ADDRESS",
@@ -75,11 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from gymserve.policies.episodes import run_episode, write_video
+    from gymserve.policies.episodes import run_episode
 
     check_at_least_one(args.episodes, "--episodes")
+    if args.max_steps is not None:
+        check_at_least_one(args.max_steps, "--max-steps")
     check_action_mode(args)
     deadline_s = check_control_loop(args)
+    outputs = episode_outputs(args)
     if args.remote:
         if args.policy_dir:
             raise CommandError(f"play either RUN_DIR {args.policy_dir} or --remote {args.remote}, not both")
@@ -92,7 +99,8 @@ def run(args: argparse.Namespace) -> None:
         saved = load_saved_policy(path, args) if path else None
         env_id = saved.env_id if saved else args.env
     import_quietly("pybullet", "play", optional=True)
-    env = make_env(env_id, render_mode="rgb_array" if args.video else None)
+    env = make_env(env_id, render_mode=outputs.render_mode)
+    outputs.check_env(env)
     if args.remote:
         client = policy_client(args.remote)
         policy = remote_policy(client, args.remote, args.policy, env)
@@ -101,17 +109,25 @@ def run(args: argparse.Namespace) -> None:
             return
     else:
         policy = saved.policy if saved else baseline_policy(args.policy, env, args.seed)
+    window = outputs.window(env)
     try:
-        for index in range(args.episodes):
-            film = bool(args.video) and index == 0
+        for index in range(1, args.episodes + 1):
             episode = run_episode(
-                env, policy, args.mode, seed=args.seed + index, record_frames=film, epsilon=args.epsilon
+                env,
+                policy,
+                args.mode,
+                seed=args.seed + index - 1,
+                record_frames=outputs.records_frames,
+                epsilon=args.epsilon,
+                max_steps=args.max_steps,
+                on_frame=window.show if window else None,
             )
-            print(f"episode {index + 1}: return {episode.total_return:.3f}, length {episode.length}")
-            if film:
-                fps = env.metadata.get("render_fps", 30)
-                print(f"video written to {write_video(episode.frames, args.video, fps)}")
+            print(f"episode {index}: return {episode.total_return:.3f}, length {episode.length}", flush=True)
+            for path in outputs.write(index, episode, env):
+                print(f"  written to {path}", flush=True)
     finally:
+        if window is not None:
+            window.close()
         env.close()
 
 
@@ -124,8 +140,11 @@ def check_control_loop(args: argparse.Namespace) -> float | None:
         return None
     if not args.remote:
         raise CommandError("--control-hz needs --remote ADDRESS: it paces the answers of a policy server")
-    if args.video:
-        raise CommandError("--video does not go with --control-hz: filming would slow the loop down")
+    if args.video or args.frame_dir or args.render or args.max_steps:
+        raise CommandError(
+            "--video, --frame-dir, --render and --max-steps do not go with --control-hz: the loop plays "
+            "whole episodes at its own pace"
+        )
     if not (math.isfinite(args.control_hz) and args.control_hz > 0):
         raise CommandError(
             f"--control-hz must be a positive number of steps a second, got {args.control_hz:g}"

@@ -26,12 +26,12 @@ DESCRIPTION = (
 TRAINING_LOGGER = "gymserve.agents.training"
 EPILOG = (
     "Hyperparameters: `gymserve config ALGORITHM --env ID` lists every field with its value, where the "
-    "value comes from and what it does; set them in a --config file."
+    "value comes from and what it does; set them in a --config file or with the field flags above."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
+    add_config_arguments(parser, env_required=True)
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     actors = parser.add_argument_group(

@@ -3,7 +3,8 @@
 Description:
     An ALE game (`ALE/<Game>-v5`, sticky actions with probability 0.25, minimal action set) seen
     the way Mnih et al. (2015) and most later agents see it. Gymnasium and ale-py supply every
-    step except the two written here, `EpisodicLife` and `FireReset`:
+    step except those written here, `EpisodicLife`, `FireReset`, `ClipReward` (Gymnasium's, but
+    picklable) and `EmulatorState`:
 
         up to 30 no-op actions at reset            gymnasium AtariPreprocessing
         each action repeated for 4 frames, the     gymnasium AtariPreprocessing
@@ -12,7 +13,7 @@ Description:
         FIRE (then UP) after reset, where the      FireReset
           game waits for it
         a lost life ends the episode (training)    EpisodicLife
-        rewards clipped to [-1, 1] (training)      gymnasium ClipReward
+        rewards clipped to [-1, 1] (training)      ClipReward
         the last 4 frames stacked                  gymnasium FrameStackObservation
 
 Observation Space:
@@ -36,6 +37,11 @@ Arguments:
         evaluations, `gymserve eval` and reported returns use the default full games with
         the true score.
 
+Pickling:
+    The env pickles mid-episode with the emulator's state (its random generator included) and
+    the no-op generator, and the copy plays on exactly as the original: a training checkpoint
+    carries the envs, so a resumed run continues the same games.
+
 The vector entry point is ale-py's `AtariVectorEnv` (C++ threads, the same preprocessing).
 """
 
@@ -44,6 +50,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from gymserve.common.extras import require
 from gymserve.envs.arguments import check_flag
@@ -110,6 +117,39 @@ class FireReset(gym.Wrapper):
         return observation, info
 
 
+class ClipReward(gym.RewardWrapper):
+    """Rewards clipped to [-1, 1], as Gymnasium's `ClipReward` (whose lambda does not pickle)."""
+
+    def reward(self, reward: float) -> float:
+        return np.clip(reward, -1.0, 1.0)
+
+
+class EmulatorState(gym.Wrapper):
+    """Pickles the ALE env with its emulator and random generators where they stand.
+
+    ale-py's env pickles as its constructor arguments, so a copy would start a new game; this
+    wrapper adds the emulator's state (`cloneState(include_rng=True)`: sticky actions draw from
+    the emulator's generator) and the env's numpy generator (no-op starts), and restores both
+    into the rebuilt env.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        atari = self.env.unwrapped
+        return {
+            **self.__dict__,
+            "_emulator": atari.ale.cloneState(include_rng=True),
+            "_generator": atari.np_random.bit_generator.state,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        emulator, generator = state.pop("_emulator"), state.pop("_generator")
+        self.__dict__.update(state)
+        atari = self.env.unwrapped
+        atari.ale.restoreState(emulator)
+        atari.np_random.bit_generator.state = generator
+
+
 def needs_fire(env: gym.Env) -> bool:
     """Whether the game has a FIRE action (the action after NOOP in ALE's minimal sets)."""
     meanings = env.unwrapped.get_action_meanings()
@@ -129,14 +169,18 @@ def make_atari_env(game: str, training: bool = False, render_mode: str | None = 
         render_mode=render_mode,
     )
     env = gym.wrappers.AtariPreprocessing(
-        env, noop_max=NOOP_MAX, frame_skip=FRAME_SKIP, screen_size=FRAME_SIZE, grayscale_obs=True
+        EmulatorState(env),
+        noop_max=NOOP_MAX,
+        frame_skip=FRAME_SKIP,
+        screen_size=FRAME_SIZE,
+        grayscale_obs=True,
     )
     if training:
         env = EpisodicLife(env)
     if needs_fire(env):
         env = FireReset(env)
     if training:
-        env = gym.wrappers.ClipReward(env, -1.0, 1.0)
+        env = ClipReward(env)
     return gym.wrappers.FrameStackObservation(env, FRAME_STACK)
 
 

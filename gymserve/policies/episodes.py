@@ -58,15 +58,26 @@ def run_episode(
     seed: int | None = None,
     epsilon: float | None = None,
     record_frames: bool = False,
+    max_steps: int | None = None,
+    on_frame: Callable[[np.ndarray], None] | None = None,
 ) -> Episode:
-    """Play one episode; with `record_frames` the env must render in `rgb_array` mode."""
+    """Play one episode, or its first `max_steps` steps; with `record_frames` (kept in the episode)
+    or `on_frame` (called with each frame as it is drawn) the env must render in `rgb_array` mode."""
+
+    def draw() -> None:
+        if record_frames or on_frame is not None:
+            frame = env.render()
+            if record_frames:
+                episode.frames.append(frame)
+            if on_frame is not None:
+                on_frame(frame)
+
     observation, _ = env.reset(seed=seed)
     policy.reset()
     state = policy.get_initial_state()
     episode = Episode(0.0, 0)
     action_seed = seed
-    if record_frames:
-        episode.frames.append(env.render())
+    draw()
     while True:
         started = time.perf_counter()
         step = policy.action(observation, state, mode, epsilon=epsilon, seed=action_seed)
@@ -77,9 +88,8 @@ def run_episode(
         observation, reward, terminated, truncated, _ = env.step(step.action)
         episode.total_return += float(reward)
         episode.length += 1
-        if record_frames:
-            episode.frames.append(env.render())
-        if terminated or truncated:
+        draw()
+        if terminated or truncated or episode.length == max_steps:
             return episode
 
 

@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from gymserve.agents import train
-from gymserve.agents.training.checkpoints import CheckpointStore
+from gymserve.agents.training.checkpoints import TRAINING_ENVS_FILE, CheckpointStore
 from gymserve.agents.training.runs import build_algorithm, read_run_info
 
 CARTPOLE = "gymserve/CartPole-v1"
@@ -202,3 +203,56 @@ def test_sigint_stops_gymserve_train_with_a_checkpoint_that_a_rerun_resumes_from
     )
     assert f"stopped at step {max_steps} (max_steps)" in resumed.stdout
     assert store.trainer_state("latest")["total_steps"] == max_steps
+
+
+SHORT_BREAKOUT = "tests/ShortBreakout-v0"  # Breakout cut at 100 steps: an untrained greedy policy never fires
+DQN_BREAKOUT = {
+    **DQN,
+    "max_steps": 300,
+    "eval_interval": 100,
+    "checkpoint_interval": 100,
+    "eval_episodes": 1,
+    "image_encoder": "nature_cnn",
+    "batch_size": 8,
+    "buffer_size": 150,  # wraps around before the stop: the frames stored once are checkpointed mid-ring
+    "exploration_steps": 200,
+}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(DQN_BREAKOUT, id="dqn"),
+        pytest.param(
+            {**DQN_BREAKOUT, "prioritized_replay": True, "bootstrap_horizon": 3},
+            id="prioritized-n-step",
+            marks=SLOW,
+        ),
+    ],
+)
+def test_a_dqn_breakout_run_resumes_exactly(tmp_path, config):
+    """The emulators mid-game and the replay of frames stored once travel in the checkpoint."""
+    pytest.importorskip("ale_py")
+    if SHORT_BREAKOUT not in gym.registry:
+        gym.register(
+            SHORT_BREAKOUT,
+            "gymserve.envs.atari:make_atari_env",
+            kwargs={"game": "Breakout", "training": False},
+            max_episode_steps=100,
+        )
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train("dqn", SHORT_BREAKOUT, whole, config, progress_bar=False)
+    stopped = train(
+        "dqn",
+        SHORT_BREAKOUT,
+        split,
+        config,
+        progress_bar=False,
+        on_evaluation=lambda state: state.total_steps >= 200,
+    )
+    assert (stopped.stop_reason, stopped.total_steps) == ("requested", 200)
+    checkpoint = CheckpointStore(split).path("latest")
+    assert (checkpoint / TRAINING_ENVS_FILE).exists()  # the games mid-play
+    with np.load(checkpoint / "algorithm_state.npz") as saved:  # the replay's frames, each once
+        assert "replay_observation_frames" in saved and "replay_observation" not in saved
+    assert_resumes_exactly("dqn", SHORT_BREAKOUT, config, split, whole)

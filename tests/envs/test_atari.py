@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +18,7 @@ import gymserve  # noqa: F401  (registers the environments)
 from gymserve.envs import training_options
 from gymserve.envs.atari import (
     FRAME_STACK,
+    ClipReward,
     EpisodicLife,
     FireReset,
     _rom_name,
@@ -211,3 +213,32 @@ def test_pong_through_the_vector_env_gives_stacked_uint8_frames():
     assert observations.shape == (2, 4, 84, 84) and observations.dtype == np.uint8
     assert rewards.shape == (2,) and set(np.unique(rewards)) <= {-1.0, 0.0, 1.0}
     envs.close()
+
+
+def test_the_training_reward_clipping_pickles():
+    assert pickle.loads(pickle.dumps(ClipReward(gym.make("CartPole-v1")))).reward(7.0) == 1.0
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_pickled_breakout_plays_on_exactly_as_the_original(training):
+    """Emulator, sticky-action and no-op generators all travel with the pickle: the copy's
+    frames, rewards and episode ends (lost lives, game overs and their resets) are the original's."""
+    _require("ale_py")
+    _require("cv2")
+    original = make_atari_env("Breakout", training=training)
+    original.reset(seed=3)
+    actions = np.random.default_rng(0).integers(4, size=700)
+    for action in actions[:100]:
+        _, _, terminated, truncated, _ = original.step(action)
+        if terminated or truncated:
+            original.reset()
+    copy = pickle.loads(pickle.dumps(original))
+    episode_ends = 0
+    for action in actions[100:]:
+        expected, got = original.step(action), copy.step(action)
+        np.testing.assert_array_equal(expected[0], got[0])
+        assert expected[1:4] == got[1:4]
+        if expected[2] or expected[3]:
+            episode_ends += 1
+            np.testing.assert_array_equal(original.reset()[0], copy.reset()[0])
+    assert episode_ends >= 1  # the copy also restarted games (or lives) as the original did

@@ -1,5 +1,5 @@
-"""A CNN policy over uint8 frames exports to SavedModel and ONNX models that take the raw frames and
-act exactly like the in-process policy, greedy and stochastic."""
+"""A CNN policy over uint8 frames exports to SavedModel, ONNX and LiteRT models that take the raw
+frames and act exactly like the in-process policy, greedy and stochastic."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import numpy as np
 import onnx
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 from image_policies import frames, image_policy
 
 from gymserve.policies import ActorPolicy, export_policy, load
+from gymserve.policies.signatures import TFLITE_POLICY_SIGNATURE
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,12 @@ def policy() -> ActorPolicy:
 @pytest.fixture(scope="module")
 def export(policy: ActorPolicy, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out_dir = tmp_path_factory.mktemp("exports") / "bright_side"
-    export_policy(policy, out_dir, metadata={"env_id": "gymserve/BrightSide-v0", "algorithm": "dqn"})
+    export_policy(
+        policy,
+        out_dir,
+        metadata={"env_id": "gymserve/BrightSide-v0", "algorithm": "dqn"},
+        formats=("savedmodel", "onnx", "tflite"),
+    )
     return out_dir
 
 
@@ -32,9 +39,12 @@ def test_the_models_take_uint8_frames(export):
     model = tf.saved_model.load(str(export / "saved_model"))
     (spec,) = model.signatures["greedy_action"].structured_input_signature[1].values()
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 1, 36, 36]
+    interpreter = Interpreter(model_path=str(export / "policy.tflite"))
+    (lite,) = interpreter.get_signature_runner(TFLITE_POLICY_SIGNATURE).get_input_details().values()
+    assert lite["dtype"] == np.uint8
 
 
-@pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
+@pytest.mark.parametrize("backend", ["onnx", "tensorflow", "tflite"])
 def test_greedy_actions_agree_exactly(policy, export, backend):
     batch = frames(400, seed=1)
     expected = policy.action(batch).action
@@ -45,7 +55,7 @@ def test_greedy_actions_agree_exactly(policy, export, backend):
 def test_stochastic_actions_with_one_seed_agree_across_backends(policy, export):
     batch = frames(400, seed=2)
     expected = policy.action(batch, mode="stochastic", seed=99).action
-    for backend in ("onnx", "tensorflow"):
+    for backend in ("onnx", "tensorflow", "tflite"):
         np.testing.assert_array_equal(
             load(export, backend).action(batch, mode="stochastic", seed=99).action, expected
         )

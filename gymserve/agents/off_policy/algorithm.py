@@ -11,6 +11,9 @@ One iteration of every off-policy algorithm is the same loop:
         the same call returns the acting network's outputs for the current observations
         with prioritized replay, the TD errors become the windows' new priorities
 
+`sample_experience()` draws one round's minibatches and `train(experience)` runs its gradient
+steps: the two halves of the round, for a caller's own loop (TF-Agents' `agent.train`).
+
 A subclass supplies the replay fields of its actions (`action_spec`, `stored_actions`), how it
 explores, one gradient step (`gradient_step`, returning its metrics and per-sample TD errors),
 the (target, online) network pairs and the optimizer whose step count times target updates.
@@ -22,7 +25,7 @@ prioritized replay their priorities are updated after the last one.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import gymnasium as gym
 import keras
@@ -39,6 +42,9 @@ from gymserve.agents.training.config import TrainingConfig
 from gymserve.agents.training.env_runner import EnvRunner, Transition
 from gymserve.agents.training.schedules import linear_schedule
 from gymserve.policies.signatures import observation_dtype
+
+if TYPE_CHECKING:
+    from gymserve.agents.training.actor_learner.collect_policy import CollectPolicy
 
 REPLAY_PREFIX = "replay_"
 ACTING_OUTPUTS_FIELDS = ("acting_observations", "acting_outputs")  # the last update's, checkpointed
@@ -79,6 +85,12 @@ class OffPolicyConfig(TrainingConfig):
         None, gt=0, description="Environment steps over which beta rises linearly to 1; None: max_steps."
     )
     priority_epsilon: float = Field(1e-6, gt=0, description="Added to |TD error| so no priority is 0.")
+    replay_frames_once: bool | None = Field(
+        None,
+        description="Store stacked image observations as single frames, each once (a quarter of the "
+        "memory or less for 4 stacked frames, no copy for next observations); None: for uint8 "
+        "observations of 3 or more dimensions, stacked along the first.",
+    )
 
 
 def build_adam(learning_rate: float, variables: list[tf.Variable]) -> keras.optimizers.Optimizer:
@@ -139,12 +151,20 @@ class OffPolicyAlgorithm(Algorithm):
             "terminated": ((), np.bool_),
             "done": ((), np.bool_),
         }
+        frames_once = config.replay_frames_once
+        if frames_once is None:
+            frames_once = stored == np.uint8 and len(observation_space.shape) >= 3
+        frame_stacks = [("observation", "next_observation")] if frames_once else []
         if config.prioritized_replay:
             self.replay: ReplayBuffer = PrioritizedReplayBuffer(
-                spec, config.buffer_size, config.priority_exponent, config.priority_epsilon
+                spec,
+                config.buffer_size,
+                config.priority_exponent,
+                config.priority_epsilon,
+                frame_stacks=frame_stacks,
             )
         else:
-            self.replay = ReplayBuffer(spec, config.buffer_size)
+            self.replay = ReplayBuffer(spec, config.buffer_size, frame_stacks=frame_stacks)
         # (observations, the acting network's outputs for them) as the last update computed them.
         self._next_outputs: tuple[np.ndarray, np.ndarray] | None = None
         self._compiled_update: tf.types.experimental.ConcreteFunction | None = None
@@ -220,16 +240,48 @@ class OffPolicyAlgorithm(Algorithm):
     def learn(self, observations: np.ndarray, total_steps: int) -> dict[str, float]:
         """One round of `gradient_steps` gradient steps; also computes the acting network's outputs at
         `observations` (where the envs act next) so that `explore` there needs no call of its own."""
+        metrics, outputs = self._train(self.sample_experience(total_steps), observations)
+        self._next_outputs = (observations, outputs)
+        return metrics
+
+    @property
+    def collect_policy(self) -> CollectPolicy:
+        from gymserve.agents.training.actor_learner.collect_policy import CollectPolicy
+
+        return CollectPolicy(self)
+
+    def sample_experience(self, total_steps: int = 0) -> dict[str, np.ndarray]:
+        """One round's minibatches from the replay buffer, (gradient_steps, batch_size, ...) arrays
+        by MINIBATCH_FIELDS name (plus "positions" with prioritized replay), for `train`.
+        `total_steps` anneals the importance weights of prioritized replay."""
+        if not self.ready_to_learn():
+            raise ValueError(
+                f"the replay buffer holds {self.replay.num_frames} transitions, fewer than learning_starts "
+                f"({self.config.learning_starts}): collect more before sampling"
+            )
         minibatches, positions = self._sample_minibatches(total_steps)
+        return minibatches if positions is None else minibatches | {"positions": positions}
+
+    def train(self, experience: dict[str, np.ndarray]) -> dict[str, float]:
+        """One round of gradient steps on `experience` (what `sample_experience` returns)."""
+        metrics, _ = self._train(experience, np.asarray(experience["observations"][0], np.float32))
+        self._next_outputs = None
+        return metrics
+
+    def _train(
+        self, experience: dict[str, np.ndarray], observations: np.ndarray
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """The gradient steps on `experience`: metrics, and the acting outputs at `observations`."""
+        minibatches = {name: array for name, array in experience.items() if name != "positions"}
         values, td_errors, outputs = self._update(minibatches, observations)
-        if positions is not None:
-            self.replay.update_priorities(positions, td_errors.numpy())
-        self._next_outputs = (observations, outputs.numpy())
+        if "positions" in experience:
+            self.replay.update_priorities(experience["positions"], td_errors.numpy())
         self.after_update()
-        return {
+        metrics = {
             f"{self.name}/{name}": float(value)
             for name, value in zip(self.metric_names, values.numpy(), strict=True)
         }
+        return metrics, outputs.numpy()
 
     def set_policy_weights(self, weights: list[np.ndarray]) -> None:
         super().set_policy_weights(weights)
@@ -257,7 +309,9 @@ class OffPolicyAlgorithm(Algorithm):
         return tf.constant(True)
 
     def state(self) -> dict[str, np.ndarray]:
-        arrays = {REPLAY_PREFIX + name: array for name, array in self.replay.gather_all().items()}
+        arrays = {
+            REPLAY_PREFIX + name: array for name, array in self.replay.gather_all(frames_once=True).items()
+        }
         if self._next_outputs is not None:
             arrays.update(zip(ACTING_OUTPUTS_FIELDS, self._next_outputs, strict=True))
         return arrays

@@ -12,7 +12,7 @@ with the items, so a resumed run draws what an uninterrupted one would.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,10 +34,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         priority_exponent: float = 0.6,
         priority_epsilon: float = 1e-6,
         seed: int | None = None,
+        frame_stacks: Sequence[tuple[str, str]] = (),
     ):
         if {PRIORITY_FIELD, OLDEST_SLOT_FIELD} & set(data_spec):
             raise ValueError(f"{PRIORITY_FIELD!r} and {OLDEST_SLOT_FIELD!r} are kept by the buffer itself")
-        super().__init__(data_spec, capacity, seed)
+        super().__init__(data_spec, capacity, seed, frame_stacks=frame_stacks)
         if priority_exponent < 0 or priority_epsilon <= 0:
             raise ValueError(
                 f"priority_exponent must be >= 0 and priority_epsilon > 0, got {priority_exponent} "
@@ -80,8 +81,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._set_priorities(np.asarray(positions).reshape(-1), priorities)
         self._max_priority = max(self._max_priority, float(priorities.max()))
 
-    def gather_all(self) -> dict[str, np.ndarray]:
-        items = super().gather_all()
+    def gather_all(self, frames_once: bool = False) -> dict[str, np.ndarray]:
+        items = super().gather_all(frames_once)
         if self.num_frames == 0:
             return {**items, PRIORITY_FIELD: np.zeros((0, 0)), OLDEST_SLOT_FIELD: np.array(0)}
         times = (self._oldest() + np.arange(self._size)) % self._slots
@@ -101,8 +102,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             np.asarray(priorities, np.float64)[:, -self._size :], 0, 1
         )
         if oldest < self._slots:  # the same layout as when saved, so that the same draws follow
-            for name, array in self._storage.items():
-                self._storage[name] = np.roll(array, oldest, axis=0)
+            self._roll_slots(oldest)
             self._priorities = np.roll(self._priorities, oldest, axis=0)
             self._head = (oldest + self._size) % self._slots
         self._set_priorities(np.arange(self._priorities.size), self._priorities.reshape(-1))

@@ -17,15 +17,20 @@ consecutive items of one row then never spans two episodes (only its last item m
 Without it, windows are any consecutive items of a row, as in TF-Agents. Items are stored per row
 in time order; once full, each new batch overwrites the oldest, and windows are taken in time
 order, so none straddles the write position.
+
+`frame_stacks=[("observation", "next_observation")]` names top-level fields of stacked image
+frames (shape (k, *frame), the newest frame last) and the field of the next observation: they are
+kept as single frames, each stored once (see `frame_store`), and read back byte for byte as added.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from gymserve.agents.off_policy.frame_store import EXPORT_SUFFIXES, FrameStore
 from gymserve.tf_agents import nests
 
 DONE_FIELD = "done"
@@ -51,16 +56,30 @@ class ReplayBuffer:
         *,
         batch_size: int | None = None,
         max_length: int | None = None,
+        frame_stacks: Sequence[tuple[str, str]] = (),
     ):
         """`data_spec` describes one item (see the module docstring); give either `capacity` (items
         over all rows) or `max_length` (items per row). `batch_size` fixes the number of rows, else
-        the first `add_batch` does. `seed` drives `get_next` and `as_dataset`."""
+        the first `add_batch` does. `seed` drives `get_next` and `as_dataset`. `frame_stacks` pairs
+        fields of stacked frames with their next observations' fields, to store frames once."""
         self.data_spec = data_spec
         self._structure = nests.as_structure(data_spec, _is_spec_leaf)
         self._fields = _parse_spec(self._structure)
         # A dict of leaves is flattened by key, without walking the nest on every add_batch.
         flat = isinstance(self._structure, Mapping) and list(self._fields) == list(self._structure)
         self._flat_keys = set(self._fields) if flat else None
+        self._frame_stacks = [tuple(pair) for pair in frame_stacks]
+        for pair in self._frame_stacks:
+            if (
+                not flat
+                or any(name not in self._fields for name in pair)
+                or len(set(map(self._fields.get, pair))) != 1
+            ):
+                raise ValueError(
+                    f"frame_stacks pairs top-level fields of one (shape, dtype), got {pair!r} "
+                    f"for {self._fields}"
+                )
+        self._framed = {name for pair in self._frame_stacks for name in pair}
         _check_positive_integers(batch_size=batch_size, max_length=max_length, capacity=capacity)
         if (capacity is None) == (max_length is None):
             raise ValueError(
@@ -83,13 +102,26 @@ class ReplayBuffer:
         """Items currently stored."""
         return self._size * self._num_envs
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the allocated storage."""
+        return sum(array.nbytes for array in self._storage.values()) + sum(
+            store.nbytes for store in self._frame_stores.values()
+        )
+
     def add_batch(self, items: Any) -> None:
         """Append one item per row; every leaf needs a leading (num_envs,) dimension."""
         arrays = self._check_batch(self._flatten(items))
-        if not self._storage:
+        if not self._num_envs:
             self._allocate(len(next(iter(arrays.values()))))
-        for name, array in arrays.items():
-            self._storage[name][self._head] = array
+        chained = self._size > 0 and self._slots > 1
+        if self._size == self._slots and self._slots > 1:
+            for store in self._frame_stores.values():
+                store.become_oldest((self._head + 1) % self._slots)
+        for (observation, next_observation), store in self._frame_stores.items():
+            store.add(self._head, chained, arrays[observation], arrays[next_observation])
+        for name, stored in self._storage.items():
+            stored[self._head] = arrays[name]
         self._head = (self._head + 1) % self._slots
         self._size = min(self._size + 1, self._slots)
         self._added += 1
@@ -149,7 +181,7 @@ class ReplayBuffer:
         offsets = starts[:, None] + np.arange(num_steps)
         stored = offsets < self._size
         times = (self._oldest() + np.minimum(offsets, self._size - 1)) % self._slots
-        batch = {name: array[times, rows[:, None]] for name, array in self._storage.items()}
+        batch = self._gather(times, rows[:, None])
         if DONE_FIELD not in batch:
             return self._pack(batch), stored
         done = batch[DONE_FIELD]
@@ -217,7 +249,7 @@ class ReplayBuffer:
                 offsets = window * steps + np.arange(steps)
                 times = (self._oldest() + offsets) % self._slots
                 for row in range(self._num_envs):
-                    items = {name: array[times, row] for name, array in self._storage.items()}
+                    items = self._gather(times, row)
                     if num_steps is None:
                         items = {name: array[0] for name, array in items.items()}
                     first = (self._added - self._size + offsets[0]) * self._num_envs + row
@@ -228,19 +260,33 @@ class ReplayBuffer:
 
         return samples
 
-    def gather_all(self) -> Any:
-        """Every stored item, as arrays of shape (num_envs, time, *shape), oldest first."""
-        if not self._storage:
+    def gather_all(self, frames_once: bool = False) -> Any:
+        """Every stored item, as arrays of shape (num_envs, time, *shape), oldest first.
+
+        With `frames_once` (what checkpoints keep), the fields of `frame_stacks` come as their
+        frames instead, a few arrays named after the observation field (`FrameStore.export`), in
+        a flat dict that `load` takes as well.
+        """
+        if not self._num_envs:
             return self._pack(
                 {name: np.zeros((0, 0, *shape), dtype) for name, (shape, dtype) in self._fields.items()}
             )
         times = (self._oldest() + np.arange(self._size)) % self._slots
-        return self._pack({name: np.swapaxes(array[times], 0, 1) for name, array in self._storage.items()})
+        rows = np.arange(self._num_envs)[:, None]
+        if not (frames_once and self._frame_stores):
+            return self._pack(self._gather(times[None, :], rows))
+        items = {name: array[times[None, :], rows] for name, array in self._storage.items()}
+        for (observation, _), store in self._frame_stores.items():
+            items.update(
+                zip((observation + suffix for suffix in EXPORT_SUFFIXES), store.export(times), strict=True)
+            )
+        return items
 
     def clear(self) -> None:
         """Drop every item; unless `batch_size` was given, the next `add_batch` may use another
         number of rows."""
         self._storage: dict[str, np.ndarray] = {}
+        self._frame_stores: dict[tuple[str, str], FrameStore] = {}
         self._num_envs = self._slots = self._size = self._head = 0
         self._added = 0  # batches added since the buffer was created or cleared
         if self._batch_size is not None:
@@ -249,18 +295,42 @@ class ReplayBuffer:
     def load(self, items: Any) -> None:
         """Replace the contents with `gather_all()`'s output (as saved in a checkpoint)."""
         self.clear()
+        if self._frame_stacks and isinstance(items, Mapping) and not self._framed & set(items):
+            self._load_frames(items)
+            return
         flat = self._flatten(items)
         length = np.shape(next(iter(flat.values())))[1:2]
         if not length or length[0] == 0:
             return
         rows = self._check_batch({name: np.asarray(array)[:, 0] for name, array in flat.items()})
-        if not self._storage:
+        if not self._num_envs:
             self._allocate(len(next(iter(rows.values()))))
         kept = min(length[0], self._slots)
+        if self._frame_stores:  # the chains of frames are rebuilt in time order
+            arrays = {name: np.asarray(array)[:, -kept:] for name, array in flat.items()}
+            for time in range(kept):
+                self.add_batch({name: arrays[name][:, time] for name in self._fields})
+            return
         for name in self._fields:
             self._storage[name][:kept] = np.swapaxes(np.asarray(flat[name])[:, -kept:], 0, 1)
         self._size = self._added = kept
         self._head = kept % self._slots
+
+    def _load_frames(self, items: Mapping[str, Any]) -> None:
+        """`load` of `gather_all(frames_once=True)`: the observations are rebuilt step by step."""
+        arrays = {name: np.asarray(items[name]) for name in self._fields if name not in self._framed}
+        exported = {
+            pair: [np.asarray(items[pair[0] + suffix]) for suffix in EXPORT_SUFFIXES]
+            for pair in self._frame_stacks
+        }
+        num_envs, length = next(iter(exported.values()))[0].shape[:2]
+        steps = {pair: FrameStore.replay(*parts) for pair, parts in exported.items()}
+        for time in range(length):
+            step = {name: array[:, time] for name, array in arrays.items()}
+            for (observation, next_observation), observations in steps.items():
+                step[observation], step[next_observation] = next(observations)
+            if time >= length - self.capacity // num_envs:  # the newest that fit
+                self.add_batch(step)
 
     def _draw(
         self, rng: np.random.Generator, sample_batch_size: int | None, num_steps: int | None
@@ -292,7 +362,7 @@ class ReplayBuffer:
             )
         starts, rows = self._sample_window_starts(batch_size, steps, rng)
         times = (self._oldest() + starts[:, None] + np.arange(steps)) % self._slots
-        batch = {name: array[times, rows[:, None]] for name, array in self._storage.items()}
+        batch = self._gather(times, rows[:, None])
         if num_steps is None:
             batch = {name: array[:, 0] for name, array in batch.items()}
         return batch, starts, rows
@@ -317,7 +387,25 @@ class ReplayBuffer:
         self._storage = {
             name: np.zeros((self._slots, num_envs, *shape), dtype)
             for name, (shape, dtype) in self._fields.items()
+            if name not in self._framed
         }
+        self._frame_stores = {
+            pair: FrameStore(self._slots, num_envs, *self._fields[pair[0]]) for pair in self._frame_stacks
+        }
+
+    def _gather(self, times: np.ndarray, rows: np.ndarray | int) -> dict[str, np.ndarray]:
+        """Every field's items at time slots `times` of env `rows` (broadcast together), in field order."""
+        items = {name: array[times, rows] for name, array in self._storage.items()}
+        for (observation, next_observation), store in self._frame_stores.items():
+            items[observation], items[next_observation] = store.gather(times, rows)
+        return {name: items[name] for name in self._fields}
+
+    def _roll_slots(self, shift: int) -> None:
+        """Move every item `shift` time slots on, as np.roll does."""
+        for name, array in self._storage.items():
+            self._storage[name] = np.roll(array, shift, axis=0)
+        for store in self._frame_stores.values():
+            store.roll(shift)
 
     def _oldest(self) -> int:
         return (self._head - self._size) % self._slots

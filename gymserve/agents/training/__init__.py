@@ -1,6 +1,7 @@
 """The training machinery every algorithm runs in: the loop, its config, runs and their files.
 
-trainer.py            the one training loop (`train`): evaluation, checkpoints, resume, exports
+trainer.py            the one training loop (`train`): a Learner, the default triggers, the stop rules
+actor_learner/        the library pieces of it: Actor, Learner, triggers, make_algorithm
 preflight.py          checks before a run trains: a budget short of the first update, output folders
 config.py             TrainingConfig, the fields every algorithm shares, and how a run's config resolves
 registry.py           the algorithms by name, as lazy entry points: what `gymserve train` offers

@@ -198,7 +198,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def resolve_config(
     config_class: type[TrainingConfig],
     algorithm: str,
-    env_id: str,
+    env_id: str | None,
     config_file: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     override_sources: Mapping[str, str] | None = None,
@@ -206,10 +206,11 @@ def resolve_config(
     """The config of a run, layered as the module docstring says.
 
     `override_sources` names where each override came from (e.g. "--max-steps"); "override" otherwise.
+    Without `env_id`, no shipped per-env config applies.
     """
     layers: list[tuple[str, dict[str, Any]]] = []
-    shipped = shipped_config_path(algorithm, env_id)
-    if shipped.exists():
+    shipped = None if env_id is None else shipped_config_path(algorithm, env_id)
+    if shipped is not None and shipped.exists():
         layers.append((f"shipped {shipped.name}", read_config_file(shipped)))
     if config_file is not None:
         layers.append((f"config file {config_file}", read_config_file(config_file)))

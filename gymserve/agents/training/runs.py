@@ -12,7 +12,7 @@ RUN_DIR/
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from gymserve.agents.training.config import (
     validate_config,
 )
 from gymserve.agents.training.registry import algorithm_class
+from gymserve.agents.training.run_info import RunInfo
 from gymserve.common.files import write_text_atomically
 from gymserve.policies.metadata import PolicyEvaluation
 
@@ -46,29 +47,6 @@ class RunMismatchError(ValueError):
 
 class UnknownEnvironmentError(ValueError):
     """Gymnasium cannot make the environment id."""
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What a run trains: the algorithm's registry name, the env id and the resolved config
-    (with the source of each field that did not keep its default)."""
-
-    algorithm: str
-    env_id: str
-    config: TrainingConfig
-    config_sources: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "algorithm": self.algorithm,
-                "env_id": self.env_id,
-                "config": self.config.model_dump(),
-                "config_sources": self.config_sources,
-                "gymserve_version": gymserve.__version__,
-            },
-            indent=2,
-        )
 
 
 def read_run_info(run_dir: str | Path) -> RunInfo:

@@ -2,7 +2,8 @@
 
 The interpreter runs on the calling thread with `threads` worker threads (1 by default, as for
 onnxruntime). It resizes its inputs when the batch size changes, so a robot acting on one
-observation at a time pays for the resize once.
+observation at a time pays for the resize once. Observations go in as the model takes them:
+float32, or uint8 frames for image policies (scaled inside the model); states are float32.
 """
 
 from __future__ import annotations
@@ -46,9 +47,15 @@ class TfliteRunner:
             raise PolicyLoadError(path, f"model lacks the signatures {sorted(missing)}")
         self._policy = interpreter.get_signature_runner(TFLITE_POLICY_SIGNATURE)
         inputs = self._policy.get_input_details()
-        if any(details["dtype"] != np.float32 for details in inputs.values()):
+        self._observation_dtype = inputs[OBSERVATIONS]["dtype"] if OBSERVATIONS in inputs else None
+        states = [details["dtype"] for name, details in inputs.items() if name != OBSERVATIONS]
+        if self._observation_dtype not in (np.float32, np.uint8) or any(
+            dtype != np.float32 for dtype in states
+        ):
             described = {name: details["dtype"].__name__ for name, details in inputs.items()}
-            raise PolicyLoadError(path, f"model inputs are {described}; expected float32")
+            raise PolicyLoadError(
+                path, f"model inputs are {described}; expected float32 (observations: float32 or uint8)"
+            )
         check_model_shapes(
             path,
             metadata,
@@ -77,7 +84,8 @@ class TfliteRunner:
 
     def _run(self, observations: np.ndarray, state: PolicyState) -> dict[str, np.ndarray]:
         named_state = zip(self._state_names, state, strict=True)
-        return self._policy(**{OBSERVATIONS: np.asarray(observations, np.float32)}, **dict(named_state))
+        observations = np.asarray(observations, self._observation_dtype)
+        return self._policy(**{OBSERVATIONS: observations}, **dict(named_state))
 
     def _next_state(self, outputs: dict[str, np.ndarray]) -> PolicyState:
         return tuple(outputs[name] for name in self._next_state_names)

@@ -1,8 +1,9 @@
 """The policy server's HTTP port: the routes of `gymserve.serving.apis.HTTP_PROTOCOLS`, JSON in and out.
 
 aiohttp serves it from an event loop on a thread of its own; route handlers that run a
-policy go to a pool of `workers` threads, so a slow policy call never stalls the loop, and
-the calls share the gRPC port's `PolicyCalls` (versions, batching, metrics, limits). Bodies
+policy go to a pool of `workers` threads, so a slow policy call never stalls the loop, unless
+their calls have been fast enough for the loop to run them at less cost (`inline_calls`); the
+calls share the gRPC port's `PolicyCalls` (versions, batching, metrics, limits). Bodies
 are JSON (orjson), or JSON then raw bytes on routes that take them (`JsonWithBytes`); a
 body over `max_message_bytes` is refused with 413 before it is read.
 Every other route needs `Authorization: Bearer <token>` when a token is configured (the
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING
 
 import grpc
@@ -38,6 +42,7 @@ from gymserve.serving.apis.http_protocol import (
 )
 from gymserve.serving.server.auth import authorization_problem
 from gymserve.serving.server.echo import capped, echo
+from gymserve.serving.server.inline_calls import InlineCalls
 from gymserve.serving.server.logs import RateLimitedLog, log_event
 from gymserve.serving.server.request_limits import RequestError
 
@@ -62,6 +67,7 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",  # a server upgraded in place serves its new page at the next load
 }
+Answer = Json | JsonWithBytes | PageFile
 UNMATCHED_ROUTE = "unmatched"  # the metrics label of paths no route matches
 _STOP_SECONDS = 5.0
 
@@ -79,6 +85,7 @@ class HttpServer:
         self._grace = config.grace_period
         self._metrics = context.metrics
         self._workers = ThreadPoolExecutor(config.workers, thread_name_prefix="gymserve-http")
+        self._inline = InlineCalls(enabled=config.batching is None)
         self._ssl = None
         if config.tls_certificate is not None:
             self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -130,8 +137,7 @@ class HttpServer:
                 self._authenticate(request)
             body = await self._body(request, route.binary)
             if route.runs_policy:
-                loop = asyncio.get_running_loop()
-                answer = await loop.run_in_executor(self._workers, route.handler, path, body)
+                answer = await self._run_policy(route, path, body, request.content_length)
             else:
                 answer = route.handler(path, body)
             status = 200
@@ -151,6 +157,18 @@ class HttpServer:
                 headers={JSON_LENGTH_HEADER: str(len(document))},
             )
         return web.Response(status=status, body=orjson.dumps(answer), content_type="application/json")
+
+    async def _run_policy(
+        self, route: HttpRoute, path: dict[str, str], body: Json | JsonWithBytes, length: int | None
+    ) -> Answer:
+        key = (route.name, path.get("name") or "")
+        timed = partial(_timed, route.handler, path, body)
+        if self._inline.inline(key, math.inf if length is None else length):
+            answer, seconds = timed()
+        else:
+            answer, seconds = await asyncio.get_running_loop().run_in_executor(self._workers, timed)
+        self._inline.record(key, seconds)
+        return answer
 
     def _route(self, request: web.Request) -> tuple[HttpRoute, dict[str, str]]:
         path = request.path
@@ -214,6 +232,12 @@ class HttpServer:
             error=message,
         )
         return status, {"error": message}
+
+
+def _timed(handler: Callable[..., Answer], *arguments: object) -> tuple[Answer, float]:
+    """`handler(*arguments)` and the seconds it took on its own thread (no wait for a worker thread)."""
+    begin = time.perf_counter()
+    return handler(*arguments), time.perf_counter() - begin
 
 
 def _json(raw: bytes) -> Json:

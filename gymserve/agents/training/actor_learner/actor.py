@@ -1,0 +1,174 @@
+"""The Actor: steps environments with a policy for a fixed number of steps or episodes per `run()`.
+
+    actor = Actor("Pendulum-v1", algorithm.collect_policy, steps_per_run=1,
+                  observers=[algorithm.store], metrics=collect_metrics(10), summary_dir="runs/x/collect")
+    actor.run()         # one step of every env: observers see the Transition, metrics the episodes
+
+`env` is an env id (made with the training options of envs that have them, `num_envs` of them),
+a Gymnasium env, a list of envs or a `SyncVectorEnv` (its envs are stepped directly, reset
+where an episode ends, as every gymserve runner does). `policy` is an algorithm's
+`collect_policy` (it explores on the env step clock) or any gymserve policy, whose `action` is
+taken for the whole batch (stateless policies only). Episodes go on across runs, as in TF-Agents.
+
+A `Learner` given the actor owns its envs' seeding and checkpoints them: on resume it continues
+them where the checkpoint left them. Alone, an actor resets env i with seed `seed + i`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from gymserve.agents.training.actor_learner.collect_policy import CollectPolicy
+from gymserve.agents.training.actor_learner.metrics import EpisodeAverage
+from gymserve.agents.training.env_runner import EnvRunner, FinishedEpisode, Transition
+from gymserve.envs import training_options
+
+EnvSource = str | gym.Env | Sequence[gym.Env] | gym.vector.SyncVectorEnv
+
+
+class Actor:
+    """Collects with `policy` in `env`: `steps_per_run` steps of every env, or `episodes_per_run` episodes."""
+
+    def __init__(
+        self,
+        env: EnvSource,
+        policy: Any,
+        steps_per_run: int | None = None,
+        episodes_per_run: int | None = None,
+        observers: Sequence[Callable[[Transition], Any]] = (),
+        metrics: Sequence[EpisodeAverage] = (),
+        summary_dir: str | Path | None = None,
+        num_envs: int | None = None,
+        seed: int = 0,
+    ):
+        if (steps_per_run is None) == (episodes_per_run is None):
+            raise ValueError(
+                "an Actor runs either steps_per_run steps or episodes_per_run episodes: give one"
+            )
+        count = steps_per_run if episodes_per_run is None else episodes_per_run
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError(f"steps_per_run / episodes_per_run must be a positive integer, got {count!r}")
+        if not isinstance(policy, CollectPolicy) and not callable(getattr(policy, "action", None)):
+            raise TypeError(
+                "an Actor acts with an algorithm's collect_policy or a gymserve policy, "
+                f"got {type(policy).__name__}"
+            )
+        self._make_envs = _env_factory(env, num_envs, policy)
+        self.policy = policy
+        self.steps_per_run = steps_per_run
+        self.episodes_per_run = episodes_per_run
+        self.observers = list(observers)
+        self.metrics = list(metrics)
+        self.summary_dir = None if summary_dir is None else Path(summary_dir)
+        self.seed = seed
+        self.runner: EnvRunner | None = None
+        self.keeps_episodes = False  # set by a Learner, which records the finished episodes
+        self._finished: list[FinishedEpisode] = []
+        self._summaries = None
+
+    def start(self, seed: int, total_steps: int = 0, snapshot: bytes | None = None) -> None:
+        """(Re)start the envs: reset env i with seed `seed + i`, or continue `snapshot`
+        (`EnvRunner.snapshot`); the step count continues from `total_steps`."""
+        if self.runner is not None:
+            self.runner.close()
+        statistics = (
+            self.policy.update_observation_statistics if isinstance(self.policy, CollectPolicy) else None
+        )
+        if snapshot is not None:
+            self.runner = EnvRunner.from_snapshot(snapshot, total_steps, statistics)
+        else:
+            self.runner = EnvRunner(self._make_envs(), seed, total_steps, statistics)
+
+    @property
+    def num_envs(self) -> int:
+        return self._started().num_envs
+
+    @property
+    def total_steps(self) -> int:
+        """Env steps taken so far (continuing a resumed run's count under a Learner)."""
+        return self._started().total_steps
+
+    @property
+    def observations(self) -> np.ndarray:
+        """Where every env acts next."""
+        return self._started().observations
+
+    def run(self) -> None:
+        """Step until `steps_per_run` steps of every env, or `episodes_per_run` episodes, are done."""
+        runner = self._started()
+        steps = episodes = 0
+        while steps < (self.steps_per_run or 0) or episodes < (self.episodes_per_run or 0):
+            transition = runner.step(self._actions(runner))
+            if isinstance(self.policy, CollectPolicy):
+                self.policy.acted(transition)
+            for observer in self.observers:
+                observer(transition)
+            steps += 1
+            finished = runner.pop_finished_episodes()
+            episodes += len(finished)
+            for episode in finished:
+                for metric in self.metrics:
+                    metric(episode)
+            if self.keeps_episodes:
+                self._finished.extend(finished)
+        self._write_summaries()
+
+    def pop_finished_episodes(self) -> list[FinishedEpisode]:
+        """The episodes finished since the last call (kept only while a Learner uses the actor)."""
+        finished, self._finished = self._finished, []
+        return finished
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+        if self._summaries is not None:
+            self._summaries.close()
+
+    def _started(self) -> EnvRunner:
+        if self.runner is None:
+            self.start(self.seed)
+        return self.runner
+
+    def _actions(self, runner: EnvRunner) -> np.ndarray:
+        if isinstance(self.policy, CollectPolicy):
+            return self.policy.actions(runner.observations, runner.total_steps)
+        return np.asarray(self.policy.action(runner.observations).action)
+
+    def _write_summaries(self) -> None:
+        if self.summary_dir is None or not self.metrics:
+            return
+        import tensorflow as tf
+
+        from gymserve.agents.training.actor_learner.summaries import write_scalar
+
+        if self._summaries is None:
+            self._summaries = tf.summary.create_file_writer(str(self.summary_dir))
+        with self._summaries.as_default(step=self.total_steps):
+            for metric in self.metrics:
+                write_scalar(f"Metrics/{metric.name}", metric.result())
+
+
+def _env_factory(env: EnvSource, num_envs: int | None, policy: Any) -> Callable[[], list[gym.Env]]:
+    """What makes the actor's envs, checked now so that a wrong `env` fails at construction."""
+    if isinstance(env, str):
+        count = num_envs or (policy.algorithm.config.num_envs if isinstance(policy, CollectPolicy) else 1)
+        options = training_options(env)
+        return lambda: [gym.make(env, **options) for _ in range(count)]
+    if isinstance(env, gym.vector.SyncVectorEnv):
+        envs = list(env.envs)
+    elif isinstance(env, gym.Env):
+        envs = [env]
+    elif isinstance(env, Sequence) and env and all(isinstance(item, gym.Env) for item in env):
+        envs = list(env)
+    else:
+        raise TypeError(
+            f"an Actor steps an env id, a gymnasium Env, a list of them or a SyncVectorEnv, got {env!r}"
+        )
+    if num_envs is not None and num_envs != len(envs):
+        raise ValueError(f"num_envs={num_envs} but {len(envs)} envs were given")
+    return lambda: envs
