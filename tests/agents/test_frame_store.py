@@ -7,6 +7,7 @@ import pytest
 from gymserve.agents.off_policy.dqn import DQN, DQNConfig
 from gymserve.agents.off_policy.prioritized_replay import PrioritizedReplayBuffer
 from gymserve.agents.off_policy.replay_buffer import ReplayBuffer
+from gymserve.agents.training.env_runner import Transition
 
 STACK, SIDE, ENVS = 4, 6, 3
 FRAMES = (("observation", "next_observation"),)
@@ -142,12 +143,71 @@ def test_atari_frames_once_take_little_more_than_one_frame_per_transition():
     assert 1 / (2 * STACK) < ratio < 1.5 / (2 * STACK)
 
 
+def unstacked(items):
+    """`items` with next observations that are not the observations shifted on by one frame."""
+    return {**items, "next_observation": items["next_observation"][:, ::-1].copy()}
+
+
 def test_observations_that_are_not_shifted_stacks_are_refused():
     buffer = ReplayBuffer(SPEC, 30, frame_stacks=FRAMES)
-    items = next(stacked_transitions(1))
-    items["next_observation"] = items["next_observation"][:, ::-1].copy()
     with pytest.raises(ValueError, match="replay_frames_once=False"):
-        buffer.add_batch(items)
+        buffer.add_batch(unstacked(next(stacked_transitions(1))))
+
+
+@pytest.mark.parametrize("buffer_type", [ReplayBuffer, PrioritizedReplayBuffer])
+@pytest.mark.parametrize("stacks", [0, 5, 40, 95], ids=lambda stacks: f"after-{stacks}-stacks")
+def test_with_fallback_items_that_are_not_stacks_are_stored_whole_and_read_back_as_added(buffer_type, stacks):
+    """Frames that looked stacked (blank screens, say) stop being so mid-run: nothing stored is lost."""
+    plain = buffer_type(SPEC, ENVS * 40, seed=0)
+    once = buffer_type(SPEC, ENVS * 40, seed=0, frame_stacks=FRAMES, frame_stacks_fallback=True)
+    transitions = stacked_transitions(stacks + 30, seed=3)
+    for step, items in enumerate(transitions):
+        items = items if step < stacks or step % 2 else unstacked(items)
+        plain.add_batch(items)
+        once.add_batch(items)
+        if step == stacks:
+            assert_same(plain.gather_all(), once.gather_all())
+    assert_same(plain.gather_all(), once.gather_all())
+    assert_same(plain.sample(64, np.random.default_rng(1), 3), once.sample(64, np.random.default_rng(1), 3))
+    reloaded = buffer_type(SPEC, ENVS * 40, seed=0, frame_stacks=FRAMES, frame_stacks_fallback=True)
+    reloaded.load(once.gather_all(frames_once=True))
+    assert_same(plain.gather_all(frames_once=True), reloaded.gather_all(frames_once=True))
+
+
+def random_rgb_transitions(space, steps):
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        yield Transition(
+            observations=rng.integers(256, size=(ENVS, *space.shape), dtype=np.uint8),
+            actions=rng.integers(2, size=ENVS),
+            rewards=rng.random(ENVS, dtype=np.float32),
+            next_observations=rng.integers(256, size=(ENVS, *space.shape), dtype=np.uint8),
+            terminated=np.zeros(ENVS, bool),
+            truncated=rng.random(ENVS) < 0.1,
+        )
+
+
+def test_dqn_on_channels_first_rgb_images_stores_them_whole_and_trains():
+    space = gym.spaces.Box(0, 255, (3, SIDE, SIDE), np.uint8)
+    config = {"hidden_sizes": (8,), "batch_size": 8, "learning_starts": 0, "jit_compile": False}
+    dqn = DQN(DQNConfig(**config, buffer_size=ENVS * 20), space, gym.spaces.Discrete(2))
+    plain = DQN(
+        DQNConfig(**config, buffer_size=ENVS * 20, replay_frames_once=False), space, gym.spaces.Discrete(2)
+    )
+    for transition in random_rgb_transitions(space, 25):
+        dqn.store(transition)
+        plain.store(transition)
+    assert "replay_observation_frames" not in dqn.state()
+    assert_same(plain.replay.gather_all(), dqn.replay.gather_all())
+    before = [weight.numpy().copy() for weight in dqn.q_network.weights]
+    metrics = dqn.learn(np.zeros((ENVS, *space.shape), np.float32), 25)
+    assert all(np.isfinite(value) for value in metrics.values())
+    assert any(
+        not np.array_equal(old, new.numpy()) for old, new in zip(before, dqn.q_network.weights, strict=True)
+    )
+    told = DQN(DQNConfig(**config, replay_frames_once=True), space, gym.spaces.Discrete(2))
+    with pytest.raises(ValueError, match="replay_frames_once=False"):
+        told.store(next(random_rgb_transitions(space, 1)))
 
 
 @pytest.mark.parametrize(

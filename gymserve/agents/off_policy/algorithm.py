@@ -89,7 +89,8 @@ class OffPolicyConfig(TrainingConfig):
         None,
         description="Store stacked image observations as single frames, each once (a quarter of the "
         "memory or less for 4 stacked frames, no copy for next observations); None: for uint8 "
-        "observations of 3 or more dimensions, stacked along the first.",
+        "observations of 3 or more dimensions while each next observation is the observation shifted "
+        "by one frame along the first, whole observations from the first that is not; true refuses those.",
     )
 
 
@@ -152,19 +153,16 @@ class OffPolicyAlgorithm(Algorithm):
             "done": ((), np.bool_),
         }
         frames_once = config.replay_frames_once
-        if frames_once is None:
+        if frames_once is None:  # tried, and given up for whole observations at the first that is no stack
             frames_once = stored == np.uint8 and len(observation_space.shape) >= 3
         frame_stacks = [("observation", "next_observation")] if frames_once else []
+        frames = {"frame_stacks": frame_stacks, "frame_stacks_fallback": config.replay_frames_once is None}
         if config.prioritized_replay:
             self.replay: ReplayBuffer = PrioritizedReplayBuffer(
-                spec,
-                config.buffer_size,
-                config.priority_exponent,
-                config.priority_epsilon,
-                frame_stacks=frame_stacks,
+                spec, config.buffer_size, config.priority_exponent, config.priority_epsilon, **frames
             )
         else:
-            self.replay = ReplayBuffer(spec, config.buffer_size, frame_stacks=frame_stacks)
+            self.replay = ReplayBuffer(spec, config.buffer_size, **frames)
         # (observations, the acting network's outputs for them) as the last update computed them.
         self._next_outputs: tuple[np.ndarray, np.ndarray] | None = None
         self._compiled_update: tf.types.experimental.ConcreteFunction | None = None

@@ -46,18 +46,19 @@ class FrameStore:
 
     def add(self, slot: int, chained: bool, observations: np.ndarray, next_observations: np.ndarray) -> None:
         """Store one transition per row at `slot`; `chained`: the slot before holds each row's
-        previous transition (an observation equal to its next observation continues the chain)."""
-        if not np.array_equal(next_observations[:, :-1], observations[:, 1:]):
-            raise ValueError(
-                "next observations are not the observations shifted by one frame along the first axis; "
-                "store them as separate arrays (replay_frames_once=False)"
-            )
+        previous transition (an observation equal to its next observation continues the chain).
+        The pairs must be frame stacks (`are_stacks`)."""
         self._release(slot)
         self._frames[slot] = next_observations[:, -1]
         for row in range(len(observations)):
             if not (chained and np.array_equal(observations[row], self._last_next[row])):
                 self._keep_stack(slot, row, observations[row])
         self._last_next[...] = next_observations
+
+    @staticmethod
+    def are_stacks(observations: np.ndarray, next_observations: np.ndarray) -> bool:
+        """Whether each next observation is its observation shifted on by one frame, as stored here."""
+        return np.array_equal(next_observations[:, :-1], observations[:, 1:])
 
     def become_oldest(self, slot: int) -> None:
         """Keep the observations at `slot` whole: the slot before it is about to be overwritten."""

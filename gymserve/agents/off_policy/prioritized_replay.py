@@ -35,10 +35,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         priority_epsilon: float = 1e-6,
         seed: int | None = None,
         frame_stacks: Sequence[tuple[str, str]] = (),
+        frame_stacks_fallback: bool = False,
     ):
         if {PRIORITY_FIELD, OLDEST_SLOT_FIELD} & set(data_spec):
             raise ValueError(f"{PRIORITY_FIELD!r} and {OLDEST_SLOT_FIELD!r} are kept by the buffer itself")
-        super().__init__(data_spec, capacity, seed, frame_stacks=frame_stacks)
+        super().__init__(
+            data_spec, capacity, seed, frame_stacks=frame_stacks, frame_stacks_fallback=frame_stacks_fallback
+        )
         if priority_exponent < 0 or priority_epsilon <= 0:
             raise ValueError(
                 f"priority_exponent must be >= 0 and priority_epsilon > 0, got {priority_exponent} "

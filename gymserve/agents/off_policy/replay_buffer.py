@@ -21,6 +21,9 @@ order, so none straddles the write position.
 `frame_stacks=[("observation", "next_observation")]` names top-level fields of stacked image
 frames (shape (k, *frame), the newest frame last) and the field of the next observation: they are
 kept as single frames, each stored once (see `frame_store`), and read back byte for byte as added.
+Items whose next observation is not the observation shifted on by one frame are refused, or with
+`frame_stacks_fallback` stored whole from then on: the pair's stored items are converted, and
+what is read back stays what was added.
 """
 
 from __future__ import annotations
@@ -57,11 +60,13 @@ class ReplayBuffer:
         batch_size: int | None = None,
         max_length: int | None = None,
         frame_stacks: Sequence[tuple[str, str]] = (),
+        frame_stacks_fallback: bool = False,
     ):
         """`data_spec` describes one item (see the module docstring); give either `capacity` (items
         over all rows) or `max_length` (items per row). `batch_size` fixes the number of rows, else
         the first `add_batch` does. `seed` drives `get_next` and `as_dataset`. `frame_stacks` pairs
-        fields of stacked frames with their next observations' fields, to store frames once."""
+        fields of stacked frames with their next observations' fields, to store frames once;
+        `frame_stacks_fallback` stores them whole instead of refusing items that are not stacks."""
         self.data_spec = data_spec
         self._structure = nests.as_structure(data_spec, _is_spec_leaf)
         self._fields = _parse_spec(self._structure)
@@ -80,6 +85,7 @@ class ReplayBuffer:
                     f"for {self._fields}"
                 )
         self._framed = {name for pair in self._frame_stacks for name in pair}
+        self._frame_stacks_fallback = frame_stacks_fallback
         _check_positive_integers(batch_size=batch_size, max_length=max_length, capacity=capacity)
         if (capacity is None) == (max_length is None):
             raise ValueError(
@@ -114,6 +120,14 @@ class ReplayBuffer:
         arrays = self._check_batch(self._flatten(items))
         if not self._num_envs:
             self._allocate(len(next(iter(arrays.values()))))
+        unstacked = [pair for pair in self._frame_stores if not FrameStore.are_stacks(*map(arrays.get, pair))]
+        for pair in unstacked:
+            if not self._frame_stacks_fallback:
+                raise ValueError(
+                    f"{pair[1]!r} is not {pair[0]!r} shifted by one frame along the first axis; store "
+                    f"them as separate arrays (replay_frames_once=False)"
+                )
+            self._store_whole(pair)
         chained = self._size > 0 and self._slots > 1
         if self._size == self._slots and self._slots > 1:
             for store in self._frame_stores.values():
@@ -392,6 +406,15 @@ class ReplayBuffer:
         self._frame_stores = {
             pair: FrameStore(self._slots, num_envs, *self._fields[pair[0]]) for pair in self._frame_stacks
         }
+
+    def _store_whole(self, pair: tuple[str, str]) -> None:
+        """Keep the fields of `pair` as whole arrays from now on, the items stored so far included."""
+        times = (self._oldest() + np.arange(self._size)) % self._slots
+        stored = self._frame_stores.pop(pair).gather(times[:, None], np.arange(self._num_envs))
+        for name, items in zip(pair, stored, strict=True):
+            shape, dtype = self._fields[name]
+            self._storage[name] = np.zeros((self._slots, self._num_envs, *shape), dtype)
+            self._storage[name][times] = items
 
     def _gather(self, times: np.ndarray, rows: np.ndarray | int) -> dict[str, np.ndarray]:
         """Every field's items at time slots `times` of env `rows` (broadcast together), in field order."""
