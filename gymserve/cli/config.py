@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from gymserve.agents.training.registry import ALGORITHMS
 from gymserve.cli.common import CommandError, check_env_id, check_exists, import_quietly
-from gymserve.cli.config_flags import add_config_flags, config_overrides
+from gymserve.cli.config_flags import AlgorithmChoice, add_config_flags, config_overrides
 
 if TYPE_CHECKING:
     from gymserve.agents.training.config import ResolvedConfig
@@ -25,7 +25,11 @@ DESCRIPTION = (
 def add_algorithm_arguments(parser: argparse.ArgumentParser, env_required: bool = True) -> None:
     """ALGORITHM, with the registry's names as its choices, and --env."""
     parser.add_argument(
-        "algorithm", choices=tuple(ALGORITHMS), metavar="ALGORITHM", help=", ".join(ALGORITHMS)
+        "algorithm",
+        choices=tuple(ALGORITHMS),
+        metavar="ALGORITHM",
+        help=", ".join(ALGORITHMS),
+        action=AlgorithmChoice,
     )
     parser.add_argument(
         "--env",

@@ -15,6 +15,7 @@ the flag.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import json
 import types
@@ -56,7 +57,8 @@ def flag(name: str) -> str:
 
 @functools.cache
 def config_fields() -> dict[str, dict[str, Any]]:
-    """The shipped description of every field: its help, value kind and the algorithms that have it."""
+    """The shipped description of every field: its help (the most common one, and under "helps"
+    the algorithms' own where it differs), value kind and the algorithms that have it."""
     return json.loads(FIELDS_FILE.read_text())
 
 
@@ -65,11 +67,32 @@ def describe_models() -> dict[str, dict[str, Any]]:
     from gymserve.agents.training.registry import REGISTRY, algorithm_class
 
     fields: dict[str, dict[str, Any]] = {}
+    helps: dict[str, dict[str, str]] = {}
     for algorithm in REGISTRY:
         for name, field in algorithm_class(algorithm).config_class.model_fields.items():
-            entry = fields.setdefault(name, {"help": field.description, **_accepted(field.annotation)})
+            entry = fields.setdefault(name, {"help": "", **_accepted(field.annotation)})
             entry.setdefault("algorithms", []).append(algorithm)
+            helps.setdefault(name, {})[algorithm] = field.description
+    for name, entry in fields.items():
+        [(entry["help"], _)] = collections.Counter(helps[name].values()).most_common(1)
+        differing = {algorithm: text for algorithm, text in helps[name].items() if text != entry["help"]}
+        if differing:
+            entry["helps"] = differing
     return dict(sorted(fields.items()))
+
+
+def field_help(entry: dict[str, Any], every: set[str], algorithm: str | None = None) -> str:
+    """A field's description for `algorithm` if it has the field, else each description with the
+    algorithms it is for (named unless it is for `every` algorithm)."""
+    helps = entry.get("helps", {})
+    if algorithm in entry["algorithms"]:
+        return helps.get(algorithm, entry["help"])
+    texts = collections.defaultdict(list)
+    for name in entry["algorithms"]:
+        texts[helps.get(name, entry["help"])].append(name)
+    return "; ".join(
+        text if set(names) == every else f"{text} [{', '.join(names)}]" for text, names in texts.items()
+    )
 
 
 def _accepted(annotation: Any) -> dict[str, Any]:
@@ -128,16 +151,37 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(**{OVERRIDES: {}})
     parser.formatter_class = _UsageWithoutFieldFlags
     for name, entry in fields.items():
-        every = len(entry["algorithms"]) == len(_all_algorithms(fields))
-        only = "" if every else f" [{', '.join(entry['algorithms'])}]"
         group.add_argument(
             flag(name),
             *aliases.get(name, ()),
             action=_ConfigField,
             dest=f"field {name}",
             metavar=_metavar(entry),
-            help=f"{entry['help']}{only}".replace("%", "%%"),
+            help=_escaped(field_help(entry, _all_algorithms(fields))),
         )
+
+
+def _escaped(text: str) -> str:
+    """`text` as argparse's help, which formats it with %."""
+    return text.replace("%", "%%")
+
+
+class AlgorithmChoice(argparse.Action):
+    """Stores ALGORITHM, and words the field flags' help for it, as `--help` after it shows them."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        fields = config_fields()
+        for action in parser._actions:
+            if isinstance(action, _ConfigField):
+                entry = fields[action.dest.removeprefix("field ")]
+                action.help = _escaped(field_help(entry, _all_algorithms(fields), values))
 
 
 def _all_algorithms(fields: dict[str, dict[str, Any]]) -> set[str]:

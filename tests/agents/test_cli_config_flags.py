@@ -15,13 +15,46 @@ def test_the_shipped_flags_file_matches_the_config_models():
     )
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_every_field_of_every_algorithm_is_a_flag_of_train(algorithm, capsys):
+def _help_lines(capsys, monkeypatch, *argv):
+    """`gymserve *argv --help`: each flag's line (unwrapped), by its first option."""
+    monkeypatch.setenv("COLUMNS", "10000")
     with pytest.raises(SystemExit):
-        main(["train", algorithm, "--help"])
-    usage = capsys.readouterr().out
-    for name in algorithm_class(algorithm).config_class.model_fields:
-        assert flag(name) in usage
+        main([*argv, "--help"])
+    flags, current = {}, None
+    for line in capsys.readouterr().out.splitlines():
+        line = line.strip()
+        if line.startswith("--"):
+            current = line.split()[0].rstrip(",")
+            flags[current] = line
+        elif line and current:  # its help, on a line of its own after a long flag
+            flags[current] += " " + line
+        else:
+            current = None
+    return flags
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_field_of_every_algorithm_is_a_flag_of_train_with_that_algorithms_description(
+    algorithm, capsys, monkeypatch
+):
+    lines = _help_lines(capsys, monkeypatch, "train", algorithm)
+    for name, field in algorithm_class(algorithm).config_class.model_fields.items():
+        assert flag(name) in lines
+        assert lines[flag(name)].endswith(f" {field.description}"), flag(name)
+
+
+def test_help_before_the_algorithm_gives_each_description_with_its_algorithms(capsys, monkeypatch):
+    batch_size = _help_lines(capsys, monkeypatch, "train")["--batch-size"]
+    assert "Transitions per gradient step. [dqn, sac, td3, ddpg]" in batch_size
+    assert "Rows per minibatch; must divide n_steps * num_envs. [ppo]" in batch_size
+    assert "Rows per critic minibatch; must divide n_steps * num_envs. [trpo]" in batch_size
+
+
+def test_a_field_the_algorithm_lacks_says_which_algorithms_have_it(capsys, monkeypatch):
+    assert _help_lines(capsys, monkeypatch, "train", "ppo")["--tau"].endswith(
+        "1 copies the online network into the target; less averages. [dqn]; "
+        "Polyak factor of target updates; 1 copies. [sac, td3, ddpg]"
+    )
 
 
 def _config(capsys, *argv):
