@@ -44,6 +44,16 @@ def test_a_video_file_with_several_episodes_numbers_them(tmp_path, capsys):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip-1.gif", "clip-2.gif"]
 
 
+def test_the_video_help_names_numbered_files_of_either_kind(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "10000")
+    with pytest.raises(SystemExit):
+        main(["play", "--help"])
+    video_help = next(
+        line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("--video")
+    )
+    assert "FILE-N.mp4 or FILE-N.gif" in video_help
+
+
 def test_frame_dir_writes_every_frame_of_every_episode_as_png(tmp_path, capsys):
     assert (
         main([*RANDOM, "--episodes", "2", "--max-steps", "3", "--frame-dir", str(tmp_path / "frames")]) == 0

@@ -30,8 +30,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video",
         metavar="DIR|FILE",
-        help="film every episode: into DIR/episode-N.mp4, or into FILE (.mp4 or .gif) for one episode "
-        "(FILE-N.mp4 for several); at the env's render_fps",
+        help="film every episode: into DIR/episode-N.mp4, or into FILE.mp4 or FILE.gif for one episode "
+        "(FILE-N.mp4 or FILE-N.gif, as FILE ends, for several); at the env's render_fps",
     )
     parser.add_argument(
         "--frame-dir", metavar="DIR", help="write every frame as DIR/episode-N/frame-NNNNN.png"
