@@ -170,11 +170,7 @@ class AlgorithmChoice(argparse.Action):
     """Stores ALGORITHM, and words the field flags' help for it, as `--help` after it shows them."""
 
     def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, *_
     ) -> None:
         setattr(namespace, self.dest, values)
         fields = config_fields()
