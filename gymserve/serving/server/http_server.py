@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import ssl
 import threading
 import time
@@ -135,9 +134,9 @@ class HttpServer:
             route_name = route.name
             if not route.public:
                 self._authenticate(request)
-            body = await self._body(request, route.binary)
+            body, size = await self._body(request, route.binary)
             if route.runs_policy:
-                answer = await self._run_policy(route, path, body, request.content_length)
+                answer = await self._run_policy(route, path, body, size)
             else:
                 answer = route.handler(path, body)
             status = 200
@@ -159,11 +158,11 @@ class HttpServer:
         return web.Response(status=status, body=orjson.dumps(answer), content_type="application/json")
 
     async def _run_policy(
-        self, route: HttpRoute, path: dict[str, str], body: Json | JsonWithBytes, length: int | None
+        self, route: HttpRoute, path: dict[str, str], body: Json | JsonWithBytes, size: int
     ) -> Answer:
-        key = (route.name, path.get("name") or "")
+        key = (route.name, path.get("name"), path.get("version"), path.get("label"))
         timed = partial(_timed, route.handler, path, body)
-        if self._inline.inline(key, math.inf if length is None else length):
+        if self._inline.inline(key, size):
             answer, seconds = timed()
         else:
             answer, seconds = await asyncio.get_running_loop().run_in_executor(self._workers, timed)
@@ -193,9 +192,10 @@ class HttpServer:
         if problem is not None:
             raise RequestError(grpc.StatusCode.UNAUTHENTICATED, problem)
 
-    async def _body(self, request: web.Request, binary: bool) -> Json | JsonWithBytes:
+    async def _body(self, request: web.Request, binary: bool) -> tuple[Json | JsonWithBytes, int]:
+        """The parsed body and its size in bytes as read (after any content decoding)."""
         if request.method != "POST":
-            return None
+            return None, 0
         if request.content_length is not None and request.content_length > self._max_body:
             raise HttpError(413, self._too_large(request.content_length))
         try:
@@ -203,9 +203,9 @@ class HttpServer:
         except web.HTTPRequestEntityTooLarge:  # a chunked body grew past the limit
             raise HttpError(413, self._too_large(None)) from None
         if not binary:
-            return _json(raw)
+            return _json(raw), len(raw)
         length = _json_length(request.headers.get(JSON_LENGTH_HEADER), len(raw))
-        return JsonWithBytes(_json(raw[:length]), memoryview(raw)[length:])
+        return JsonWithBytes(_json(raw[:length]), memoryview(raw)[length:]), len(raw)
 
     def _too_large(self, length: int | None) -> str:
         size = "" if length is None else f" of {length} bytes"
