@@ -48,10 +48,12 @@ def latest_weights(run_dir: Path) -> list[np.ndarray]:
     return load_trained_policy(run_dir, "latest").policy.network.get_weights()
 
 
-def user_loop(run_dir: Path, until: int, config: dict) -> Learner:
+def user_loop(
+    run_dir: Path, until: int, config: dict, name: str = "sac", env_id: str = PENDULUM, steps_per_run: int = 1
+) -> Learner:
     """The tutorial's loop with `gymserve train`'s evaluations and checkpoints, run to step `until`."""
-    algorithm = make_algorithm("sac", PENDULUM, config)
-    actor = Actor(PENDULUM, algorithm.collect_policy, steps_per_run=1, observers=[algorithm.store])
+    algorithm = make_algorithm(name, env_id, config)
+    actor = Actor(env_id, algorithm.collect_policy, steps_per_run=steps_per_run, observers=[algorithm.store])
     learner = Learner(
         algorithm, run_dir, actor=actor, triggers=[triggers.EvaluationTrigger(), triggers.CheckpointTrigger()]
     )
@@ -84,6 +86,32 @@ def test_the_user_loop_matches_train_and_resumes_exactly(tmp_path):
         latest_weights(tmp_path / "resumed"), latest_weights(tmp_path / "train"), strict=True
     ):
         np.testing.assert_array_equal(loop, trained)
+
+
+@pytest.mark.parametrize("steps_per_run", [1, 16])
+def test_a_dqn_user_loop_learns_every_train_freq_steps_as_train_does(tmp_path, steps_per_run):
+    """DQN learns one round every train_freq (here 64) steps; its evaluations (every 100 steps)
+    come at the end of the iteration that crosses them (128, 256), and it stops at 320."""
+    config = {**DQN, "eval_interval": 100, "eval_episodes": 1, "checkpoint_interval": 100}
+    result = train("dqn", CARTPOLE, tmp_path / "train", config, progress_bar=False)
+    assert (result.total_steps, result.gradient_steps) == (320, 4 * 128)
+    user_loop(tmp_path / "loop", DQN["max_steps"], config, "dqn", CARTPOLE, steps_per_run)
+    expected = rows_without_wall_time(tmp_path / "train")
+    assert [row["step"] for row in expected if row["eval_return"]] == ["128", "256", "320"]
+    assert rows_without_wall_time(tmp_path / "loop") == expected
+    for loop, trained in zip(
+        latest_weights(tmp_path / "loop"), latest_weights(tmp_path / "train"), strict=True
+    ):
+        np.testing.assert_array_equal(loop, trained)
+
+
+@pytest.mark.parametrize("runs", [{"steps_per_run": 3}, {"steps_per_run": 128}, {"episodes_per_run": 1}])
+def test_an_actor_that_cannot_run_on_trains_schedule_is_refused_naming_train_freq(tmp_path, runs):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(CARTPOLE, algorithm.collect_policy, observers=[algorithm.store], **runs)
+    with pytest.raises(ValueError, match=r"train_freq=64 .*divides train_freq"):
+        Learner(algorithm, tmp_path / "run", actor=actor)
+    assert actor.runner is None and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
