@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -324,3 +325,144 @@ def test_an_actor_steps_a_list_a_sync_vector_env_or_one_env(kind):
     actor.run()
     assert actor.total_steps == 3 * len(envs)
     assert [len(transition.actions) for transition in batches] == [len(envs)] * 3
+
+
+class CountingEnv:
+    """A five-step env that remembers how it was made and refuses to step once closed."""
+
+    made: list[CountingEnv] = []
+
+    def __new__(cls, training: bool = False):
+        import gymnasium as gym
+
+        class Env(gym.Env):
+            observation_space = gym.spaces.Box(-1.0, 10.0, (1,), np.float32)
+            action_space = gym.spaces.Discrete(2)
+
+            def __init__(self):
+                self.training, self.closed, self.t = training, False, 0
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)
+                self.t = int(self.np_random.integers(3))
+                return np.array([self.t], np.float32), {}
+
+            def step(self, action):
+                if self.closed:
+                    raise RuntimeError("stepped after close")
+                self.t += 1
+                return np.array([self.t], np.float32), 1.0, self.t >= 5, False, {}
+
+            def close(self):
+                self.closed = True
+
+        env = Env()
+        cls.made.append(env)
+        return env
+
+
+@pytest.fixture
+def counting_env_id():
+    import gymnasium as gym
+
+    env_id = "tests/Counting-v0"
+    gym.register(env_id, entry_point=CountingEnv, kwargs={"training": False})
+    CountingEnv.made.clear()
+    yield env_id
+    gym.registry.pop(env_id)
+
+
+def zero_policy():
+    return SimpleNamespace(action=lambda observations: SimpleNamespace(action=np.zeros(len(observations), int)))
+
+
+def test_only_a_collect_actor_makes_its_envs_with_the_training_options(counting_env_id):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    for policy, training in ((algorithm.collect_policy, True), (zero_policy(), False)):
+        CountingEnv.made.clear()
+        Actor(counting_env_id, policy, steps_per_run=1, num_envs=1).start(0)
+        assert [env.training for env in CountingEnv.made] == [training]
+    CountingEnv.made.clear()
+    Actor(counting_env_id, zero_policy(), steps_per_run=1, training=True).start(0)
+    assert [env.training for env in CountingEnv.made] == [True]
+
+
+def test_a_num_envs_mismatch_is_refused_before_any_env_is_made(tmp_path, counting_env_id):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(counting_env_id, algorithm.collect_policy, steps_per_run=1, num_envs=2, observers=[algorithm.store])
+    with pytest.raises(ValueError, match="num_envs=1"):
+        Learner(algorithm, tmp_path / "run", actor=actor)
+    assert all(env.closed for env in CountingEnv.made)
+
+
+def test_a_learner_that_fails_to_start_closes_the_envs_it_started(tmp_path, monkeypatch):
+    from gymserve.agents.training.actor_learner.collection import LocalCollection
+
+    closed = []
+    monkeypatch.setattr(LocalCollection, "close", lambda self: closed.append(self.runner))
+    monkeypatch.setattr(Learner, "_start_session", lambda self, progress_bar: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        Learner(make_algorithm("dqn", CARTPOLE, DQN), tmp_path / "run", collects=True)
+    assert len(closed) == 1
+
+
+def test_restarting_an_actor_on_given_envs_resets_them_without_closing_them(counting_env_id):
+    import gymnasium as gym
+
+    envs = [gym.make(counting_env_id) for _ in range(2)]
+    seen = []
+    actor = Actor(envs, zero_policy(), steps_per_run=4, observers=[lambda t: seen.append(t.observations)])
+    runs = []
+    for _ in range(2):
+        actor.start(7)
+        actor.run()
+        runs.append(np.stack(seen))
+        seen.clear()
+    assert not any(env.unwrapped.closed for env in envs)
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_a_checkpoint_requested_between_iterations_is_written_after_the_next(tmp_path):
+    learner = Learner(make_algorithm("dqn", CARTPOLE, DQN), tmp_path, collects=True)
+    learner.request_checkpoint("latest")
+    learner.run(iterations=1)
+    assert CheckpointStore(tmp_path).trainer_state("latest")["total_steps"] == learner.state.total_steps == 64
+    learner.close()
+
+
+def test_the_user_loop_refusal_names_every_off_policy_algorithm_registered(monkeypatch):
+    from gymserve.agents.training.registry import REGISTRY, AlgorithmEntry
+
+    monkeypatch.setitem(REGISTRY, "myq", AlgorithmEntry("my.module:MyQ", ("Discrete",), "off-policy", "mine"))
+    algorithm = make_algorithm("ppo", CARTPOLE, {"max_steps": 256})
+    with pytest.raises(UnsupportedInUserLoopError, match=r"algorithms, dqn, sac, td3, ddpg, myq, train"):
+        algorithm.collect_policy  # noqa: B018
+
+
+def test_an_actor_writes_its_metrics_to_its_summary_dir(tmp_path):
+    from tensorboard_scalars import tensorboard_scalars
+
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(
+        CARTPOLE,
+        algorithm.policy(),
+        episodes_per_run=1,
+        metrics=collect_metrics(2),
+        summary_dir=tmp_path / "tensorboard",
+    )
+    actor.run()
+    actor.close()
+    scalars = tensorboard_scalars(tmp_path)
+    assert set(scalars) == {"Metrics/AverageReturn", "Metrics/AverageEpisodeLength"}
+    [(step, length)] = scalars["Metrics/AverageEpisodeLength"]
+    assert step == actor.total_steps == length
+
+
+def test_the_steps_per_second_trigger_logs_the_rate(caplog):
+    learner = SimpleNamespace(state=SimpleNamespace(total_steps=0))
+    trigger = triggers.StepPerSecondLogTrigger(interval=100)
+    trigger.attach(learner)
+    learner.state.total_steps = 150
+    with caplog.at_level("INFO", logger=triggers.__name__):
+        trigger(learner)
+    assert re.fullmatch(r"step 150: \d+\.\d steps/s", caplog.messages[-1])
