@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -230,8 +231,6 @@ def test_a_learner_needs_exactly_one_source_and_a_made_algorithm(tmp_path):
     ],
 )
 def test_bad_actor_arguments_say_what_is_expected(arguments, error, message):
-    import gymnasium as gym
-
     from gymserve.policies import RandomPolicy
 
     env = gym.make(CARTPOLE)
@@ -309,8 +308,6 @@ def test_trainer_json_of_earlier_versions_still_loads():
 
 @pytest.mark.parametrize("kind", ["list", "vector", "env"])
 def test_an_actor_steps_a_list_a_sync_vector_env_or_one_env(kind):
-    import gymnasium as gym
-
     from gymserve.policies import RandomPolicy
 
     envs = [gym.make(CARTPOLE) for _ in range(1 if kind == "env" else 2)]
@@ -327,72 +324,67 @@ def test_an_actor_steps_a_list_a_sync_vector_env_or_one_env(kind):
     assert [len(transition.actions) for transition in batches] == [len(envs)] * 3
 
 
-class CountingEnv:
-    """A five-step env that remembers how it was made and refuses to step once closed."""
+class CountingEnv(gym.Env):
+    """A five-step env that records how it was made (in MADE) and refuses to step once closed."""
 
-    made: list[CountingEnv] = []
+    observation_space = gym.spaces.Box(-1.0, 10.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
 
-    def __new__(cls, training: bool = False):
-        import gymnasium as gym
+    def __init__(self, training: bool = False):
+        self.training, self.closed, self.t = training, False, 0
+        MADE.append(self)
 
-        class Env(gym.Env):
-            observation_space = gym.spaces.Box(-1.0, 10.0, (1,), np.float32)
-            action_space = gym.spaces.Discrete(2)
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = int(self.np_random.integers(3))
+        return np.array([self.t], np.float32), {}
 
-            def __init__(self):
-                self.training, self.closed, self.t = training, False, 0
+    def step(self, action):
+        if self.closed:
+            raise RuntimeError("stepped after close")
+        self.t += 1
+        return np.array([self.t], np.float32), 1.0, self.t >= 5, False, {}
 
-            def reset(self, *, seed=None, options=None):
-                super().reset(seed=seed)
-                self.t = int(self.np_random.integers(3))
-                return np.array([self.t], np.float32), {}
+    def close(self):
+        self.closed = True
 
-            def step(self, action):
-                if self.closed:
-                    raise RuntimeError("stepped after close")
-                self.t += 1
-                return np.array([self.t], np.float32), 1.0, self.t >= 5, False, {}
 
-            def close(self):
-                self.closed = True
-
-        env = Env()
-        cls.made.append(env)
-        return env
+MADE: list[CountingEnv] = []
 
 
 @pytest.fixture
 def counting_env_id():
-    import gymnasium as gym
-
     env_id = "tests/Counting-v0"
     gym.register(env_id, entry_point=CountingEnv, kwargs={"training": False})
-    CountingEnv.made.clear()
+    MADE.clear()
     yield env_id
     gym.registry.pop(env_id)
 
 
 def zero_policy():
-    return SimpleNamespace(action=lambda observations: SimpleNamespace(action=np.zeros(len(observations), int)))
+    """Action 0 everywhere, as a gymserve policy answers."""
+    return SimpleNamespace(action=lambda batch: SimpleNamespace(action=np.zeros(len(batch), int)))
 
 
 def test_only_a_collect_actor_makes_its_envs_with_the_training_options(counting_env_id):
     algorithm = make_algorithm("dqn", CARTPOLE, DQN)
     for policy, training in ((algorithm.collect_policy, True), (zero_policy(), False)):
-        CountingEnv.made.clear()
+        MADE.clear()
         Actor(counting_env_id, policy, steps_per_run=1, num_envs=1).start(0)
-        assert [env.training for env in CountingEnv.made] == [training]
-    CountingEnv.made.clear()
+        assert [env.training for env in MADE] == [training]
+    MADE.clear()
     Actor(counting_env_id, zero_policy(), steps_per_run=1, training=True).start(0)
-    assert [env.training for env in CountingEnv.made] == [True]
+    assert [env.training for env in MADE] == [True]
 
 
 def test_a_num_envs_mismatch_is_refused_before_any_env_is_made(tmp_path, counting_env_id):
     algorithm = make_algorithm("dqn", CARTPOLE, DQN)
-    actor = Actor(counting_env_id, algorithm.collect_policy, steps_per_run=1, num_envs=2, observers=[algorithm.store])
+    actor = Actor(
+        counting_env_id, algorithm.collect_policy, steps_per_run=1, num_envs=2, observers=[algorithm.store]
+    )
     with pytest.raises(ValueError, match="num_envs=1"):
         Learner(algorithm, tmp_path / "run", actor=actor)
-    assert all(env.closed for env in CountingEnv.made)
+    assert all(env.closed for env in MADE)
 
 
 def test_a_learner_that_fails_to_start_closes_the_envs_it_started(tmp_path, monkeypatch):
@@ -407,8 +399,6 @@ def test_a_learner_that_fails_to_start_closes_the_envs_it_started(tmp_path, monk
 
 
 def test_restarting_an_actor_on_given_envs_resets_them_without_closing_them(counting_env_id):
-    import gymnasium as gym
-
     envs = [gym.make(counting_env_id) for _ in range(2)]
     seen = []
     actor = Actor(envs, zero_policy(), steps_per_run=4, observers=[lambda t: seen.append(t.observations)])

@@ -6,8 +6,9 @@
 
 `env` is an env id (`num_envs` envs made with it; with the training options of envs that have
 them, e.g. the Atari games' clipped rewards and per-life episodes, when `training`, by default
-for a collect policy only, so that an evaluation actor scores whole games), a Gymnasium env, a list of envs or a `SyncVectorEnv` (its envs are stepped directly, reset
-where an episode ends, as every gymserve runner does). `policy` is an algorithm's
+for a collect policy only, so that an evaluation actor scores whole games), a Gymnasium env,
+a list of envs or a `SyncVectorEnv` (its envs are stepped directly, reset where an episode ends,
+as every gymserve runner does). `policy` is an algorithm's
 `collect_policy` (it explores on the env step clock) or any gymserve policy, whose `action` is
 taken for the whole batch (stateless policies only). Episodes go on across runs, as in TF-Agents.
 
