@@ -456,3 +456,15 @@ def test_the_steps_per_second_trigger_logs_the_rate(caplog):
     with caplog.at_level("INFO", logger=triggers.__name__):
         trigger(learner)
     assert re.fullmatch(r"step 150: \d+\.\d steps/s", caplog.messages[-1])
+
+
+def test_finish_records_the_actor_steps_since_the_last_iteration(tmp_path):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(CARTPOLE, algorithm.collect_policy, steps_per_run=1, observers=[algorithm.store])
+    learner = Learner(algorithm, tmp_path, actor=actor)
+    for _ in range(70):  # one iteration of train_freq=64 steps, and 6 more
+        actor.run()
+        learner.run(iterations=1)
+    assert learner.state.total_steps == 64
+    learner.finish(evaluate=False)
+    assert CheckpointStore(tmp_path).trainer_state("latest")["total_steps"] == 70
