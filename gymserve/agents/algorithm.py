@@ -182,10 +182,13 @@ class Algorithm(abc.ABC):
         raise self._not_in_user_loop()
 
     def _not_in_user_loop(self) -> UnsupportedInUserLoopError:
+        from gymserve.agents.training.registry import REGISTRY
+
+        off_policy = [name for name, entry in REGISTRY.items() if entry.family == "off-policy"]
         return UnsupportedInUserLoopError(
             f"{self.name} learns from rollouts it collects with its own value estimates, so an Actor or a "
             f"sampled batch cannot feed it; let it collect: Learner(algorithm, run_dir, collects=True) "
-            f"(the off-policy algorithms dqn, sac, td3 and ddpg train from a user loop)"
+            f"(the off-policy algorithms, {', '.join(off_policy)}, train from a user loop)"
         )
 
     def policy(self) -> ActorPolicy:

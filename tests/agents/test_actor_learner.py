@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -48,10 +50,12 @@ def latest_weights(run_dir: Path) -> list[np.ndarray]:
     return load_trained_policy(run_dir, "latest").policy.network.get_weights()
 
 
-def user_loop(run_dir: Path, until: int, config: dict) -> Learner:
+def user_loop(
+    run_dir: Path, until: int, config: dict, name: str = "sac", env_id: str = PENDULUM, steps_per_run: int = 1
+) -> Learner:
     """The tutorial's loop with `gymserve train`'s evaluations and checkpoints, run to step `until`."""
-    algorithm = make_algorithm("sac", PENDULUM, config)
-    actor = Actor(PENDULUM, algorithm.collect_policy, steps_per_run=1, observers=[algorithm.store])
+    algorithm = make_algorithm(name, env_id, config)
+    actor = Actor(env_id, algorithm.collect_policy, steps_per_run=steps_per_run, observers=[algorithm.store])
     learner = Learner(
         algorithm, run_dir, actor=actor, triggers=[triggers.EvaluationTrigger(), triggers.CheckpointTrigger()]
     )
@@ -84,6 +88,32 @@ def test_the_user_loop_matches_train_and_resumes_exactly(tmp_path):
         latest_weights(tmp_path / "resumed"), latest_weights(tmp_path / "train"), strict=True
     ):
         np.testing.assert_array_equal(loop, trained)
+
+
+@pytest.mark.parametrize("steps_per_run", [1, 16])
+def test_a_dqn_user_loop_learns_every_train_freq_steps_as_train_does(tmp_path, steps_per_run):
+    """DQN learns one round every train_freq (here 64) steps; its evaluations (every 100 steps)
+    come at the end of the iteration that crosses them (128, 256), and it stops at 320."""
+    config = {**DQN, "eval_interval": 100, "eval_episodes": 1, "checkpoint_interval": 100}
+    result = train("dqn", CARTPOLE, tmp_path / "train", config, progress_bar=False)
+    assert (result.total_steps, result.gradient_steps) == (320, 4 * 128)
+    user_loop(tmp_path / "loop", DQN["max_steps"], config, "dqn", CARTPOLE, steps_per_run)
+    expected = rows_without_wall_time(tmp_path / "train")
+    assert [row["step"] for row in expected if row["eval_return"]] == ["128", "256", "320"]
+    assert rows_without_wall_time(tmp_path / "loop") == expected
+    for loop, trained in zip(
+        latest_weights(tmp_path / "loop"), latest_weights(tmp_path / "train"), strict=True
+    ):
+        np.testing.assert_array_equal(loop, trained)
+
+
+@pytest.mark.parametrize("runs", [{"steps_per_run": 3}, {"steps_per_run": 128}, {"episodes_per_run": 1}])
+def test_an_actor_that_cannot_run_on_trains_schedule_is_refused_naming_train_freq(tmp_path, runs):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(CARTPOLE, algorithm.collect_policy, observers=[algorithm.store], **runs)
+    with pytest.raises(ValueError, match=r"train_freq=64 .*divides train_freq"):
+        Learner(algorithm, tmp_path / "run", actor=actor)
+    assert actor.runner is None and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
@@ -201,8 +231,6 @@ def test_a_learner_needs_exactly_one_source_and_a_made_algorithm(tmp_path):
     ],
 )
 def test_bad_actor_arguments_say_what_is_expected(arguments, error, message):
-    import gymnasium as gym
-
     from gymserve.policies import RandomPolicy
 
     env = gym.make(CARTPOLE)
@@ -280,8 +308,6 @@ def test_trainer_json_of_earlier_versions_still_loads():
 
 @pytest.mark.parametrize("kind", ["list", "vector", "env"])
 def test_an_actor_steps_a_list_a_sync_vector_env_or_one_env(kind):
-    import gymnasium as gym
-
     from gymserve.policies import RandomPolicy
 
     envs = [gym.make(CARTPOLE) for _ in range(1 if kind == "env" else 2)]
@@ -296,3 +322,149 @@ def test_an_actor_steps_a_list_a_sync_vector_env_or_one_env(kind):
     actor.run()
     assert actor.total_steps == 3 * len(envs)
     assert [len(transition.actions) for transition in batches] == [len(envs)] * 3
+
+
+class CountingEnv(gym.Env):
+    """A five-step env that records how it was made (in MADE) and refuses to step once closed."""
+
+    observation_space = gym.spaces.Box(-1.0, 10.0, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, training: bool = False):
+        self.training, self.closed, self.t = training, False, 0
+        MADE.append(self)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = int(self.np_random.integers(3))
+        return np.array([self.t], np.float32), {}
+
+    def step(self, action):
+        if self.closed:
+            raise RuntimeError("stepped after close")
+        self.t += 1
+        return np.array([self.t], np.float32), 1.0, self.t >= 5, False, {}
+
+    def close(self):
+        self.closed = True
+
+
+MADE: list[CountingEnv] = []
+
+
+@pytest.fixture
+def counting_env_id():
+    env_id = "tests/Counting-v0"
+    gym.register(env_id, entry_point=CountingEnv, kwargs={"training": False})
+    MADE.clear()
+    yield env_id
+    gym.registry.pop(env_id)
+
+
+def zero_policy():
+    """Action 0 everywhere, as a gymserve policy answers."""
+    return SimpleNamespace(action=lambda batch: SimpleNamespace(action=np.zeros(len(batch), int)))
+
+
+def test_only_a_collect_actor_makes_its_envs_with_the_training_options(counting_env_id):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    for policy, training in ((algorithm.collect_policy, True), (zero_policy(), False)):
+        MADE.clear()
+        Actor(counting_env_id, policy, steps_per_run=1, num_envs=1).start(0)
+        assert [env.training for env in MADE] == [training]
+    MADE.clear()
+    Actor(counting_env_id, zero_policy(), steps_per_run=1, training=True).start(0)
+    assert [env.training for env in MADE] == [True]
+
+
+def test_a_num_envs_mismatch_is_refused_before_any_env_is_made(tmp_path, counting_env_id):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(
+        counting_env_id, algorithm.collect_policy, steps_per_run=1, num_envs=2, observers=[algorithm.store]
+    )
+    with pytest.raises(ValueError, match="num_envs=1"):
+        Learner(algorithm, tmp_path / "run", actor=actor)
+    assert all(env.closed for env in MADE)
+
+
+def test_a_learner_that_fails_to_start_closes_the_envs_it_started(tmp_path, monkeypatch):
+    from gymserve.agents.training.actor_learner.collection import LocalCollection
+
+    closed = []
+    monkeypatch.setattr(LocalCollection, "close", lambda self: closed.append(self.runner))
+    monkeypatch.setattr(Learner, "_start_session", lambda self, progress_bar: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        Learner(make_algorithm("dqn", CARTPOLE, DQN), tmp_path / "run", collects=True)
+    assert len(closed) == 1
+
+
+def test_restarting_an_actor_on_given_envs_resets_them_without_closing_them(counting_env_id):
+    envs = [gym.make(counting_env_id) for _ in range(2)]
+    seen = []
+    actor = Actor(envs, zero_policy(), steps_per_run=4, observers=[lambda t: seen.append(t.observations)])
+    runs = []
+    for _ in range(2):
+        actor.start(7)
+        actor.run()
+        runs.append(np.stack(seen))
+        seen.clear()
+    assert not any(env.unwrapped.closed for env in envs)
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_a_checkpoint_requested_between_iterations_is_written_after_the_next(tmp_path):
+    learner = Learner(make_algorithm("dqn", CARTPOLE, DQN), tmp_path, collects=True)
+    learner.request_checkpoint("latest")
+    learner.run(iterations=1)
+    assert CheckpointStore(tmp_path).trainer_state("latest")["total_steps"] == learner.state.total_steps == 64
+    learner.close()
+
+
+def test_the_user_loop_refusal_names_every_off_policy_algorithm_registered(monkeypatch):
+    from gymserve.agents.training.registry import REGISTRY, AlgorithmEntry
+
+    monkeypatch.setitem(REGISTRY, "myq", AlgorithmEntry("my.module:MyQ", ("Discrete",), "off-policy", "mine"))
+    algorithm = make_algorithm("ppo", CARTPOLE, {"max_steps": 256})
+    with pytest.raises(UnsupportedInUserLoopError, match=r"algorithms, dqn, sac, td3, ddpg, myq, train"):
+        algorithm.collect_policy  # noqa: B018
+
+
+def test_an_actor_writes_its_metrics_to_its_summary_dir(tmp_path):
+    from tensorboard_scalars import tensorboard_scalars
+
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(
+        CARTPOLE,
+        algorithm.policy(),
+        episodes_per_run=1,
+        metrics=collect_metrics(2),
+        summary_dir=tmp_path / "tensorboard",
+    )
+    actor.run()
+    actor.close()
+    scalars = tensorboard_scalars(tmp_path)
+    assert set(scalars) == {"Metrics/AverageReturn", "Metrics/AverageEpisodeLength"}
+    [(step, length)] = scalars["Metrics/AverageEpisodeLength"]
+    assert step == actor.total_steps == length
+
+
+def test_the_steps_per_second_trigger_logs_the_rate(caplog):
+    learner = SimpleNamespace(state=SimpleNamespace(total_steps=0))
+    trigger = triggers.StepPerSecondLogTrigger(interval=100)
+    trigger.attach(learner)
+    learner.state.total_steps = 150
+    with caplog.at_level("INFO", logger=triggers.__name__):
+        trigger(learner)
+    assert re.fullmatch(r"step 150: \d+\.\d steps/s", caplog.messages[-1])
+
+
+def test_finish_records_the_actor_steps_since_the_last_iteration(tmp_path):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(CARTPOLE, algorithm.collect_policy, steps_per_run=1, observers=[algorithm.store])
+    learner = Learner(algorithm, tmp_path, actor=actor)
+    for _ in range(70):  # one iteration of train_freq=64 steps, and 6 more
+        actor.run()
+        learner.run(iterations=1)
+    assert learner.state.total_steps == 64
+    learner.finish(evaluate=False)
+    assert CheckpointStore(tmp_path).trainer_state("latest")["total_steps"] == 70

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from gymserve.common.extras import extra_imports
 
-if TYPE_CHECKING:
-    from gymserve.agents.algorithm import Algorithm
+if TYPE_CHECKING:  # not the Algorithm base: it reads this table for its error messages
     from gymserve.agents.training.config import TrainingConfig
 
 ActionKind = Literal["Discrete", "Box"]
@@ -137,7 +136,7 @@ def register_algorithm(
     REGISTRY[name] = AlgorithmEntry(entry_point, tuple(action_kinds), family, summary, dict(variants or {}))
 
 
-def algorithm_class(name: str, config: TrainingConfig | None = None) -> type[Algorithm]:
+def algorithm_class(name: str, config: TrainingConfig | None = None) -> type:
     """The Algorithm subclass registered as `name`; given a run's config, the variant that config
     asks for (`ppo` with `lstm_units`: RecurrentPPO), which shares the registered class's config."""
     try:
@@ -163,7 +162,7 @@ def algorithm_class(name: str, config: TrainingConfig | None = None) -> type[Alg
         ) from None
 
 
-def load_entry_point(entry_point: str) -> type[Algorithm]:
+def load_entry_point(entry_point: str) -> type:
     """The class a "module:Class" entry point names."""
     module_name, class_name = entry_point.split(":")
     return getattr(importlib.import_module(module_name), class_name)

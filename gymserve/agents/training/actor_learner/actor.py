@@ -4,9 +4,11 @@
                   observers=[algorithm.store], metrics=collect_metrics(10), summary_dir="runs/x/collect")
     actor.run()         # one step of every env: observers see the Transition, metrics the episodes
 
-`env` is an env id (made with the training options of envs that have them, `num_envs` of them),
-a Gymnasium env, a list of envs or a `SyncVectorEnv` (its envs are stepped directly, reset
-where an episode ends, as every gymserve runner does). `policy` is an algorithm's
+`env` is an env id (`num_envs` envs made with it; with the training options of envs that have
+them, e.g. the Atari games' clipped rewards and per-life episodes, when `training`, by default
+for a collect policy only, so that an evaluation actor scores whole games), a Gymnasium env,
+a list of envs or a `SyncVectorEnv` (its envs are stepped directly, reset where an episode ends,
+as every gymserve runner does). `policy` is an algorithm's
 `collect_policy` (it explores on the env step clock) or any gymserve policy, whose `action` is
 taken for the whole batch (stateless policies only). Episodes go on across runs, as in TF-Agents.
 
@@ -45,6 +47,7 @@ class Actor:
         summary_dir: str | Path | None = None,
         num_envs: int | None = None,
         seed: int = 0,
+        training: bool | None = None,
     ):
         if (steps_per_run is None) == (episodes_per_run is None):
             raise ValueError(
@@ -58,7 +61,9 @@ class Actor:
                 "an Actor acts with an algorithm's collect_policy or a gymserve policy, "
                 f"got {type(policy).__name__}"
             )
-        self._make_envs = _env_factory(env, num_envs, policy)
+        if training is None:
+            training = isinstance(policy, CollectPolicy)
+        self._make_envs, self.num_envs, self._owns_envs = _env_factory(env, num_envs, policy, training)
         self.policy = policy
         self.steps_per_run = steps_per_run
         self.episodes_per_run = episodes_per_run
@@ -73,8 +78,9 @@ class Actor:
 
     def start(self, seed: int, total_steps: int = 0, snapshot: bytes | None = None) -> None:
         """(Re)start the envs: reset env i with seed `seed + i`, or continue `snapshot`
-        (`EnvRunner.snapshot`); the step count continues from `total_steps`."""
-        if self.runner is not None:
+        (`EnvRunner.snapshot`); the step count continues from `total_steps`. Envs the actor made
+        are closed and made anew; envs given to it are reset where they are, still open."""
+        if self.runner is not None and self._owns_envs:
             self.runner.close()
         statistics = (
             self.policy.update_observation_statistics if isinstance(self.policy, CollectPolicy) else None
@@ -83,10 +89,6 @@ class Actor:
             self.runner = EnvRunner.from_snapshot(snapshot, total_steps, statistics)
         else:
             self.runner = EnvRunner(self._make_envs(), seed, total_steps, statistics)
-
-    @property
-    def num_envs(self) -> int:
-        return self._started().num_envs
 
     @property
     def total_steps(self) -> int:
@@ -153,12 +155,15 @@ class Actor:
                 write_scalar(f"Metrics/{metric.name}", metric.result())
 
 
-def _env_factory(env: EnvSource, num_envs: int | None, policy: Any) -> Callable[[], list[gym.Env]]:
-    """What makes the actor's envs, checked now so that a wrong `env` fails at construction."""
+def _env_factory(
+    env: EnvSource, num_envs: int | None, policy: Any, training: bool
+) -> tuple[Callable[[], list[gym.Env]], int, bool]:
+    """What makes the actor's envs, how many, and whether the actor made them (and so may close
+    them on a restart); checked now so that a wrong `env` fails at construction."""
     if isinstance(env, str):
         count = num_envs or (policy.algorithm.config.num_envs if isinstance(policy, CollectPolicy) else 1)
-        options = training_options(env)
-        return lambda: [gym.make(env, **options) for _ in range(count)]
+        options = training_options(env) if training else {}
+        return lambda: [gym.make(env, **options) for _ in range(count)], count, True
     if isinstance(env, gym.vector.SyncVectorEnv):
         envs = list(env.envs)
     elif isinstance(env, gym.Env):
@@ -171,4 +176,4 @@ def _env_factory(env: EnvSource, num_envs: int | None, policy: Any) -> Callable[
         )
     if num_envs is not None and num_envs != len(envs):
         raise ValueError(f"num_envs={num_envs} but {len(envs)} envs were given")
-    return lambda: envs
+    return lambda: envs, len(envs), False

@@ -1,6 +1,7 @@
 """Where a Learner's experience comes from: its own envs, a user-held Actor, or Ray actors.
 
-Each source gives the learner one iteration of collecting and learning (`train_iteration`), the
+Each source gives the learner one iteration of collecting and learning (`train_iteration`; None
+while a user's actor has not yet taken an iteration's steps), the
 run's step count and the training episodes that ended, and the training envs mid-episode for a
 checkpoint where they pickle. gymserve.agents.distributed's learners have the same shape.
 """
@@ -22,7 +23,7 @@ class Collection(Protocol):
 
     total_steps: int
 
-    def train_iteration(self) -> dict[str, float]: ...
+    def train_iteration(self) -> dict[str, float] | None: ...
 
     def pop_finished_episodes(self) -> list[FinishedEpisode]: ...
 
@@ -58,21 +59,30 @@ class LocalCollection:
 
 class ActorCollection:
     """A user-held Actor that stores into the algorithm's replay: each iteration is the learning
-    half of the algorithm's own iteration (`OffPolicyAlgorithm.train_iteration`), the actor's
-    `run()` having been the collecting half."""
+    half of the algorithm's own iteration (`OffPolicyAlgorithm.train_iteration`), the actor's runs
+    having been the collecting half, so it completes, as in `gymserve train`, once the actor has
+    taken `train_freq` steps of every env since the last one."""
 
     def __init__(self, algorithm: OffPolicyAlgorithm, actor: Actor):
         self.algorithm = algorithm
         self.actor = actor
+        self.steps_per_iteration = algorithm.config.train_freq * actor.num_envs
+        self.iteration_start = actor.total_steps
 
     @property
     def total_steps(self) -> int:
         return self.actor.total_steps
 
-    def train_iteration(self) -> dict[str, float]:
+    def train_iteration(self) -> dict[str, float] | None:
+        """A round of gradient steps for each iteration the actor completed since the last call."""
+        iterations = (self.actor.total_steps - self.iteration_start) // self.steps_per_iteration
+        if iterations == 0:
+            return None
+        self.iteration_start += iterations * self.steps_per_iteration
         metrics = self.algorithm.exploration_metrics()
-        if self.algorithm.ready_to_learn():
-            metrics.update(self.algorithm.learn(self.actor.observations, self.actor.total_steps))
+        for _ in range(iterations):
+            if self.algorithm.ready_to_learn():
+                metrics.update(self.algorithm.learn(self.actor.observations, self.actor.total_steps))
         return metrics
 
     def pop_finished_episodes(self) -> list[FinishedEpisode]:

@@ -6,6 +6,7 @@
     for _ in range(20_000):
         actor.run()
         loss_info = learner.run(iterations=1)   # LossInfo(loss, extra): the update's losses
+                                                # (every train_freq actor steps, as gymserve train)
     learner.finish()                            # the final evaluation and 'latest' checkpoint
 
 Experience comes from exactly one source (collection.py): a user-held `actor` (off-policy
@@ -119,22 +120,29 @@ class Learner:
         for trigger in self.triggers:  # before any env or writer is started: a bad trigger stops here
             trigger.attach(self)
         self.collection = self._collection(actor, distributed, latest)
-        self._start_session(progress_bar)
+        try:
+            self._start_session(progress_bar)
+        except BaseException:
+            self.collection.close()  # Ray actors or the learner's own envs, started just now
+            raise
 
     def run(self, iterations: int = 1) -> LossInfo:
-        """`iterations` iterations of learning (with a user's actor: one round of gradient steps,
-        once the replay holds learning_starts transitions), each followed by the triggers."""
+        """`iterations` iterations of learning, each followed by the triggers. With a user's actor an
+        iteration is one round of gradient steps (once the replay holds learning_starts transitions)
+        after every `train_freq` steps the actor took of each env, as in `gymserve train`: a call
+        before the actor has taken them learns nothing and returns LossInfo(None, {})."""
         if not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
         for _ in range(iterations):
             metrics = self.collection.train_iteration()
+            if metrics is None:
+                continue
             self._record_iteration(metrics)
             for name, value in metrics.items():
                 sums[name] += float(value)
                 counts[name] += 1
-            self._checkpoint_names: list[str] = []
             for trigger in self.triggers:
                 trigger(self)
             if self._checkpoint_names:
@@ -147,10 +155,12 @@ class Learner:
         """End the session: a greedy evaluation at the final step (unless just done, or not
         `evaluate`), the 'latest' checkpoint of that step, and the writers closed."""
         try:
-            names = []
+            if self.collection.total_steps != self.state.total_steps:
+                self._record_iteration({})  # the actor's steps since the last iteration
+            names = list(self._checkpoint_names)
             if evaluate and self.state.evaluation_step != self.state.total_steps and self.evaluate():
                 names.append("best")
-            if self.latest_saved_at != self.state.total_steps:
+            if self.latest_saved_at != self.state.total_steps and "latest" not in names:
                 names.append("latest")
             if names:
                 self.save(tuple(names))
@@ -168,7 +178,8 @@ class Learner:
         self.collection.close()
 
     def request_checkpoint(self, name: str) -> None:
-        """Save checkpoint `name` ('latest' or 'best') once this iteration's triggers have run."""
+        """Save checkpoint `name` ('latest' or 'best') once this iteration's triggers have run (asked
+        between iterations: after the next one's, or at `finish`)."""
         if name not in self._checkpoint_names:
             self._checkpoint_names.append(name)
 
@@ -233,6 +244,7 @@ class Learner:
                 (directory / TRAINING_ENVS_FILE).write_bytes(envs)
 
         self.checkpoints.save(names, self.state.total_steps, dataclasses.asdict(self.state), write)
+        self._checkpoint_names = [name for name in self._checkpoint_names if name not in names]
         if "latest" in names:
             self.latest_saved_at = self.state.total_steps
         self.history.write(self.run_dir / HISTORY_FILE)
@@ -260,11 +272,6 @@ class Learner:
             logger.info("the checkpoint holds no training envs: their episodes start over")
         if actor is not None:
             actor.start(env_seed, total_steps, snapshot)
-            if actor.num_envs != self.config.num_envs:
-                raise ValueError(
-                    f"the actor steps {actor.num_envs} envs but the algorithm's config has num_envs="
-                    f"{self.config.num_envs}: the replay stores one row per env; make them equal"
-                )
             actor.keeps_episodes = True
             return ActorCollection(self.algorithm, actor)
         statistics = self.algorithm.update_observation_statistics
@@ -282,7 +289,7 @@ class Learner:
         self._episodes = self.history.episodes
         self._unsaved_envs_reported = False
         self._closed = False
-        self._checkpoint_names = []
+        self._checkpoint_names: list[str] = []
         self.started = time.perf_counter()
         self.wall_time_before = state.wall_time
         self.metric_sums: dict[str, float] = defaultdict(float)
@@ -389,6 +396,19 @@ def _check_actor(algorithm: Algorithm, actor: Actor) -> None:
     if actor.runner is not None:
         raise ValueError(
             "give the actor to the Learner before running it: the Learner seeds and resumes its envs"
+        )
+    config = algorithm.config
+    if actor.num_envs != config.num_envs:
+        raise ValueError(
+            f"the actor steps {actor.num_envs} envs but the algorithm's config has num_envs="
+            f"{config.num_envs}: the replay stores one row per env; make them equal"
+        )
+    if actor.steps_per_run is None or config.train_freq % actor.steps_per_run:
+        runs = f"steps_per_run={actor.steps_per_run}" if actor.steps_per_run else "episodes_per_run"
+        raise ValueError(
+            f"the algorithm learns every train_freq={config.train_freq} steps of each env, as gymserve "
+            f"train does, which an actor with {runs} cannot match: give it a steps_per_run that "
+            f"divides train_freq (steps_per_run=1 always does), or set train_freq in the config"
         )
 
 
