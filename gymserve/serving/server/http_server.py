@@ -1,11 +1,13 @@
 """The policy server's HTTP port: the routes of `gymserve.serving.apis.HTTP_PROTOCOLS`, JSON in and out.
 
-aiohttp serves it from an event loop on a thread of its own; route handlers that run a
-policy go to a pool of `workers` threads, so a slow policy call never stalls the loop, unless
-their calls have been fast enough for the loop to run them at less cost (`inline_calls`); the
-calls share the gRPC port's `PolicyCalls` (versions, batching, metrics, limits). Bodies
-are JSON (orjson), or JSON then raw bytes on routes that take them (`JsonWithBytes`); a
-body over `max_message_bytes` is refused with 413 before it is read.
+aiohttp's low-level server serves it from an event loop on a thread of its own and hands every
+request to one handler that routes it (an Application would route each request a second time,
+at a tenth of a small policy call's server CPU). Route handlers that run a policy go to a pool
+of `workers` threads, so a slow policy call never stalls the loop, unless their calls have been
+fast enough for the loop to run them at less cost (`inline_calls`); the calls share the gRPC
+port's `PolicyCalls` (versions, batching, metrics, limits). Bodies are JSON (orjson), or JSON
+then raw bytes on routes that take them (`JsonWithBytes`); a body over `max_message_bytes` is
+refused with 413 before it is read.
 Every other route needs `Authorization: Bearer <token>` when a token is configured (the
 same token as gRPC, compared in constant time); TLS uses the gRPC port's certificate and key.
 The page's files (`PageFile`) go out with headers that keep a browser from running anything
@@ -30,6 +32,10 @@ from typing import TYPE_CHECKING
 import grpc
 import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from gymserve.serving.apis.http_protocol import (
     JSON_LENGTH_HEADER,
@@ -98,9 +104,8 @@ class HttpServer:
 
     def start(self) -> str:
         """Listen and serve on a thread of its own; returns HOST:PORT."""
-        app = web.Application(client_max_size=self._max_body)
-        app.router.add_route("*", "/{path:.*}", self._answer)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._grace)
+        server = web.Server(self._answer, request_factory=self._request, loop=self._loop, access_log=None)
+        self._runner = web.ServerRunner(server, shutdown_timeout=self._grace)
         host, _, port = self._address.rpartition(":")
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, host, int(port), ssl_context=self._ssl, reuse_port=False)
@@ -127,7 +132,20 @@ class HttpServer:
             self._loop.close()
         self._workers.shutdown(wait=False, cancel_futures=True)
 
-    async def _answer(self, request: web.Request) -> web.Response:
+    def _request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """aiohttp's request, reading at most `max_message_bytes` of body."""
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, self._loop, client_max_size=self._max_body
+        )
+
+    async def _answer(self, request: web.BaseRequest) -> web.Response:
         begin = time.perf_counter()
         route_name = UNMATCHED_ROUTE
         try:
@@ -170,7 +188,7 @@ class HttpServer:
         self._inline.record(key, seconds)
         return answer
 
-    def _route(self, request: web.Request) -> tuple[HttpRoute, dict[str, str]]:
+    def _route(self, request: web.BaseRequest) -> tuple[HttpRoute, dict[str, str]]:
         path = request.path
         allowed = []
         for route in self._routes:
@@ -186,14 +204,14 @@ class HttpServer:
             404, f"no route for {capped(path, 256)}; see /v1/models/NAME, /v2/models/NAME and the page at /"
         )
 
-    def _authenticate(self, request: web.Request) -> None:
+    def _authenticate(self, request: web.BaseRequest) -> None:
         if self._expected is None:
             return
         problem = authorization_problem(request.headers.get("Authorization"), self._expected, "header")
         if problem is not None:
             raise RequestError(grpc.StatusCode.UNAUTHENTICATED, problem)
 
-    async def _body(self, request: web.Request, binary: bool) -> Json | JsonWithBytes:
+    async def _body(self, request: web.BaseRequest, binary: bool) -> Json | JsonWithBytes:
         if request.method != "POST":
             return None
         if request.content_length is not None and request.content_length > self._max_body:
@@ -211,7 +229,7 @@ class HttpServer:
         size = "" if length is None else f" of {length} bytes"
         return f"the body{size} exceeds this server's limit of {self._max_body} bytes"
 
-    def _error(self, request: web.Request, route: str, error: Exception) -> tuple[int, Json]:
+    def _error(self, request: web.BaseRequest, route: str, error: Exception) -> tuple[int, Json]:
         if isinstance(error, HttpError):
             status = error.status
         elif isinstance(error, RequestError):
