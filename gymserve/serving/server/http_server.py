@@ -84,6 +84,9 @@ class HttpServer:
     def __init__(self, address: str, protocols: list[HttpProtocol], context: ProtocolContext):
         self._address = address
         self._routes = [route for protocol in protocols for route in protocol.routes(context)]
+        self._routes_by_method: dict[str, list[HttpRoute]] = {}  # a request tries only its method's
+        for route in self._routes:
+            self._routes_by_method.setdefault(route.method, []).append(route)
         config = context.config
         token = config.auth_token
         self._expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
@@ -189,17 +192,15 @@ class HttpServer:
         return answer
 
     def _route(self, request: web.BaseRequest) -> tuple[HttpRoute, dict[str, str]]:
-        path = request.path
-        allowed = []
-        for route in self._routes:
+        """The first route of the request's method whose pattern matches its path, and the path's parts."""
+        path, method = request.path, request.method
+        for route in self._routes_by_method.get(method, ()):
             match = route.regex.fullmatch(path)
-            if match is None:
-                continue
-            if route.method == request.method:
+            if match is not None:
                 return route, match.groupdict()
-            allowed.append(route.method)
+        allowed = [route.method for route in self._routes if route.regex.fullmatch(path)]
         if allowed:
-            raise HttpError(405, f"{request.method} is not allowed here; use {', '.join(allowed)}")
+            raise HttpError(405, f"{method} is not allowed here; use {', '.join(allowed)}")
         raise HttpError(
             404, f"no route for {capped(path, 256)}; see /v1/models/NAME, /v2/models/NAME and the page at /"
         )
