@@ -100,7 +100,7 @@ class HttpServer:
             self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self._ssl.load_cert_chain(config.tls_certificate, config.tls_private_key)
         self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._thread: threading.Thread | None = None
         self._refused_log = RateLimitedLog(burst=50)
         self.address: str | None = None  # HOST:PORT once started (the real port for port 0)
