@@ -15,7 +15,7 @@ calls to the HTTP port (when it is open) per route, method and HTTP status,
 and the policies under `gymserve_`: requests and their latency per policy version (buckets
 from 50 µs), model inference time, observations per step and per model call (dynamic
 batching merges steps), loaded versions by state, open streams. The per-call series are kept by
-`rpc_metrics` and `step_metrics`, cheaper per update than prometheus_client's own.
+`rpc_metrics`, `http_metrics` and `step_metrics`, cheaper per update than prometheus_client's own.
 Each server has its own registry (with the process collector), so servers in one process do
 not mix their counts.
 """
@@ -29,14 +29,13 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
     ProcessCollector,
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from gymserve.serving.metrics.http_metrics import HttpMetrics
 from gymserve.serving.metrics.rpc_metrics import RpcMetrics
 from gymserve.serving.metrics.step_metrics import StepMetrics
 from gymserve.serving.server.handlers import HandlerWrapper, behavior_of, is_streaming, rebuild_handler
@@ -79,19 +78,8 @@ class ServerMetrics:
         )
         self.steps = StepMetrics(LATENCY_BUCKETS, BATCH_BUCKETS)
         self.registry.register(self.steps)
-        self.http_requests = Counter(
-            "gymserve_http_requests",
-            "HTTP requests answered, by route, method and status.",
-            ("route", "method", "code"),
-            registry=self.registry,
-        )
-        self.http_seconds = Histogram(
-            "gymserve_http_request_seconds",
-            "Seconds from an HTTP request's arrival to its answer.",
-            ("route", "method", "code"),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.http = HttpMetrics(LATENCY_BUCKETS)
+        self.registry.register(self.http)
         self._http: Any = None
 
     def serve(self, address: str) -> str:
@@ -111,9 +99,7 @@ class ServerMetrics:
         self.steps.observe_step(name, version, batch_size, seconds, inference, model_call)
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
-        code = str(status)
-        self.http_requests.labels(route, method, code).inc()
-        self.http_seconds.labels(route, method, code).observe(seconds)
+        self.http.observe(route, method, status, seconds)
 
     def observe_model_batch(self, name: str, batch_size: int) -> None:
         self.steps.observe_model_batch(name, batch_size)

@@ -1,11 +1,13 @@
 """The policy server's HTTP port: the routes of `gymserve.serving.apis.HTTP_PROTOCOLS`, JSON in and out.
 
-aiohttp serves it from an event loop on a thread of its own; route handlers that run a
-policy go to a pool of `workers` threads, so a slow policy call never stalls the loop, unless
-their calls have been fast enough for the loop to run them at less cost (`inline_calls`); the
-calls share the gRPC port's `PolicyCalls` (versions, batching, metrics, limits). Bodies
-are JSON (orjson), or JSON then raw bytes on routes that take them (`JsonWithBytes`); a
-body over `max_message_bytes` is refused with 413 before it is read.
+aiohttp's low-level server serves it from an event loop on a thread of its own and hands every
+request to one handler that routes it (an Application would route each request a second time,
+at a tenth of a small policy call's server CPU). Route handlers that run a policy go to a pool
+of `workers` threads, so a slow policy call never stalls the loop, unless their calls have been
+fast enough for the loop to run them at less cost (`inline_calls`); the calls share the gRPC
+port's `PolicyCalls` (versions, batching, metrics, limits). Bodies are JSON (orjson), or JSON
+then raw bytes on routes that take them (`JsonWithBytes`); a body over `max_message_bytes` is
+refused with 413 before it is read.
 Every other route needs `Authorization: Bearer <token>` when a token is configured (the
 same token as gRPC, compared in constant time); TLS uses the gRPC port's certificate and key.
 The page's files (`PageFile`) go out with headers that keep a browser from running anything
@@ -29,6 +31,10 @@ from typing import TYPE_CHECKING
 import grpc
 import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from gymserve.serving.apis.http_protocol import (
     JSON_LENGTH_HEADER,
@@ -77,6 +83,9 @@ class HttpServer:
     def __init__(self, address: str, protocols: list[HttpProtocol], context: ProtocolContext):
         self._address = address
         self._routes = [route for protocol in protocols for route in protocol.routes(context)]
+        self._routes_by_method: dict[str, list[HttpRoute]] = {}  # a request tries only its method's
+        for route in self._routes:
+            self._routes_by_method.setdefault(route.method, []).append(route)
         config = context.config
         token = config.auth_token
         self._expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
@@ -90,16 +99,15 @@ class HttpServer:
             self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self._ssl.load_cert_chain(config.tls_certificate, config.tls_private_key)
         self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._thread: threading.Thread | None = None
         self._refused_log = RateLimitedLog(burst=50)
         self.address: str | None = None  # HOST:PORT once started (the real port for port 0)
 
     def start(self) -> str:
         """Listen and serve on a thread of its own; returns HOST:PORT."""
-        app = web.Application(client_max_size=self._max_body)
-        app.router.add_route("*", "/{path:.*}", self._answer)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._grace)
+        server = web.Server(self._answer, request_factory=self._request, loop=self._loop, access_log=None)
+        self._runner = web.ServerRunner(server, shutdown_timeout=self._grace)
         host, _, port = self._address.rpartition(":")
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, host, int(port), ssl_context=self._ssl, reuse_port=False)
@@ -126,7 +134,20 @@ class HttpServer:
             self._loop.close()
         self._workers.shutdown(wait=False, cancel_futures=True)
 
-    async def _answer(self, request: web.Request) -> web.Response:
+    def _request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        """aiohttp's request, reading at most `max_message_bytes` of body."""
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, self._loop, client_max_size=self._max_body
+        )
+
+    async def _answer(self, request: web.BaseRequest) -> web.Response:
         begin = time.perf_counter()
         route_name = UNMATCHED_ROUTE
         try:
@@ -169,30 +190,28 @@ class HttpServer:
         self._inline.record(key, seconds)
         return answer
 
-    def _route(self, request: web.Request) -> tuple[HttpRoute, dict[str, str]]:
-        path = request.path
-        allowed = []
-        for route in self._routes:
+    def _route(self, request: web.BaseRequest) -> tuple[HttpRoute, dict[str, str]]:
+        """The first route of the request's method whose pattern matches its path, and the path's parts."""
+        path, method = request.path, request.method
+        for route in self._routes_by_method.get(method, ()):
             match = route.regex.fullmatch(path)
-            if match is None:
-                continue
-            if route.method == request.method:
+            if match is not None:
                 return route, match.groupdict()
-            allowed.append(route.method)
+        allowed = [route.method for route in self._routes if route.regex.fullmatch(path)]
         if allowed:
-            raise HttpError(405, f"{request.method} is not allowed here; use {', '.join(allowed)}")
+            raise HttpError(405, f"{method} is not allowed here; use {', '.join(allowed)}")
         raise HttpError(
             404, f"no route for {capped(path, 256)}; see /v1/models/NAME, /v2/models/NAME and the page at /"
         )
 
-    def _authenticate(self, request: web.Request) -> None:
+    def _authenticate(self, request: web.BaseRequest) -> None:
         if self._expected is None:
             return
         problem = authorization_problem(request.headers.get("Authorization"), self._expected, "header")
         if problem is not None:
             raise RequestError(grpc.StatusCode.UNAUTHENTICATED, problem)
 
-    async def _body(self, request: web.Request, binary: bool) -> tuple[Json | JsonWithBytes, int]:
+    async def _body(self, request: web.BaseRequest, binary: bool) -> tuple[Json | JsonWithBytes, int]:
         """The parsed body and its size in bytes as read (after any content decoding)."""
         if request.method != "POST":
             return None, 0
@@ -211,7 +230,7 @@ class HttpServer:
         size = "" if length is None else f" of {length} bytes"
         return f"the body{size} exceeds this server's limit of {self._max_body} bytes"
 
-    def _error(self, request: web.Request, route: str, error: Exception) -> tuple[int, Json]:
+    def _error(self, request: web.BaseRequest, route: str, error: Exception) -> tuple[int, Json]:
         if isinstance(error, HttpError):
             status = error.status
         elif isinstance(error, RequestError):

@@ -68,7 +68,7 @@ class BrowserPage:
         return {
             "policies": [self._policy(name) for name in self._policies.names()],
             "policy_requests": _totals(self._metrics.steps.collect(), "gymserve_policy_request_seconds"),
-            "http_requests": _totals(self._metrics.http_seconds.collect(), "gymserve_http_request_seconds"),
+            "http_requests": _totals(self._metrics.http.collect(), "gymserve_http_request_seconds"),
         }
 
     def _policy(self, name: str) -> Json:

@@ -12,6 +12,7 @@ same messages and describe a model the same way. Request `parameters` choose the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -118,7 +119,12 @@ def check_input_name(name: str, known: Sequence[str], seen: Mapping[str, object]
 
 def observation_datatype(policy: Policy) -> str:
     """The datatype `policy` declares for observations: UINT8 for image frames, FP32 otherwise."""
-    return datatype_of(np.empty(0, observation_dtype(policy.observation_space.dtype)))
+    return _observation_datatype(policy.observation_space.dtype)
+
+
+@functools.cache  # every call's check asks; working it out again took 5% of a small call's server CPU
+def _observation_datatype(space_dtype: np.dtype) -> str:
+    return datatype_of(np.empty(0, observation_dtype(space_dtype)))
 
 
 def check_observations(datatype: str, shape: tuple[int, ...], policy: Policy) -> None:
