@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -629,3 +630,53 @@ def test_an_http_port_in_use_fails_the_start_with_its_address(server):
     config = ServerConfig(address="127.0.0.1:0", http_address=server.http_address)
     with pytest.raises(ServerConfigError, match=f"cannot listen on {server.http_address}: "):
         PolicyServer(config, standard_policies()).start()
+
+
+def expecting_continue(server: PolicyServer, headers: str, body: bytes) -> tuple[bytes, bytes]:
+    """What the port answers to headers with `Expect: 100-continue` before the body is sent
+    (within a second), and its whole answer once the body is sent."""
+    host, port = server.http_address.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(headers.encode())
+        connection.settimeout(1)
+        try:
+            interim = connection.recv(65536)
+        except TimeoutError:
+            interim = b""
+        if interim.startswith(b"HTTP/1.1 100 "):
+            connection.settimeout(10)
+            connection.sendall(body)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            return interim, answer
+        return interim, b""
+
+
+def continue_headers(body: bytes, expect: str = "100-continue", token: str = TOKEN) -> str:
+    return (
+        "POST /v2/models/linear/infer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\nExpect: {expect}\r\n\r\n"
+    )
+
+
+def test_a_client_that_expects_100_continue_is_answered_before_it_sends_the_body(server):
+    body = json.dumps(infer_body(SENT.tolist(), [5, 4])).encode()
+    interim, answer = expecting_continue(server, continue_headers(body), body)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    outputs = json.loads(answer.split(b"\r\n\r\n", 1)[1])["outputs"]
+    assert outputs[0]["data"] == greedy_by_hand(SENT, 2).tolist()
+
+
+@pytest.mark.parametrize(
+    ("expect", "token", "status"), [("100-continue", "wrong", b"401"), ("something-else", TOKEN, b"417")]
+)
+def test_a_body_that_would_be_refused_is_refused_before_it_is_sent(server, expect, token, status):
+    body = json.dumps(infer_body(SENT.tolist(), [5, 4])).encode()
+    interim, _ = expecting_continue(server, continue_headers(body, expect, token), body)
+    assert interim.startswith(b"HTTP/1.1 " + status + b" ")
+    assert b'"error"' in interim

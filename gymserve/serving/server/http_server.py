@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
@@ -217,6 +217,7 @@ class HttpServer:
             return None, 0
         if request.content_length is not None and request.content_length > self._max_body:
             raise HttpError(413, self._too_large(request.content_length))
+        await _continue_if_expected(request)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:  # a chunked body grew past the limit
@@ -251,6 +252,18 @@ class HttpServer:
             error=message,
         )
         return status, {"error": message}
+
+
+async def _continue_if_expected(request: web.BaseRequest) -> None:
+    """Answer `Expect: 100-continue` (curl sends it before a large body and waits for the answer)
+    once the request is authorized and its declared size allowed, so a refused body is never sent."""
+    expect = request.headers.get("Expect")
+    if expect is None or request.version != HttpVersion11:
+        return
+    if expect.lower() != "100-continue":
+        raise HttpError(417, f"unknown Expect: {capped(expect, 64)}; only 100-continue is understood")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the answer's own size starts after the interim response
 
 
 def _timed(handler: Callable[..., Answer], *arguments: object) -> tuple[Answer, float]:
