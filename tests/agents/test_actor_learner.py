@@ -370,10 +370,14 @@ def test_only_a_collect_actor_makes_its_envs_with_the_training_options(counting_
     algorithm = make_algorithm("dqn", CARTPOLE, DQN)
     for policy, training in ((algorithm.collect_policy, True), (zero_policy(), False)):
         MADE.clear()
-        Actor(counting_env_id, policy, steps_per_run=1, num_envs=1).start(0)
+        actor = Actor(counting_env_id, policy, steps_per_run=1, num_envs=1)
+        actor.start(0)
+        actor.close()
         assert [env.training for env in MADE] == [training]
     MADE.clear()
-    Actor(counting_env_id, zero_policy(), steps_per_run=1, training=True).start(0)
+    actor = Actor(counting_env_id, zero_policy(), steps_per_run=1, training=True)
+    actor.start(0)
+    actor.close()
     assert [env.training for env in MADE] == [True]
 
 
@@ -384,7 +388,7 @@ def test_a_num_envs_mismatch_is_refused_before_any_env_is_made(tmp_path, countin
     )
     with pytest.raises(ValueError, match="num_envs=1"):
         Learner(algorithm, tmp_path / "run", actor=actor)
-    assert all(env.closed for env in MADE)
+    assert MADE == []
 
 
 def test_a_learner_that_fails_to_start_closes_the_envs_it_started(tmp_path, monkeypatch):
@@ -396,6 +400,32 @@ def test_a_learner_that_fails_to_start_closes_the_envs_it_started(tmp_path, monk
     with pytest.raises(ZeroDivisionError):
         Learner(make_algorithm("dqn", CARTPOLE, DQN), tmp_path / "run", collects=True)
     assert len(closed) == 1
+
+
+def test_a_learner_that_fails_to_start_hands_the_actor_back_unstarted(tmp_path, monkeypatch):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(CARTPOLE, algorithm.collect_policy, steps_per_run=1, observers=[algorithm.store])
+    with monkeypatch.context() as patched:
+        patched.setattr(Learner, "_start_session", lambda self, progress_bar: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            Learner(algorithm, tmp_path, actor=actor)
+    assert actor.runner is None
+    learner = Learner(algorithm, tmp_path, actor=actor)  # another Learner takes it, as a new actor
+    actor.run()
+    learner.run()
+    assert actor.total_steps == 1
+    learner.close()
+    actor.close()
+
+
+def test_more_than_one_iteration_a_call_is_refused_with_an_actor(tmp_path):
+    algorithm = make_algorithm("dqn", CARTPOLE, DQN)
+    actor = Actor(CARTPOLE, algorithm.collect_policy, steps_per_run=1, observers=[algorithm.store])
+    learner = Learner(algorithm, tmp_path, actor=actor)
+    with pytest.raises(ValueError, match=r"once after each actor\.run\(\)"):
+        learner.run(iterations=2)
+    learner.close()
+    actor.close()
 
 
 def test_restarting_an_actor_on_given_envs_resets_them_without_closing_them(counting_env_id):

@@ -80,8 +80,7 @@ class Actor:
         """(Re)start the envs: reset env i with seed `seed + i`, or continue `snapshot`
         (`EnvRunner.snapshot`); the step count continues from `total_steps`. Envs the actor made
         are closed and made anew; envs given to it are reset where they are, still open."""
-        if self.runner is not None and self._owns_envs:
-            self.runner.close()
+        self.release()
         statistics = (
             self.policy.update_observation_statistics if isinstance(self.policy, CollectPolicy) else None
         )
@@ -124,6 +123,14 @@ class Actor:
         """The episodes finished since the last call (kept only while a Learner uses the actor)."""
         finished, self._finished = self._finished, []
         return finished
+
+    def release(self) -> None:
+        """Back to unstarted (a Learner that failed to start hands the actor back so): envs the
+        actor made are closed, envs given to it stay open."""
+        if self.runner is not None and self._owns_envs:
+            self.runner.close()
+        self.runner = None
+        self.keeps_episodes = False
 
     def close(self) -> None:
         if self.runner is not None:

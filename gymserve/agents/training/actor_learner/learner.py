@@ -124,6 +124,8 @@ class Learner:
             self._start_session(progress_bar)
         except BaseException:
             self.collection.close()  # Ray actors or the learner's own envs, started just now
+            if actor is not None:
+                actor.release()  # unstarted again, for another Learner
             raise
 
     def run(self, iterations: int = 1) -> LossInfo:
@@ -133,6 +135,11 @@ class Learner:
         before the actor has taken them learns nothing and returns LossInfo(None, {})."""
         if not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+        if iterations > 1 and isinstance(self.collection, ActorCollection):
+            raise ValueError(
+                "with an Actor, call run() once after each actor.run(): the learner learns as the "
+                "actor's steps complete train_freq blocks, so more iterations would find no new steps"
+            )
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
         for _ in range(iterations):
