@@ -170,8 +170,12 @@ def test_with_fallback_items_that_are_not_stacks_are_stored_whole_and_read_back_
     assert_same(plain.gather_all(), once.gather_all())
     assert_same(plain.sample(64, np.random.default_rng(1), 3), once.sample(64, np.random.default_rng(1), 3))
     reloaded = buffer_type(SPEC, ENVS * 40, seed=0, frame_stacks=FRAMES, frame_stacks_fallback=True)
+    added = []
+    add_batch = reloaded.add_batch
+    reloaded.add_batch = lambda items: added.append(add_batch(items))
     reloaded.load(once.gather_all(frames_once=True))
     assert_same(plain.gather_all(frames_once=True), reloaded.gather_all(frames_once=True))
+    assert len(added) <= stacks + 2  # one by one only up to the first item that is not a stack
 
 
 def random_rgb_transitions(space, steps):

@@ -320,15 +320,16 @@ class ReplayBuffer:
         if not self._num_envs:
             self._allocate(len(next(iter(rows.values()))))
         kept = min(length[0], self._slots)
-        if self._frame_stores:  # the chains of frames are rebuilt in time order
-            arrays = {name: np.asarray(array)[:, -kept:] for name, array in flat.items()}
-            for time in range(kept):
-                self.add_batch({name: arrays[name][:, time] for name in self._fields})
-            return
-        for name in self._fields:
-            self._storage[name][:kept] = np.swapaxes(np.asarray(flat[name])[:, -kept:], 0, 1)
-        self._size = self._added = kept
-        self._head = kept % self._slots
+        arrays = {name: np.asarray(array)[:, -kept:] for name, array in flat.items()}
+        added = 0
+        while self._frame_stores and added < kept:  # the chains of frames are rebuilt in time order
+            self.add_batch({name: arrays[name][:, added] for name in self._fields})
+            added += 1
+        if added < kept:  # whole arrays (or every pair fell back to them): the rest in one copy
+            for name in self._fields:
+                self._storage[name][added:kept] = np.swapaxes(arrays[name][:, added:kept], 0, 1)
+            self._size = self._added = kept
+            self._head = kept % self._slots
 
     def _load_frames(self, items: Mapping[str, Any]) -> None:
         """`load` of `gather_all(frames_once=True)`: the observations are rebuilt step by step."""
