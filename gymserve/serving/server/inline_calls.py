@@ -22,7 +22,7 @@ INLINE_SECONDS = 0.0005  # calls faster than this cost less on the loop than han
 STALL_SECONDS = 0.005  # a call this slow on the loop delays every other request noticeably
 INLINE_MAX_BODY = 16 * 1024  # bytes; a larger body may be a batch far slower than the usual call
 WINDOW = 8  # recent calls of a key that decide
-MAX_KEYS = 1024  # keys remembered; the oldest is forgotten first (its calls go to the threads)
+MAX_KEYS = 1024  # keys remembered; the first remembered is forgotten first (its calls go to the threads)
 
 
 class InlineCalls:
