@@ -97,7 +97,7 @@ def _play(argv: list[str]) -> str:
     return re.search(r"^episode 1: .*$", out.getvalue(), re.M).group(0)
 
 
-def test_the_untrained_policy_plays_several_actions(export: Path):
+def test_the_policy_plays_more_than_one_action_in_the_game(export: Path):
     """Else equal games below would not show that the server's actions were the local ones."""
     env, policy = gym.make(PONG), load(export)
     observation, _ = env.reset(seed=SEED)
