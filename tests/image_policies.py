@@ -1,4 +1,5 @@
-"""A small CNN policy over gymserve/BrightSide-v0's uint8 frames, for the export and serving tests."""
+"""A small CNN policy over uint8 frames (gymserve/BrightSide-v0's by default), for the export, serving
+and play tests."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ FRAMES = gym.spaces.Box(0, 255, (1, 36, 36), np.uint8)  # gymserve/BrightSide-v0
 ACTIONS = gym.spaces.Discrete(4)
 
 
-def image_policy() -> ActorPolicy:
+def image_policy(
+    observation_space: gym.spaces.Box = FRAMES, action_space: gym.spaces.Discrete = ACTIONS
+) -> ActorPolicy:
     """Nature DQN convolutions and 32 hidden units, seeded weights."""
     keras.utils.set_random_seed(5)
-    network = q_network(FRAMES, ACTIONS, hidden_sizes=(32,), image_encoder="nature_cnn")
-    return ActorPolicy(network, FRAMES, ACTIONS, seed=0)
+    network = q_network(observation_space, action_space, hidden_sizes=(32,), image_encoder="nature_cnn")
+    return ActorPolicy(network, observation_space, action_space, seed=0)
 
 
 def frames(count: int, seed: int) -> np.ndarray:

@@ -238,7 +238,8 @@ def test_the_readme_shell_sections_run_top_to_bottom_in_a_fresh_folder(tmp_path,
     # What the README says those commands leave behind.
     left = ["minitaur.mp4", "cartpole.mp4", "runs/cartpole-ppo/learning_curve.png", "two_envs.json",
             "tuning/a2c/best_config.json", f"repository/cartpole/{TINY_STEPS}/policy.onnx",
-            "exports/minitaur/policy.tflite", "exports/minitaur-lite/policy-float16.tflite"]  # fmt: skip
+            "exports/minitaur/policy.tflite", "exports/minitaur-lite/policy-float16.tflite",
+            "videos/pong/episode-1.mp4", "videos/pong-remote/episode-1.mp4"]  # fmt: skip
     for path in left:
         assert (tmp_path / path).is_file(), path
     assert {reason for _, reason in skipped} <= set(SKIPPED.values()) | set(SKIPPED_GYMSERVE.values())

@@ -6,6 +6,7 @@ demo all call it, whether the policy runs in process or behind a gRPC server.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,6 +162,11 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:
         raise ValueError(f"video file must end in .mp4 or .gif, got {path.name!r}")
     if not frames:
         raise ValueError("no frames to write")
+    # imageio-ffmpeg gives ffmpeg a preexec_fn (a process group of its own, away from Ctrl-C), so
+    # Python fork()s it, and beside a gRPC client (`play --remote --video`) gRPC logs a warning.
+    # Without it Python starts ffmpeg with vfork, which gRPC does not see; Ctrl-C then stops ffmpeg
+    # as well, and `staged` drops the unfinished file.
+    os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
     with staged(path) as staging:
         if suffix == ".mp4":
             with imageio.get_writer(
