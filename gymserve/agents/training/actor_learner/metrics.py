@@ -7,12 +7,13 @@ metrics[0].result()                         # mean return of the last 10 episode
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 
 from gymserve.agents.training.env_runner import FinishedEpisode
 
 
-class EpisodeAverage:
+class EpisodeAverage(ABC):
     """The mean of one quantity over the last `buffer_size` finished episodes."""
 
     name: str
@@ -28,8 +29,9 @@ class EpisodeAverage:
     def result(self) -> float:
         return sum(self._values) / len(self._values) if self._values else 0.0
 
+    @abstractmethod
     def value(self, episode: FinishedEpisode) -> float:
-        raise NotImplementedError
+        """The quantity averaged, for one finished episode."""
 
 
 class AverageReturnMetric(EpisodeAverage):

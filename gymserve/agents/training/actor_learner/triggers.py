@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -57,7 +58,7 @@ class Trigger(Protocol):
         """Called after every iteration."""
 
 
-class ScheduledTrigger:
+class ScheduledTrigger(ABC):
     """Fires each time the env step count crosses a multiple of `interval` (None: the config's)."""
 
     def __init__(self, interval: int | None = None):
@@ -77,11 +78,13 @@ class ScheduledTrigger:
         if crossed:
             self.fire(learner)
 
+    @abstractmethod
     def fire(self, learner: Learner) -> None:
-        raise NotImplementedError
+        """What the trigger does when its interval is crossed."""
 
     def config_interval(self, config: TrainingConfig) -> int:
-        raise NotImplementedError
+        """The interval taken from the run's config when none was given."""
+        raise ValueError(f"{type(self).__name__} needs an interval of env steps")
 
 
 class IntervalTrigger(ScheduledTrigger):
