@@ -21,6 +21,7 @@ from gymserve.common.extras import require
 from gymserve.policies import ActionMode
 
 CLIENT_ENVIRONMENT_HELP = "the bearer token is read from GYMSERVE_AUTH_TOKEN, a TLS CA from GYMSERVE_TLS_CA"
+VIDEO_SUFFIXES = (".mp4", ".gif")  # what write_video films
 
 
 class CommandError(Exception):

@@ -150,6 +150,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         aliases.setdefault(name, []).append(alias)
     parser.set_defaults(**{OVERRIDES: {}})
     parser.formatter_class = _UsageWithoutFieldFlags
+    everyone = _all_algorithms(fields)
     for name, entry in fields.items():
         group.add_argument(
             flag(name),
@@ -157,7 +158,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             action=_ConfigField,
             dest=f"field {name}",
             metavar=_metavar(entry),
-            help=_escaped(field_help(entry, _all_algorithms(fields))),
+            help=_escaped(field_help(entry, everyone)),
         )
 
 
@@ -174,10 +175,11 @@ class AlgorithmChoice(argparse.Action):
     ) -> None:
         setattr(namespace, self.dest, values)
         fields = config_fields()
+        everyone = _all_algorithms(fields)
         for action in parser._actions:
             if isinstance(action, _ConfigField):
                 entry = fields[action.dest.removeprefix("field ")]
-                action.help = _escaped(field_help(entry, _all_algorithms(fields), values))
+                action.help = _escaped(field_help(entry, everyone, values))
 
 
 def _all_algorithms(fields: dict[str, dict[str, Any]]) -> set[str]:
@@ -229,9 +231,10 @@ def config_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str
     """The fields set by flags, and the flag that set each; a flag `algorithm` lacks is an error."""
     fields = config_fields()
     overrides, sources = {}, {}
+    known = args.algorithm in _all_algorithms(fields)
     for name, (value, option) in getattr(args, OVERRIDES, {}).items():
         algorithms = fields[name]["algorithms"]
-        if args.algorithm in _all_algorithms(fields) and args.algorithm not in algorithms:
+        if known and args.algorithm not in algorithms:
             raise ValueError(f"{option} does not apply to {args.algorithm} (only to {', '.join(algorithms)})")
         overrides[name], sources[name] = value, option
     return overrides, sources

@@ -26,7 +26,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from gymserve.cli.common import CommandError, import_quietly
+from gymserve.cli.common import VIDEO_SUFFIXES, CommandError, import_quietly
 from gymserve.policies.base import ActionMode
 from gymserve.policies.episodes import Evaluation, run_episode, write_video
 from gymserve.pretrained import PretrainedPolicy, pretrained_policies
@@ -45,7 +45,6 @@ DESCRIPTION = (
 )
 
 MODES = (ActionMode.GREEDY, ActionMode.STOCHASTIC)
-VIDEO_SUFFIXES = (".mp4", ".gif")
 FALLBACK_ALGORITHM = "ppo"  # its shipped config solves CartPole in about ten thousand steps
 FALLBACK_ENV = "gymserve/CartPole-v1"
 FALLBACK_NAME = "cartpole"

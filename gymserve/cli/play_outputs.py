@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gymserve.cli.common import CommandError
+from gymserve.cli.common import VIDEO_SUFFIXES, CommandError
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from gymserve.policies.episodes import Episode
 
-VIDEO_SUFFIXES = (".mp4", ".gif")
 NON_INTERACTIVE_BACKENDS = frozenset({"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"})
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from image_policies import image_policy
-from serving_support import GYMSERVE, read_events_until
+from serving_support import GYMSERVE, read_events_until, skip_unless_ci
 
 from gymserve.cli import main
 from gymserve.policies import ActorPolicy, export_policy, load
@@ -34,10 +33,7 @@ SEED = 3
 def _atari_installed() -> None:
     missing = [module for module in ("ale_py", "cv2") if importlib.util.find_spec(module) is None]
     if missing:
-        reason = f'{", ".join(missing)} not installed (pip install "gymserve[atari]")'
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; under CI=true the Atari tests must run")
-        pytest.skip(reason)
+        skip_unless_ci(f'{", ".join(missing)} not installed (pip install "gymserve[atari]")')
 
 
 @pytest.fixture(scope="module")

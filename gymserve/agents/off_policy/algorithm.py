@@ -227,9 +227,12 @@ class OffPolicyAlgorithm(Algorithm):
             self.acted(transition)
             self.store(transition)
         metrics = self.exploration_metrics()
-        if self.ready_to_learn():
-            metrics.update(self.learn(runner.observations, runner.total_steps))
+        metrics.update(self.learn_if_ready(runner.observations, runner.total_steps))
         return metrics
+
+    def learn_if_ready(self, observations: np.ndarray, total_steps: int) -> dict[str, float]:
+        """A round of gradient steps (`learn`) once the replay is ready to learn from; else nothing."""
+        return self.learn(observations, total_steps) if self.ready_to_learn() else {}
 
     def ready_to_learn(self) -> bool:
         """Whether the replay holds `learning_starts` transitions (and at least one)."""

@@ -50,9 +50,11 @@ class FrameStore:
         The pairs must be frame stacks (`are_stacks`)."""
         self._release(slot)
         self._frames[slot] = next_observations[:, -1]
-        for row in range(len(observations)):
-            if not (chained and np.array_equal(observations[row], self._last_next[row])):
-                self._keep_stack(slot, row, observations[row])
+        starts = np.ones(len(observations), bool)  # rows whose chain of frames starts here
+        if chained:
+            starts = ~(observations == self._last_next).reshape(len(observations), -1).all(axis=1)
+        for row in np.flatnonzero(starts):
+            self._keep_stack(slot, row, observations[row])
         self._last_next[...] = next_observations
 
     @staticmethod

@@ -30,7 +30,6 @@ class HttpMetrics(QueuedMetrics):
     def __init__(self, latency_buckets: Sequence[float]):
         super().__init__()
         self._bounds = tuple(latency_buckets)
-        self._requests: dict[tuple[str, str, str], int] = {}
         self._seconds: dict[tuple[str, str, str], Buckets] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -38,16 +37,14 @@ class HttpMetrics(QueuedMetrics):
 
     def _count(self, event: tuple[str, str, int, float]) -> None:
         route, method, status, seconds = event
-        key = (route, method, str(status))
-        self._requests[key] = self._requests.get(key, 0) + 1
-        observe(self._seconds, key, self._bounds, seconds)
+        observe(self._seconds, (route, method, str(status)), self._bounds, seconds)
 
     def _families(self) -> Iterable[Metric]:
         yield counter_family(
             "gymserve_http_requests",
             "HTTP requests answered, by route, method and status.",
             HTTP_LABELS,
-            self._requests,
+            {key: sum(buckets.counts) for key, buckets in self._seconds.items()},
         )
         yield histogram_family(
             "gymserve_http_request_seconds", "Seconds from an HTTP request's arrival to its answer.",

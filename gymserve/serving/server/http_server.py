@@ -31,10 +31,6 @@ from typing import TYPE_CHECKING
 import grpc
 import orjson
 from aiohttp import HttpVersion11, web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http_parser import RawRequestMessage
-from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
 
 from gymserve.serving.apis.http_protocol import (
     JSON_LENGTH_HEADER,
@@ -106,7 +102,9 @@ class HttpServer:
 
     def start(self) -> str:
         """Listen and serve on a thread of its own; returns HOST:PORT."""
-        server = web.Server(self._answer, request_factory=self._request, loop=self._loop, access_log=None)
+        # aiohttp's request, reading at most `max_message_bytes` of body
+        requests = partial(web.BaseRequest, loop=self._loop, client_max_size=self._max_body)
+        server = web.Server(self._answer, request_factory=requests, loop=self._loop, access_log=None)
         self._runner = web.ServerRunner(server, shutdown_timeout=self._grace)
         host, _, port = self._address.rpartition(":")
         self._loop.run_until_complete(self._runner.setup())
@@ -133,19 +131,6 @@ class HttpServer:
         if not self._loop.is_running():
             self._loop.close()
         self._workers.shutdown(wait=False, cancel_futures=True)
-
-    def _request(
-        self,
-        message: RawRequestMessage,
-        payload: StreamReader,
-        protocol: RequestHandler,
-        writer: AbstractStreamWriter,
-        task: asyncio.Task[None],
-    ) -> web.BaseRequest:
-        """aiohttp's request, reading at most `max_message_bytes` of body."""
-        return web.BaseRequest(
-            message, payload, protocol, writer, task, self._loop, client_max_size=self._max_body
-        )
 
     async def _answer(self, request: web.BaseRequest) -> web.Response:
         begin = time.perf_counter()

@@ -14,7 +14,6 @@ them, so the loop waits that long at most once in `WINDOW` calls of a key.
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from collections.abc import Hashable
 
@@ -38,12 +37,11 @@ class InlineCalls:
         if not self._enabled or body_bytes > INLINE_MAX_BODY:
             return False
         recent = self._seconds.get(key)
-        return (
-            recent is not None
-            and len(recent) == WINDOW
-            and max(recent) < STALL_SECONDS
-            and statistics.median(recent) < INLINE_SECONDS
-        )
+        if recent is None or len(recent) < WINDOW:
+            return False
+        ordered = sorted(recent)
+        median = (ordered[(WINDOW - 1) // 2] + ordered[WINDOW // 2]) / 2
+        return ordered[-1] < STALL_SECONDS and median < INLINE_SECONDS
 
     def record(self, key: Hashable, seconds: float) -> None:
         """A call of `key` succeeded in `seconds` (the handler's own, not its wait for a thread)."""

@@ -61,8 +61,9 @@ class Actor:
                 "an Actor acts with an algorithm's collect_policy or a gymserve policy, "
                 f"got {type(policy).__name__}"
             )
+        self._collects = isinstance(policy, CollectPolicy)
         if training is None:
-            training = isinstance(policy, CollectPolicy)
+            training = self._collects
         self._make_envs, self.num_envs, self._owns_envs = _env_factory(env, num_envs, policy, training)
         self.policy = policy
         self.steps_per_run = steps_per_run
@@ -81,9 +82,7 @@ class Actor:
         (`EnvRunner.snapshot`); the step count continues from `total_steps`. Envs the actor made
         are closed and made anew; envs given to it are reset where they are, still open."""
         self.release()
-        statistics = (
-            self.policy.update_observation_statistics if isinstance(self.policy, CollectPolicy) else None
-        )
+        statistics = self.policy.update_observation_statistics if self._collects else None
         if snapshot is not None:
             self.runner = EnvRunner.from_snapshot(snapshot, total_steps, statistics)
         else:
@@ -103,9 +102,10 @@ class Actor:
         """Step until `steps_per_run` steps of every env, or `episodes_per_run` episodes, are done."""
         runner = self._started()
         steps = episodes = 0
-        while steps < (self.steps_per_run or 0) or episodes < (self.episodes_per_run or 0):
+        steps_wanted, episodes_wanted = self.steps_per_run or 0, self.episodes_per_run or 0
+        while steps < steps_wanted or episodes < episodes_wanted:
             transition = runner.step(self._actions(runner))
-            if isinstance(self.policy, CollectPolicy):
+            if self._collects:
                 self.policy.acted(transition)
             for observer in self.observers:
                 observer(transition)
@@ -144,7 +144,7 @@ class Actor:
         return self.runner
 
     def _actions(self, runner: EnvRunner) -> np.ndarray:
-        if isinstance(self.policy, CollectPolicy):
+        if self._collects:
             return self.policy.actions(runner.observations, runner.total_steps)
         return np.asarray(self.policy.action(runner.observations).action)
 

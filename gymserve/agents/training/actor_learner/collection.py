@@ -81,8 +81,7 @@ class ActorCollection:
         self.iteration_start += iterations * self.steps_per_iteration
         metrics = self.algorithm.exploration_metrics()
         for _ in range(iterations):
-            if self.algorithm.ready_to_learn():
-                metrics.update(self.algorithm.learn(self.actor.observations, self.actor.total_steps))
+            metrics.update(self.algorithm.learn_if_ready(self.actor.observations, self.actor.total_steps))
         return metrics
 
     def pop_finished_episodes(self) -> list[FinishedEpisode]:
