@@ -257,3 +257,8 @@ def pypi_venv(directory: Path, *requirements: str, timeout: float = 600) -> Path
     if install.returncode != 0:
         skip_unless_ci(f"pip could not install {' '.join(requirements)} from PyPI: {install.stderr[-500:]}")
     return python
+
+
+def infer_body(data: object, shape: list, datatype: str = "FP32", **extra: object) -> dict:
+    """An Open Inference Protocol REST request of one `observations` input."""
+    return {"inputs": [{"name": "observations", "shape": shape, "datatype": datatype, "data": data}], **extra}

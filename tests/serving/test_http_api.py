@@ -22,6 +22,7 @@ from serving_support import (
     WEIGHTS,
     LinearPolicy,
     greedy_by_hand,
+    infer_body,
     observations,
     self_signed_certificate,
     standard_policies,
@@ -81,10 +82,6 @@ def call(
     connection.close()
     assert response.getheader("Content-Type").startswith("application/json")
     return response.status, json.loads(raw)
-
-
-def infer_body(data: object, shape: list, datatype: str = "FP32", **extra: object) -> dict:
-    return {"inputs": [{"name": "observations", "shape": shape, "datatype": datatype, "data": data}], **extra}
 
 
 def test_tf_serving_rows_and_columns_answer_greedy_actions_of_the_latest_version(server):

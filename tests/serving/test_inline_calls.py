@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from serving_support import WEIGHTS, LinearPolicy, observations, start_server
+from serving_support import WEIGHTS, LinearPolicy, infer_body, observations, start_server
 
 from gymserve.policies import Distribution
 from gymserve.serving.server import inline_calls
@@ -93,11 +93,7 @@ class ThreadRecordingPolicy(LinearPolicy):
 
 
 def infer(address: str, path: str) -> int:
-    body = {
-        "inputs": [
-            {"name": "observations", "shape": [1, 4], "datatype": "FP32", "data": observations(1).tolist()}
-        ]
-    }
+    body = infer_body(observations(1).tolist(), [1, 4])
     connection = http.client.HTTPConnection(*address.split(":"), timeout=30)
     connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
     status = connection.getresponse().status

@@ -126,8 +126,7 @@ class EnvRunner:
     ) -> EnvRunner:
         """A runner over `num_envs` fresh training environments (`gym.make(env_id)`, with the
         training-only options of envs that have them, e.g. the Atari games' clipped rewards)."""
-        options = training_options(env_id)
-        return cls([gym.make(env_id, **options) for _ in range(num_envs)], seed, total_steps, on_observations)
+        return cls(make_envs(env_id, num_envs), seed, total_steps, on_observations)
 
     @property
     def num_envs(self) -> int:
@@ -234,3 +233,10 @@ class EnvRunner:
     def _observe(self, observations: np.ndarray) -> None:
         if self._on_observations is not None:
             self._on_observations(observations)
+
+
+def make_envs(env_id: str, count: int, training: bool = True) -> list[gym.Env]:
+    """`count` fresh `gym.make(env_id)` envs, with the training-only options of envs that have them
+    (e.g. the Atari games' clipped rewards) unless not `training`."""
+    options = training_options(env_id) if training else {}
+    return [gym.make(env_id, **options) for _ in range(count)]

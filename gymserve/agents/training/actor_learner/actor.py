@@ -27,8 +27,7 @@ import numpy as np
 
 from gymserve.agents.training.actor_learner.collect_policy import CollectPolicy
 from gymserve.agents.training.actor_learner.metrics import EpisodeAverage
-from gymserve.agents.training.env_runner import EnvRunner, FinishedEpisode, Transition
-from gymserve.envs import training_options
+from gymserve.agents.training.env_runner import EnvRunner, FinishedEpisode, Transition, make_envs
 
 EnvSource = str | gym.Env | Sequence[gym.Env] | gym.vector.SyncVectorEnv
 
@@ -169,8 +168,8 @@ def _env_factory(
     them on a restart); checked now so that a wrong `env` fails at construction."""
     if isinstance(env, str):
         count = num_envs or (policy.algorithm.config.num_envs if isinstance(policy, CollectPolicy) else 1)
-        options = training_options(env) if training else {}
-        return lambda: [gym.make(env, **options) for _ in range(count)], count, True
+        gym.spec(env)  # an unknown id fails here, not when the envs are made
+        return lambda: make_envs(env, count, training), count, True
     if isinstance(env, gym.vector.SyncVectorEnv):
         envs = list(env.envs)
     elif isinstance(env, gym.Env):
