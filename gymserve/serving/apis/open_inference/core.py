@@ -73,6 +73,9 @@ class ActionChoice:
     seed: int | None
 
 
+GREEDY = ActionChoice(ActionMode.GREEDY, None, None)  # what a request without parameters asks
+
+
 @dataclass(frozen=True)
 class TensorMetadata:
     """One input or output of a model: its name, data type and shape (-1: any batch size)."""
@@ -84,6 +87,8 @@ class TensorMetadata:
 
 def action_choice(parameters: Mapping[str, object]) -> ActionChoice:
     """The action mode, epsilon and seed of a request's `parameters`, given as plain Python values."""
+    if not parameters:
+        return GREEDY
     unknown = sorted(set(parameters) - set(PARAMETERS))
     if unknown:
         raise ValueError(f"unknown parameter {echo_all(unknown)}; parameters: {', '.join(PARAMETERS)}")
@@ -156,13 +161,14 @@ def infer(
 ) -> dict[str, np.ndarray]:
     """Every output inference can give that `wanted` needs: the action, next state, distribution."""
     state_parts = len(policy.policy_state_spec)
-    next_states = [next_state_name(i) for i in range(state_parts)]
     if state_inputs:
         state = tuple(state_inputs[state_name(i)] for i in range(state_parts))
     else:
-        state = policy.get_initial_state(len(observations))
+        state = policy.get_initial_state(len(observations)) if state_parts else ()
     step = policy.action(observations, state, choice.mode, epsilon=choice.epsilon, seed=choice.seed)
-    outputs = {ACTION: step.action, **dict(zip(next_states, step.state, strict=True))}
+    outputs = {ACTION: step.action}
+    for i, part in enumerate(step.state):
+        outputs[next_state_name(i)] = part
     if any(name not in outputs for name in wanted):
         outputs.update(policy.distribution(observations, state).parameters())
     return outputs

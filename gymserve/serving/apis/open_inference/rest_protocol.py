@@ -91,8 +91,11 @@ class OpenInferenceRest:
         served = self._resolve(path)
         observations = self._observations(request.get("inputs"), served.policy, body.data)
         self._calls.limits.check_batch_size(len(observations))
-        parameters = dict(_object(request.get("parameters", {}), '"parameters"'))
-        binary_default = _flag(parameters.pop(BINARY_DATA_OUTPUT, False), f"parameter {BINARY_DATA_OUTPUT}")
+        parameters = _parameters(request.get("parameters"), '"parameters"')
+        binary_default = False
+        if BINARY_DATA_OUTPUT in parameters:
+            parameters = dict(parameters)
+            binary_default = _flag(parameters.pop(BINARY_DATA_OUTPUT), f"parameter {BINARY_DATA_OUTPUT}")
         binary = _requested_outputs(request.get("outputs"), binary_default)
         wanted = core.wanted_outputs(list(binary), served.policy)
         choice = core.action_choice(parameters)
@@ -129,7 +132,7 @@ class OpenInferenceRest:
         what = f"input {OBSERVATIONS}"
         dtype, shape = core.declared_shape(datatype, shape, what, self._calls.limits.budget(), rank)
         core.check_observations(datatype, shape, policy)
-        size = _binary_data_size(tensor.get("parameters", {}), what)
+        size = _binary_data_size(tensor.get("parameters"), what)
         if len(binary) != (size or 0):
             raise ValueError(
                 f"the body has {len(binary)} bytes after its JSON header; "
@@ -178,12 +181,22 @@ def _requested_outputs(outputs: Json, binary_default: bool) -> dict[str, bool]:
 
 def _binary_data_size(parameters: Json, what: str) -> int | None:
     """The bytes an input's `parameters` say it has after the JSON header, or None (its data is JSON)."""
-    parameters = _object(parameters, f"parameters of {what}")
+    parameters = _parameters(parameters, f"parameters of {what}")
+    if not parameters:
+        return None
     _check_known(parameters, (BINARY_DATA_SIZE,), f"parameters of {what}")
     size = parameters.get(BINARY_DATA_SIZE)
     if size is not None and not (_is_int(size) and size >= 0):
         raise ValueError(f"{BINARY_DATA_SIZE} of {what} must be an integer >= 0")
     return size
+
+
+def _parameters(value: Json, what: str) -> dict[str, Json]:
+    """A `parameters` object, {} when the request leaves it out."""
+    return _NO_PARAMETERS if value is None else _object(value, what)
+
+
+_NO_PARAMETERS: dict[str, Json] = {}  # read only
 
 
 def _object(value: Json, what: str) -> dict[str, Json]:
