@@ -2,7 +2,10 @@
 
 The session runs on the calling thread with `intra_op_threads` worker threads (1 by default:
 policies are small and a server runs many requests side by side, so extra threads only add
-contention).
+contention). Calls go to the session's compiled `run` rather than `InferenceSession.run`,
+whose checks of the feed (names, ownership, GPU graph capture) took 2.7 of a small model's
+15.6 us per call: the runner builds every feed itself, and with the CPU provider alone there
+is no other provider to fall back to.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class OnnxRunner:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped errors for unreadable models
             raise PolicyLoadError(path, f"onnxruntime cannot load the model ({error})") from None
+        self._run = getattr(self._session, "_sess", self._session).run  # (output names, feed, run options)
         inputs = self._session.get_inputs()
         accepted = {node.name: "tensor(float)" for node in inputs}
         accepted[OBSERVATIONS] = _ONNX_TYPES[observation_dtype(np.dtype(metadata.observation_space.dtype))]
@@ -71,13 +75,13 @@ class OnnxRunner:
         self._distribution_names = [*self._parameter_names, *next_state]
 
     def greedy_actions(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]:
-        action, *next_state = self._session.run(self._greedy_names, self._inputs(observations, state))
+        action, *next_state = self._run(self._greedy_names, self._inputs(observations, state), None)
         return action, tuple(next_state)
 
     def parameters(
         self, observations: np.ndarray, state: PolicyState
     ) -> tuple[dict[str, np.ndarray], PolicyState]:
-        values = self._session.run(self._distribution_names, self._inputs(observations, state))
+        values = self._run(self._distribution_names, self._inputs(observations, state), None)
         count = len(self._parameter_names)
         return dict(zip(self._parameter_names, values[:count], strict=True)), tuple(values[count:])
 
