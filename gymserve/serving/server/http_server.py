@@ -142,7 +142,13 @@ class HttpServer:
                 self._authenticate(request)
             body, size = await self._body(request, route.binary)
             if route.runs_policy:
-                answer = await self._run_policy(route, path, body, size)
+                key = (route.name, path.get("name"), path.get("version"), path.get("label"))
+                if self._inline.inline(key, size):  # no coroutine, no hand-off: the cheap usual case
+                    answer, seconds = _timed(route.handler, path, body)
+                else:
+                    timed = partial(_timed, route.handler, path, body)
+                    answer, seconds = await asyncio.get_running_loop().run_in_executor(self._workers, timed)
+                self._inline.record(key, seconds)
             else:
                 answer = route.handler(path, body)
             status = 200
@@ -162,18 +168,6 @@ class HttpServer:
                 headers={JSON_LENGTH_HEADER: str(len(document))},
             )
         return web.Response(status=status, body=orjson.dumps(answer), content_type="application/json")
-
-    async def _run_policy(
-        self, route: HttpRoute, path: dict[str, str], body: Json | JsonWithBytes, size: int
-    ) -> Answer:
-        key = (route.name, path.get("name"), path.get("version"), path.get("label"))
-        timed = partial(_timed, route.handler, path, body)
-        if self._inline.inline(key, size):
-            answer, seconds = timed()
-        else:
-            answer, seconds = await asyncio.get_running_loop().run_in_executor(self._workers, timed)
-        self._inline.record(key, seconds)
-        return answer
 
     def _route(self, request: web.BaseRequest) -> tuple[HttpRoute, dict[str, str]]:
         """The first route of the request's method whose pattern matches its path, and the path's parts."""
@@ -202,7 +196,9 @@ class HttpServer:
             return None, 0
         if request.content_length is not None and request.content_length > self._max_body:
             raise HttpError(413, self._too_large(request.content_length))
-        await _continue_if_expected(request)
+        expect = request.headers.get("Expect")
+        if expect is not None:
+            await _continue_if_expected(request, expect)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:  # a chunked body grew past the limit
@@ -239,11 +235,10 @@ class HttpServer:
         return status, {"error": message}
 
 
-async def _continue_if_expected(request: web.BaseRequest) -> None:
+async def _continue_if_expected(request: web.BaseRequest, expect: str) -> None:
     """Answer `Expect: 100-continue` (curl sends it before a large body and waits for the answer)
     once the request is authorized and its declared size allowed, so a refused body is never sent."""
-    expect = request.headers.get("Expect")
-    if expect is None or request.version != HttpVersion11:
+    if request.version != HttpVersion11:
         return
     if expect.lower() != "100-continue":
         raise HttpError(417, f"unknown Expect: {capped(expect, 64)}; only 100-continue is understood")

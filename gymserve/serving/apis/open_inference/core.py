@@ -212,8 +212,9 @@ def numpy_dtype(datatype: str, what: str) -> np.dtype:
 
 def datatype_of(array: np.ndarray) -> str:
     """The data type name of `array`'s dtype (taken as little-endian)."""
-    dtype = array.dtype if array.dtype.itemsize == 1 else array.dtype.newbyteorder("<")
-    name = _DATATYPE_OF.get(dtype)
+    name = _DATATYPE_OF.get(array.dtype)  # a native little-endian dtype: the usual case
+    if name is None and array.dtype.itemsize > 1:
+        name = _DATATYPE_OF.get(array.dtype.newbyteorder("<"))
     if name is None:
         raise ValueError(f"arrays of dtype {array.dtype} have no Open Inference Protocol data type")
     return name

@@ -127,7 +127,8 @@ class OpenInferenceRest:
             raise ValueError('the input needs a string "name" and "datatype"')
         core.check_input_name(name, [OBSERVATIONS], {})
         rank = len(policy.observation_space.shape) + 1
-        if not isinstance(shape, list) or len(shape) > rank or not all(_is_int(size) for size in shape):
+        # type(), not isinstance: a bool is an int to isinstance, and no size
+        if not isinstance(shape, list) or len(shape) > rank or not all(type(size) is int for size in shape):
             raise ValueError(f'"shape" of {OBSERVATIONS} must be a list of at most {rank} integers')
         what = f"input {OBSERVATIONS}"
         dtype, shape = core.declared_shape(datatype, shape, what, self._calls.limits.budget(), rank)
