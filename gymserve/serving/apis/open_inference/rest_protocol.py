@@ -51,6 +51,9 @@ _MODEL = f"/v2/models/{NAME}{VERSION}"
 BINARY_DATA_SIZE = "binary_data_size"  # input and answer parameter: bytes of the tensor after the JSON
 BINARY_DATA = "binary_data"  # output parameter: answer this output as bytes
 BINARY_DATA_OUTPUT = "binary_data_output"  # request parameter: BINARY_DATA's default
+_INPUT_NAMES = (OBSERVATIONS,)
+_INPUT = f"input {OBSERVATIONS}"
+_DATA = f"{OBSERVATIONS} data"
 
 
 class OpenInferenceRest:
@@ -125,15 +128,15 @@ class OpenInferenceRest:
         name, datatype, shape = tensor.get("name"), tensor.get("datatype"), tensor.get("shape")
         if not isinstance(name, str) or not isinstance(datatype, str):
             raise ValueError('the input needs a string "name" and "datatype"')
-        core.check_input_name(name, [OBSERVATIONS], {})
+        core.check_input_name(name, _INPUT_NAMES, {})
         rank = len(policy.observation_space.shape) + 1
         # type(), not isinstance: a bool is an int to isinstance, and no size
         if not isinstance(shape, list) or len(shape) > rank or not all(type(size) is int for size in shape):
             raise ValueError(f'"shape" of {OBSERVATIONS} must be a list of at most {rank} integers')
-        what = f"input {OBSERVATIONS}"
-        dtype, shape = core.declared_shape(datatype, shape, what, self._calls.limits.budget(), rank)
+        dtype, shape = core.declared_shape(datatype, shape, _INPUT, self._calls.limits.budget(), rank)
         core.check_observations(datatype, shape, policy)
-        size = _binary_data_size(tensor.get("parameters"), what)
+        parameters = tensor.get("parameters")
+        size = None if parameters is None else _binary_data_size(parameters, _INPUT)
         if len(binary) != (size or 0):
             raise ValueError(
                 f"the body has {len(binary)} bytes after its JSON header; "
@@ -143,15 +146,15 @@ class OpenInferenceRest:
             needed = math.prod(shape) * dtype.itemsize
             if size != needed or "data" in tensor:
                 raise ValueError(
-                    f'{what} has {BINARY_DATA_SIZE} {size}; shape {list(shape)} needs {needed} and no "data"'
+                    f"{_INPUT} has {BINARY_DATA_SIZE} {size}; "
+                    f'shape {list(shape)} needs {needed} and no "data"'
                 )
             return np.frombuffer(binary, dtype).reshape(shape)
         data = tensor.get("data")
-        values = numbers(data, np.float32, implied_shape(data, "observations data"), "observations data")
-        if values.size != math.prod(shape):
-            raise ValueError(
-                f"observations data has {values.size} values; shape {list(shape)} needs {math.prod(shape)}"
-            )
+        values = numbers(data, np.float32, implied_shape(data, _DATA), _DATA)
+        count = math.prod(shape)
+        if values.size != count:
+            raise ValueError(f"{_DATA} has {values.size} values; shape {list(shape)} needs {count}")
         return values.reshape(shape)
 
     def _resolve(self, path: Mapping[str, str]) -> ServedVersion:
@@ -182,9 +185,7 @@ def _requested_outputs(outputs: Json, binary_default: bool) -> dict[str, bool]:
 
 def _binary_data_size(parameters: Json, what: str) -> int | None:
     """The bytes an input's `parameters` say it has after the JSON header, or None (its data is JSON)."""
-    parameters = _parameters(parameters, f"parameters of {what}")
-    if not parameters:
-        return None
+    parameters = _object(parameters, f"parameters of {what}")
     _check_known(parameters, (BINARY_DATA_SIZE,), f"parameters of {what}")
     size = parameters.get(BINARY_DATA_SIZE)
     if size is not None and not (_is_int(size) and size >= 0):
