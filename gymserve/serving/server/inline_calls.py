@@ -45,6 +45,8 @@ class InlineCalls:
 
     def record(self, key: Hashable, seconds: float) -> None:
         """A call of `key` succeeded in `seconds` (the handler's own, not its wait for a thread)."""
+        if not self._enabled:
+            return
         recent = self._seconds.get(key)
         if recent is None:
             if len(self._seconds) >= MAX_KEYS:
