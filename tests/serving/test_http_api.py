@@ -495,6 +495,20 @@ BAD_REQUESTS = [
     ),
     (
         "POST",
+        "/v2/models/linear/infer",
+        infer_body([1, 2, 3, 4], [1, 4], parameters=None),
+        400,
+        '"parameters" must be an object',
+    ),
+    (
+        "POST",
+        "/v2/models/linear/infer",
+        {"inputs": [{"name": "observations", "shape": [1, 4], "datatype": "FP32", "parameters": None}]},
+        400,
+        "parameters of input observations must be an object",
+    ),
+    (
+        "POST",
         "/v2/models/nope/infer",
         infer_body([1, 2, 3, 4], [1, 4]),
         404,

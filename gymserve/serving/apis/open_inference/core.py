@@ -167,8 +167,9 @@ def infer(
         state = policy.get_initial_state(len(observations)) if state_parts else ()
     step = policy.action(observations, state, choice.mode, epsilon=choice.epsilon, seed=choice.seed)
     outputs = {ACTION: step.action}
-    for i, part in enumerate(step.state):
-        outputs[next_state_name(i)] = part
+    if state_parts:
+        next_states = [next_state_name(i) for i in range(state_parts)]
+        outputs.update(zip(next_states, step.state, strict=True))
     if any(name not in outputs for name in wanted):
         outputs.update(policy.distribution(observations, state).parameters())
     return outputs

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,6 +52,7 @@ _MODEL = f"/v2/models/{NAME}{VERSION}"
 BINARY_DATA_SIZE = "binary_data_size"  # input and answer parameter: bytes of the tensor after the JSON
 BINARY_DATA = "binary_data"  # output parameter: answer this output as bytes
 BINARY_DATA_OUTPUT = "binary_data_output"  # request parameter: BINARY_DATA's default
+_NO_PARAMETERS: Mapping[str, Json] = MappingProxyType({})  # what a message without "parameters" has
 _INPUT_NAMES = (OBSERVATIONS,)
 _INPUT = f"input {OBSERVATIONS}"
 _DATA = f"{OBSERVATIONS} data"
@@ -94,7 +96,7 @@ class OpenInferenceRest:
         served = self._resolve(path)
         observations = self._observations(request.get("inputs"), served.policy, body.data)
         self._calls.limits.check_batch_size(len(observations))
-        parameters = _parameters(request.get("parameters"), '"parameters"')
+        parameters = _parameters(request.get("parameters", _NO_PARAMETERS), '"parameters"')
         binary_default = False
         if BINARY_DATA_OUTPUT in parameters:
             parameters = dict(parameters)
@@ -135,8 +137,8 @@ class OpenInferenceRest:
             raise ValueError(f'"shape" of {OBSERVATIONS} must be a list of at most {rank} integers')
         dtype, shape = core.declared_shape(datatype, shape, _INPUT, self._calls.limits.budget(), rank)
         core.check_observations(datatype, shape, policy)
-        parameters = tensor.get("parameters")
-        size = None if parameters is None else _binary_data_size(parameters, _INPUT)
+        parameters = tensor.get("parameters", _NO_PARAMETERS)
+        size = None if parameters is _NO_PARAMETERS else _binary_data_size(parameters, _INPUT)
         if len(binary) != (size or 0):
             raise ValueError(
                 f"the body has {len(binary)} bytes after its JSON header; "
@@ -193,12 +195,9 @@ def _binary_data_size(parameters: Json, what: str) -> int | None:
     return size
 
 
-def _parameters(value: Json, what: str) -> dict[str, Json]:
-    """A `parameters` object, {} when the request leaves it out."""
-    return _NO_PARAMETERS if value is None else _object(value, what)
-
-
-_NO_PARAMETERS: dict[str, Json] = {}  # read only
+def _parameters(value: Json, what: str) -> Mapping[str, Json]:
+    """A `parameters` object; _NO_PARAMETERS (not copied, not checked) when the request leaves it out."""
+    return value if value is _NO_PARAMETERS else _object(value, what)
 
 
 def _object(value: Json, what: str) -> dict[str, Json]:
