@@ -132,13 +132,11 @@ class OpenInferenceRest:
             raise ValueError('the input needs a string "name" and "datatype"')
         core.check_input_name(name, _INPUT_NAMES, {})
         rank = len(policy.observation_space.shape) + 1
-        # type(), not isinstance: a bool is an int to isinstance, and no size
-        if not isinstance(shape, list) or len(shape) > rank or not all(type(size) is int for size in shape):
+        if not isinstance(shape, list) or len(shape) > rank or not all(_is_int(size) for size in shape):
             raise ValueError(f'"shape" of {OBSERVATIONS} must be a list of at most {rank} integers')
         dtype, shape = core.declared_shape(datatype, shape, _INPUT, self._calls.limits.budget(), rank)
         core.check_observations(datatype, shape, policy)
-        parameters = tensor.get("parameters", _NO_PARAMETERS)
-        size = None if parameters is _NO_PARAMETERS else _binary_data_size(parameters, _INPUT)
+        size = _binary_data_size(tensor.get("parameters", _NO_PARAMETERS), _INPUT)
         if len(binary) != (size or 0):
             raise ValueError(
                 f"the body has {len(binary)} bytes after its JSON header; "
@@ -187,6 +185,8 @@ def _requested_outputs(outputs: Json, binary_default: bool) -> dict[str, bool]:
 
 def _binary_data_size(parameters: Json, what: str) -> int | None:
     """The bytes an input's `parameters` say it has after the JSON header, or None (its data is JSON)."""
+    if parameters is _NO_PARAMETERS:
+        return None
     parameters = _object(parameters, f"parameters of {what}")
     _check_known(parameters, (BINARY_DATA_SIZE,), f"parameters of {what}")
     size = parameters.get(BINARY_DATA_SIZE)
