@@ -64,6 +64,20 @@ def test_run_demo_films_a_greedy_episode_on_request(tmp_path):
         assert video.count_frames() == 501  # the reset frame and one per step
 
 
+def test_run_demo_skips_a_policy_whose_environment_needs_a_missing_extra(tmp_path, monkeypatch):
+    cartpole = pretrained_policy_for_env(CARTPOLE)
+    shutil.copytree(cartpole.path, tmp_path / "cartpole")
+    pong = shutil.copytree(cartpole.path, tmp_path / "pong")  # stands in for a policy of an Atari game
+    policy_json = pong / "policy.json"
+    policy_json.write_text(policy_json.read_text().replace(CARTPOLE, "gymserve/AtariPong-v0"))
+    monkeypatch.setitem(sys.modules, "ale_py", None)  # as if the atari extra were not installed
+    progress = []
+    result = run_demo(1, repository=tmp_path, progress=progress.append)
+    missing = 'the Atari environments needs ale_py, which is not installed: pip install "gymserve[atari]"'
+    assert f"skipping pong: {missing}" in progress
+    assert [row.policy for row in result.rows] == ["cartpole", "cartpole"]
+
+
 def test_run_demo_skips_unregistered_environments_and_leaves_no_thread_behind(tmp_path):
     cartpole = pretrained_policy_for_env(CARTPOLE)
     shutil.copytree(cartpole.path, tmp_path / "cartpole")

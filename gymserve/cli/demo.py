@@ -4,11 +4,11 @@
     print(format_table(result.rows))
 
 The server runs in this process on a loopback port (a free one by default). Every pretrained
-policy whose environment is registered is played by a `RemotePolicy`, so each action crosses
-gRPC, and its latency is timed on the client side around the call. Episode i of either mode
-starts from the same seeded state. The filmed episode is played on top of the table's ones and
-is cut at `EnvSettings.filmed_steps`, because rendering a frame costs more than a step (a
-Minitaur frame about 50 ms, ten Minitaur steps).
+policy whose environment this installation can make (registered, its extra installed) is played
+by a `RemotePolicy`, so each action crosses gRPC, and its latency is timed on the client side
+around the call. Episode i of either mode starts from the same seeded state. The filmed episode
+is played on top of the table's ones and is cut at `EnvSettings.filmed_steps`, because rendering
+a frame costs more than a step (a Minitaur frame about 50 ms, ten Minitaur steps).
 
 Without any pretrained policy, a CartPole policy is first trained with PPO's shipped config and
 exported to a temporary directory, which takes a few seconds of training.
@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from gymserve.cli.common import VIDEO_SUFFIXES, CommandError, import_quietly
+from gymserve.common.extras import MissingExtraError
 from gymserve.policies.base import ActionMode
 from gymserve.policies.episodes import Evaluation, run_episode, write_video
 from gymserve.pretrained import PretrainedPolicy, pretrained_policies
@@ -62,6 +63,7 @@ class EnvSettings:
 ENV_SETTINGS: dict[str, EnvSettings] = {
     "gymserve/CartPole-v1": EnvSettings(episodes=5, filmed_steps=500),
     "gymserve/Minitaur-v0": EnvSettings(episodes=2, filmed_steps=500, video="minitaur.mp4"),
+    "gymserve/AtariPong-v0": EnvSettings(episodes=1, filmed_steps=2000),  # a whole game: about 1,700 steps
 }
 OTHER_ENV_SETTINGS = EnvSettings(episodes=3, filmed_steps=300)
 
@@ -103,7 +105,9 @@ class DemoResult:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--episodes", type=int, help="episodes per policy and mode (default: 5 for CartPole, 2 for Minitaur)"
+        "--episodes",
+        type=int,
+        help="episodes per policy and mode (default: 5 for CartPole, 2 for Minitaur, 1 for Pong)",
     )
     parser.add_argument(
         "--video",
@@ -245,14 +249,26 @@ def _print_now(line: str) -> None:
 
 
 def _playable(policies: list[PretrainedPolicy], progress: Progress) -> list[PretrainedPolicy]:
-    """The policies whose environment Gymnasium can make; the others are reported and skipped."""
+    """The policies whose environment Gymnasium can make here; the others are reported and skipped."""
     playable = []
     for policy in policies:
-        if policy.env_id in gym.registry:
+        reason = _unplayable_reason(policy.env_id)
+        if reason is None:
             playable.append(policy)
         else:
-            progress(f"skipping {policy.name}: its environment {policy.env_id!r} is not registered")
+            progress(f"skipping {policy.name}: {reason}")
     return playable
+
+
+def _unplayable_reason(env_id: str | None) -> str | None:
+    """Why `env_id` cannot be played in this installation (unknown, or its extra is missing)."""
+    if env_id not in gym.registry:
+        return f"its environment {env_id!r} is not registered"
+    try:
+        gym.make(env_id).close()
+    except MissingExtraError as error:
+        return str(error)
+    return None
 
 
 def _filmed(

@@ -79,19 +79,31 @@ class _Strict(BaseModel):
 
 
 class BoxSpec(_Strict):
-    """A Box space: shape, dtype and row-major flattened bounds."""
+    """A Box space: shape, dtype and bounds, each row-major flattened or, when every element has the
+    same bound, one number (an 84x84 image's 0 and 255 instead of two lists of 7,056)."""
 
     kind: Literal["box"] = "box"
     shape: tuple[int, ...]
     dtype: str
-    low: list[float]
-    high: list[float]
+    low: float | list[float]
+    high: float | list[float]
 
     def to_space(self) -> gym.spaces.Box:
         dtype = np.dtype(self.dtype)
-        low = np.asarray(self.low, dtype).reshape(self.shape)
-        high = np.asarray(self.high, dtype).reshape(self.shape)
+        low, high = (_bound_array(bound, self.shape, dtype) for bound in (self.low, self.high))
         return gym.spaces.Box(low, high, self.shape, dtype)
+
+
+def _bound_array(bound: float | list[float], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if isinstance(bound, float):
+        return np.full(shape, bound, dtype)
+    return np.asarray(bound, dtype).reshape(shape)
+
+
+def _bound_spec(bound: np.ndarray) -> float | list[float]:
+    """One number when every element has the same bound, else the row-major flattened bounds."""
+    values = bound.astype(np.float64).ravel()
+    return float(values[0]) if values.size and (values == values[0]).all() else values.tolist()
 
 
 class DiscreteSpec(_Strict):
@@ -116,8 +128,8 @@ def space_spec(space: gym.spaces.Space) -> BoxSpec | DiscreteSpec:
         return BoxSpec(
             shape=space.shape,
             dtype=space.dtype.name,
-            low=space.low.astype(np.float64).ravel().tolist(),
-            high=space.high.astype(np.float64).ravel().tolist(),
+            low=_bound_spec(space.low),
+            high=_bound_spec(space.high),
         )
     raise TypeError(f"only Box and Discrete spaces can be exported, got {space}")
 

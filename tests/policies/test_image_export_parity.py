@@ -3,8 +3,10 @@ frames and act exactly like the in-process policy, greedy and stochastic."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import onnx
 import pytest
@@ -13,6 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 from image_policies import frames, image_policy
 
 from gymserve.policies import ActorPolicy, export_policy, load
+from gymserve.policies.metadata import read_metadata
 from gymserve.policies.signatures import TFLITE_POLICY_SIGNATURE
 
 
@@ -42,6 +45,14 @@ def test_the_models_take_uint8_frames(export):
     interpreter = Interpreter(model_path=str(export / "policy.tflite"))
     (lite,) = interpreter.get_signature_runner(TFLITE_POLICY_SIGNATURE).get_input_details().values()
     assert lite["dtype"] == np.uint8
+
+
+def test_policy_json_gives_the_frame_bounds_once(policy, export):
+    """Listing 0 and 255 for every pixel would make an 84x84x4 policy's policy.json 660 KB."""
+    recorded = json.loads((export / "policy.json").read_text())["observation_space"]
+    assert (recorded["low"], recorded["high"]) == (0.0, 255.0)
+    assert read_metadata(export).observation_gym_space() == policy.observation_space
+    assert policy.observation_space == gym.spaces.Box(0, 255, (1, 36, 36), np.uint8)
 
 
 @pytest.mark.parametrize("backend", ["onnx", "tensorflow", "tflite"])
