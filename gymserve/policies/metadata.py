@@ -9,8 +9,10 @@ An export directory holds
                      policy-dynamic-int8.tflite and policy-float16.tflite
 
 The models embed the same metadata without the `files` hashes (a file cannot hold its own
-hash), so a model copied on its own still says which spaces it acts in. Infinite Box bounds
-are written as the JSON strings "Infinity" / "-Infinity".
+hash), so a model copied on its own still says which spaces it acts in. A Box's `low` and
+`high` are each one number when every element has that bound, else a row-major flattened list
+(files with a list of equal bounds still load); infinite bounds are the JSON strings
+"Infinity" / "-Infinity".
 """
 
 from __future__ import annotations
@@ -87,6 +89,20 @@ class BoxSpec(_Strict):
     dtype: str
     low: float | list[float]
     high: float | list[float]
+
+    @model_validator(mode="after")
+    def _one_number_or_one_per_element(self) -> BoxSpec:
+        """Equal bounds read as one number, so both forms compare equal; a list must fit `shape`."""
+        size = int(np.prod(self.shape))
+        for name in ("low", "high"):
+            bound = getattr(self, name)
+            if isinstance(bound, float):
+                continue
+            if len(bound) != size:
+                raise ValueError(f"{name} has {len(bound)} values for shape {self.shape} ({size} elements)")
+            if size and all(value == bound[0] for value in bound):
+                object.__setattr__(self, name, float(bound[0]))
+        return self
 
     def to_space(self) -> gym.spaces.Box:
         dtype = np.dtype(self.dtype)

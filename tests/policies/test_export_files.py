@@ -28,6 +28,7 @@ from gymserve.policies import metadata as metadata_module
 from gymserve.policies.export import policy_export as export_module
 from gymserve.policies.metadata import PolicyEvaluation
 from gymserve.policies.repository import PolicyDirectory, repository_directories, scan_policy_directory
+from gymserve.pretrained import pretrained_policy_for_env
 
 
 def copy_export(export: Path, tmp_path: Path) -> Path:
@@ -232,6 +233,26 @@ def test_spaces_that_disagree_with_the_model_are_reported(
     edit_metadata(export, **changes)
     with pytest.raises(PolicyLoadError, match=message):
         load(export, backend)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tensorflow"])
+def test_equal_bounds_load_alike_as_one_number_or_a_list(tmp_path, backend):
+    """The pretrained Minitaur export's models embed its action bounds as a list of eight -1s and
+    eight 1s (written before bounds shared by every element became one number); a policy.json
+    that gives them as numbers matches the models all the same."""
+    export = copy_export(pretrained_policy_for_env("gymserve/Minitaur-v0").path, tmp_path)
+    action_space = json.loads((export / "policy.json").read_text())["action_space"]
+    assert (action_space["low"], action_space["high"]) == ([-1.0] * 8, [1.0] * 8)
+    edit_metadata(export, action_space=action_space | {"low": -1.0, "high": 1.0})
+    assert load(export, backend).action_space == gym.spaces.Box(-1.0, 1.0, (8,), np.float32)
+
+
+def test_a_bound_list_that_does_not_fit_the_shape_is_reported(discrete_export, tmp_path):
+    export = copy_export(discrete_export, tmp_path)
+    observation_space = json.loads((export / "policy.json").read_text())["observation_space"]
+    edit_metadata(export, observation_space=observation_space | {"high": [1.0, 2.0]})
+    with pytest.raises(PolicyLoadError, match=r"high has 2 values for shape \(4,\) \(4 elements\)"):
+        load(export)
 
 
 def test_backend_without_its_format_is_reported(discrete_policy, tmp_path):
