@@ -4,7 +4,8 @@
         [--threads 1] [--skip gymserve-dqn-xla]
 
 Both libraries learn with the hyperparameters of the Stable-Baselines3 zoo's Atari configs
-(which gymserve's shipped `ppo_AtariPong-v0.json` and `dqn_AtariPong-v0.json` follow), the
+(gymserve's shipped `ppo_AtariPong-v0.json` follows the zoo's; for DQN, `ZOO_DQN` sets the zoo's
+values where the shipped `dqn_AtariPong-v0.json`, made to learn Pong in 1M steps, differs), the
 Nature DQN CNN and the same environments: `gymserve/AtariPong-v0` with its training options
 (ALE/Pong-v5, frame skip 4, 84x84 grayscale, 4 stacked frames, clipped rewards), stepped one
 after another in this process (gymserve's EnvRunner, SB3's DummyVecEnv), so the difference is
@@ -45,6 +46,19 @@ from gymserve.envs.atari import atari_env_id
 ENV_ID = atari_env_id("Pong")
 WARMUP_STEPS = 2_000  # DQN's stored steps before learning starts (and before timing)
 
+# The zoo's Atari DQN where the shipped Pong config differs: no double Q, no dueling head, 1-step
+# targets, a target copy every 1,000 env steps, epsilon decayed over the first 10% of 10M steps.
+ZOO_DQN = {
+    "max_steps": 10_000_000,
+    "learning_starts": 100_000,
+    "double_q": False,
+    "dueling": False,
+    "bootstrap_horizon": 1,
+    "target_update_interval": 250,
+    "exploration_steps": 1_000_000,
+}
+ZOO_OVERRIDES: dict[str, dict[str, object]] = {"ppo": {}, "dqn": ZOO_DQN}
+
 Run = Callable[[int], int]  # runs about `steps` env steps; returns how many it ran
 
 
@@ -57,12 +71,13 @@ def training_envs(count: int) -> list[gym.Env]:
     return [gym.make(ENV_ID, **training_options(ENV_ID)) for _ in range(count)]
 
 
-def shipped_config(algorithm: str, **overrides: object):
+def zoo_config(algorithm: str, **overrides: object):
     from gymserve.agents.off_policy.dqn import DQNConfig
     from gymserve.agents.on_policy.ppo import PPOConfig
     from gymserve.agents.training.config import resolve_config
 
     config_class = {"ppo": PPOConfig, "dqn": DQNConfig}[algorithm]
+    overrides = ZOO_OVERRIDES[algorithm] | overrides
     return resolve_config(config_class, algorithm, ENV_ID, overrides=overrides).config
 
 
@@ -71,7 +86,7 @@ def gymserve_run(algorithm: str, **overrides: object) -> Run:
     from gymserve.agents.on_policy.ppo import PPO
     from gymserve.agents.training.env_runner import EnvRunner
 
-    config = shipped_config(algorithm, **overrides)
+    config = zoo_config(algorithm, **overrides)
     envs = training_envs(config.num_envs)
     agent = {"ppo": PPO, "dqn": DQN}[algorithm](config, envs[0].observation_space, envs[0].action_space)
     runner = EnvRunner(envs, seed=0)
@@ -92,7 +107,7 @@ def sb3_run(algorithm: str) -> Run:
     from stable_baselines3.common.utils import LinearSchedule
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    config = shipped_config(algorithm)
+    config = zoo_config(algorithm)
     env = DummyVecEnv([lambda env=env: env for env in training_envs(config.num_envs)])
     if algorithm == "ppo":
         model = PPO(

@@ -26,8 +26,13 @@ from gymserve.serving.server.policy_server import PolicyServer
 
 CARTPOLE = "gymserve/CartPole-v1"
 MINITAUR = "gymserve/Minitaur-v0"
+PONG = "gymserve/AtariPong-v0"
 # Fresh greedy Minitaur episodes, on other seeds than the recorded 20-episode evaluation's.
 MINITAUR_EPISODES = 10
+# Fresh greedy Pong games; a game the policy wins 21-x lasts about 1,700 steps.
+PONG_EPISODES = 3
+# Pong in Mnih et al. (2015): their professional human games tester scored 9.3 (random play -20.7).
+HUMAN_PONG_SCORE = 9.3
 # Files of a pretrained policy that are not part of the export itself.
 NOT_EXPORTED = {"policy.json", "TRAINING.md"}
 
@@ -51,7 +56,7 @@ def test_an_installed_package_s_bytecode_folder_is_not_a_policy(tmp_path):
     shutil.copytree(pretrained_repository(), repository, ignore=shutil.ignore_patterns("__pycache__"))
     (repository / "__pycache__").mkdir()
     (repository / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"bytecode")
-    assert [policy.name for policy in pretrained_policies(repository)] == ["cartpole", "minitaur"]
+    assert [policy.name for policy in pretrained_policies(repository)] == ["cartpole", "minitaur", "pong"]
 
 
 @pytest.mark.parametrize("pretrained", PRETRAINED, ids=[policy.name for policy in PRETRAINED])
@@ -100,18 +105,29 @@ def test_the_pretrained_minitaur_policy_walks_as_its_recorded_evaluation_says():
     assert fresh.average_return >= recorded.average_return - margin, (fresh.returns, margin)
 
 
-def test_the_pretrained_minitaur_policy_acts_through_the_server_as_in_process():
-    minitaur = pretrained_policy_for_env(MINITAUR)
-    env = gym.make(MINITAUR)
+@pytest.mark.slow  # three games of Pong, about 10 s
+def test_the_pretrained_pong_policy_beats_the_dqn_paper_s_human_tester():
+    pong = pretrained_policy_for_env(PONG)
+    assert pong.metadata.algorithm == "dqn"
+    recorded = pong.metadata.evaluation
+    assert (recorded.episodes, recorded.mode, recorded.during_training) == (10, "greedy", False)
+    fresh = evaluate(load(pong.path), PONG, PONG_EPISODES, "greedy", seed=1000)
+    assert fresh.average_return > HUMAN_PONG_SCORE, fresh.returns
+
+
+@pytest.mark.parametrize("env_id", [MINITAUR, PONG])
+def test_a_pretrained_policy_acts_through_the_server_as_in_process(env_id):
+    pretrained = pretrained_policy_for_env(env_id)
+    env = gym.make(env_id)
     with (
         PolicyServer(ServerConfig(address="127.0.0.1:0")) as server,
         PolicyClient(server.address) as client,
-        RemotePolicy(client, minitaur.name) as policy,
+        RemotePolicy(client, pretrained.name) as policy,
     ):
         served = run_episode(env, policy, "greedy", seed=7)
-    in_process = run_episode(env, load(minitaur.path), "greedy", seed=7)
+    in_process = run_episode(env, load(pretrained.path), "greedy", seed=7)
     env.close()
-    assert served.length > 100, "the walker does not fall at once"
+    assert served.length > 100, "the walker does not fall at once, a game of Pong lasts longer"
     assert (served.total_return, served.length) == (in_process.total_return, in_process.length)
 
 
@@ -129,16 +145,7 @@ def test_savedmodel_and_onnx_of_the_pretrained_minitaur_policy_act_alike():
     limit_tensorflow_threads()
     path = pretrained_policy_for_env(MINITAUR).path
     onnx, tensorflow = load(path, backend="onnx"), load(path, backend="tensorflow")
-    env = gym.make(MINITAUR)
-    observation, _ = env.reset(seed=0)
-    observations = []  # what the walker meets, so the actions differ from one observation to the next
-    while len(observations) < 256:
-        observations.append(observation)
-        observation, _, terminated, truncated, _ = env.step(onnx.action(observation).action)
-        if terminated or truncated:
-            observation, _ = env.reset()
-    env.close()
-    observations = np.stack(observations)
+    observations = met_observations(MINITAUR, onnx, 256)
     onnx_actions = onnx.action(observations).action
     np.testing.assert_allclose(onnx_actions, tensorflow.action(observations).action, rtol=0, atol=1e-5)
     assert len(np.unique(onnx_actions.round(3), axis=0)) > 200
@@ -148,6 +155,41 @@ def test_savedmodel_and_onnx_of_the_pretrained_minitaur_policy_act_alike():
         backend.action(observations, mode="stochastic", seed=3).action for backend in (onnx, tensorflow)
     ]
     np.testing.assert_allclose(*samples, rtol=0, atol=1e-5)
+
+
+def test_savedmodel_and_onnx_of_the_pretrained_pong_policy_act_alike():
+    limit_tensorflow_threads()
+    path = pretrained_policy_for_env(PONG).path
+    onnx, tensorflow = load(path, backend="onnx"), load(path, backend="tensorflow")
+    observations = met_observations(PONG, onnx, 256)
+    onnx_actions = onnx.action(observations).action
+    np.testing.assert_array_equal(onnx_actions, tensorflow.action(observations).action)
+    assert len(set(onnx_actions.tolist())) >= 3
+    (name,) = onnx.distribution(observations).parameters()
+    np.testing.assert_allclose(
+        onnx.distribution(observations).parameters()[name],
+        tensorflow.distribution(observations).parameters()[name],
+        rtol=0,
+        atol=1e-4,
+    )
+    samples = [
+        backend.action(observations, mode="stochastic", seed=3).action for backend in (onnx, tensorflow)
+    ]
+    np.testing.assert_array_equal(*samples)
+
+
+def met_observations(env_id: str, policy, count: int) -> np.ndarray:
+    """`count` observations the greedy policy meets, so its actions differ from one to the next."""
+    env = gym.make(env_id)
+    observation, _ = env.reset(seed=0)
+    observations = []
+    while len(observations) < count:
+        observations.append(observation)
+        observation, _, terminated, truncated, _ = env.step(policy.action(observation).action)
+        if terminated or truncated:
+            observation, _ = env.reset()
+    env.close()
+    return np.stack(observations)
 
 
 def test_play_with_the_pretrained_policy(capsys):

@@ -126,7 +126,7 @@ def test_status_needs_the_token_and_reports_the_series_prometheus_scrapes(server
     scraped = urllib.request.urlopen(metrics, timeout=10).read().decode()
 
     policies = {policy["name"]: policy for policy in status["policies"]}
-    assert set(policies) == {"cartpole", "minitaur"}
+    assert set(policies) == {"cartpole", "minitaur", "pong"}
     assert policies["cartpole"]["env_id"] == "gymserve/CartPole-v1"
     assert policies["cartpole"]["versions"] == [
         {"version": "1", "state": "AVAILABLE", "labels": [], "error": ""}
@@ -215,8 +215,9 @@ def test_the_greedy_policy_balances_the_pole_for_500_steps_of_gymnasium_cartpole
     assert [tuple(row[:5]) for row in rows] == [
         ("cartpole", "gymserve/CartPole-v1", "1 (default)", "AVAILABLE", ""),
         ("minitaur", "gymserve/Minitaur-v0", "1 (default)", "AVAILABLE", ""),
+        ("pong", "gymserve/AtariPong-v0", "1 (default)", "AVAILABLE", ""),
     ]
-    assert float(rows[0][5]) >= 0 and float(rows[1][5]) == 0  # requests/s: nothing asked minitaur
+    assert float(rows[0][5]) >= 0 and float(rows[1][5]) == float(rows[2][5]) == 0  # only cartpole is asked
 
 
 def policy_rows(browser: HeadlessChromium) -> list[list[str]]:
