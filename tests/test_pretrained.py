@@ -142,10 +142,7 @@ def test_savedmodel_and_onnx_of_the_pretrained_cartpole_policy_act_alike():
 
 
 def test_savedmodel_and_onnx_of_the_pretrained_minitaur_policy_act_alike():
-    limit_tensorflow_threads()
-    path = pretrained_policy_for_env(MINITAUR).path
-    onnx, tensorflow = load(path, backend="onnx"), load(path, backend="tensorflow")
-    observations = met_observations(MINITAUR, onnx, 256)
+    onnx, tensorflow, observations = backends_and_met_observations(MINITAUR)
     onnx_actions = onnx.action(observations).action
     np.testing.assert_allclose(onnx_actions, tensorflow.action(observations).action, rtol=0, atol=1e-5)
     assert len(np.unique(onnx_actions.round(3), axis=0)) > 200
@@ -158,10 +155,7 @@ def test_savedmodel_and_onnx_of_the_pretrained_minitaur_policy_act_alike():
 
 
 def test_savedmodel_and_onnx_of_the_pretrained_pong_policy_act_alike():
-    limit_tensorflow_threads()
-    path = pretrained_policy_for_env(PONG).path
-    onnx, tensorflow = load(path, backend="onnx"), load(path, backend="tensorflow")
-    observations = met_observations(PONG, onnx, 256)
+    onnx, tensorflow, observations = backends_and_met_observations(PONG)
     onnx_actions = onnx.action(observations).action
     np.testing.assert_array_equal(onnx_actions, tensorflow.action(observations).action)
     assert len(set(onnx_actions.tolist())) >= 3
@@ -178,8 +172,16 @@ def test_savedmodel_and_onnx_of_the_pretrained_pong_policy_act_alike():
     np.testing.assert_array_equal(*samples)
 
 
+def backends_and_met_observations(env_id: str, count: int = 256):
+    """The pretrained policy of `env_id` on onnxruntime and TensorFlow, and `count` observations
+    its greedy ONNX model meets, so its actions differ from one observation to the next."""
+    limit_tensorflow_threads()
+    path = pretrained_policy_for_env(env_id).path
+    onnx, tensorflow = load(path, backend="onnx"), load(path, backend="tensorflow")
+    return onnx, tensorflow, met_observations(env_id, onnx, count)
+
+
 def met_observations(env_id: str, policy, count: int) -> np.ndarray:
-    """`count` observations the greedy policy meets, so its actions differ from one to the next."""
     env = gym.make(env_id)
     observation, _ = env.reset(seed=0)
     observations = []

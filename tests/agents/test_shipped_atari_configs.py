@@ -1,5 +1,5 @@
-"""The shipped Atari configs (SB3 zoo hyperparameters; DQN on Pong its own 1M-step ones) build their networks on the real
-games, and a short run trains on clipped, per-life episodes but evaluates full games."""
+"""The shipped Atari configs (SB3 zoo hyperparameters; DQN on Pong its own 1M-step ones) build their
+networks on the real games, and a short run trains on clipped, per-life episodes but evaluates full games."""
 
 from __future__ import annotations
 
