@@ -116,12 +116,6 @@ def _bound_array(bound: float | list[float], shape: tuple[int, ...], dtype: np.d
     return np.asarray(bound, dtype).reshape(shape)
 
 
-def _bound_spec(bound: np.ndarray) -> float | list[float]:
-    """One number when every element has the same bound, else the row-major flattened bounds."""
-    values = bound.astype(np.float64).ravel()
-    return float(values[0]) if values.size and (values == values[0]).all() else values.tolist()
-
-
 class DiscreteSpec(_Strict):
     """A Discrete space of `n` actions `start, ..., start + n - 1`."""
 
@@ -144,8 +138,8 @@ def space_spec(space: gym.spaces.Space) -> BoxSpec | DiscreteSpec:
         return BoxSpec(
             shape=space.shape,
             dtype=space.dtype.name,
-            low=_bound_spec(space.low),
-            high=_bound_spec(space.high),
+            low=space.low.astype(np.float64).ravel().tolist(),  # one number if all equal: see BoxSpec
+            high=space.high.astype(np.float64).ravel().tolist(),
         )
     raise TypeError(f"only Box and Discrete spaces can be exported, got {space}")
 
