@@ -25,6 +25,7 @@ from serving_support import (
     read_events_until,
     standard_policies,
     start_server,
+    wait_until,
 )
 
 from gymserve.serving import PolicyClient, PolicyServiceError
@@ -216,7 +217,7 @@ def test_calls_whose_deadline_passed_while_queued_are_not_computed():
             busy = [threading.Thread(target=client.act, args=(GOOD, "slow")) for _ in range(2)]
             for thread in busy:
                 thread.start()
-            slow.started.wait(5)
+            wait_until(lambda: slow.calls == 2)  # both workers are busy
             client.timeout = 0.2
             with pytest.raises(PolicyServiceError) as raised:
                 client.act(GOOD, "slow")
