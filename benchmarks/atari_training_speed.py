@@ -11,11 +11,12 @@ Nature DQN CNN and the same environments: `gymserve/AtariPong-v0` with its train
 after another in this process (gymserve's EnvRunner, SB3's DummyVecEnv), so the difference is
 the learner's. Contenders:
 
-- PPO, 8 envs, 128 steps each per rollout, 4 epochs of minibatches of 256: `gymserve-ppo`, `sb3-ppo`;
+- PPO, 8 envs, 128 steps each per rollout, 4 epochs of minibatches of 256: `gymserve-ppo`,
+  `gymserve-ppo-bf16` (the same with `mixed_precision`: bfloat16 gradient steps), `sb3-ppo`;
 - DQN, 1 env, a gradient step on 32 transitions every 4 steps, replay of 100k:
   `gymserve-dqn-graph` (a TensorFlow graph), `gymserve-dqn-xla` (the same compiled with XLA),
-  `sb3-dqn`. Learning starts after `WARMUP_STEPS` stored steps instead of the zoo's 100k, so
-  that every timed step learns.
+  `gymserve-dqn-bf16` (the graph with `mixed_precision`), `sb3-dqn`. Learning starts after
+  `WARMUP_STEPS` stored steps instead of the zoo's 100k, so that every timed step learns.
 
 Each contender is built and warmed up (traces, compiles, a full first rollout or replay warm-up)
 before timing; then the contenders of an algorithm run `--steps / --rounds` steps each in turn,
@@ -157,11 +158,15 @@ def sb3_run(algorithm: str) -> Run:
 CONTENDERS: dict[str, dict[str, Callable[[], Run]]] = {
     "ppo": {
         "gymserve-ppo": lambda: gymserve_run("ppo"),
+        "gymserve-ppo-bf16": lambda: gymserve_run("ppo", mixed_precision=True),
         "sb3-ppo": lambda: sb3_run("ppo"),
     },
     "dqn": {
         "gymserve-dqn-graph": lambda: gymserve_run("dqn", learning_starts=WARMUP_STEPS, jit_compile=False),
         "gymserve-dqn-xla": lambda: gymserve_run("dqn", learning_starts=WARMUP_STEPS, jit_compile=True),
+        "gymserve-dqn-bf16": lambda: gymserve_run(
+            "dqn", learning_starts=WARMUP_STEPS, jit_compile=False, mixed_precision=True
+        ),
         "sb3-dqn": lambda: sb3_run("dqn"),
     },
 }

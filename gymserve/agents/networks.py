@@ -13,11 +13,15 @@ convolutional features: the dense layers after it are `hidden_sizes` ((512,) for
 (256,) for IMPALA). Policy outputs follow
 gymserve.policies.distributions: logits (B, n) for Discrete actions, [pre-tanh mean | log_std]
 (B, 2d) for Box actions.
+
+`bfloat16_compute` lets a gradient step run an image network's convolutions and hidden layers in
+bfloat16 (mixed precision: the weights stay float32), while acting and exports stay float32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -137,6 +141,34 @@ IMAGE_ENCODERS: dict[str, Callable[[keras.KerasTensor], keras.KerasTensor]] = {
     "nature_cnn": nature_cnn,
     "impala_cnn": impala_cnn,
 }
+
+
+@contextlib.contextmanager
+def bfloat16_compute(model: keras.Model, enabled: bool = True) -> Iterator[None]:
+    """Within the block, calls of `model` compute its heavy layers in bfloat16.
+
+    The heavy layers are the convolutions and the hidden (activated) dense layers; the linear
+    heads stay float32, so logits, values and losses keep their precision. Layers read their dtype
+    policy when called, so a `tf.function` traced inside the block keeps bfloat16 for good and one
+    traced outside it (acting, exports) stays float32. On CPUs with AMX and on recent GPUs a
+    bfloat16 convolution step is about twice as fast.
+    """
+    heavy = [
+        layer
+        for layer in model.layers
+        if enabled
+        and (
+            isinstance(layer, keras.layers.Conv2D)
+            or (isinstance(layer, keras.layers.Dense) and layer.activation is not keras.activations.linear)
+        )
+    ]
+    for layer in heavy:
+        layer.dtype_policy = "mixed_bfloat16"
+    try:
+        yield
+    finally:
+        for layer in heavy:
+            layer.dtype_policy = "float32"
 
 
 def observation_input(

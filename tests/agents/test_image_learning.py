@@ -2,7 +2,8 @@
 
 Random play, measured here, is right half of the time (about 4 of 8); the optimum is 8. The
 shipped configs train until a greedy evaluation reaches 7.5 (about 10 s for PPO, 20 s for DQN on
-2 cores), and the trained policy is judged again on 20 episodes it never saw.
+2 cores), in float32 and with bfloat16 gradient steps, and the trained policy is judged again on
+40 episodes it never saw.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ def test_random_play_is_right_about_half_of_the_time(random_return):
 
 @pytest.mark.slow  # 10-25 s each on 2 cores
 @pytest.mark.parametrize("algorithm", ["dqn", "ppo"])
-def test_a_cnn_policy_learns_which_side_is_bright(algorithm, random_return, tmp_path):
-    result = train(algorithm, BRIGHT_SIDE, tmp_path / "run", progress_bar=False)
+@pytest.mark.parametrize("mixed_precision", [False, True], ids=["float32", "mixed_bfloat16"])
+def test_a_cnn_policy_learns_which_side_is_bright(algorithm, mixed_precision, random_return, tmp_path):
+    result = train(
+        algorithm, BRIGHT_SIDE, tmp_path / "run", {"mixed_precision": mixed_precision}, progress_bar=False
+    )
     assert result.stop_reason == "target_reward"
     trained = load_trained_policy(tmp_path / "run").policy
     fresh = evaluate(trained, BRIGHT_SIDE, EPISODES, "greedy", seed=12345).average_return

@@ -28,16 +28,21 @@ import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from gymserve.agents.networks import NumpyForward, q_network
+from gymserve.agents.networks import NumpyForward, bfloat16_compute, q_network
 from gymserve.agents.off_policy.algorithm import (
     OffPolicyAlgorithm,
     OffPolicyConfig,
     apply_gradients,
     build_adam,
 )
-from gymserve.agents.training.config import IMAGE_ENCODER_DESCRIPTION, ImageEncoder
+from gymserve.agents.training.config import (
+    IMAGE_ENCODER_DESCRIPTION,
+    MIXED_PRECISION_DESCRIPTION,
+    ImageEncoder,
+    check_mixed_precision,
+)
 from gymserve.agents.training.schedules import linear_schedule
 
 
@@ -53,6 +58,7 @@ class DQNConfig(OffPolicyConfig):
         False, description="Standardize observations with running statistics."
     )
     image_encoder: ImageEncoder | None = Field(None, description=IMAGE_ENCODER_DESCRIPTION)
+    mixed_precision: bool = Field(False, description=MIXED_PRECISION_DESCRIPTION)
     dueling: bool = Field(
         False, description="Split the head into a state value and action advantages (Wang et al., 2016)."
     )
@@ -77,6 +83,11 @@ class DQNConfig(OffPolicyConfig):
             "Compile the gradient steps with XLA (3x faster for MLPs, about 10x slower for CNNs on CPU)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _mixed_precision_needs_images(self) -> DQNConfig:
+        check_mixed_precision(self.image_encoder, self.mixed_precision)
+        return self
 
 
 def td_targets(
@@ -192,6 +203,11 @@ class DQN(OffPolicyAlgorithm):
         return [(self.target_network, self.q_network)]
 
     def gradient_step(self, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        mixed = self.config.mixed_precision
+        with bfloat16_compute(self.q_network, mixed), bfloat16_compute(self.target_network, mixed):
+            return self._gradient_step(batch)
+
+    def _gradient_step(self, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         next_observations = batch["next_observations"]
         next_q_online = self.q_network(next_observations, training=False) if self.config.double_q else None
         next_q_target = self.target_network(next_observations, training=False)

@@ -85,7 +85,14 @@ class ACERConfig(OnPolicyConfig):
 
     @model_validator(mode="after")
     def _fits_acer(self) -> ACERConfig:
-        for name in ("gae_lambda", "normalize_advantage", "state_dependent_std", "initial_log_std"):
+        unused = (
+            "gae_lambda",
+            "normalize_advantage",
+            "state_dependent_std",
+            "initial_log_std",
+            "mixed_precision",
+        )
+        for name in unused:
             if getattr(self, name) != OnPolicyConfig.model_fields[name].default:
                 raise ValueError(f"{name} does not apply to acer")
         rollout = self.n_steps * self.num_envs

@@ -23,13 +23,19 @@ import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gymserve.agents.algorithm import Algorithm
-from gymserve.agents.networks import ActorCritic, actor_critic
+from gymserve.agents.networks import ActorCritic, actor_critic, bfloat16_compute
 from gymserve.agents.on_policy.gae import generalized_advantages
 from gymserve.agents.on_policy.graph_envs import GraphEnvs, graph_envs
-from gymserve.agents.training.config import IMAGE_ENCODER_DESCRIPTION, ImageEncoder, TrainingConfig
+from gymserve.agents.training.config import (
+    IMAGE_ENCODER_DESCRIPTION,
+    MIXED_PRECISION_DESCRIPTION,
+    ImageEncoder,
+    TrainingConfig,
+    check_mixed_precision,
+)
 from gymserve.agents.training.env_runner import EnvRunner
 from gymserve.agents.training.schedules import linear_schedule
 from gymserve.policies.distributions import DistributionGraph, distribution_graph
@@ -62,6 +68,7 @@ class OnPolicyConfig(TrainingConfig):
     )
     activation: str = Field("tanh", description="Activation of the hidden layers.")
     image_encoder: ImageEncoder | None = Field(None, description=IMAGE_ENCODER_DESCRIPTION)
+    mixed_precision: bool = Field(False, description=MIXED_PRECISION_DESCRIPTION)
     shared_torso: bool = Field(False, description="Actor and critic share their hidden layers.")
     normalize_observations: bool = Field(
         False, description="Standardize observations with running statistics."
@@ -79,6 +86,11 @@ class OnPolicyConfig(TrainingConfig):
             "the compiled rollout."
         ),
     )
+
+    @model_validator(mode="after")
+    def _mixed_precision_needs_images(self) -> OnPolicyConfig:
+        check_mixed_precision(self.image_encoder, self.mixed_precision)
+        return self
 
 
 def check_minibatches_tile_the_rollout(config: OnPolicyConfig, batch_size: int) -> None:
@@ -227,7 +239,7 @@ class ActorCriticLoss:
         `policy_loss(log_probs, old_log_probs, advantages)` is the algorithm's policy term.
         """
         config = self.config
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, bfloat16_compute(self.networks.both, config.mixed_precision):
             batch, outputs, values = self.forward(batch)
             advantages = batch["advantages"]
             if config.normalize_advantage:

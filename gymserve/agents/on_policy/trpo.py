@@ -73,6 +73,8 @@ class TRPOConfig(OnPolicyConfig):
             raise ValueError("shared_torso must be false: trpo's critic regression would move the policy")
         if self.vf_coef != TRPOConfig.model_fields["vf_coef"].default:
             raise ValueError("vf_coef does not apply to trpo: its critic has its own optimizer")
+        if self.mixed_precision:
+            raise ValueError("mixed_precision does not apply to trpo: its natural gradient needs float32")
         check_minibatches_tile_the_rollout(self, self.batch_size)
         return self
 

@@ -41,6 +41,17 @@ IMAGE_ENCODER_DESCRIPTION = (
     "hidden_sizes layers: 'nature_cnn' (Mnih et al., 2015; hidden_sizes [512]) or 'impala_cnn' "
     "(Espeholt et al., 2018; hidden_sizes [256]); None for vector observations."
 )
+MIXED_PRECISION_DESCRIPTION = (
+    "Compute the gradient steps' convolutions and hidden layers in bfloat16, weights and heads in "
+    "float32 (faster on CPUs with AMX and on recent GPUs); acting, evaluations and exports stay "
+    "float32. Needs image_encoder."
+)
+
+
+def check_mixed_precision(image_encoder: str | None, mixed_precision: bool) -> None:
+    """Raise ValueError for mixed precision without an image encoder, where it gains nothing."""
+    if mixed_precision and image_encoder is None:
+        raise ValueError("mixed_precision applies to image networks: set image_encoder, or leave it false")
 
 
 class ConfigError(ValueError):
