@@ -143,32 +143,44 @@ IMAGE_ENCODERS: dict[str, Callable[[keras.KerasTensor], keras.KerasTensor]] = {
 }
 
 
+# Layers of the image encoders and hidden layers that run in bfloat16 under `bfloat16_compute`.
+_ENCODER_LAYERS = (
+    keras.layers.Conv2D,
+    keras.layers.MaxPooling2D,
+    keras.layers.ReLU,
+    keras.layers.Add,
+    keras.layers.Flatten,
+)
+
+
 @contextlib.contextmanager
 def bfloat16_compute(model: keras.Model, enabled: bool = True) -> Iterator[None]:
-    """Within the block, calls of `model` compute its heavy layers in bfloat16.
+    """Within the block, calls of `model` compute its image encoder and hidden layers in bfloat16.
 
-    The heavy layers are the convolutions and the hidden (activated) dense layers; the linear
-    heads stay float32, so logits, values and losses keep their precision. Layers read their dtype
-    policy when called, so a `tf.function` traced inside the block keeps bfloat16 for good and one
-    traced outside it (acting, exports) stays float32. On CPUs with AMX and on recent GPUs a
-    bfloat16 convolution step is about twice as fast.
+    The linear heads and everything after them stay float32, so logits, values and losses keep
+    their precision. Layers read their dtype policy when called, so a `tf.function` traced inside
+    the block keeps bfloat16 for good and one traced outside it (acting, exports) stays float32.
+    bfloat16 pays only for convolutions on hardware that has it (RESULTS.md, mixed precision).
     """
+    if not enabled:
+        yield
+        return
     heavy = [
         layer
         for layer in model.layers
-        if enabled
-        and (
-            isinstance(layer, keras.layers.Conv2D)
-            or (isinstance(layer, keras.layers.Dense) and layer.activation is not keras.activations.linear)
-        )
+        if isinstance(layer, _ENCODER_LAYERS)
+        or (isinstance(layer, keras.layers.Dense) and layer.activation is not keras.activations.linear)
     ]
+    if not any(isinstance(layer, keras.layers.Conv2D) for layer in heavy):
+        raise ValueError(f"bfloat16 compute is for image networks; {model.name} has no convolutions")
+    policies = {layer: layer.dtype_policy for layer in heavy}
     for layer in heavy:
         layer.dtype_policy = "mixed_bfloat16"
     try:
         yield
     finally:
-        for layer in heavy:
-            layer.dtype_policy = "float32"
+        for layer, policy in policies.items():
+            layer.dtype_policy = policy
 
 
 def observation_input(

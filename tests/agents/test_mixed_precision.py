@@ -42,6 +42,34 @@ def test_heavy_layers_compute_in_bfloat16_only_inside_the_block_and_heads_stay_f
     assert {weight.dtype for weight in network.weights} == {"float32"}
 
 
+def test_impala_stages_compute_in_bfloat16_too():
+    network = q_network(FRAMES, ACTIONS, hidden_sizes=(256,), image_encoder="impala_cnn")
+    with bfloat16_compute(network):
+        training = tf.function(lambda frames: network(frames)).get_concrete_function(BATCH)
+    assert op_dtypes(training, "Conv2D") == {"bfloat16"}
+    assert op_dtypes(training, "MaxPool") | op_dtypes(training, "AddV2") == {"bfloat16"}
+    assert training.structured_outputs.dtype == tf.float32
+
+
+def test_the_layers_get_their_policies_back_even_when_the_block_raises():
+    network = q_network(FRAMES, ACTIONS, hidden_sizes=(512,), image_encoder="nature_cnn")
+    with pytest.raises(RuntimeError, match="inside"), bfloat16_compute(network):
+        assert network.get_layer("conv_0").dtype_policy.name == "mixed_bfloat16"
+        raise RuntimeError("inside")
+    assert {layer.dtype_policy.name for layer in network.layers} == {"float32"}
+
+
+def test_a_network_without_convolutions_is_refused():
+    vectors = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    with (
+        pytest.raises(
+            ValueError, match="bfloat16 compute is for image networks; q_network has no convolutions"
+        ),
+        bfloat16_compute(q_network(vectors, ACTIONS, hidden_sizes=(8,), name="q_network")),
+    ):
+        pass
+
+
 def test_bfloat16_values_and_gradients_stay_close_to_float32():
     networks = actor_critic(FRAMES, ACTIONS, (512,), "relu", shared_torso=True, image_encoder="nature_cnn")
 
@@ -106,6 +134,11 @@ def test_dqn_learns_in_bfloat16_and_acts_in_float32():
         (DQNConfig, {}, "mixed_precision applies to image networks: set image_encoder, or leave it false"),
         (TRPOConfig, {"image_encoder": "nature_cnn"}, "mixed_precision does not apply to trpo"),
         (ACERConfig, {"image_encoder": "nature_cnn"}, "mixed_precision does not apply to acer"),
+        (
+            PPOConfig,
+            {"image_encoder": "nature_cnn", "lstm_units": 8},
+            "image_encoder does not apply with lstm_units",
+        ),
     ],
 )
 def test_mixed_precision_is_refused_where_it_does_not_apply(config_class, fields, message):

@@ -197,18 +197,24 @@ def test_streams_that_send_nothing_are_closed_with_a_clear_status():
         server.stop(grace=0)
 
 
-class CountingSlowPolicy(SlowPolicy):
-    def __init__(self, seconds: float):
-        super().__init__(seconds)
+class GatedPolicy(SlowPolicy):
+    """Counts the calls it computes and holds each until the test opens `gate`."""
+
+    def __init__(self):
+        super().__init__(0.0)
         self.calls = 0
+        self.gate = threading.Event()
+        self._lock = threading.Lock()
 
     def _distribution(self, observations: np.ndarray, state: tuple):
-        self.calls += 1
+        with self._lock:
+            self.calls += 1
+        assert self.gate.wait(10)
         return super()._distribution(observations, state)
 
 
 def test_calls_whose_deadline_passed_while_queued_are_not_computed():
-    slow = CountingSlowPolicy(0.8)
+    slow = GatedPolicy()
     served = ServedPolicies()
     served.add("slow", 1, slow)
     server = start_server(served, workers=2)
@@ -222,11 +228,13 @@ def test_calls_whose_deadline_passed_while_queued_are_not_computed():
             with pytest.raises(PolicyServiceError) as raised:
                 client.act(GOOD, "slow")
             assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+            slow.gate.set()  # the workers finish, then meet the expired call in the queue
             for thread in busy:
                 thread.join()
             time.sleep(0.3)
             assert slow.calls == 2
     finally:
+        slow.gate.set()
         server.stop(grace=0)
 
 

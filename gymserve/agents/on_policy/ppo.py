@@ -56,6 +56,8 @@ class PPOConfig(OnPolicyConfig):
     def _minibatches_tile_the_rollout(self) -> PPOConfig:
         check_minibatches_tile_the_rollout(self, self.batch_size)
         if self.lstm_units is not None:
+            if self.image_encoder is not None:
+                raise ValueError("image_encoder does not apply with lstm_units: recurrent PPO takes vectors")
             for name in ("n_steps", "batch_size"):
                 if getattr(self, name) % self.bptt_length:
                     raise ValueError(

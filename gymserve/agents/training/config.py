@@ -42,9 +42,9 @@ IMAGE_ENCODER_DESCRIPTION = (
     "(Espeholt et al., 2018; hidden_sizes [256]); None for vector observations."
 )
 MIXED_PRECISION_DESCRIPTION = (
-    "Compute the gradient steps' convolutions and hidden layers in bfloat16, weights and heads in "
-    "float32 (faster on CPUs with AMX and on recent GPUs); acting, evaluations and exports stay "
-    "float32. Needs image_encoder."
+    "Compute the gradient steps' image encoder and hidden layers in bfloat16, weights and heads in "
+    "float32 (faster on CPUs with AMX or AVX512-BF16, slower without); acting, evaluations and "
+    "exports stay float32. Needs image_encoder."
 )
 
 
