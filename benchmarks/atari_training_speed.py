@@ -1,7 +1,7 @@
 """Env steps per second of PPO and DQN training on Pong, gymserve against Stable-Baselines3, in one run.
 
     python benchmarks/atari_training_speed.py [--steps 20000] [--rounds 2] [--algorithms ppo dqn]
-        [--threads 1] [--skip gymserve-dqn-xla]
+        [--threads 1] [--skip gymserve-dqn-xla] [--exploration-steps 1000000]
 
 Both libraries learn with the hyperparameters of the Stable-Baselines3 zoo's Atari configs
 (gymserve's shipped `ppo_AtariPong-v0.json` follows the zoo's; for DQN, `ZOO_DQN` sets the zoo's
@@ -41,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import gymnasium as gym
 
 import gymserve  # noqa: F401  (registers the environments)
+from gymserve.agents.training.schedules import linear_schedule
 from gymserve.envs import training_options
 from gymserve.envs.atari import atari_env_id
 
@@ -145,6 +146,14 @@ def sb3_run(algorithm: str) -> Run:
             seed=0,
             device="cpu",
         )
+        # SB3 anneals epsilon over each learn() call's own steps, so a run timed in several calls
+        # would act at the final epsilon throughout; give it the schedule over the run's steps.
+        model.exploration_schedule = lambda _progress: linear_schedule(
+            config.exploration_initial_eps,
+            config.exploration_final_eps,
+            config.exploration_steps,
+            model.num_timesteps,
+        )
     model.learn(warmup_steps(algorithm, config))
 
     def run(steps: int) -> int:
@@ -189,8 +198,17 @@ def main() -> None:
     parser.add_argument("--algorithms", nargs="+", choices=tuple(CONTENDERS), default=list(CONTENDERS))
     parser.add_argument("--threads", type=int, default=1, help="operation threads of each library")
     parser.add_argument("--skip", nargs="*", default=[], help="contenders not to run (never SB3's)")
+    parser.add_argument(
+        "--exploration-steps",
+        type=int,
+        default=ZOO_DQN["exploration_steps"],
+        help="DQN's epsilon decay, the zoo's 1M by default; 1: time the late phase, where every step acts "
+        "greedily with epsilon 0.01 (early, with epsilon near 1, both libraries skip the network for random "
+        "actions)",
+    )
     args = parser.parse_args()
     set_threads(args.threads)
+    ZOO_DQN["exploration_steps"] = args.exploration_steps
 
     for algorithm in args.algorithms:
         load_before = os.getloadavg()[0]

@@ -28,6 +28,10 @@ import gymnasium as gym
 import keras
 import numpy as np
 
+# A kernel initializer by Keras name or config; each layer builds its own from it (a shared
+# initializer object would give same-shaped layers the same weights).
+Initializer = str | dict[str, object]
+
 
 @keras.saving.register_keras_serializable(package="gymserve")
 class RunningNormalization(keras.layers.Layer):
@@ -108,36 +112,42 @@ class ImageScaling(keras.layers.Layer):
         return keras.ops.transpose(scaled, (0, 2, 3, 1))
 
 
-def nature_cnn(images: keras.KerasTensor) -> keras.KerasTensor:
+def nature_cnn(images: keras.KerasTensor, initializer: Initializer = "glorot_uniform") -> keras.KerasTensor:
     """The convolutions of Mnih et al. (2015): 32 8x8 stride 4, 64 4x4 stride 2, 64 3x3 stride 1."""
     features = images
     for index, (filters, size, stride) in enumerate(((32, 8, 4), (64, 4, 2), (64, 3, 1))):
-        features = keras.layers.Conv2D(filters, size, stride, activation="relu", name=f"conv_{index}")(
-            features
-        )
+        features = keras.layers.Conv2D(
+            filters, size, stride, activation="relu", kernel_initializer=initializer, name=f"conv_{index}"
+        )(features)
     return keras.layers.Flatten(name="conv_features")(features)
 
 
-def impala_cnn(images: keras.KerasTensor) -> keras.KerasTensor:
+def impala_cnn(images: keras.KerasTensor, initializer: Initializer = "glorot_uniform") -> keras.KerasTensor:
     """The ResNet of Espeholt et al. (2018): per stage of 16, 32, 32 channels a 3x3 convolution, a
     3x3 max-pool of stride 2 and two residual blocks (relu, conv, relu, conv, + input)."""
     features = images
     for stage, channels in enumerate((16, 32, 32)):
-        features = keras.layers.Conv2D(channels, 3, padding="same", name=f"stage_{stage}_conv")(features)
+        features = keras.layers.Conv2D(
+            channels, 3, padding="same", kernel_initializer=initializer, name=f"stage_{stage}_conv"
+        )(features)
         features = keras.layers.MaxPooling2D(3, 2, padding="same", name=f"stage_{stage}_pool")(features)
         for block in range(2):
             name = f"stage_{stage}_block_{block}"
             residual = keras.layers.ReLU(name=f"{name}_relu_0")(features)
-            residual = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv_0")(residual)
+            residual = keras.layers.Conv2D(
+                channels, 3, padding="same", kernel_initializer=initializer, name=f"{name}_conv_0"
+            )(residual)
             residual = keras.layers.ReLU(name=f"{name}_relu_1")(residual)
-            residual = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv_1")(residual)
+            residual = keras.layers.Conv2D(
+                channels, 3, padding="same", kernel_initializer=initializer, name=f"{name}_conv_1"
+            )(residual)
             features = keras.layers.Add(name=f"{name}_add")([features, residual])
     features = keras.layers.ReLU(name="conv_relu")(features)
     return keras.layers.Flatten(name="conv_features")(features)
 
 
 # The config value `image_encoder` -> the convolutional encoder it builds.
-IMAGE_ENCODERS: dict[str, Callable[[keras.KerasTensor], keras.KerasTensor]] = {
+IMAGE_ENCODERS: dict[str, Callable[[keras.KerasTensor, Initializer], keras.KerasTensor]] = {
     "nature_cnn": nature_cnn,
     "impala_cnn": impala_cnn,
 }
@@ -188,10 +198,11 @@ def observation_input(
     normalize: bool,
     name: str = "observations",
     image_encoder: str | None = None,
+    initializer: Initializer = "glorot_uniform",
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """The network input and its (optionally normalized, or convolved) value."""
     if image_encoder is not None:
-        return image_input(observation_space, image_encoder, normalize, name)
+        return image_input(observation_space, image_encoder, normalize, name, initializer)
     inputs = keras.Input(shape=observation_space.shape, dtype="float32", name=name)
     features = RunningNormalization(name="observation_normalization")(inputs) if normalize else inputs
     if len(observation_space.shape) > 1:
@@ -200,7 +211,11 @@ def observation_input(
 
 
 def image_input(
-    observation_space: gym.spaces.Box, image_encoder: str, normalize: bool, name: str
+    observation_space: gym.spaces.Box,
+    image_encoder: str,
+    normalize: bool,
+    name: str,
+    initializer: Initializer = "glorot_uniform",
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """A uint8 image input and its convolutional features."""
     if image_encoder not in IMAGE_ENCODERS:
@@ -213,15 +228,21 @@ def image_input(
     if normalize:
         raise ValueError("normalize_observations does not apply to images: they are scaled by 1/255")
     inputs = keras.Input(shape=observation_space.shape, dtype="uint8", name=name)
-    return inputs, IMAGE_ENCODERS[image_encoder](ImageScaling(name="image_scaling")(inputs))
+    return inputs, IMAGE_ENCODERS[image_encoder](ImageScaling(name="image_scaling")(inputs), initializer)
 
 
 def mlp(
-    features: keras.KerasTensor, hidden_sizes: Sequence[int], activation: str, name: str
+    features: keras.KerasTensor,
+    hidden_sizes: Sequence[int],
+    activation: str,
+    name: str,
+    initializer: Initializer = "glorot_uniform",
 ) -> keras.KerasTensor:
     """Fully connected hidden layers `hidden_sizes` on top of `features`."""
     for index, size in enumerate(hidden_sizes):
-        features = keras.layers.Dense(size, activation=activation, name=f"{name}_{index}")(features)
+        features = keras.layers.Dense(
+            size, activation=activation, kernel_initializer=initializer, name=f"{name}_{index}"
+        )(features)
     return features
 
 
@@ -337,6 +358,13 @@ class ActorCritic:
     both: keras.Model  # observations -> (distribution parameters, critic output)
 
 
+def torso_initializer(orthogonal: bool) -> Initializer:
+    """Orthogonal with gain sqrt(2), the gain that keeps ReLU activations' scale, or Glorot uniform."""
+    if not orthogonal:
+        return "glorot_uniform"
+    return {"class_name": "Orthogonal", "config": {"gain": float(np.sqrt(2))}}
+
+
 def actor_critic(
     observation_space: gym.spaces.Box,
     action_space: gym.spaces.Discrete | gym.spaces.Box,
@@ -348,6 +376,7 @@ def actor_critic(
     normalize_observations: bool = False,
     action_values: bool = False,
     image_encoder: str | None = None,
+    orthogonal_torso: bool = False,
 ) -> ActorCritic:
     """An actor with a categorical (logits) or Gaussian (mean | log_std) head, and a critic.
 
@@ -355,12 +384,18 @@ def actor_critic(
     a zero mean); `state_dependent_std` computes log_std from the features instead of learning
     one value per action dimension. With `action_values` (Discrete only) the critic gives one
     Q-value per action instead of the state value. An `image_encoder` is shared by actor and critic.
+    `orthogonal_torso` starts the convolutions and hidden layers orthogonal with gain sqrt(2), as
+    Stable-Baselines3 and CleanRL do, instead of Keras' Glorot uniform.
     """
+    initializer = torso_initializer(orthogonal_torso)
     inputs, features = observation_input(
-        observation_space, normalize_observations, image_encoder=image_encoder
+        observation_space, normalize_observations, image_encoder=image_encoder, initializer=initializer
     )
-    actor_features = mlp(features, hidden_sizes, activation, "torso" if shared_torso else "actor")
-    critic_features = actor_features if shared_torso else mlp(features, hidden_sizes, activation, "critic")
+    actor_name = "torso" if shared_torso else "actor"
+    actor_features = mlp(features, hidden_sizes, activation, actor_name, initializer)
+    critic_features = (
+        actor_features if shared_torso else mlp(features, hidden_sizes, activation, "critic", initializer)
+    )
     policy_outputs = _policy_head(actor_features, action_space, state_dependent_std, initial_log_std)
     if action_values:
         value = keras.layers.Dense(int(action_space.n), name="q_values")(critic_features)
@@ -398,11 +433,13 @@ def recurrent_actor_critic(
     state_dependent_std: bool = False,
     initial_log_std: float = 0.0,
     normalize_observations: bool = False,
+    orthogonal_torso: bool = False,
 ) -> RecurrentActorCritic:
     """Observations through `hidden_sizes` dense layers into an LSTM whose output feeds a policy
-    head and a value head (one memory for both, so the critic sees what the actor remembers)."""
+    head and a value head (one memory for both, so the critic sees what the actor remembers).
+    `orthogonal_torso` as for `actor_critic` (the dense layers; the LSTM keeps its own)."""
     inputs, features = observation_input(observation_space, normalize_observations)
-    features = mlp(features, hidden_sizes, activation, "encoder")
+    features = mlp(features, hidden_sizes, activation, "encoder", torso_initializer(orthogonal_torso))
     state = [keras.Input(shape=(lstm_units,), dtype="float32", name=f"state_{index}") for index in range(2)]
     memory, next_state = keras.layers.LSTMCell(lstm_units, name="lstm")(features, state)
     policy_outputs = _policy_head(memory, action_space, state_dependent_std, initial_log_std)

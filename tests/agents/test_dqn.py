@@ -74,6 +74,43 @@ def tiny_dqn(**fields) -> DQN:
     return DQN(config, OBSERVATIONS, gym.spaces.Discrete(2))
 
 
+def test_epsilon_greedy_actions_take_the_same_random_draws_as_computing_q_values_first():
+    dqn = tiny_dqn(dueling=True, exploration_initial_eps=0.5, exploration_final_eps=0.5)
+    observations = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
+    q_values = dqn.policy().network_outputs(observations)
+    draws = np.random.default_rng()
+    draws.bit_generator.state = dqn.rng.bit_generator.state
+    # the order before the network was skipped for random actions: Q-values, coins, random actions
+    expected = np.argmax(q_values, axis=1)
+    explore = draws.random(64) < 0.5
+    expected[explore] = draws.integers(2, size=int(explore.sum()))
+
+    actions = dqn.explore(observations, total_steps=0)
+
+    assert 0 < explore.sum() < 64
+    np.testing.assert_array_equal(actions, expected)
+    assert dqn.rng.bit_generator.state == draws.bit_generator.state
+
+
+@pytest.mark.parametrize(("epsilon", "network_calls"), [(1.0, 0), (0.0, 1)])
+def test_the_q_network_runs_only_when_some_env_acts_greedily(monkeypatch, epsilon, network_calls):
+    dqn = tiny_dqn(dueling=True, exploration_initial_eps=epsilon, exploration_final_eps=epsilon)
+    calls = []
+
+    def q_values(observations: np.ndarray) -> np.ndarray:
+        calls.append(len(observations))
+        return np.tile([0.0, 1.0], (len(observations), 1))
+
+    monkeypatch.setattr(dqn, "acting_outputs", q_values)
+    actions = dqn.explore(np.zeros((64, 4), np.float32), total_steps=0)
+
+    assert len(calls) == network_calls
+    if network_calls:
+        assert actions.tolist() == [1] * 64
+    else:
+        assert 0 < actions.sum() < 64  # uniform random actions, not the greedy 1s
+
+
 def test_target_network_is_copied_every_interval_of_gradient_steps():
     dqn = tiny_dqn(gradient_steps=3, target_update_interval=4)
     runner = EnvRunner.make(CARTPOLE, 1, seed=0)

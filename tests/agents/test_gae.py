@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from gymserve.agents.on_policy.algorithm import Rollout, successor_values
 from gymserve.agents.on_policy.gae import generalized_advantages
 
 GAMMA, LAMBDA = 0.9, 0.5
@@ -76,3 +78,44 @@ def test_mismatched_shapes_are_named():
         generalized_advantages(
             REWARDS, VALUES, NEXT_VALUES[:2], NO_END, NO_END, gamma=GAMMA, gae_lambda=LAMBDA
         )
+
+
+class RowCountingCritic:
+    """A critic worth the sum of an observation, which records how many rows each call gets."""
+
+    def __init__(self):
+        self.rows: list[int] = []
+
+    def __call__(self, observations, training: bool = False):
+        self.rows.append(int(observations.shape[0]))
+        return tf.reduce_sum(observations, axis=-1)
+
+
+def test_successor_values_reuse_the_rollouts_values_and_ask_the_critic_only_where_needed():
+    steps, envs = 5, 3
+    rng = np.random.default_rng(0)
+    observations = rng.normal(size=(steps + 1, envs, 2)).astype(np.float32)
+    terminated = np.zeros((steps, envs), bool)
+    truncated = np.zeros((steps, envs), bool)
+    terminated[1, 0] = truncated[3, 2] = True
+    next_observations = observations[1:].copy()
+    # where an episode ended the env restarted: the successor is a final observation of its own
+    for step, env in ((1, 0), (3, 2)):
+        next_observations[step, env] = rng.normal(size=2)
+    rollout = Rollout(
+        observations=tf.constant(observations[:-1]),
+        raw_actions=tf.zeros((steps, envs), tf.int64),
+        log_probs=tf.zeros((steps, envs)),
+        policy_outputs=tf.zeros((steps, envs, 2)),
+        rewards=tf.zeros((steps, envs)),
+        terminated=tf.constant(terminated),
+        truncated=tf.constant(truncated),
+        next_observations=tf.constant(next_observations),
+        values=tf.constant(observations[:-1].sum(axis=-1)),  # as the actor computed them
+    )
+    critic = RowCountingCritic()
+
+    successors = successor_values(critic, rollout)
+
+    np.testing.assert_allclose(successors, next_observations.sum(axis=-1), rtol=1e-6)
+    assert critic.rows == [envs + 2]  # the last step's successors and the two that ended episodes

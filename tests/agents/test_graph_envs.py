@@ -88,11 +88,12 @@ def test_runner_env_steps_the_runner_from_inside_a_graph():
     networks = actor_critic(runner.observation_space, runner.action_space, hidden_sizes=(8,))
     generator = tf.random.Generator.from_seed(0)
     rollout = tf.function(
-        lambda: collect_rollout(env, networks.actor, Categorical.Graph(runner.action_space), generator, 40)
+        lambda: collect_rollout(env, networks.both, Categorical.Graph(runner.action_space), generator, 40)
     )()
     assert runner.total_steps == 120
     for t in range(40):
         np.testing.assert_array_equal(rollout.observations[t].numpy(), twin.observations)
+        np.testing.assert_allclose(rollout.values[t], networks.critic(twin.observations), atol=1e-6)
         transition = twin.step(rollout.raw_actions[t].numpy())
         np.testing.assert_array_equal(rollout.next_observations[t].numpy(), transition.next_observations)
         np.testing.assert_array_equal(rollout.terminated[t].numpy(), transition.terminated)

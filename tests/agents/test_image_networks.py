@@ -80,3 +80,41 @@ def test_impala_cnn_shapes_and_residual_stages():
 def test_an_image_encoder_refuses_observations_that_are_not_images(space, options, message):
     with pytest.raises(ValueError, match=message):
         q_network(space, ACTIONS, image_encoder="nature_cnn", **options)
+
+
+def _torso_kernels(network: keras.Model) -> dict[str, np.ndarray]:
+    """The convolutions' and hidden layers' kernels, each as a (fan_in, units) matrix."""
+    return {
+        layer.name: layer.kernel.numpy().reshape(-1, layer.kernel.shape[-1])
+        for layer in network.layers
+        if isinstance(layer, keras.layers.Conv2D) or layer.name.startswith("torso")
+    }
+
+
+def _gram(kernel: np.ndarray) -> np.ndarray:
+    """K^T K, or K K^T when K has fewer rows than columns: 2 I for an orthogonal K of gain sqrt(2)."""
+    return kernel.T @ kernel if kernel.shape[0] >= kernel.shape[1] else kernel @ kernel.T
+
+
+@pytest.mark.parametrize("encoder", ["nature_cnn", "impala_cnn"])
+def test_an_orthogonal_torso_has_orthogonal_kernels_of_gain_sqrt_2(encoder):
+    def torso(orthogonal: bool) -> dict[str, np.ndarray]:
+        networks = actor_critic(
+            FRAMES,
+            ACTIONS,
+            hidden_sizes=(64, 64, 64),  # two (64, 64) kernels
+            shared_torso=True,
+            image_encoder=encoder,
+            orthogonal_torso=orthogonal,
+        )
+        return _torso_kernels(networks.actor)
+
+    orthogonal, glorot = torso(True), torso(False)
+    assert len(orthogonal) >= 4 and orthogonal.keys() == glorot.keys()
+    for name, kernel in orthogonal.items():
+        identity = np.eye(min(kernel.shape))
+        np.testing.assert_allclose(_gram(kernel), 2 * identity, atol=1e-4, err_msg=name)
+        assert not np.allclose(_gram(glorot[name]), 2 * identity, atol=0.1), name
+    kernels = list(orthogonal.values())
+    twins = [(a, b) for i, a in enumerate(kernels) for b in kernels[i + 1 :] if a.shape == b.shape]
+    assert twins and not any(np.array_equal(a, b) for a, b in twins), "same-shaped layers start differently"

@@ -30,6 +30,34 @@ def test_clipped_surrogate_loss_by_hand():
     )
 
 
+def test_a_rollout_acted_elsewhere_is_valued_again_by_the_learners_critic():
+    """Remote actors receive only the policy's weights, so the values their critics recorded are
+    stale; learning from such a rollout gives the same update whatever values it carries."""
+    runner = EnvRunner.make(CARTPOLE, 2, seed=0)
+    config = PPOConfig(num_envs=2, n_steps=8, batch_size=8, n_epochs=2)
+    ppo = PPO(config, runner.observation_space, runner.action_space)
+    rollout = ppo.collect(runner)
+    weights = ppo.actor_critic.both.get_weights()
+    slots = [variable.numpy() for variable in ppo.optimizer.variables]
+    stream = ppo._generator.state.numpy()
+
+    def learn(values: tf.Tensor) -> tuple[dict[str, float], list[np.ndarray]]:
+        ppo.actor_critic.both.set_weights(weights)
+        for variable, value in zip(ppo.optimizer.variables, slots, strict=True):
+            variable.assign(value)
+        ppo._generator.state.assign(stream)
+        metrics = ppo.learn_from_rollout(rollout._replace(values=values), total_steps=16)
+        return metrics, ppo.actor_critic.both.get_weights()
+
+    recorded, recorded_weights = learn(rollout.values)
+    wrong, wrong_weights = learn(tf.fill(tf.shape(rollout.values), 1e6))
+
+    assert recorded == wrong
+    for a, b in zip(recorded_weights, wrong_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, recorded_weights, strict=True))
+
+
 def test_batch_size_must_tile_the_rollout():
     with pytest.raises(
         ValueError, match=r"batch_size 100 does not divide the rollout of n_steps \* num_envs = 256"

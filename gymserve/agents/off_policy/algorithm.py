@@ -34,6 +34,7 @@ import tensorflow as tf
 from pydantic import Field
 
 from gymserve.agents.algorithm import Algorithm
+from gymserve.agents.fused_adam import FusedAdam
 from gymserve.agents.off_policy.n_step import n_step_targets
 from gymserve.agents.off_policy.packed_arrays import PackedLayout
 from gymserve.agents.off_policy.prioritized_replay import PrioritizedReplayBuffer
@@ -96,7 +97,7 @@ class OffPolicyConfig(TrainingConfig):
 
 def build_adam(learning_rate: float, variables: list[tf.Variable]) -> keras.optimizers.Optimizer:
     """An Adam optimizer with its slots built, so checkpoints and compiled steps see them from the start."""
-    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer = FusedAdam(learning_rate)
     optimizer.build(variables)
     return optimizer
 

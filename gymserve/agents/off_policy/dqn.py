@@ -164,14 +164,18 @@ class DQN(OffPolicyAlgorithm):
         )
 
     def explore(self, observations: np.ndarray, total_steps: int) -> np.ndarray:
+        """Epsilon-greedy actions; the Q-network runs only when some env acts greedily, which early
+        in a run, with epsilon near 1, spares most acting steps their forward pass."""
         self._epsilon = self.epsilon(total_steps)
-        q_values = (
-            self.acting_outputs(observations)
-            if self._greedy_q_values is None
-            else self._greedy_q_values(observations)
-        )
-        actions = np.argmax(q_values, axis=1)
-        explore = self.rng.random(len(actions)) < self._epsilon
+        explore = self.rng.random(len(observations)) < self._epsilon
+        actions = np.zeros(len(observations), np.int64)
+        if not explore.all():
+            q_values = (
+                self.acting_outputs(observations)
+                if self._greedy_q_values is None
+                else self._greedy_q_values(observations)
+            )
+            actions = np.argmax(q_values, axis=1)
         if explore.any():
             actions[explore] = self.rng.integers(self.action_space.n, size=int(explore.sum()))
         return actions + int(self.action_space.start)

@@ -29,6 +29,7 @@ from gymserve.agents.on_policy.algorithm import (
     collect_rollout,
     network_weights,
     prefixed,
+    state_values,
     training_batch,
     unprefixed,
 )
@@ -158,8 +159,10 @@ class Worker:
     def _rollout_and_gradients(self) -> tuple[Rollout, list[tf.Tensor], dict[str, tf.Tensor]]:
         config = self.algorithm.config
         rollout = collect_rollout(
-            self.env, self.networks.actor, self.algorithm.distribution, self.generator, config.n_steps
+            self.env, self.networks.both, self.algorithm.distribution, self.generator, config.n_steps
         )
+        if self.algorithm.acting_values_are_stale(self.env):
+            rollout = rollout._replace(values=state_values(self.networks.critic, rollout.observations))
         batch = training_batch(rollout, self.networks.critic, config.gamma, config.gae_lambda)
         no_decay = tf.constant(1.0)
 

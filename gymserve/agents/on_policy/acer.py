@@ -227,7 +227,16 @@ class ACER(OnPolicyAlgorithm):
         return self.learn(self.replay.sample(self._generator))
 
     def collect(self, env: GraphEnvs) -> Rollout:
-        return collect_rollout(env, self.actor, self.distribution, self._generator, self.config.n_steps)
+        return collect_rollout(
+            env, self._actor_and_values, self.distribution, self._generator, self.config.n_steps
+        )
+
+    def _actor_and_values(
+        self, observations: tf.Tensor, training: bool = False
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """The actor's logits, and zeros for the values: ACER values each step it learns from with
+        its current critic (it replays rollouts long after acting them), so acting computes none."""
+        return self.actor(observations, training=training), tf.zeros(tf.shape(observations)[:1])
 
     def learn(self, rollout: Rollout) -> dict[str, tf.Tensor]:
         """One gradient step on `rollout` (acted by the policy in its `policy_outputs`), then the
@@ -343,4 +352,5 @@ class ACER(OnPolicyAlgorithm):
             terminated=flags,
             truncated=flags,
             next_observations=observations,
+            values=np.zeros(time_and_envs, np.float32),
         )

@@ -2,8 +2,8 @@
 
 One on-policy iteration, all inside one `tf.function` call:
 
-    rollout = collect_rollout(env, actor, distribution, generator, n_steps)   # (n_steps, num_envs)
-    batch = training_batch(rollout, critic, gamma, gae_lambda)                # flat, with GAE
+    rollout = collect_rollout(env, networks.both, distribution, generator, n_steps)  # (n_steps, num_envs)
+    batch = training_batch(rollout, critic, gamma, gae_lambda)                       # flat, with GAE
     for epoch, minibatch in ...:                                              # PPO: many; A2C: one
         loss = policy_loss + vf_coef * value_loss - ent_coef * entropy       # one gradient step
 
@@ -26,6 +26,7 @@ import tensorflow as tf
 from pydantic import Field, model_validator
 
 from gymserve.agents.algorithm import Algorithm
+from gymserve.agents.fused_adam import FusedAdam
 from gymserve.agents.networks import ActorCritic, actor_critic, bfloat16_compute
 from gymserve.agents.on_policy.gae import generalized_advantages
 from gymserve.agents.on_policy.graph_envs import GraphEnvs, graph_envs
@@ -70,6 +71,13 @@ class OnPolicyConfig(TrainingConfig):
     image_encoder: ImageEncoder | None = Field(None, description=IMAGE_ENCODER_DESCRIPTION)
     mixed_precision: bool = Field(False, description=MIXED_PRECISION_DESCRIPTION)
     shared_torso: bool = Field(False, description="Actor and critic share their hidden layers.")
+    orthogonal_init: bool = Field(
+        False,
+        description=(
+            "Start the convolutions and hidden layers orthogonal with gain sqrt(2) (Stable-Baselines3, "
+            "CleanRL); false: Keras' Glorot uniform. The heads start orthogonal either way."
+        ),
+    )
     normalize_observations: bool = Field(
         False, description="Standardize observations with running statistics."
     )
@@ -114,16 +122,22 @@ class Rollout(NamedTuple):
     terminated: tf.Tensor
     truncated: tf.Tensor
     next_observations: tf.Tensor  # the true successors: final observations where an episode ended
+    values: tf.Tensor  # V(s_t), computed with the policy outputs the actor acted on
 
 
 def collect_rollout(
     env: GraphEnvs,
-    actor: keras.Model,
+    actor_and_values: Callable[..., tuple[tf.Tensor, tf.Tensor]],
     distribution: DistributionGraph,
     generator: tf.random.Generator,
     n_steps: int,
 ) -> Rollout:
-    """Act with samples of the actor's distribution for `n_steps` steps of every env (traceable)."""
+    """Act with samples of the actor's distribution for `n_steps` steps of every env (traceable).
+
+    `actor_and_values(observations, training=False)` gives the distribution parameters and the
+    state values (B,). With a shared torso one forward pass yields both, and GAE then needs the
+    critic only for the few successors that are not the next step's observation.
+    """
     fields = {
         "observations": tf.float32,
         "raw_actions": distribution.raw_dtype,
@@ -133,11 +147,12 @@ def collect_rollout(
         "terminated": tf.bool,
         "truncated": tf.bool,
         "next_observations": tf.float32,
+        "values": tf.float32,
     }
 
     def act(t: tf.Tensor, arrays: dict[str, tf.TensorArray]) -> tuple[tf.Tensor, dict[str, tf.TensorArray]]:
         observations = env.observations()
-        outputs = actor(observations, training=False)
+        outputs, acting_values = actor_and_values(observations, training=False)
         raw_actions = distribution.sample(outputs, generator)
         step = env.step(distribution.env_actions(raw_actions))
         values = {
@@ -149,6 +164,7 @@ def collect_rollout(
             "terminated": step.terminated,
             "truncated": step.truncated,
             "next_observations": step.final_observations,
+            "values": tf.reshape(acting_values, tf.shape(outputs)[:1]),  # fails loudly for (B, n)
         }
         return t + 1, {name: arrays[name].write(t, values[name]) for name in fields}
 
@@ -161,23 +177,33 @@ def training_batch(
     rollout: Rollout, critic: keras.Model, gamma: float, gae_lambda: float
 ) -> dict[str, tf.Tensor]:
     """The rollout flattened to (n_steps * num_envs, ...) rows, with GAE advantages and returns."""
-    time_and_envs = tf.shape(rollout.rewards)
-
-    def state_values(observations: tf.Tensor) -> tf.Tensor:
-        flat = tf.reshape(observations, tf.concat([[-1], tf.shape(observations)[2:]], axis=0))
-        return tf.reshape(critic(flat, training=False), time_and_envs)
-
-    columns = advantage_columns(
-        rollout,
-        state_values(rollout.observations),
-        state_values(rollout.next_observations),
-        gamma,
-        gae_lambda,
-    )
+    columns = advantage_columns(rollout, rollout.values, successor_values(critic, rollout), gamma, gae_lambda)
     return {
         name: tf.reshape(value, tf.concat([[-1], tf.shape(value)[2:]], axis=0))
         for name, value in columns.items()
     }
+
+
+def state_values(critic: keras.Model, observations: tf.Tensor) -> tf.Tensor:
+    """The critic's value of each of time-major `observations`, shaped (n_steps, num_envs)."""
+    flat = tf.reshape(observations, tf.concat([[-1], tf.shape(observations)[2:]], axis=0))
+    return tf.reshape(critic(flat, training=False), tf.shape(observations)[:2])
+
+
+def successor_values(critic: keras.Model, rollout: Rollout) -> tf.Tensor:
+    """V(s'_t) of every step of `rollout`.
+
+    Where an episode went on, s'_t is the next step's observation, whose value the rollout already
+    holds; only a step that ended its episode and the rollout's last step need the critic on their
+    `next_observations`: a few rows, not the whole rollout again.
+    """
+    values = rollout.values
+    ended = rollout.terminated | rollout.truncated
+    own = tf.concat([ended[:-1], tf.ones_like(ended[-1:])], axis=0)
+    rows = tf.where(own)
+    own_values = critic(tf.gather_nd(rollout.next_observations, rows), training=False)
+    later = tf.concat([values[1:], tf.zeros_like(values[:1])], axis=0)
+    return tf.tensor_scatter_nd_update(later, rows, tf.reshape(own_values, [-1]))
 
 
 def advantage_columns(
@@ -261,7 +287,7 @@ def make_optimizer(config: OnPolicyConfig, variables: list[tf.Variable]) -> kera
     if config.optimizer == "rmsprop":
         optimizer = keras.optimizers.RMSprop(config.learning_rate, rho=0.99, epsilon=1e-5)
     else:
-        optimizer = keras.optimizers.Adam(config.learning_rate, epsilon=1e-5)
+        optimizer = FusedAdam(config.learning_rate, epsilon=1e-5)
     optimizer.build(variables)
     return optimizer
 
@@ -389,11 +415,15 @@ class OnPolicyAlgorithm(Algorithm):
         return rollout
 
     def learn_from_rollout(self, rollout: Rollout, total_steps: int) -> dict[str, float]:
-        """Update on a rollout of `n_steps` x `num_envs` gathered by `collect` (possibly in parts)."""
+        """Update on a rollout of `n_steps` x `num_envs` gathered by `collect` (possibly in parts).
+
+        Remote actors receive only the policy's weights, so the values their critics recorded are
+        stale: the learner's critic values the observations again.
+        """
         if self._generator is None:
             self.make_streams(self._make_generator)
         if self._learn is None:
-            self._learn = tf.function(self._update_on_rollout, autograph=False)
+            self._learn = tf.function(self._update_on_remote_rollout, autograph=False)
         fraction = self.apply_decay(total_steps)
         tensors = Rollout(*(tf.convert_to_tensor(part) for part in rollout))
         return self._metric_values(self._learn(tensors, tf.constant(fraction, tf.float32)))
@@ -411,6 +441,7 @@ class OnPolicyAlgorithm(Algorithm):
             normalize_observations=config.normalize_observations,
             action_values=self.action_value_critic,
             image_encoder=config.image_encoder,
+            orthogonal_torso=config.orthogonal_init,
         )
 
     def make_envs(self, runner: EnvRunner, parts: int) -> list[GraphEnvs]:
@@ -442,7 +473,7 @@ class OnPolicyAlgorithm(Algorithm):
 
     def _collect_rollout(self) -> Rollout:
         return collect_rollout(
-            self._envs[0], self.actor_critic.actor, self.distribution, self._generator, self.config.n_steps
+            self._envs[0], self.actor_critic.both, self.distribution, self._generator, self.config.n_steps
         )
 
     def _update_on_rollout(self, rollout: Rollout, decay_fraction: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -450,9 +481,23 @@ class OnPolicyAlgorithm(Algorithm):
         batch = training_batch(rollout, self.actor_critic.critic, config.gamma, config.gae_lambda)
         return self.update(batch, decay_fraction)
 
+    def _update_on_remote_rollout(self, rollout: Rollout, decay_fraction: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._update_on_rollout(self.revalued(rollout), decay_fraction)
+
     def _compiled_iteration(self, decay_fraction: tf.Tensor) -> tuple[Rollout, dict[str, tf.Tensor]]:
         rollout = self._collect_rollout()
+        if self.acting_values_are_stale(self._envs[0]):
+            rollout = self.revalued(rollout)
         return rollout, self._update_on_rollout(rollout, decay_fraction)
+
+    def acting_values_are_stale(self, env: GraphEnvs) -> bool:
+        """Whether the values a rollout recorded while acting differ from the critic's at learning
+        time: with normalized observations from Python envs the statistics move at every step."""
+        return self.config.normalize_observations and not env.in_graph
+
+    def revalued(self, rollout: Rollout) -> Rollout:
+        """`rollout` with its values computed again by this algorithm's critic (traced)."""
+        return rollout._replace(values=state_values(self.actor_critic.critic, rollout.observations))
 
     def update(self, batch: dict[str, tf.Tensor], decay_fraction: tf.Tensor) -> dict[str, tf.Tensor]:
         """Learn from one rollout's `training_batch` (traced); the mean of each metric.

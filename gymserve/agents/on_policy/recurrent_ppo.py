@@ -183,6 +183,7 @@ class RecurrentPPO(PPO):
             state_dependent_std=config.state_dependent_std,
             initial_log_std=config.initial_log_std,
             normalize_observations=config.normalize_observations,
+            orthogonal_torso=config.orthogonal_init,
         )
 
     def networks(self) -> dict[str, keras.Model]:

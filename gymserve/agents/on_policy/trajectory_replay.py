@@ -2,7 +2,8 @@
 
 ACER replays trajectories, not transitions: its Retrace targets run backwards along consecutive
 steps. Each slot holds one on_policy.Rollout of `n_steps` steps of every env, time-major, with the
-acting policy's outputs; the oldest slot is overwritten once all are full.
+acting policy's outputs; the oldest slot is overwritten once all are full. The rollout's `values`
+are not kept (ACER values replayed steps with its current critic); samples carry zeros there.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from gymserve.agents.on_policy.algorithm import Rollout
 
 _POSITION = "replay_position"
 _SIZE = "replay_size"
+_NOT_KEPT = "values"
 
 
 class TrajectoryReplay:
@@ -28,21 +30,23 @@ class TrajectoryReplay:
                 tf.zeros((capacity, *value.shape), tf.as_dtype(value.dtype)), trainable=False, name=name
             )
             for name, value in example._asdict().items()
+            if name != _NOT_KEPT
         }
         self.position = tf.Variable(0, dtype=tf.int64, trainable=False, name=_POSITION)
         self.size = tf.Variable(0, dtype=tf.int64, trainable=False, name=_SIZE)
 
     def add(self, rollout: Rollout) -> None:
         """Store `rollout` in the next slot (traceable)."""
-        for name, value in rollout._asdict().items():
-            self.slots[name].scatter_nd_update([[self.position]], value[tf.newaxis])
+        for name, slot in self.slots.items():
+            slot.scatter_nd_update([[self.position]], getattr(rollout, name)[tf.newaxis])
         self.position.assign((self.position + 1) % self.capacity)
         self.size.assign(tf.minimum(self.size + 1, self.capacity))
 
     def sample(self, generator: tf.random.Generator) -> Rollout:
         """One stored rollout, uniformly at random (traceable; the replay must not be empty)."""
         index = generator.uniform((), maxval=self.size, dtype=tf.int64)
-        return Rollout(**{name: slot[index] for name, slot in self.slots.items()})
+        kept = {name: slot[index] for name, slot in self.slots.items()}
+        return Rollout(**kept, values=tf.zeros_like(kept["rewards"]))
 
     def state(self) -> dict[str, np.ndarray]:
         """Every slot, the write position and the fill, as arrays to checkpoint."""
