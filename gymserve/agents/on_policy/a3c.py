@@ -29,7 +29,6 @@ from gymserve.agents.on_policy.algorithm import (
     collect_rollout,
     network_weights,
     prefixed,
-    state_values,
     training_batch,
     unprefixed,
 )
@@ -161,8 +160,6 @@ class Worker:
         rollout = collect_rollout(
             self.env, self.networks.both, self.algorithm.distribution, self.generator, config.n_steps
         )
-        if self.algorithm.acting_values_are_stale(self.env):
-            rollout = rollout._replace(values=state_values(self.networks.critic, rollout.observations))
         batch = training_batch(rollout, self.networks.critic, config.gamma, config.gae_lambda)
         no_decay = tf.constant(1.0)
 

@@ -75,7 +75,8 @@ class OnPolicyConfig(TrainingConfig):
         False,
         description=(
             "Start the convolutions and hidden layers orthogonal with gain sqrt(2) (Stable-Baselines3, "
-            "CleanRL); false: Keras' Glorot uniform. The heads start orthogonal either way."
+            "CleanRL); false: Keras' Glorot uniform. The policy and state-value heads start orthogonal "
+            "either way."
         ),
     )
     normalize_observations: bool = Field(
@@ -492,7 +493,8 @@ class OnPolicyAlgorithm(Algorithm):
 
     def acting_values_are_stale(self, env: GraphEnvs) -> bool:
         """Whether the values a rollout recorded while acting differ from the critic's at learning
-        time: with normalized observations from Python envs the statistics move at every step."""
+        time: with normalized observations from Python envs the statistics move at every step.
+        (A3C's workers act with local copies whose statistics change only between rollouts.)"""
         return self.config.normalize_observations and not env.in_graph
 
     def revalued(self, rollout: Rollout) -> Rollout:
