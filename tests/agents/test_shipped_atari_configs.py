@@ -1,5 +1,6 @@
-"""The shipped Atari configs (SB3 zoo hyperparameters; DQN on Pong its own 1M-step ones) build their
-networks on the real games, and a short run trains on clipped, per-life episodes but evaluates full games."""
+"""The shipped Atari configs (SB3 zoo hyperparameters, orthogonal starts included; DQN on Pong
+its own 1M-step ones) build their networks on the real games, and a short run trains on clipped,
+per-life episodes but evaluates full games."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import importlib.util
 import os
 
 import gymnasium as gym
+import keras
+import numpy as np
 import pytest
 
 import gymserve  # noqa: F401  (registers the environments)
@@ -41,6 +44,10 @@ def test_a_shipped_atari_config_builds_its_network_on_the_game(algorithm, game):
     agent = algorithm_class(algorithm, config)(config, env.observation_space, env.action_space)
     network = agent.policy_network()
     assert network.inputs[0].dtype == "uint8" and tuple(network.inputs[0].shape) == (None, 4, 84, 84)
+    if algorithm != "dqn":  # SB3's actor-critic policies start orthogonal, gain sqrt(2)
+        first_conv = next(layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D))
+        kernel = first_conv.kernel.numpy().reshape(-1, first_conv.kernel.shape[-1])
+        np.testing.assert_allclose(kernel.T @ kernel, 2 * np.eye(kernel.shape[1]), atol=1e-4)
 
 
 @pytest.mark.slow  # about 4 s: one full game of Pong in the evaluation
