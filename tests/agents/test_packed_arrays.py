@@ -1,10 +1,12 @@
-"""PackedLayout: named arrays of several dtypes survive packing into one tensor per dtype."""
+"""PackedLayout: named arrays of several dtypes survive packing into one tensor per dtype, and
+the packed tensors share their buffers with numpy where TensorFlow can read them in place."""
 
+import ml_dtypes
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from gymserve.agents.off_policy.packed_arrays import PackedLayout
+from gymserve.agents.off_policy.packed_arrays import ALIGNMENT, PackedLayout, aligned_empty, shared_tensor
 
 
 def test_arrays_of_two_dtypes_come_back_exactly_from_a_traced_function():
@@ -17,11 +19,13 @@ def test_arrays_of_two_dtypes_come_back_exactly_from_a_traced_function():
     }
     layout = PackedLayout.of(arrays, leading_dims=2)
     packed = layout.pack(arrays)
-    assert [array.shape for array in packed] == [(2, 5, 13), (2, 5, 3)]  # 12 + 1 float32, 1 + 2 int64
-    assert [spec.shape for spec in layout.specs()] == [array.shape for array in packed]
+    # 12 + 1 float32, 1 + 2 int64
+    assert [tuple(tensor.shape) for tensor in packed] == [(2, 5, 13), (2, 5, 3)]
+    assert [spec.shape for spec in layout.specs()] == [tensor.shape for tensor in packed]
+    assert [tensor.dtype for tensor in packed] == [tf.float32, tf.int64]
 
     unpack = tf.function(layout.unpack, autograph=False).get_concrete_function(layout.specs())
-    unpacked = unpack([tf.constant(array) for array in packed])
+    unpacked = unpack(packed)
     assert list(unpacked) == list(arrays)
     for name, array in arrays.items():
         assert unpacked[name].dtype == tf.as_dtype(array.dtype)
@@ -33,3 +37,36 @@ def test_arrays_with_other_leading_dimensions_are_refused():
     expected = r"array 'b' has shape \(2, 4\); expected leading dimensions \(2, 5\)"
     with pytest.raises(ValueError, match=expected):
         PackedLayout.of(arrays, leading_dims=2)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.int64, np.bool_])
+def test_an_aligned_array_is_shared_not_copied(dtype):
+    array = aligned_empty((4, 7), dtype)
+    assert array.ctypes.data % ALIGNMENT == 0 and array.flags.c_contiguous
+    array[...] = np.arange(28).reshape(4, 7).astype(dtype)
+    tensor = shared_tensor(array)
+    array[0, 0] = 1  # the tensor sees the write: one buffer, no copy
+    np.testing.assert_array_equal(tensor.numpy(), array)
+    assert tensor.dtype == tf.as_dtype(np.dtype(dtype))
+
+
+def _misaligned(dtype: type, count: int) -> np.ndarray:
+    raw = aligned_empty((count + 1,), dtype)
+    return raw[1:]  # one element past an aligned start
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        _misaligned(np.float32, 1000),  # TensorFlow's kernels would abort the process on it
+        np.arange(20, dtype=np.float32).reshape(4, 5)[:, ::2],  # not contiguous
+        np.arange(8, dtype=np.float32).astype(ml_dtypes.bfloat16),  # not carried by DLPack
+    ],
+    ids=["misaligned", "strided", "bfloat16"],
+)
+def test_arrays_tensorflow_cannot_read_in_place_are_copied(array):
+    array[...] = np.arange(array.size).reshape(array.shape).astype(array.dtype)
+    expected = array.astype(np.float32)
+    tensor = shared_tensor(array)
+    array[...] = 0  # the copy keeps the values it was made with
+    np.testing.assert_array_equal(tf.cast(tensor, tf.float32).numpy(), expected)

@@ -391,7 +391,7 @@ class OffPolicyAlgorithm(Algorithm):
                 layout.specs(), tf.TensorSpec((None, *self.observation_space.shape), tf.float32)
             )
             self._minibatch_layout = layout
-        packed = [tf.constant(array) for array in self._minibatch_layout.pack(minibatches)]
+        packed = self._minibatch_layout.pack(minibatches)
         return self._compiled_update(packed, tf.constant(observations))
 
     def _learn_and_act(

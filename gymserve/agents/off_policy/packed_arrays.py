@@ -4,6 +4,9 @@ Every input of a compiled call costs a conversion to a tensor and a check agains
 signature, tens of microseconds each on these CPUs; an off-policy update takes seven to nine
 minibatch arrays. Concatenating those of one dtype along a flat last axis costs a few
 microseconds, and the split inside the traced function is free of Python.
+
+The packed arrays are handed to TensorFlow without a copy: `tf.constant` copies an array twice,
+0.6 ms of CPU for a minibatch of 32 Pong frame stacks, a tenth of a DQN step on Atari.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+
+ALIGNMENT = 64  # bytes: TensorFlow's CPU kernels require tensor data aligned to this
 
 
 @dataclass(frozen=True)
@@ -40,19 +45,22 @@ class PackedLayout:
         return cls(tuple(leading), tuple(dtypes), tuple(fields))
 
     def specs(self) -> list[tf.TensorSpec]:
-        """The signature of `pack`'s arrays."""
-        widths = [0] * len(self.dtypes)
-        for _, group, shape in self.fields:
-            widths[group] += int(np.prod(shape, dtype=np.int64))
-        pairs = zip(self.dtypes, widths, strict=True)
+        """The signature of `pack`'s tensors."""
+        pairs = zip(self.dtypes, self._widths(), strict=True)
         return [tf.TensorSpec((*self.leading, width), dtype) for dtype, width in pairs]
 
-    def pack(self, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """One array per dtype: the named arrays flattened past `leading` and concatenated."""
+    def pack(self, arrays: dict[str, np.ndarray]) -> list[tf.Tensor]:
+        """One tensor per dtype: the named arrays flattened past `leading` and concatenated into an
+        aligned buffer that the tensor then shares."""
         groups: list[list[np.ndarray]] = [[] for _ in self.dtypes]
         for name, group, _ in self.fields:
             groups[group].append(arrays[name].reshape(*self.leading, -1))
-        return [np.concatenate(parts, axis=-1) for parts in groups]
+        packed = []
+        for dtype, width, parts in zip(self.dtypes, self._widths(), groups, strict=True):
+            buffer = aligned_empty((*self.leading, width), dtype)
+            np.concatenate(parts, axis=-1, out=buffer)
+            packed.append(shared_tensor(buffer))
+        return packed
 
     def unpack(self, packed: list[tf.Tensor]) -> dict[str, tf.Tensor]:
         """The named tensors again, inside a traced function."""
@@ -64,3 +72,31 @@ class PackedLayout:
             offsets[group] += width
             arrays[name] = tf.reshape(packed[group][..., start : start + width], (*self.leading, *shape))
         return arrays
+
+    def _widths(self) -> list[int]:
+        """The packed last dimension of each dtype."""
+        widths = [0] * len(self.dtypes)
+        for _, group, shape in self.fields:
+            widths[group] += int(np.prod(shape, dtype=np.int64))
+        return widths
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialized C-ordered array whose data starts on an `ALIGNMENT` boundary."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(size + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start : start + size].view(dtype).reshape(shape)
+
+
+def shared_tensor(array: np.ndarray) -> tf.Tensor:
+    """A tensor over `array`'s memory (DLPack) where TensorFlow can read it in place: a contiguous,
+    writable, aligned array of a dtype DLPack carries; a copy otherwise. Unaligned data would stop
+    the process at TensorFlow's alignment check, not raise."""
+    if array.flags.c_contiguous and array.flags.writeable and array.ctypes.data % ALIGNMENT == 0:
+        try:
+            return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+        except BufferError:  # a dtype DLPack does not carry, such as bfloat16
+            pass
+    return tf.constant(array)
