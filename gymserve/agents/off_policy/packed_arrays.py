@@ -12,8 +12,10 @@ The packed arrays are handed to TensorFlow without a copy: `tf.constant` copies 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 ALIGNMENT = 64  # bytes: TensorFlow's CPU kernels require tensor data aligned to this
@@ -46,7 +48,7 @@ class PackedLayout:
 
     def specs(self) -> list[tf.TensorSpec]:
         """The signature of `pack`'s tensors."""
-        pairs = zip(self.dtypes, self._widths(), strict=True)
+        pairs = zip(self.dtypes, self._widths, strict=True)
         return [tf.TensorSpec((*self.leading, width), dtype) for dtype, width in pairs]
 
     def pack(self, arrays: dict[str, np.ndarray]) -> list[tf.Tensor]:
@@ -56,9 +58,9 @@ class PackedLayout:
         for name, group, _ in self.fields:
             groups[group].append(arrays[name].reshape(*self.leading, -1))
         packed = []
-        for dtype, width, parts in zip(self.dtypes, self._widths(), groups, strict=True):
+        for dtype, width, parts in zip(self.dtypes, self._widths, groups, strict=True):
             buffer = aligned_empty((*self.leading, width), dtype)
-            np.concatenate(parts, axis=-1, out=buffer)
+            np.concatenate(parts, axis=-1, out=buffer, casting="no")  # no silent narrowing
             packed.append(shared_tensor(buffer))
         return packed
 
@@ -73,16 +75,17 @@ class PackedLayout:
             arrays[name] = tf.reshape(packed[group][..., start : start + width], (*self.leading, *shape))
         return arrays
 
+    @cached_property
     def _widths(self) -> list[int]:
-        """The packed last dimension of each dtype."""
+        """The packed last dimension of each dtype, worked out once: `pack` runs at every update."""
         widths = [0] * len(self.dtypes)
         for _, group, shape in self.fields:
             widths[group] += int(np.prod(shape, dtype=np.int64))
         return widths
 
 
-def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """An uninitialized C-ordered array whose data starts on an `ALIGNMENT` boundary."""
+def aligned_empty(shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
+    """An uninitialized C-ordered array whose data, if it has any, starts on an `ALIGNMENT` boundary."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(size + ALIGNMENT, np.uint8)
@@ -93,7 +96,8 @@ def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 def shared_tensor(array: np.ndarray) -> tf.Tensor:
     """A tensor over `array`'s memory (DLPack) where TensorFlow can read it in place: a contiguous,
     writable, aligned array of a dtype DLPack carries; a copy otherwise. Unaligned data would stop
-    the process at TensorFlow's alignment check, not raise."""
+    the process at TensorFlow's alignment check, not raise. Tensors are immutable to TensorFlow:
+    the caller must not write to `array` while the tensor lives."""
     if array.flags.c_contiguous and array.flags.writeable and array.ctypes.data % ALIGNMENT == 0:
         try:
             return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
