@@ -459,7 +459,9 @@ def _policy_head(
     state_dependent_std: bool,
     initial_log_std: float,
 ) -> keras.KerasTensor:
-    small = keras.initializers.Orthogonal(0.01)
+    # A config, not an instance: each layer builds its own initializer and so draws its own seed
+    # (one Keras initializer instance gives every layer it initializes the same values).
+    small = {"class_name": "Orthogonal", "config": {"gain": 0.01}}
     if isinstance(action_space, gym.spaces.Discrete):
         return keras.layers.Dense(int(action_space.n), kernel_initializer=small, name="logits")(features)
     if not isinstance(action_space, gym.spaces.Box):

@@ -52,6 +52,15 @@ def test_state_dependent_log_std_varies_with_the_observation():
     assert not np.allclose(log_std, log_std[0])
 
 
+def test_mean_and_state_dependent_log_std_heads_start_from_different_weights():
+    networks = actor_critic(OBSERVATIONS, BOX, hidden_sizes=(16,), state_dependent_std=True)
+    kernels = {
+        w.path.split("/")[0]: np.asarray(w) for w in networks.actor.weights if w.path.endswith("kernel")
+    }
+    assert kernels["mean"].shape == kernels["log_std"].shape
+    assert not np.allclose(kernels["mean"], kernels["log_std"])
+
+
 def test_shared_torso_gives_actor_and_critic_the_same_hidden_layers():
     networks = actor_critic(OBSERVATIONS, DISCRETE, hidden_sizes=(8,), shared_torso=True)
     actor_hidden = {id(w) for w in networks.actor.trainable_weights}
