@@ -26,7 +26,8 @@ suite http:
     64 clients), calls/s >= 5x Ray's at 16 clients
 
 Printed per cell: calls/s, p50, p99, and the CPU time per call of the server process (from /proc,
-"-" for Ray, whose proxy and replica are processes of their own); then the goals' ratios.
+"-" for Ray, whose proxy and replica are processes of their own); then the goals' ratios, over
+all rounds pooled and as the median and range of the ratios within each round.
 `--quick` is one round of 1 s, to see that everything runs.
 """
 
@@ -318,9 +319,11 @@ def main() -> None:
             calls = {kind: targets(kind, addresses, policy_path) for kind in kinds}
             totals = {(c, kind): [0, []] for c in args.clients for kind in kinds}
             server_cpu = dict.fromkeys(totals, 0.0)
+            rounds = []  # each round's own [calls, latencies] per cell, for the paired ratios
             for kind in kinds:  # warm up every path once
                 measure(pipes, calls[kind], 1, 0.2, ())
             for _ in range(args.rounds):
+                rounds.append({})
                 for clients_count in args.clients:
                     for kind in kinds:
                         server = SERVER_OF[kind]
@@ -328,6 +331,7 @@ def main() -> None:
                         count, latencies, cpu = measure(
                             pipes, calls[kind], clients_count, args.seconds, watched
                         )
+                        rounds[-1][(clients_count, kind)] = [count, latencies]
                         totals[(clients_count, kind)][0] += count
                         totals[(clients_count, kind)][1] += latencies
                         server_cpu[(clients_count, kind)] += cpu
@@ -350,12 +354,28 @@ def main() -> None:
         if SERVER_OF[kind] != "ray":
             cpu = f"{server_cpu[(clients_count, kind)] / totals[(clients_count, kind)][0] * 1e6:.0f}"
         print(f"{kind:<10} {clients_count:>7} {per_second:>9,.0f} {median:>8.3f} {p99:>8.3f} {cpu:>12}")
-    for what, kind, peer, clients_count, goal in GOALS[args.suite]:
-        if {kind, peer} <= set(kinds) and clients_count in args.clients:
-            figures = p50 if what == "p50" else rate
-            ratio = figures[(clients_count, kind)] / figures[(clients_count, peer)]
-            goal_note = f"(goal {goal})" if goal else ""
-            print(f"{kind} {what} / {peer} {what}, {clients_count:>2} clients: {ratio:6.2f}   {goal_note}")
+    print_goals(GOALS[args.suite], kinds, args.clients, (rate, p50), rounds, args.seconds)
+
+
+def print_goals(goals, kinds, client_counts, pooled, rounds: list[dict], seconds: float) -> None:
+    """Each goal's ratio over all rounds pooled, and the median and range of its ratio within each
+    round: the targets of a round ran minutes apart at most, so a load that comes and goes moves
+    both sides of a round's ratio alike, while it can favour one side of the pooled one."""
+    per_round = [cell_figures(cells, seconds) for cells in rounds]
+    print(f"{'ratio':<32} {'pooled':>7} {'median of rounds':>17} {'range':>12}   goal")
+    for what, kind, peer, clients_count, goal in goals:
+        if not ({kind, peer} <= set(kinds) and clients_count in client_counts):
+            continue
+        column = 1 if what == "p50" else 0  # of (calls/s, p50, p99)
+        ratios = [
+            figures[(clients_count, kind)][column] / figures[(clients_count, peer)][column]
+            for figures in per_round
+        ]
+        figures = pooled[column]
+        ratio = figures[(clients_count, kind)] / figures[(clients_count, peer)]
+        label = f"{kind} {what} / {peer}, {clients_count} clients"
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        print(f"{label:<32} {ratio:>7.2f} {float(np.median(ratios)):>17.2f} {spread:>12}   {goal}")
 
 
 if __name__ == "__main__":
