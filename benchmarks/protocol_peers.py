@@ -359,23 +359,28 @@ def main() -> None:
 
 def print_goals(goals, kinds, client_counts, pooled, rounds: list[dict], seconds: float) -> None:
     """Each goal's ratio over all rounds pooled, and the median and range of its ratio within each
-    round: the targets of a round ran minutes apart at most, so a load that comes and goes moves
-    both sides of a round's ratio alike, while it can favour one side of the pooled one."""
-    per_round = [cell_figures(cells, seconds) for cells in rounds]
-    print(f"{'ratio':<32} {'pooled':>7} {'median of rounds':>17} {'range':>12}   goal")
+    round: the two sides of a round's ratio ran back to back, seconds apart, so a load that comes
+    and goes moves both alike, while it can favour one side of the pooled ratio. A round in which
+    either side answered no call is left out of the median."""
+    rows = []
     for what, kind, peer, clients_count, goal in goals:
         if not ({kind, peer} <= set(kinds) and clients_count in client_counts):
             continue
-        column = 1 if what == "p50" else 0  # of (calls/s, p50, p99)
-        ratios = [
-            figures[(clients_count, kind)][column] / figures[(clients_count, peer)][column]
-            for figures in per_round
-        ]
-        figures = pooled[column]
-        ratio = figures[(clients_count, kind)] / figures[(clients_count, peer)]
-        label = f"{kind} {what} / {peer}, {clients_count} clients"
-        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-        print(f"{label:<32} {ratio:>7.2f} {float(np.median(ratios)):>17.2f} {spread:>12}   {goal}")
+        column = 1 if what == "p50" else 0  # of cell_figures' (calls/s, p50, p99)
+        cells = [(clients_count, kind), (clients_count, peer)]
+        answered = [{cell: cells_of_round[cell] for cell in cells} for cells_of_round in rounds]
+        per_round = [cell_figures(pair, seconds) for pair in answered if all(c for c, _ in pair.values())]
+        ratios = [figures[cells[0]][column] / figures[cells[1]][column] for figures in per_round]
+        ratio = pooled[column][cells[0]] / pooled[column][cells[1]]
+        label = f"{kind} {what} / {peer}, {clients_count} client{'s' if clients_count > 1 else ''}"
+        median, spread = "-", "-"
+        if ratios:
+            median, spread = f"{np.median(ratios):.2f}", f"{min(ratios):.2f}-{max(ratios):.2f}"
+        rows.append((label, f"{ratio:.2f}", median, spread, goal))
+    width = max((len(row[0]) for row in rows), default=0)
+    print(f"{'ratio':<{width}} {'pooled':>7} {'median of rounds':>17} {'range':>12}   goal")
+    for label, ratio, median, spread, goal in rows:
+        print(f"{label:<{width}} {ratio:>7} {median:>17} {spread:>12}   {goal}")
 
 
 if __name__ == "__main__":
