@@ -10,8 +10,8 @@ Description:
         each action repeated for 4 frames, the     gymnasium AtariPreprocessing
           observation the max of the last two
         84x84 grayscale uint8                      gymnasium AtariPreprocessing
-        FIRE (then UP) after reset, where the      FireReset
-          game waits for it
+        FIRE (then UP) after reset and after a     FireReset
+          lost life, where the game waits for it
         a lost life ends the episode (training)    EpisodicLife
         rewards clipped to [-1, 1] (training)      ClipReward
         the last 4 frames stacked                  gymnasium FrameStackObservation
@@ -42,7 +42,8 @@ Pickling:
     the no-op generator, and the copy plays on exactly as the original: a training checkpoint
     carries the envs, so a resumed run continues the same games.
 
-The vector entry point is ale-py's `AtariVectorEnv` (C++ threads, the same preprocessing).
+The vector entry point is ale-py's `AtariVectorEnv` (C++ threads, the same preprocessing except
+that it presses FIRE only when a game starts, not after a lost life).
 """
 
 from __future__ import annotations
@@ -106,15 +107,39 @@ class EpisodicLife(gym.Wrapper):
 
 
 class FireReset(gym.Wrapper):
-    """Presses FIRE, then UP, after each reset: games such as Breakout wait for FIRE to start."""
+    """Presses FIRE, then UP, after each reset and after each lost life that does not end the
+    episode: games such as Breakout wait for FIRE to start and to serve again.
+
+    A training env ends its episode at a lost life (`EpisodicLife`), so every life of training
+    starts at a reset, served by this wrapper: the agent never learns to press FIRE itself. In a
+    full game the same serve follows a lost life, or a greedy agent would wait for the time limit.
+    """
+
+    _lives = 0  # lives after the last step; a class default also for envs pickled before it existed
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self.env.reset(seed=seed, options=options)
-        for action in (1, 2):  # FIRE, then the next action (UP in the games that need FIRE)
+        for action in _SERVE:
             observation, _, terminated, truncated, info = self.env.step(action)
             if terminated or truncated:
                 observation, info = self.env.reset(options=options)
+        self._lives = self.env.unwrapped.ale.lives()
         return observation, info
+
+    def step(self, action: Any):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        lives = self.env.unwrapped.ale.lives()
+        if lives < self._lives:
+            for serve in _SERVE:
+                if terminated or truncated:
+                    break
+                observation, more, terminated, truncated, info = self.env.step(serve)
+                reward += more
+        self._lives = lives
+        return observation, reward, terminated, truncated, info
+
+
+_SERVE = (1, 2)  # FIRE, then the next action (UP in the games that need FIRE)
 
 
 class ClipReward(gym.RewardWrapper):
@@ -191,8 +216,8 @@ def make_atari_vector_env(
     max_episode_steps: int = MAX_FRAMES_PER_EPISODE // FRAME_SKIP,
     **options: Any,
 ) -> gym.vector.VectorEnv:
-    """ale-py's `AtariVectorEnv` with the same preprocessing as `make_atari_env`; `options` go to it
-    (e.g. `num_threads`)."""
+    """ale-py's `AtariVectorEnv` with the same preprocessing as `make_atari_env` (but FIRE only when
+    a game starts); `options` go to it (e.g. `num_threads`)."""
     check_flag("training", training)
     vector_env = require("ale_py.vector_env", "the Atari vector environments")
     return vector_env.AtariVectorEnv(

@@ -137,6 +137,25 @@ def test_fire_reset_presses_fire_then_up_after_each_reset():
     assert frames.actions == [1, 2]
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_fire_follows_a_lost_life_in_full_games_and_the_reset_in_training(monkeypatch, training):
+    lives = [3, 3, 3, 3, 2, 2, 2, 2, 2, 2]  # after the reset's FIRE and UP: the second step loses a life
+    frames = ScriptedFrames([_constant(0)] * 10, lives=lives)
+    env = _scripted_atari(monkeypatch, frames, training)
+    env.reset()
+    assert frames.actions == [1, 2]
+    assert env.step(3)[2] is False
+    lost = env.step(3)
+    assert lost[2] is training  # a training episode ends at the lost life
+    if training:
+        env.reset()  # the game goes on: a no-op, then the serve
+        assert frames.actions == [1, 2, 3, 3, 0, 1, 2] and frames.resets == 1
+    else:
+        assert frames.actions == [1, 2, 3, 3, 1, 2]  # served within the step that lost the life
+    env.step(3)  # no life lost: no FIRE
+    assert frames.actions[-1] == 3
+
+
 def test_a_lost_life_ends_a_training_episode_and_reset_continues_the_game():
     lives = [3, 3, 2, 2, 2, 0]
     frames = ScriptedFrames([_constant(0)] * 6, lives=lives)
@@ -242,3 +261,15 @@ def test_a_pickled_breakout_plays_on_exactly_as_the_original(training):
             episode_ends += 1
             np.testing.assert_array_equal(original.reset()[0], copy.reset()[0])
     assert episode_ends >= 1  # the copy also restarted games (or lives) as the original did
+
+
+def test_a_breakout_player_that_never_fires_loses_its_lives_long_before_the_time_limit():
+    _require("ale_py")
+    _require("cv2")
+    env = gym.make(atari_env_id("Breakout"))
+    env.reset(seed=0)
+    steps, terminated, truncated = 0, False, False
+    while not (terminated or truncated) and steps < 5000:  # the time limit is 27,000 steps
+        _, _, terminated, truncated, _ = env.step(0)  # NOOP only: every serve comes from the env
+        steps += 1
+    assert terminated and not truncated
