@@ -10,8 +10,9 @@ Description:
         each action repeated for 4 frames, the     gymnasium AtariPreprocessing
           observation the max of the last two
         84x84 grayscale uint8                      gymnasium AtariPreprocessing
-        FIRE (then UP) after reset and after a     FireReset
-          lost life, where the game waits for it
+        FIRE, then action 2, after reset and       FireReset
+          after a lost life, where the game waits
+          for FIRE
         a lost life ends the episode (training)    EpisodicLife
         rewards clipped to [-1, 1] (training)      ClipReward
         the last 4 frames stacked                  gymnasium FrameStackObservation
@@ -42,8 +43,10 @@ Pickling:
     the no-op generator, and the copy plays on exactly as the original: a training checkpoint
     carries the envs, so a resumed run continues the same games.
 
-The vector entry point is ale-py's `AtariVectorEnv` (C++ threads, the same preprocessing except
-that it presses FIRE only when a game starts, not after a lost life).
+The vector entry point is ale-py's `AtariVectorEnv` (C++ threads). Its preprocessing differs in
+two ways: it presses FIRE for one frame before the no-ops of a new game (sticky actions often
+cancel it) and never after a lost life, so its agents learn to serve; and with `training=True`
+a lost life restarts the whole game instead of continuing it.
 """
 
 from __future__ import annotations
@@ -107,12 +110,13 @@ class EpisodicLife(gym.Wrapper):
 
 
 class FireReset(gym.Wrapper):
-    """Presses FIRE, then UP, after each reset and after each lost life that does not end the
-    episode: games such as Breakout wait for FIRE to start and to serve again.
+    """Presses FIRE, then action 2, after each reset and after each lost life that does not end
+    the episode: games such as Breakout wait for FIRE to start and to serve again.
 
     A training env ends its episode at a lost life (`EpisodicLife`), so every life of training
-    starts at a reset, served by this wrapper: the agent never learns to press FIRE itself. In a
-    full game the same serve follows a lost life, or a greedy agent would wait for the time limit.
+    starts at a reset (one no-op step, then this serve): the agent never learns to press FIRE
+    itself. A full game serves within the step that lost the life, or a greedy agent would wait
+    for the time limit.
     """
 
     _lives = 0  # lives after the last step; a class default also for envs pickled before it existed
@@ -139,7 +143,7 @@ class FireReset(gym.Wrapper):
         return observation, reward, terminated, truncated, info
 
 
-_SERVE = (1, 2)  # FIRE, then the next action (UP in the games that need FIRE)
+_SERVE = (1, 2)  # FIRE, then action 2 (UP or RIGHT in the games that need FIRE)
 
 
 class ClipReward(gym.RewardWrapper):
@@ -216,8 +220,8 @@ def make_atari_vector_env(
     max_episode_steps: int = MAX_FRAMES_PER_EPISODE // FRAME_SKIP,
     **options: Any,
 ) -> gym.vector.VectorEnv:
-    """ale-py's `AtariVectorEnv` with the same preprocessing as `make_atari_env` (but FIRE only when
-    a game starts); `options` go to it (e.g. `num_threads`)."""
+    """ale-py's `AtariVectorEnv` with the preprocessing of `make_atari_env`, but for the serve and
+    the lost lives of training (see the module docstring); `options` go to it (e.g. `num_threads`)."""
     check_flag("training", training)
     vector_env = require("ale_py.vector_env", "the Atari vector environments")
     return vector_env.AtariVectorEnv(

@@ -156,6 +156,20 @@ def test_fire_follows_a_lost_life_in_full_games_and_the_reset_in_training(monkey
     assert frames.actions[-1] == 3
 
 
+def test_the_serve_after_a_lost_life_adds_its_rewards_and_stops_when_the_game_ends(monkeypatch):
+    rewards = [0.0, 0.0, 0.0, 0.0, 1.0, 10.0, 100.0, 0.0]
+    lives = [3, 3, 3, 3, 2, 2, 2, 2]  # frame 4 (the step after the reset's serve) loses a life
+    frames = ScriptedFrames([_constant(0)] * 8, rewards=rewards, lives=lives)
+    env = _scripted_atari(monkeypatch, frames, training=False)
+    env.reset()
+    env.step(3)
+    assert env.step(3)[1] == 111.0  # the losing step's reward, then the serve's FIRE and action 2
+    game_over = ScriptedFrames([_constant(0)] * 6, lives=[3, 3, 3, 2, 0, 0])  # FIRE ends the game
+    env = _scripted_atari(monkeypatch, game_over, training=False)
+    env.reset()
+    assert env.step(3)[2] is True and game_over.actions == [1, 2, 3, 1]
+
+
 def test_a_lost_life_ends_a_training_episode_and_reset_continues_the_game():
     lives = [3, 3, 2, 2, 2, 0]
     frames = ScriptedFrames([_constant(0)] * 6, lives=lives)
