@@ -1,7 +1,7 @@
 """The Open Inference Protocol and TF Serving REST APIs against our Act, a bare HTTP floor and Ray Serve.
 
     python benchmarks/protocol_peers.py --suite oip|http [--seconds 2] [--rounds 3]
-        [--client-processes 2] [--quick]
+        [--client-processes 2] [--targets TARGET ...] [--clients N ...] [--quick]
 
 The same exported ONNX model as `serving_peers` (the Minitaur-sized MLP, one observation per
 call) is served in processes of its own on loopback, and every target of a suite is measured at
@@ -22,6 +22,13 @@ suite http:
     oip          `gymserve serve --http` answering POST /v2/models/mlp/infer
     tfs          the same port answering POST /v1/models/mlp:predict ({"instances": [...]})
     ray          Ray Serve's HTTP proxy with one replica doing the floor's work (`.[bench]` extra)
+    port, policy, calls, decode   (only when named in --targets)
+                 the same port answering the v2 infer body through a route of this script's own
+                 (registered as one more HTTP protocol): the floor's work (port), then with the
+                 policy's `action` in place of the bare model (policy), then through `PolicyCalls`
+                 (calls), then with the v2 route's decoding and checks of the request (decode);
+                 oip adds the rest. Each step's cost in place, on a served call, is the next
+                 target's p50 and CPU per call less its own
     goals: oip and tfs p50 <= 1.2x the floor's (1 client), calls/s >= 0.8x the floor's (16 and
     64 clients), calls/s >= 5x Ray's at 16 clients
 
@@ -50,14 +57,17 @@ from serving_latency import ECHOES, bare_session, export_mlp, payloads
 from serving_peers import POLICY_NAME, _free_port, stop_servers
 from serving_throughput import ACT_METHOD, cell_figures, process_cpu_seconds
 
+from gymserve.serving.apis.http_protocol import HttpProtocol
+
 CLIENT_COUNTS = (1, 16, 64)
 MODEL_INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 INFER_PATH = f"/v2/models/{POLICY_NAME}/infer"
 PREDICT_PATH = f"/v1/models/{POLICY_NAME}:predict"
 RAY_PATH = f"/{POLICY_NAME}"
-SUITES = {"oip": ("act", "modelinfer"), "http": ("floor", "oip", "tfs", "ray")}
+STAGES = ("port", "policy", "calls", "decode")  # each adds one part of the v2 infer route to the floor
+SUITES = {"oip": ("act", "modelinfer"), "http": ("floor", "oip", "tfs", "ray")}  # STAGES: with --targets
 SERVER_OF = {"act": "gymserve", "modelinfer": "gymserve", "oip": "gymserve", "tfs": "gymserve"}
-SERVER_OF |= {"floor": "floor", "ray": "ray"}
+SERVER_OF |= {"floor": "floor", "ray": "ray"} | dict.fromkeys(STAGES, "gymserve")
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,8 @@ def targets(kind: str, addresses: dict[str, list[str]], policy_path: Path) -> Ta
         return Target(server[0], MODEL_INFER_METHOD, model_infer_request(), False)
     if kind == "tfs":
         return Target(server[1], PREDICT_PATH, predict_json(), True)
+    if kind in STAGES:
+        return Target(server[1], f"/stages/{kind}{INFER_PATH}", oip_json(), True)
     return Target(server[-1], RAY_PATH if kind == "ray" else INFER_PATH, oip_json(), True)
 
 
@@ -110,9 +122,11 @@ def targets(kind: str, addresses: dict[str, list[str]], policy_path: Path) -> Ta
 
 
 def serve_gymserve(policy_path: Path) -> None:
+    from gymserve.serving import apis
     from gymserve.serving.server.config import ServerConfig
     from gymserve.serving.server.policy_server import PolicyServer
 
+    apis.HTTP_PROTOCOLS.append("protocol_peers:STAGE_PROTOCOL")  # after the real routes: they match first
     config = ServerConfig(
         address="127.0.0.1:0", http_address="127.0.0.1:0", policies={POLICY_NAME: policy_path}
     )
@@ -130,6 +144,47 @@ def infer_floor(session, body: bytes) -> bytes:
     actions = session.run(["action"], {"observations": observations})[0]
     output = {"name": "action", "shape": list(actions.shape), "datatype": "FP32", "data": actions.ravel()}
     return orjson.dumps({"model_name": POLICY_NAME, "outputs": [output]}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def stage_routes(context):
+    """The v2 infer routes of `STAGES`, on the served policy, each answering the floor's JSON."""
+    from gymserve.serving.apis.http_protocol import NAME, HttpRoute, NoDeadline
+    from gymserve.serving.apis.open_inference import core
+    from gymserve.serving.apis.open_inference.rest_protocol import OpenInferenceRest
+
+    session = bare_session(context.config.policies[POLICY_NAME])
+    rest = OpenInferenceRest(context.calls)
+
+    def route(stage: str) -> HttpRoute:
+        def answer(path, body):
+            served = None if stage == "port" else context.calls.resolve(path["name"], None, "")
+            if stage == "decode":
+                observations = rest._observations(body.document.get("inputs"), served.policy, body.data)
+            else:
+                tensor = body.document["inputs"][0]
+                observations = np.asarray(tensor["data"], np.float32).reshape(tensor["shape"])
+            if stage == "port":
+                actions = session.run(["action"], {"observations": observations})[0]
+            elif stage == "policy":
+                actions = served.policy.action(observations).action
+            else:
+                outputs = context.calls.run(
+                    served,
+                    len(observations),
+                    NoDeadline(),
+                    lambda policy: core.infer(policy, observations, {}, core.GREEDY, ["action"]),
+                )
+                actions = outputs["action"]
+            output = {"name": "action", "shape": list(actions.shape), "datatype": "FP32"}
+            return {"model_name": POLICY_NAME, "outputs": [output | {"data": actions.ravel().tolist()}]}
+
+        path = f"/stages/{stage}/v2/models/{NAME}/infer"
+        return HttpRoute("POST", path, f"stage_{stage}", answer, binary=True)
+
+    return tuple(map(route, STAGES))
+
+
+STAGE_PROTOCOL = HttpProtocol(name="protocol_peers_stages", routes=stage_routes)
 
 
 def serve_floor(policy_path: Path) -> None:
