@@ -22,13 +22,15 @@ suite http:
     oip          `gymserve serve --http` answering POST /v2/models/mlp/infer
     tfs          the same port answering POST /v1/models/mlp:predict ({"instances": [...]})
     ray          Ray Serve's HTTP proxy with one replica doing the floor's work (`.[bench]` extra)
-    port, policy, calls, decode   (only when named in --targets)
-                 the same port answering the v2 infer body through a route of this script's own
-                 (registered as one more HTTP protocol): the floor's work (port), then with the
-                 policy's `action` in place of the bare model (policy), then through `PolicyCalls`
-                 (calls), then with the v2 route's decoding and checks of the request (decode);
-                 oip adds the rest. Each step's cost in place, on a served call, is the next
-                 target's p50 and CPU per call less its own
+    port, policy, calls, decode   (measured only when named in --targets)
+                 the same port answering the v2 infer body through routes this script adds to
+                 the gymserve process as one more HTTP protocol, after the real ones: the version
+                 lookup and the floor's work, with the model called as gymserve's runner calls it
+                 (port); the policy's `action`, its checks around the model (policy); then
+                 through `PolicyCalls.run` and `core.infer` (calls); then with the v2 route's
+                 decoding and checks of the request (decode); oip adds the rest. What a part costs
+                 on served calls is the difference between a stage's p50 or CPU per call and the
+                 stage's before it
     goals: oip and tfs p50 <= 1.2x the floor's (1 client), calls/s >= 0.8x the floor's (16 and
     64 clients), calls/s >= 5x Ray's at 16 clients
 
@@ -49,15 +51,22 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from serving_latency import ECHOES, bare_session, export_mlp, payloads
 from serving_peers import POLICY_NAME, _free_port, stop_servers
 from serving_throughput import ACT_METHOD, cell_figures, process_cpu_seconds
 
-from gymserve.serving.apis.http_protocol import HttpProtocol
+from gymserve.serving.apis.http_protocol import HttpProtocol, HttpRoute, JsonWithBytes
+
+if TYPE_CHECKING:
+    from gymserve.policies import Policy
+    from gymserve.serving.apis.protocol import ProtocolContext
+    from gymserve.serving.server.served_policies import ServedVersion
 
 CLIENT_COUNTS = (1, 16, 64)
 MODEL_INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
@@ -146,42 +155,53 @@ def infer_floor(session, body: bytes) -> bytes:
     return orjson.dumps({"model_name": POLICY_NAME, "outputs": [output]}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def stage_routes(context):
-    """The v2 infer routes of `STAGES`, on the served policy, each answering the floor's JSON."""
-    from gymserve.serving.apis.http_protocol import NAME, HttpRoute, NoDeadline
+def stage_routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
+    """The v2 infer routes of `STAGES`: each resolves the served version, works out the actions
+    with one more part of the real route than the stage before it, and answers the floor's JSON."""
+    from gymserve.serving.apis.http_protocol import NAME, NoDeadline
     from gymserve.serving.apis.open_inference import core
     from gymserve.serving.apis.open_inference.rest_protocol import OpenInferenceRest
 
     session = bare_session(context.config.policies[POLICY_NAME])
+    run_model = getattr(session, "_sess", session).run  # the call gymserve's ONNX runner makes
     rest = OpenInferenceRest(context.calls)
 
-    def route(stage: str) -> HttpRoute:
-        def answer(path, body):
-            served = None if stage == "port" else context.calls.resolve(path["name"], None, "")
-            if stage == "decode":
-                observations = rest._observations(body.document.get("inputs"), served.policy, body.data)
-            else:
-                tensor = body.document["inputs"][0]
-                observations = np.asarray(tensor["data"], np.float32).reshape(tensor["shape"])
-            if stage == "port":
-                actions = session.run(["action"], {"observations": observations})[0]
-            elif stage == "policy":
-                actions = served.policy.action(observations).action
-            else:
-                outputs = context.calls.run(
-                    served,
-                    len(observations),
-                    NoDeadline(),
-                    lambda policy: core.infer(policy, observations, {}, core.GREEDY, ["action"]),
-                )
-                actions = outputs["action"]
-            output = {"name": "action", "shape": list(actions.shape), "datatype": "FP32"}
-            return {"model_name": POLICY_NAME, "outputs": [output | {"data": actions.ravel().tolist()}]}
+    def floor_observations(body: JsonWithBytes) -> np.ndarray:
+        tensor = body.document["inputs"][0]
+        return np.asarray(tensor["data"], np.float32).reshape(tensor["shape"])
 
-        path = f"/stages/{stage}/v2/models/{NAME}/infer"
-        return HttpRoute("POST", path, f"stage_{stage}", answer, binary=True)
+    def through_calls(served: ServedVersion, observations: np.ndarray) -> np.ndarray:
+        def infer(policy: Policy) -> dict[str, np.ndarray]:  # as the v2 route's call
+            return core.infer(policy, observations, {}, core.GREEDY, ["action"])
 
-    return tuple(map(route, STAGES))
+        return context.calls.run(served, len(observations), NoDeadline(), infer)["action"]
+
+    def port(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
+        return run_model(["action"], {"observations": floor_observations(body)}, None)[0]
+
+    def policy(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
+        return served.policy.action(floor_observations(body)).action
+
+    def calls(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
+        return through_calls(served, floor_observations(body))
+
+    def decode(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
+        # the route's own decoding and checks, a private method: what is timed is that method in place
+        observations = rest._observations(body.document.get("inputs"), served.policy, body.data)
+        return through_calls(served, observations)
+
+    def route(actions: Callable[[ServedVersion, JsonWithBytes], np.ndarray]) -> HttpRoute:
+        def answer(path: Mapping[str, str], body: JsonWithBytes) -> dict:
+            chosen = actions(context.calls.resolve(path["name"], None, ""), body)
+            output = {"name": "action", "shape": list(chosen.shape), "datatype": "FP32"}
+            return {"model_name": POLICY_NAME, "outputs": [output | {"data": chosen.ravel().tolist()}]}
+
+        stage = actions.__name__
+        return HttpRoute(
+            "POST", f"/stages/{stage}/v2/models/{NAME}/infer", f"stage_{stage}", answer, binary=True
+        )
+
+    return tuple(map(route, (port, policy, calls, decode)))
 
 
 STAGE_PROTOCOL = HttpProtocol(name="protocol_peers_stages", routes=stage_routes)
