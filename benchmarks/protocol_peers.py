@@ -148,11 +148,20 @@ def infer_floor(session, body: bytes) -> bytes:
     """The v2 infer answer for a v2 infer body: parse, run the model, write; nothing checked."""
     import orjson
 
-    tensor = orjson.loads(body)["inputs"][0]
-    observations = np.asarray(tensor["data"], np.float32).reshape(tensor["shape"])
-    actions = session.run(["action"], {"observations": observations})[0]
-    output = {"name": "action", "shape": list(actions.shape), "datatype": "FP32", "data": actions.ravel()}
-    return orjson.dumps({"model_name": POLICY_NAME, "outputs": [output]}, option=orjson.OPT_SERIALIZE_NUMPY)
+    actions = session.run(["action"], {"observations": floor_observations(orjson.loads(body))})[0]
+    return orjson.dumps(floor_answer(actions, actions.ravel()), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def floor_observations(document: dict) -> np.ndarray:
+    """The observations of a v2 infer body as the floor reads them: its one input, unchecked."""
+    tensor = document["inputs"][0]
+    return np.asarray(tensor["data"], np.float32).reshape(tensor["shape"])
+
+
+def floor_answer(actions: np.ndarray, data: object) -> dict:
+    """The floor's v2 answer: the action output, its values given as `data`."""
+    output = {"name": "action", "shape": list(actions.shape), "datatype": "FP32", "data": data}
+    return {"model_name": POLICY_NAME, "outputs": [output]}
 
 
 def stage_routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
@@ -166,10 +175,6 @@ def stage_routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
     run_model = getattr(session, "_sess", session).run  # the call gymserve's ONNX runner makes
     rest = OpenInferenceRest(context.calls)
 
-    def floor_observations(body: JsonWithBytes) -> np.ndarray:
-        tensor = body.document["inputs"][0]
-        return np.asarray(tensor["data"], np.float32).reshape(tensor["shape"])
-
     def through_calls(served: ServedVersion, observations: np.ndarray) -> np.ndarray:
         def infer(policy: Policy) -> dict[str, np.ndarray]:  # as the v2 route's call
             return core.infer(policy, observations, {}, core.GREEDY, ["action"])
@@ -177,13 +182,13 @@ def stage_routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
         return context.calls.run(served, len(observations), NoDeadline(), infer)["action"]
 
     def port(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
-        return run_model(["action"], {"observations": floor_observations(body)}, None)[0]
+        return run_model(["action"], {"observations": floor_observations(body.document)}, None)[0]
 
     def policy(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
-        return served.policy.action(floor_observations(body)).action
+        return served.policy.action(floor_observations(body.document)).action
 
     def calls(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
-        return through_calls(served, floor_observations(body))
+        return through_calls(served, floor_observations(body.document))
 
     def decode(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
         # the route's own decoding and checks, a private method: what is timed is that method in place
@@ -193,8 +198,7 @@ def stage_routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
     def route(actions: Callable[[ServedVersion, JsonWithBytes], np.ndarray]) -> HttpRoute:
         def answer(path: Mapping[str, str], body: JsonWithBytes) -> dict:
             chosen = actions(context.calls.resolve(path["name"], None, ""), body)
-            output = {"name": "action", "shape": list(chosen.shape), "datatype": "FP32"}
-            return {"model_name": POLICY_NAME, "outputs": [output | {"data": chosen.ravel().tolist()}]}
+            return floor_answer(chosen, chosen.ravel().tolist())
 
         stage = actions.__name__
         return HttpRoute(
