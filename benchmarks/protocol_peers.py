@@ -135,7 +135,7 @@ def serve_gymserve(policy_path: Path) -> None:
     from gymserve.serving.server.config import ServerConfig
     from gymserve.serving.server.policy_server import PolicyServer
 
-    apis.HTTP_PROTOCOLS.append("protocol_peers:STAGE_PROTOCOL")  # after the real routes: they match first
+    apis.HTTP_PROTOCOLS.append("protocol_peers:STAGE_PROTOCOL")  # last: the real routes keep their order
     config = ServerConfig(
         address="127.0.0.1:0", http_address="127.0.0.1:0", policies={POLICY_NAME: policy_path}
     )
@@ -184,7 +184,7 @@ def stage_routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
     def port(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
         return run_model(["action"], {"observations": floor_observations(body.document)}, None)[0]
 
-    def policy(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
+    def policy_action(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
         return served.policy.action(floor_observations(body.document)).action
 
     def calls(served: ServedVersion, body: JsonWithBytes) -> np.ndarray:
@@ -195,17 +195,18 @@ def stage_routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
         observations = rest._observations(body.document.get("inputs"), served.policy, body.data)
         return through_calls(served, observations)
 
-    def route(actions: Callable[[ServedVersion, JsonWithBytes], np.ndarray]) -> HttpRoute:
+    def route(stage: str, choose: Callable[[ServedVersion, JsonWithBytes], np.ndarray]) -> HttpRoute:
         def answer(path: Mapping[str, str], body: JsonWithBytes) -> dict:
-            chosen = actions(context.calls.resolve(path["name"], None, ""), body)
-            return floor_answer(chosen, chosen.ravel().tolist())
+            actions = choose(context.calls.resolve(path["name"], None, ""), body)
+            return floor_answer(actions, actions.ravel().tolist())
 
-        stage = actions.__name__
         return HttpRoute(
             "POST", f"/stages/{stage}/v2/models/{NAME}/infer", f"stage_{stage}", answer, binary=True
         )
 
-    return tuple(map(route, (port, policy, calls, decode)))
+    chosen_by = {"port": port, "policy": policy_action, "calls": calls, "decode": decode}
+    assert tuple(chosen_by) == STAGES, "a stage without its route, or a route without its stage"
+    return tuple(route(stage, choose) for stage, choose in chosen_by.items())
 
 
 STAGE_PROTOCOL = HttpProtocol(name="protocol_peers_stages", routes=stage_routes)
