@@ -205,8 +205,7 @@ def stage_routes(context: ProtocolContext) -> tuple[HttpRoute, ...]:
         )
 
     chosen_by = {"port": port, "policy": policy_action, "calls": calls, "decode": decode}
-    assert tuple(chosen_by) == STAGES, "a stage without its route, or a route without its stage"
-    return tuple(route(stage, choose) for stage, choose in chosen_by.items())
+    return tuple(route(stage, chosen_by[stage]) for stage in STAGES)
 
 
 STAGE_PROTOCOL = HttpProtocol(name="protocol_peers_stages", routes=stage_routes)
