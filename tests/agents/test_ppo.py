@@ -30,6 +30,34 @@ def test_clipped_surrogate_loss_by_hand():
     )
 
 
+def test_clip_fraction_counts_the_ratios_outside_the_clip_range_by_hand():
+    env = gym.make(CARTPOLE)
+    old_log_probs = tf.constant([-1.0, -2.0, -0.5, -1.5])
+    log_probs = old_log_probs + np.log([0.5, 1.0, 1.07, 1.15]).astype(np.float32)
+    constant = PPO(PPOConfig(clip_coef=0.1), env.observation_space, env.action_space)
+    decayed = PPO(PPOConfig(clip_coef=0.1, linear_decay_steps=100), env.observation_space, env.action_space)
+    fraction = tf.constant(0.5)
+    assert float(constant.policy_metrics(log_probs, old_log_probs, fraction)["clip_fraction"]) == 0.5
+    # the decayed clip is 0.05, so 1.07 is outside it too
+    assert float(decayed.policy_metrics(log_probs, old_log_probs, fraction)["clip_fraction"]) == 0.75
+
+
+def test_the_clip_fraction_is_zero_on_a_first_step_and_grows_with_large_steps():
+    env = gym.make(CARTPOLE)
+
+    def clip_fractions(iterations: int, **config) -> list[float]:
+        ppo = PPO(
+            PPOConfig(num_envs=2, n_steps=32, hidden_sizes=(16,), **config),
+            env.observation_space,
+            env.action_space,
+        )
+        runner = EnvRunner.make(CARTPOLE, 2, seed=0)
+        return [ppo.train_iteration(runner)["ppo/clip_fraction"] for _ in range(iterations)]
+
+    assert clip_fractions(3, batch_size=64, n_epochs=1) == [0.0] * 3, "a lone step acts as it learns"
+    assert clip_fractions(3, batch_size=8, n_epochs=10, learning_rate=0.01)[-1] > 0.1
+
+
 def test_a_rollout_acted_elsewhere_is_valued_again_by_the_learners_critic():
     """Remote actors receive only the policy's weights, so the values their critics recorded are
     stale; learning from such a rollout gives the same update whatever values it carries."""

@@ -259,11 +259,15 @@ class ActorCriticLoss:
         return batch, outputs, values
 
     def gradients(
-        self, batch: dict[str, tf.Tensor], policy_loss: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+        self,
+        batch: dict[str, tf.Tensor],
+        policy_loss: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor],
+        policy_metrics: Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]] | None = None,
     ) -> tuple[list[tf.Tensor], dict[str, tf.Tensor]]:
         """Gradients for `self.variables` (clipped to `max_grad_norm`) and the loss terms.
 
-        `policy_loss(log_probs, old_log_probs, advantages)` is the algorithm's policy term.
+        `policy_loss(log_probs, old_log_probs, advantages)` is the algorithm's policy term;
+        `policy_metrics(log_probs, old_log_probs)` adds the algorithm's own metrics.
         """
         config = self.config
         with tf.GradientTape() as tape, bfloat16_compute(self.networks.both, config.mixed_precision):
@@ -280,7 +284,10 @@ class ActorCriticLoss:
         if config.max_grad_norm is not None:
             gradients, _ = tf.clip_by_global_norm(gradients, config.max_grad_norm)
         approx_kl = tf.reduce_mean(batch["log_probs"] - log_probs)
-        return gradients, dict(zip(METRICS, (policy, value, entropy, approx_kl), strict=True))
+        metrics = dict(zip(METRICS, (policy, value, entropy, approx_kl), strict=True))
+        if policy_metrics is not None:
+            metrics.update(policy_metrics(log_probs, batch["log_probs"]))
+        return gradients, metrics
 
 
 def make_optimizer(config: OnPolicyConfig, variables: list[tf.Variable]) -> keras.optimizers.Optimizer:
@@ -305,6 +312,7 @@ class OnPolicyAlgorithm(Algorithm):
     remote_collection = "rollouts"
     action_value_critic: ClassVar[bool] = False  # the critic gives Q(s, .) (Discrete), not V(s)
     loss_class: ClassVar[type[ActorCriticLoss]] = ActorCriticLoss
+    policy_metric_names: ClassVar[tuple[str, ...]] = ()  # what `policy_metrics` adds to METRICS
 
     def __init__(
         self, config: OnPolicyConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space
@@ -382,6 +390,12 @@ class OnPolicyAlgorithm(Algorithm):
         self, log_probs: tf.Tensor, old_log_probs: tf.Tensor, advantages: tf.Tensor, decay_fraction: tf.Tensor
     ) -> tf.Tensor:
         """The policy term of the loss (traced); `decay_fraction` is `decay_fraction(step)` as a tensor."""
+
+    def policy_metrics(
+        self, log_probs: tf.Tensor, old_log_probs: tf.Tensor, decay_fraction: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        """The algorithm's own metrics of a minibatch, named in `policy_metric_names` (traced)."""
+        return {}
 
     def decay_fraction(self, total_steps: int) -> float:
         """1 at the start, falling linearly to 0 at `linear_decay_steps` (always 1 without it)."""
@@ -510,12 +524,15 @@ class OnPolicyAlgorithm(Algorithm):
         def policy_loss(log_probs: tf.Tensor, old_log_probs: tf.Tensor, advantages: tf.Tensor) -> tf.Tensor:
             return self.policy_loss(log_probs, old_log_probs, advantages, decay_fraction)
 
+        def policy_metrics(log_probs: tf.Tensor, old_log_probs: tf.Tensor) -> dict[str, tf.Tensor]:
+            return self.policy_metrics(log_probs, old_log_probs, decay_fraction)
+
         def gradient_step(minibatch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-            gradients, metrics = self.loss.gradients(minibatch, policy_loss)
+            gradients, metrics = self.loss.gradients(minibatch, policy_loss, policy_metrics)
             self.optimizer.apply_gradients(zip(gradients, self.loss.variables, strict=True))
             return metrics
 
-        return self.minibatch_passes(batch, gradient_step, METRICS)
+        return self.minibatch_passes(batch, gradient_step, METRICS + self.policy_metric_names)
 
     def minibatch_passes(
         self,

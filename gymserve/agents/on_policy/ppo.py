@@ -72,6 +72,7 @@ class PPO(OnPolicyAlgorithm):
 
     name = "ppo"
     config_class = PPOConfig
+    policy_metric_names = ("clip_fraction",)
     recurrent: ClassVar[bool] = False  # whether the actor-critic has an LSTM of `lstm_units`
 
     def __init__(self, config: PPOConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Space):
@@ -92,7 +93,18 @@ class PPO(OnPolicyAlgorithm):
     def policy_loss(
         self, log_probs: tf.Tensor, old_log_probs: tf.Tensor, advantages: tf.Tensor, decay_fraction: tf.Tensor
     ) -> tf.Tensor:
-        clip_coef = self.config.clip_coef
-        if self.config.linear_decay_steps is not None:
-            clip_coef = clip_coef * decay_fraction
-        return clipped_surrogate_loss(log_probs, old_log_probs, advantages, clip_coef)
+        return clipped_surrogate_loss(log_probs, old_log_probs, advantages, self._clip_coef(decay_fraction))
+
+    def policy_metrics(
+        self, log_probs: tf.Tensor, old_log_probs: tf.Tensor, decay_fraction: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        """clip_fraction: the share of rows whose ratio is outside [1 - clip, 1 + clip]; a large
+        share says the clip, more than the learning rate, bounds how far an update moves."""
+        ratio = tf.exp(log_probs - old_log_probs)
+        outside = tf.abs(ratio - 1.0) > self._clip_coef(decay_fraction)
+        return {"clip_fraction": tf.reduce_mean(tf.cast(outside, tf.float32))}
+
+    def _clip_coef(self, decay_fraction: tf.Tensor) -> tf.Tensor | float:
+        if self.config.linear_decay_steps is None:
+            return self.config.clip_coef
+        return self.config.clip_coef * decay_fraction
