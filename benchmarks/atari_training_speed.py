@@ -4,8 +4,8 @@
         [--threads 1] [--skip gymserve-dqn-xla] [--exploration-steps 1000000]
 
 Both libraries learn with the hyperparameters of the Stable-Baselines3 zoo's Atari configs
-(gymserve's shipped `ppo_AtariPong-v0.json` follows the zoo's; for DQN, `ZOO_DQN` sets the zoo's
-values where the shipped `dqn_AtariPong-v0.json`, made to learn Pong in 1M steps, differs), the
+(`ZOO_PPO` and `ZOO_DQN` set the zoo's values where the shipped `ppo_AtariPong-v0.json` and
+`dqn_AtariPong-v0.json`, made to learn Pong in 3M and 1M steps, differ), the
 Nature DQN CNN and the same environments: `gymserve/AtariPong-v0` with its training options
 (ALE/Pong-v5, frame skip 4, 84x84 grayscale, 4 stacked frames, clipped rewards), stepped one
 after another in this process (gymserve's EnvRunner, SB3's DummyVecEnv), so the difference is
@@ -59,7 +59,10 @@ ZOO_DQN = {
     "target_update_interval": 250,
     "exploration_steps": 1_000_000,
 }
-ZOO_OVERRIDES: dict[str, dict[str, object]] = {"ppo": {}, "dqn": ZOO_DQN}
+# The zoo's Atari PPO where the shipped Pong config differs: minibatches of 256, the learning rate
+# and the clip decayed over 10M steps.
+ZOO_PPO = {"max_steps": 10_000_000, "batch_size": 256, "linear_decay_steps": 10_000_000}
+ZOO_OVERRIDES: dict[str, dict[str, object]] = {"ppo": ZOO_PPO, "dqn": ZOO_DQN}
 
 Run = Callable[[int], int]  # runs about `steps` env steps; returns how many it ran
 

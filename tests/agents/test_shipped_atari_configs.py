@@ -1,6 +1,6 @@
-"""The shipped Atari configs (SB3 zoo hyperparameters, orthogonal starts included; DQN on Pong
-its own 1M-step ones) build their networks on the real games, and a short run trains on clipped,
-per-life episodes but evaluates full games."""
+"""The shipped Atari configs (SB3 zoo hyperparameters, orthogonal starts included; DQN and PPO on
+Pong their own 1M- and 3M-step ones) build their networks on the real games, and a short run
+trains on clipped, per-life episodes but evaluates full games."""
 
 from __future__ import annotations
 
