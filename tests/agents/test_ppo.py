@@ -33,7 +33,8 @@ def test_clipped_surrogate_loss_by_hand():
 def test_clip_fraction_counts_the_ratios_outside_the_clip_range_by_hand():
     env = gym.make(CARTPOLE)
     old_log_probs = tf.constant([-1.0, -2.0, -0.5, -1.5])
-    log_probs = old_log_probs + np.log([0.5, 1.0, 1.07, 1.15]).astype(np.float32)
+    # 1.102 is outside 1 + 0.1 though its log ratio, 0.097, is inside 0.1: the range bounds r, not log r
+    log_probs = old_log_probs + np.log([0.5, 1.0, 1.07, 1.102]).astype(np.float32)
     constant = PPO(PPOConfig(clip_coef=0.1), env.observation_space, env.action_space)
     decayed = PPO(PPOConfig(clip_coef=0.1, linear_decay_steps=100), env.observation_space, env.action_space)
     fraction = tf.constant(0.5)
@@ -42,10 +43,10 @@ def test_clip_fraction_counts_the_ratios_outside_the_clip_range_by_hand():
     assert float(decayed.policy_metrics(log_probs, old_log_probs, fraction)["clip_fraction"]) == 0.75
 
 
-def test_the_clip_fraction_is_zero_on_a_first_step_and_grows_with_large_steps():
+def test_the_clip_fraction_is_zero_with_one_step_per_rollout_and_large_with_many_large_ones():
     env = gym.make(CARTPOLE)
 
-    def clip_fractions(iterations: int, **config) -> list[float]:
+    def clip_fractions(iterations: int, **config: object) -> list[float]:
         ppo = PPO(
             PPOConfig(num_envs=2, n_steps=32, hidden_sizes=(16,), **config),
             env.observation_space,

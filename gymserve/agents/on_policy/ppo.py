@@ -105,6 +105,7 @@ class PPO(OnPolicyAlgorithm):
         return {"clip_fraction": tf.reduce_mean(tf.cast(outside, tf.float32))}
 
     def _clip_coef(self, decay_fraction: tf.Tensor) -> tf.Tensor | float:
+        """The clip range now: `clip_coef`, decayed with the learning rate under `linear_decay_steps`."""
         if self.config.linear_decay_steps is None:
             return self.config.clip_coef
         return self.config.clip_coef * decay_fraction
