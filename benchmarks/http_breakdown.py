@@ -101,10 +101,10 @@ def main() -> None:
                         args.calls,
                     ),
                     "metrics": median_us(
-                        lambda: server.metrics.observe_http("oip_infer", "POST", 200, 0.001), args.calls
+                        lambda: server.metrics.http.observe("oip_infer", "POST", 200, 0.001), args.calls
                     ),
                     "metrics, mean": mean_us(
-                        lambda: server.metrics.observe_http("oip_infer", "POST", 200, 0.001), 64 * 1024
+                        lambda: server.metrics.http.observe("oip_infer", "POST", 200, 0.001), 64 * 1024
                     ),
                     "JSON encode": median_us(lambda answer=answer: orjson.dumps(answer), args.calls),
                 }

@@ -30,7 +30,7 @@ import numpy as np
 
 from gymserve.policies.distributions import Distribution
 from gymserve.policies.signatures import observation_dtype
-from gymserve.policies.small_arrays import all_finite, within_bounds
+from gymserve.policies.small_arrays import FLOAT32, INT64, all_finite, within_bounds
 from gymserve.policies.time_step import StepType, TimeStep, is_time_step, time_step_spec
 
 LOG_PROBABILITY = "log_probability"
@@ -80,6 +80,9 @@ class Policy(abc.ABC):
         if not isinstance(action_space, gym.spaces.Box | gym.spaces.Discrete):
             raise TypeError(f"policies act in Box or Discrete action spaces, got {action_space}")
         self._observation_space = observation_space
+        self._uint8_observations = observation_space is not None and observation_dtype(
+            observation_space.dtype
+        ) == np.dtype(np.uint8)  # worked out once: a dtype comparison costs a small call 2%
         self._action_space = action_space
         if isinstance(action_space, gym.spaces.Box):
             self._action_bounds = (action_space.low.ravel().tolist(), action_space.high.ravel().tolist())
@@ -155,12 +158,13 @@ class Policy(abc.ABC):
         in epsilon-greedy mode and is the probability of a uniformly random action.
         """
         observations, batched, state = self._check_input(observation, state)
-        mode = _parse_mode(mode)
+        mode = mode if type(mode) is ActionMode else _parse_mode(mode)
         if mode is ActionMode.EPSILON_GREEDY:
             epsilon = _check_epsilon(epsilon)
         rng = self._rng if seed is None else np.random.default_rng(seed)
         # Before acting: acting may advance what the distribution depends on (noise, a script).
-        distribution = self._distribution(observations, state) if self._emits_info() else None
+        emits_info = self.emit_log_probability or self.emit_distribution_parameters
+        distribution = self._distribution(observations, state) if emits_info else None
         step = self._action(observations, state, mode, rng)
         actions = step.action
         info = step.info if distribution is None else self._info(distribution, actions, step.info)
@@ -181,7 +185,7 @@ class Policy(abc.ABC):
         """The float32 observation batch, whether it came batched, and the state to act with; a
         TimeStep gives its observation, and its FIRST rows start from the initial state."""
         step_type = None
-        if is_time_step(observation):
+        if isinstance(observation, tuple) and is_time_step(observation):  # arrays: decided here
             step_type, observation = observation.step_type, observation.observation
         if self._observation_space is None:
             observations, batched = _observations_of_batch(step_type)
@@ -202,9 +206,6 @@ class Policy(abc.ABC):
             np.where(first.reshape((-1,) + (1,) * (np.ndim(part) - 1)), start, part)
             for part, start in zip(state, initial, strict=True)
         )
-
-    def _emits_info(self) -> bool:
-        return self.emit_log_probability or self.emit_distribution_parameters
 
     def _info(
         self, distribution: Distribution, actions: np.ndarray, info: Mapping[str, Any]
@@ -270,9 +271,10 @@ class Policy(abc.ABC):
             raise ValueError(
                 f"observation batch is empty; expected at least one observation of shape {space.shape}"
             )
-        if observation_dtype(space.dtype) == np.uint8:
+        if self._uint8_observations:
             return _as_uint8(array, space), batched
-        array = array.astype(np.float32, copy=False)
+        if array.dtype is not FLOAT32:  # see FLOAT32
+            array = array.astype(FLOAT32, copy=False)
         if not all_finite(array):
             raise ValueError(
                 f"observation contains NaN or infinite values; expected finite values for {space}"
@@ -289,9 +291,9 @@ class Policy(abc.ABC):
     def _clip(self, actions: np.ndarray) -> np.ndarray:
         space = self._action_space
         if isinstance(space, gym.spaces.Discrete):
-            return actions.astype(np.int64, copy=False)
+            return actions if actions.dtype is INT64 else actions.astype(INT64, copy=False)
         if within_bounds(actions, *self._action_bounds):  # usually so, and then no ufunc is needed
-            return actions.astype(space.dtype, copy=False)
+            return actions if actions.dtype is space.dtype else actions.astype(space.dtype, copy=False)
         # minimum/maximum rather than np.clip: same result, a third of the overhead on small arrays.
         return np.minimum(np.maximum(actions, space.low), space.high).astype(space.dtype, copy=False)
 

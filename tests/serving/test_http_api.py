@@ -29,12 +29,14 @@ from serving_support import (
     start_server,
 )
 
-from gymserve.policies import Distribution, Normal, Policy
+from gymserve.policies import Categorical, Distribution, Normal, Policy
 from gymserve.serving import PolicyClient
 from gymserve.serving.apis.inference import grpc_service_pb2 as pb
 from gymserve.serving.apis.inference import grpc_service_pb2_grpc as pb_grpc
+from gymserve.serving.server import http_server
 from gymserve.serving.server.config import ServerConfig, ServerConfigError
 from gymserve.serving.server.policy_server import PolicyServer
+from gymserve.serving.server.served_policies import ServedPolicies
 
 TOKEN = "http-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -325,6 +327,56 @@ def test_a_json_length_beyond_the_body_or_no_number_gets_400(server, length):
         400,
         {"error": f"{error}{len(body)} bytes"},
     )
+
+
+class ThreeObservationsPolicy(Policy):
+    """Two actions from three observations: a space the header of a LinearPolicy's call does not fit."""
+
+    def __init__(self) -> None:
+        super().__init__(gym.spaces.Box(-np.inf, np.inf, (3,), np.float32), gym.spaces.Discrete(2))
+
+    def _distribution(self, observations: np.ndarray, state: tuple) -> Distribution:
+        return Categorical(observations[:, :2])
+
+
+def test_an_input_header_once_accepted_is_judged_again_by_each_policy_and_each_dimension():
+    policies = ServedPolicies()
+    policies.add("four", 1, LinearPolicy(WEIGHTS[1]))
+    policies.add("three", 1, ThreeObservationsPolicy())
+    server = start_server(policies, http_address="127.0.0.1:0")
+    try:
+        body = infer_body(SENT[:1].tolist(), [1, 4])
+        for _ in range(3):  # answered, and its header's checks remembered
+            status, answer = call(server, "POST", "/v2/models/four/infer", body)
+            assert status == 200 and answer["outputs"][0]["data"] == greedy_by_hand(SENT[:1]).tolist()
+        status, answer = call(server, "POST", "/v2/models/three/infer", body)
+        assert status == 400 and "expected FP32 of shape [batch, 3]" in answer["error"]
+        for shape, error in (([True, 4], "at most 2 integers"), ([1.0, 4], "at most 2 integers")):
+            status, answer = call(
+                server, "POST", "/v2/models/four/infer", infer_body(SENT[:1].tolist(), shape)
+            )
+            assert status == 400 and error in answer["error"]
+        body_fp64 = infer_body(SENT[:1].tolist(), [1, 4], "FP64")
+        status, answer = call(server, "POST", "/v2/models/four/infer", body_fp64)
+        assert status == 400 and "is 'FP64' of shape [1, 4]" in answer["error"]
+        policies.add("four", 2, ThreeObservationsPolicy())  # the latest version now takes three
+        status, answer = call(server, "POST", "/v2/models/four/infer", body)
+        assert status == 400 and "expected FP32 of shape [batch, 3]" in answer["error"]
+    finally:
+        server.stop(grace=0)
+
+
+def test_paths_are_routed_alike_past_the_paths_remembered(server, monkeypatch):
+    monkeypatch.setattr(http_server, "MATCHED_PATHS", 2)
+    paths = ["/v2/models/linear", "/v2/models/linear/versions/1", "/v2/models/linear/versions/2"]
+    for _ in range(2):
+        for path in paths:
+            status, answer = call(server, "GET", path)
+            assert status == 200 and answer["name"] == "linear"
+        status, answer = call(server, "POST", paths[0], {})  # remembered for GET, not for POST
+        assert status == 405 and "use GET" in answer["error"]
+    status, answer = call(server, "GET", "/v2/models/linear/versions/x")
+    assert status == 400 and "not an integer" in answer["error"]
 
 
 def test_status_and_metadata(server):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from gymserve.serving.metrics.queued_metrics import FOLD_EVERY
+from gymserve.serving.metrics.queued_metrics import FOLD_EVERY, Buckets, observe, observe_all
 from gymserve.serving.metrics.rpc_metrics import GRPC_LABELS, RpcMetrics
 from gymserve.serving.metrics.server_metrics import BATCH_BUCKETS, LATENCY_BUCKETS
 from gymserve.serving.metrics.step_metrics import StepMetrics
@@ -116,3 +118,20 @@ def test_rpcs_scrape_as_the_prometheus_client_counters_and_histogram_would():
     assert samples(ours) == samples(reference)
     ok_labels = {"grpc_type": "unary", "grpc_service": "s", "grpc_method": "Act", "grpc_code": "OK"}
     assert samples(ours)[("grpc_server_handled_total", tuple(sorted(ok_labels.items())))] == 6
+
+
+def test_a_fold_counts_each_value_into_its_own_series_as_one_at_a_time_would():
+    rng = np.random.default_rng(0)
+    bounds = tuple(LATENCY_BUCKETS)
+    keys = [("a",), ("b",), ("c",)]
+    chosen = [keys[i] for i in rng.integers(0, 3, 3000)]
+    values = [*SECONDS, *rng.exponential(1e-3, 3000 - len(SECONDS)).tolist()]  # bounds exactly, too
+    one_by_one, folded = {("c",): Buckets(bounds)}, {("c",): Buckets(bounds)}  # a series counted before
+    one_by_one[("c",)].counts[3] = folded[("c",)].counts[3] = 5
+    for key, value in zip(chosen, values, strict=True):
+        observe(one_by_one, key, bounds, value)
+    observe_all(folded, chosen, bounds, values)
+    assert list(folded) == list(one_by_one)
+    for key in one_by_one:
+        assert folded[key].counts == one_by_one[key].counts
+        assert folded[key].sum == pytest.approx(one_by_one[key].sum, rel=1e-12)

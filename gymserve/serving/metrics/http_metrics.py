@@ -18,7 +18,7 @@ from gymserve.serving.metrics.queued_metrics import (
     QueuedMetrics,
     counter_family,
     histogram_family,
-    observe,
+    observe_all,
 )
 
 HTTP_LABELS = ("route", "method", "code")
@@ -35,9 +35,9 @@ class HttpMetrics(QueuedMetrics):
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self._record((route, method, status, seconds))
 
-    def _count(self, event: tuple[str, str, int, float]) -> None:
-        route, method, status, seconds = event
-        observe(self._seconds, (route, method, str(status)), self._bounds, seconds)
+    def _count(self, events: list[tuple[str, str, int, float]]) -> None:
+        keys = [(route, method, str(status)) for route, method, status, _ in events]
+        observe_all(self._seconds, keys, self._bounds, [seconds for *_, seconds in events])
 
     def _families(self) -> Iterable[Metric]:
         yield counter_family(

@@ -3,7 +3,7 @@
 prometheus_client takes a lock per counter update and two per histogram observation, and scans
 a histogram's buckets in Python. A server counts several series on every call, so here a call
 only appends its figures to a queue (atomic under the GIL, no lock). The queue is counted into
-the series, a bisection per histogram, once it holds `FOLD_EVERY` events and at every scrape;
+the series, all its events at once (`observe_all`), once it holds `FOLD_EVERY` events and at every scrape;
 the scrape yields the families and samples a `Counter` and `Histogram` of the same names would
 (without their `_created` samples).
 """
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import abc
 import bisect
+import operator
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -38,6 +40,28 @@ def observe(series: dict[tuple, Buckets], key: tuple, bounds: tuple[float, ...],
         buckets = series[key] = Buckets(bounds)
     buckets.counts[bisect.bisect_left(bounds, value)] += 1  # a bucket counts values <= its bound
     buckets.sum += value
+
+
+def observe_all(
+    series: dict[tuple, Buckets], keys: Sequence[tuple], bounds: tuple[float, ...], values: Sequence[float]
+) -> None:
+    """Count each of `values` into the histogram series of its key in `keys`, in a few numpy calls
+    for a whole fold instead of a bisection each (a small call's server CPU, 1-2 us, went to this)."""
+    if not keys:
+        return
+    groups: dict[tuple, int] = {}
+    group_of = np.array([groups.setdefault(key, len(groups)) for key in keys])
+    per_group = len(bounds) + 1
+    buckets_of = np.searchsorted(bounds, values, side="left")  # as bisect_left: a bucket counts values <= it
+    counts = np.bincount(group_of * per_group + buckets_of, minlength=len(groups) * per_group)
+    sums = np.bincount(group_of, weights=values, minlength=len(groups))
+    rows = counts.reshape(-1, per_group).tolist()
+    for key, group_counts, total in zip(groups, rows, sums.tolist(), strict=True):
+        buckets = series.get(key)
+        if buckets is None:
+            buckets = series[key] = Buckets(bounds)
+        buckets.counts = [*map(operator.add, buckets.counts, group_counts)]
+        buckets.sum += total
 
 
 def counter_family(
@@ -81,12 +105,11 @@ class QueuedMetrics(abc.ABC):
 
     def _fold(self) -> None:
         """Count the queued events (the lock held); events queued meanwhile wait for the next fold."""
-        for _ in range(len(self._queue)):
-            self._count(self._queue.popleft())
+        self._count([self._queue.popleft() for _ in range(len(self._queue))])
 
     @abc.abstractmethod
-    def _count(self, event: Any) -> None:
-        """Count one queued event into the series."""
+    def _count(self, events: list[Any]) -> None:
+        """Count queued events into the series, in the order they were recorded."""
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:

@@ -45,17 +45,17 @@ class RpcMetrics(QueuedMetrics):
     def handled(self, labels: RpcLabels, code: str, seconds: float) -> None:
         self._record((labels, code, seconds))
 
-    def _count(self, event: tuple[RpcLabels, str | None, float]) -> None:
-        labels, code, seconds = event
-        if code is None:
-            self._started[labels] = self._started.get(labels, 0) + 1
-        elif code:
-            key = (*labels, code)
-            self._handled[key] = self._handled.get(key, 0) + 1
-            observe(self._seconds, labels, self._bounds, seconds)
-        else:
-            self._started.setdefault(labels, 0)
-            self._seconds.setdefault(labels, Buckets(self._bounds))
+    def _count(self, events: list[tuple[RpcLabels, str | None, float]]) -> None:
+        for labels, code, seconds in events:
+            if code is None:
+                self._started[labels] = self._started.get(labels, 0) + 1
+            elif code:
+                key = (*labels, code)
+                self._handled[key] = self._handled.get(key, 0) + 1
+                observe(self._seconds, labels, self._bounds, seconds)
+            else:
+                self._started.setdefault(labels, 0)
+                self._seconds.setdefault(labels, Buckets(self._bounds))
 
     def _families(self) -> Iterable[Metric]:
         yield counter_family("grpc_server_started", "RPCs started on the server.", GRPC_LABELS, self._started)

@@ -93,14 +93,6 @@ class ServerMetrics:
             self._http.shutdown()
             self._http.server_close()
 
-    def observe_step(
-        self, name: str, version: int, batch_size: int, seconds: float, inference: float, model_call: bool
-    ) -> None:
-        self.steps.observe_step(name, version, batch_size, seconds, inference, model_call)
-
-    def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http.observe(route, method, status, seconds)
-
     def observe_model_batch(self, name: str, batch_size: int) -> None:
         self.steps.observe_model_batch(name, batch_size)
 

@@ -16,7 +16,7 @@ from gymserve.serving.metrics.queued_metrics import (
     QueuedMetrics,
     counter_family,
     histogram_family,
-    observe,
+    observe_all,
 )
 
 VERSION_LABELS = ("policy", "version")
@@ -49,17 +49,22 @@ class StepMetrics(QueuedMetrics):
     def observe_model_batch(self, name: str, batch_size: int) -> None:
         self._record((name, None, batch_size, 0.0, 0.0, True))
 
-    def _count(self, event: tuple[str, int | None, int, float, float, bool]) -> None:
-        name, version, batch_size, seconds, inference, model_call = event
+    def _count(self, events: list[tuple[str, int | None, int, float, float, bool]]) -> None:
         latency, batch = self._latency_bounds, self._batch_bounds
-        if version is not None:
-            version_key = (name, str(version))
-            self._requests[version_key] = self._requests.get(version_key, 0) + 1
-            observe(self._step_seconds, version_key, latency, seconds)
-            observe(self._inference_seconds, version_key, latency, inference)
-            observe(self._batch_sizes, (name,), batch, batch_size)
-        if model_call:
-            observe(self._model_batch_sizes, (name,), batch, batch_size)
+        steps = [event for event in events if event[1] is not None]
+        version_keys = [(name, str(version)) for name, version, *_ in steps]
+        for key in version_keys:
+            self._requests[key] = self._requests.get(key, 0) + 1
+        observe_all(self._step_seconds, version_keys, latency, [event[3] for event in steps])
+        observe_all(self._inference_seconds, version_keys, latency, [event[4] for event in steps])
+        observe_all(self._batch_sizes, [(event[0],) for event in steps], batch, [event[2] for event in steps])
+        model_calls = [event for event in events if event[5]]
+        observe_all(
+            self._model_batch_sizes,
+            [(event[0],) for event in model_calls],
+            batch,
+            [event[2] for event in model_calls],
+        )
 
     def _families(self) -> Iterable[Metric]:
         yield counter_family(

@@ -13,7 +13,8 @@ same token as gRPC, compared in constant time); TLS uses the gRPC port's certifi
 The page's files (`PageFile`) go out with headers that keep a browser from running anything
 but them: no inline script, nothing from another origin, no guessing of content types.
 Errors answer {"error": message} with the status their gRPC code maps to (`HTTP_STATUS`),
-never a traceback. Every request is counted per route, method and status.
+never a traceback. Every request is counted per route, method and status, once its answer is
+written, so that the counting adds nothing to the client's wait.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import grpc
@@ -70,6 +72,7 @@ PAGE_HEADERS = {
 }
 Answer = Json | JsonWithBytes | PageFile
 UNMATCHED_ROUTE = "unmatched"  # the metrics label of paths no route matches
+MATCHED_PATHS = 1024  # (method, path) pairs whose route is remembered; the first remembered goes first
 _STOP_SECONDS = 5.0
 
 
@@ -82,12 +85,14 @@ class HttpServer:
         self._routes_by_method: dict[str, list[HttpRoute]] = {}  # a request tries only its method's
         for route in self._routes:
             self._routes_by_method.setdefault(route.method, []).append(route)
+        # (method, path) -> route and path groups; read and written on the event loop's thread only
+        self._matched: dict[tuple[str, str], tuple[HttpRoute, Mapping[str, str]]] = {}
         config = context.config
         token = config.auth_token
         self._expected = None if token is None else f"Bearer {token.get_secret_value()}".encode()
         self._max_body = config.max_message_bytes
         self._grace = config.grace_period
-        self._metrics = context.metrics
+        self._observe = context.metrics.http.observe
         self._workers = ThreadPoolExecutor(config.workers, thread_name_prefix="gymserve-http")
         self._inline = InlineCalls(enabled=config.batching is None)
         self._ssl = None
@@ -134,61 +139,55 @@ class HttpServer:
 
     async def _answer(self, request: web.BaseRequest) -> web.Response:
         begin = time.perf_counter()
-        route_name = UNMATCHED_ROUTE
+        route_name, timed = UNMATCHED_ROUTE, None
         try:
             route, path = self._route(request)
             route_name = route.name
-            if not route.public:
-                self._authenticate(request)
+            if not route.public and self._expected is not None:
+                _authenticate(request, self._expected)
             body, size = await self._body(request, route.binary)
             if route.runs_policy:
                 key = (route.name, path.get("name"), path.get("version"), path.get("label"))
                 if self._inline.inline(key, size):  # no coroutine, no hand-off: the cheap usual case
-                    answer, seconds = _timed(route.handler, path, body)
+                    called = time.perf_counter()
+                    answer = route.handler(path, body)
+                    seconds = time.perf_counter() - called
                 else:
-                    timed = partial(_timed, route.handler, path, body)
-                    answer, seconds = await asyncio.get_running_loop().run_in_executor(self._workers, timed)
-                self._inline.record(key, seconds)
+                    call = partial(_timed, route.handler, path, body)
+                    answer, seconds = await asyncio.get_running_loop().run_in_executor(self._workers, call)
+                timed = (key, seconds)
             else:
                 answer = route.handler(path, body)
             status = 200
         except Exception as error:
             status, answer = self._error(request, route_name, error)
-        self._metrics.observe_http(route_name, request.method, status, time.perf_counter() - begin)
-        if isinstance(answer, PageFile):
-            return web.Response(
-                body=answer.body, content_type=answer.content_type, charset="utf-8", headers=PAGE_HEADERS
-            )
-        if isinstance(answer, JsonWithBytes):
-            document = orjson.dumps(answer.document)
-            return web.Response(
-                status=status,
-                body=document + answer.data,
-                content_type="application/octet-stream",
-                headers={JSON_LENGTH_HEADER: str(len(document))},
-            )
-        return web.Response(status=status, body=orjson.dumps(answer), content_type="application/json")
+        elapsed = time.perf_counter() - begin
+        response = _response(status, answer)
+        await _send(request, response)  # first: the counting below then adds nothing to the client's wait
+        self._observe(route_name, request.method, status, elapsed)
+        if timed is not None:
+            self._inline.record(*timed)
+        return response
 
-    def _route(self, request: web.BaseRequest) -> tuple[HttpRoute, dict[str, str]]:
+    def _route(self, request: web.BaseRequest) -> tuple[HttpRoute, Mapping[str, str]]:
         """The first route of the request's method whose pattern matches its path, and the path's parts."""
         path, method = request.path, request.method
+        matched = self._matched.get((method, path))  # a client calls a few paths over and over
+        if matched is not None:
+            return matched
         for route in self._routes_by_method.get(method, ()):
             match = route.regex.fullmatch(path)
             if match is not None:
-                return route, match.groupdict()
+                if len(self._matched) >= MATCHED_PATHS:
+                    del self._matched[next(iter(self._matched))]
+                matched = self._matched[(method, path)] = (route, MappingProxyType(match.groupdict()))
+                return matched
         allowed = [route.method for route in self._routes if route.regex.fullmatch(path)]
         if allowed:
             raise HttpError(405, f"{method} is not allowed here; use {', '.join(allowed)}")
         raise HttpError(
             404, f"no route for {capped(path, 256)}; see /v1/models/NAME, /v2/models/NAME and the page at /"
         )
-
-    def _authenticate(self, request: web.BaseRequest) -> None:
-        if self._expected is None:
-            return
-        problem = authorization_problem(request.headers.get("Authorization"), self._expected, "header")
-        if problem is not None:
-            raise RequestError(grpc.StatusCode.UNAUTHENTICATED, problem)
 
     async def _body(self, request: web.BaseRequest, binary: bool) -> tuple[Json | JsonWithBytes, int]:
         """The parsed body and its size in bytes as read (after any content decoding)."""
@@ -205,7 +204,10 @@ class HttpServer:
             raise HttpError(413, self._too_large(None)) from None
         if not binary:
             return _json(raw), len(raw)
-        length = _json_length(request.headers.get(JSON_LENGTH_HEADER), len(raw))
+        header = request.headers.get(JSON_LENGTH_HEADER)
+        if header is None:  # all JSON: the usual case
+            return JsonWithBytes(_json(raw)), len(raw)
+        length = _json_length(header, len(raw))
         return JsonWithBytes(_json(raw[:length]), memoryview(raw)[length:]), len(raw)
 
     def _too_large(self, length: int | None) -> str:
@@ -235,6 +237,37 @@ class HttpServer:
         return status, {"error": message}
 
 
+def _authenticate(request: web.BaseRequest, expected: bytes) -> None:
+    problem = authorization_problem(request.headers.get("Authorization"), expected, "header")
+    if problem is not None:
+        raise RequestError(grpc.StatusCode.UNAUTHENTICATED, problem)
+
+
+def _response(status: int, answer: Answer) -> web.Response:
+    if isinstance(answer, PageFile):
+        return web.Response(
+            body=answer.body, content_type=answer.content_type, charset="utf-8", headers=PAGE_HEADERS
+        )
+    if isinstance(answer, JsonWithBytes):
+        document = orjson.dumps(answer.document)
+        return web.Response(
+            status=status,
+            body=document + answer.data,
+            content_type="application/octet-stream",
+            headers={JSON_LENGTH_HEADER: str(len(document))},
+        )
+    return web.Response(status=status, body=orjson.dumps(answer), content_type="application/json")
+
+
+async def _send(request: web.BaseRequest, response: web.Response) -> None:
+    """Write `response` now rather than after the handler returns, where aiohttp finds it sent."""
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:  # the client left; aiohttp's own try to send it notes that
+        pass
+
+
 async def _continue_if_expected(request: web.BaseRequest, expect: str) -> None:
     """Answer `Expect: 100-continue` (curl sends it before a large body and waits for the answer)
     once the request is authorized and its declared size allowed, so a refused body is never sent."""
@@ -259,10 +292,8 @@ def _json(raw: bytes) -> Json:
         raise HttpError(400, f"the body is not JSON: {error}") from None
 
 
-def _json_length(header: str | None, body_length: int) -> int:
-    """The bytes of JSON a body starts with: `header`'s number, or the whole body without it."""
-    if header is None:
-        return body_length
+def _json_length(header: str, body_length: int) -> int:
+    """The bytes of JSON a body starts with, as `header` gives them."""
     if not (header.isascii() and header.isdigit() and len(header) <= 20) or int(header) > body_length:
         raise HttpError(
             400,

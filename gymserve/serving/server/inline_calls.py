@@ -27,21 +27,16 @@ MAX_KEYS = 1024  # keys remembered; the first remembered is forgotten first (its
 class InlineCalls:
     """Learns each key's call durations and says whether the loop may run its next call.
 
-    Used from the event loop's thread only; holds only keys whose calls succeeded (served policies)."""
+    Used from the event loop's thread only; holds only keys whose calls succeeded (served policies).
+    The decision is made as a call is recorded, after its answer went out, so asking costs a lookup."""
 
     def __init__(self, enabled: bool):
         self._enabled = enabled
         self._seconds: dict[Hashable, deque[float]] = {}
+        self._fast: set[Hashable] = set()  # keys whose next call the loop runs
 
     def inline(self, key: Hashable, body_bytes: int) -> bool:
-        if not self._enabled or body_bytes > INLINE_MAX_BODY:
-            return False
-        recent = self._seconds.get(key)
-        if recent is None or len(recent) < WINDOW:
-            return False
-        ordered = sorted(recent)
-        median = (ordered[(WINDOW - 1) // 2] + ordered[WINDOW // 2]) / 2
-        return ordered[-1] < STALL_SECONDS and median < INLINE_SECONDS
+        return body_bytes <= INLINE_MAX_BODY and key in self._fast
 
     def record(self, key: Hashable, seconds: float) -> None:
         """A call of `key` succeeded in `seconds` (the handler's own, not its wait for a thread)."""
@@ -50,6 +45,16 @@ class InlineCalls:
         recent = self._seconds.get(key)
         if recent is None:
             if len(self._seconds) >= MAX_KEYS:
-                del self._seconds[next(iter(self._seconds))]
+                forgotten = next(iter(self._seconds))
+                del self._seconds[forgotten]
+                self._fast.discard(forgotten)
             recent = self._seconds[key] = deque(maxlen=WINDOW)
         recent.append(seconds)
+        if len(recent) < WINDOW:
+            return
+        ordered = sorted(recent)
+        median = (ordered[(WINDOW - 1) // 2] + ordered[WINDOW // 2]) / 2
+        if ordered[-1] < STALL_SECONDS and median < INLINE_SECONDS:
+            self._fast.add(key)
+        else:
+            self._fast.discard(key)

@@ -50,7 +50,7 @@ class PolicyCalls:
     ):
         self.policies = policies
         self.limits = limits
-        self._metrics = metrics
+        self._observe_step = metrics.steps.observe_step
         self._batching = batching
         self._rejected_log = RateLimitedLog(burst=50)
 
@@ -83,7 +83,7 @@ class PolicyCalls:
         end = time.perf_counter()
         # batched calls are counted per model call by the scheduler
         model_call = policy is served.policy
-        self._metrics.observe_step(
+        self._observe_step(
             served.name, served.version, batch_size, end - begin, end - inference_begin, model_call
         )
         return result

@@ -77,7 +77,7 @@ class RequestBudget:
         if rank > max_rank:
             raise ValueError(f"the shape of {what} has {rank} dimensions; at most {max_rank} are accepted")
         shape = tuple(dims)
-        if any(size < 0 for size in shape):
+        if min(shape, default=0) < 0:
             raise ValueError(f"the shape of {what} is {list(shape)}; dimensions must not be negative")
         size = math.prod(shape) * itemsize
         self.declared_bytes += size

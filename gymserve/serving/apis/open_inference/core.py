@@ -32,6 +32,8 @@ from gymserve.serving.server.echo import echo, echo_all
 from gymserve.serving.server.request_limits import MAX_RANK
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from gymserve.policies import Policy
     from gymserve.serving.server.request_limits import RequestBudget
 
@@ -132,11 +134,10 @@ def _observation_datatype(space_dtype: np.dtype) -> str:
     return datatype_of(np.empty(0, observation_dtype(space_dtype)))
 
 
-def check_observations(datatype: str, shape: tuple[int, ...], policy: Policy) -> None:
+def check_observations(datatype: str, shape: tuple[int, ...], space: gym.spaces.Box) -> None:
     """ValueError unless observations are FP32 (or the declared UINT8) of shape [batch, *the
     observation space's shape]."""
-    space = policy.observation_space
-    declared = observation_datatype(policy)
+    declared = _observation_datatype(space.dtype)
     if datatype not in ("FP32", declared) or shape[1:] != space.shape or not shape:
         raise ValueError(
             f"input {OBSERVATIONS} is {echo(datatype)} of shape {list(shape)}; "
@@ -170,23 +171,26 @@ def infer(
     if state_parts:
         next_states = [next_state_name(i) for i in range(state_parts)]
         outputs.update(zip(next_states, step.state, strict=True))
-    if any(name not in outputs for name in wanted):
+    if not all(map(outputs.__contains__, wanted)):
         outputs.update(policy.distribution(observations, state).parameters())
     return outputs
 
 
 def wanted_outputs(requested: Sequence[str], policy: Policy) -> list[str]:
     """The outputs a request names, or by default the action and the next state."""
-    state_parts = len(policy.policy_state_spec)
-    return list(requested) or [ACTION, *(next_state_name(i) for i in range(state_parts))]
+    return list(requested) or [ACTION, *map(next_state_name, range(len(policy.policy_state_spec)))]
 
 
 def select_outputs(outputs: Mapping[str, np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
     """The `wanted` outputs in the order asked; ValueError naming any the model does not give."""
-    unknown = [name for name in wanted if name not in outputs]
-    if unknown:
-        raise ValueError(f"no output {echo_all(unknown)}; model outputs: {', '.join(outputs)}")
-    return {name: np.asarray(outputs[name]) for name in wanted}
+    selected = {}
+    try:
+        for name in wanted:  # a loop, not a comprehension: no function of its own to call
+            selected[name] = np.asarray(outputs[name])
+    except KeyError:
+        unknown = [name for name in wanted if name not in outputs]
+        raise ValueError(f"no output {echo_all(unknown)}; model outputs: {', '.join(outputs)}") from None
+    return selected
 
 
 def describe(policy: Policy) -> tuple[list[TensorMetadata], list[TensorMetadata]]:

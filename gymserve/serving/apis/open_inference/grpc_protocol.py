@@ -152,7 +152,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             max_rank = observation_rank if tensor.name == OBSERVATIONS else MAX_RANK
             dtype, shape = core.declared_shape(tensor.datatype, tensor.shape, what, budget, max_rank)
             if tensor.name == OBSERVATIONS:
-                core.check_observations(tensor.datatype, shape, policy)
+                core.check_observations(tensor.datatype, shape, policy.observation_space)
             if raw:
                 if tensor.HasField("contents"):
                     raise ValueError(f"{what} has contents; with raw_input_contents no input may")

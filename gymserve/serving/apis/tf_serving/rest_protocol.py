@@ -43,6 +43,7 @@ _DTYPE_NAMES = {
     np.dtype(np.int64): "DT_INT64",
     np.dtype(np.uint8): "DT_UINT8",
 }
+_OBJECT = {dict}  # the type of every row of instances given as objects
 
 
 class TfServingRest:
@@ -99,13 +100,14 @@ class TfServingRest:
             return run_signature(policy, signature, observations, seed)
 
         outputs = self._calls.run(served, len(observations), NoDeadline(), predict)
+        if len(outputs) == 1:  # the actions: the usual case
+            (values,) = outputs.values()
+            return {"predictions" if rows else "outputs": values.tolist()}
         listed = {key: value.tolist() for key, value in outputs.items()}
         if rows:
-            if len(listed) == 1:
-                return {"predictions": next(iter(listed.values()))}
             rows_of_values = zip(*listed.values(), strict=True)
             return {"predictions": [dict(zip(listed, row, strict=True)) for row in rows_of_values]}
-        return {"outputs": next(iter(listed.values())) if len(listed) == 1 else listed}
+        return {"outputs": listed}
 
     def _resolve(self, path: Mapping[str, str]) -> ServedVersion:
         return self._calls.resolve(path["name"], path_version(path["version"]), path["label"] or "")
@@ -115,7 +117,7 @@ def _row_inputs(instances: Json) -> dict[str, Json]:
     """{"observations": [...]} from a list of observations or of {"observations": ...} objects."""
     if not isinstance(instances, list):
         raise ValueError('"instances" must be a list, one entry per observation')
-    if instances and all(isinstance(row, dict) for row in instances):
+    if instances and {*map(type, instances)} == _OBJECT:  # told without a Python call per row
         names = set(instances[0])
         if names != {"observations"} or any(set(row) != names for row in instances):
             raise ValueError(
