@@ -11,7 +11,7 @@ SPECIAL = [np.nan, np.inf, -np.inf]
 
 
 @pytest.mark.parametrize("shape", [(28,), (1, 28), (3, 2, 4), (SMALL_SIZE,), (SMALL_SIZE + 1,), (64, 28)])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_all_finite_agrees_with_numpy_wherever_a_special_value_sits(shape, dtype):
     array = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     assert all_finite(array)
@@ -22,6 +22,13 @@ def test_all_finite_agrees_with_numpy_wherever_a_special_value_sits(shape, dtype
             assert all_finite(spoiled) is False
     huge = np.full(shape, np.finfo(dtype).max, dtype)
     assert all_finite(huge) == bool(np.isfinite(huge).all()) is True
+
+
+def test_all_finite_holds_for_integers_at_their_limits_and_not_for_both_infinities():
+    for dtype in (np.int64, np.uint64, np.int8, np.bool_):
+        assert all_finite(np.full(SMALL_SIZE, np.iinfo(dtype).max if dtype != np.bool_ else True, dtype))
+    both = np.array([np.inf, -np.inf, 1.0], np.float32)
+    assert all_finite(both) is False
 
 
 @pytest.mark.parametrize("batch", [1, 4])  # one row is checked against the bounds without repeating them

@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -339,6 +340,13 @@ class ThreeObservationsPolicy(Policy):
         return Categorical(observations[:, :2])
 
 
+class FourFramesPolicy(ThreeObservationsPolicy):
+    """Four uint8 values: the shape of a LinearPolicy's observations, in another data type."""
+
+    def __init__(self) -> None:
+        Policy.__init__(self, gym.spaces.Box(0, 255, (4,), np.uint8), gym.spaces.Discrete(2))
+
+
 def test_an_input_header_once_accepted_is_judged_again_by_each_policy_and_each_dimension():
     policies = ServedPolicies()
     policies.add("four", 1, LinearPolicy(WEIGHTS[1]))
@@ -359,6 +367,11 @@ def test_an_input_header_once_accepted_is_judged_again_by_each_policy_and_each_d
         body_fp64 = infer_body(SENT[:1].tolist(), [1, 4], "FP64")
         status, answer = call(server, "POST", "/v2/models/four/infer", body_fp64)
         assert status == 400 and "is 'FP64' of shape [1, 4]" in answer["error"]
+        policies.add("frames", 1, FourFramesPolicy())
+        frames = infer_body([0, 1, 2, 255], [1, 4], "UINT8")
+        assert call(server, "POST", "/v2/models/frames/infer", frames)[0] == 200
+        status, answer = call(server, "POST", "/v2/models/four/infer", frames)  # same shape, float space
+        assert status == 400 and "is 'UINT8' of shape [1, 4]" in answer["error"]
         policies.add("four", 2, ThreeObservationsPolicy())  # the latest version now takes three
         status, answer = call(server, "POST", "/v2/models/four/infer", body)
         assert status == 400 and "expected FP32 of shape [batch, 3]" in answer["error"]
@@ -366,17 +379,28 @@ def test_an_input_header_once_accepted_is_judged_again_by_each_policy_and_each_d
         server.stop(grace=0)
 
 
-def test_paths_are_routed_alike_past_the_paths_remembered(server, monkeypatch):
+def test_paths_are_routed_alike_past_the_paths_remembered(monkeypatch):
     monkeypatch.setattr(http_server, "MATCHED_PATHS", 2)
-    paths = ["/v2/models/linear", "/v2/models/linear/versions/1", "/v2/models/linear/versions/2"]
-    for _ in range(2):
-        for path in paths:
-            status, answer = call(server, "GET", path)
-            assert status == 200 and answer["name"] == "linear"
-        status, answer = call(server, "POST", paths[0], {})  # remembered for GET, not for POST
-        assert status == 405 and "use GET" in answer["error"]
-    status, answer = call(server, "GET", "/v2/models/linear/versions/x")
-    assert status == 400 and "not an integer" in answer["error"]
+    server = start_server(standard_policies(), http_address="127.0.0.1:0")
+    try:
+        paths = ["/v2/models/linear", "/v2/models/linear/versions/1", "/v2/models/linear/versions/2"]
+        for _ in range(2):
+            for path in paths:
+                status, answer = call(server, "GET", path)
+                assert status == 200 and answer["name"] == "linear"
+                assert len(server._http._matched) <= 2  # the routes remembered stay within the limit
+            status, answer = call(server, "POST", paths[0], {})  # remembered for GET, not for POST
+            assert status == 405 and "use GET" in answer["error"]
+        status, answer = call(server, "GET", "/v2/models/linear/versions/x")
+        assert status == 400 and "not an integer" in answer["error"]
+    finally:
+        server.stop(grace=0)
+
+
+def test_bad_parameters_and_outputs_are_told_in_the_order_of_the_checks(server):
+    body = infer_body(SENT[:1].tolist(), [1, 4], parameters={"mode": "bogus"}, outputs=5)
+    status, answer = call(server, "POST", "/v2/models/linear/infer", body)
+    assert status == 400 and answer["error"] == '"outputs" must be a list of {"name": ...} objects'
 
 
 def test_status_and_metadata(server):
@@ -640,10 +664,11 @@ def test_http_calls_are_counted_per_route_method_and_status(server):
     before = count("oip_infer", "POST", "200"), count("tf_serving_predict", "POST", "404")
     call(server, "POST", "/v2/models/linear/infer", infer_body([1, 2, 3, 4], [1, 4]))
     call(server, "POST", "/v1/models/nope:predict", {"instances": [[1, 2, 3, 4]]})
-    assert (count("oip_infer", "POST", "200"), count("tf_serving_predict", "POST", "404")) == (
-        before[0] + 1,
-        before[1] + 1,
-    )
+    expected = (before[0] + 1, before[1] + 1)
+    deadline = time.monotonic() + 5  # a call is counted just after its answer is written
+    while (count("oip_infer", "POST", "200"), count("tf_serving_predict", "POST", "404")) != expected:
+        assert time.monotonic() < deadline, "the calls were not counted"
+        time.sleep(0.01)
     labels = {"route": "oip_infer", "method": "POST", "code": "200"}
     assert (
         server.metrics.registry.get_sample_value("gymserve_http_request_seconds_count", labels)

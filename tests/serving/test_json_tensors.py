@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
 import pytest
 
+from gymserve.serving.apis import json_tensors
 from gymserve.serving.apis.json_tensors import numbers
 
 FLOAT32 = np.dtype(np.float32)
@@ -55,3 +57,32 @@ def test_integer_dtypes_refuse_floats_on_any_road():
     with pytest.raises(ValueError, match="must be integers"):
         numbers([1.5, 2.5], np.dtype(np.int64), "seed")
     assert numbers([1, 2], np.dtype(np.int64), "seed").tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        ([0.5, 1.5], True),
+        ([[0.5], [1.5]], True),
+        ([], True),
+        ([0.5, 1], False),  # an int: its own road, where one beyond int64 is refused
+        ([0.5, True], False),
+        ([[0.5], [1.5, 2.5]], False),
+        ([[0.5], 1.5], False),
+        ([[[0.5]]], False),
+        (0.5, False),
+        ("0.5", False),
+    ],
+)
+def test_only_lists_and_rows_of_floats_take_the_short_road(value, plain, monkeypatch):
+    assert json_tensors._plain_floats(value) is plain
+    taken = []
+    monkeypatch.setattr(json_tensors, "implied_shape", lambda *args: taken.append(args) or (0,))
+    with contextlib.suppress(ValueError):  # what is refused is refused on the general road
+        numbers(value, FLOAT32, "observations")
+    assert (not taken) is plain
+
+
+def test_a_float64_target_keeps_every_digit():
+    value = [0.1, 1 / 3, 1e300]
+    assert numbers(value, np.dtype(np.float64), "x").tolist() == value

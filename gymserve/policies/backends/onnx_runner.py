@@ -75,8 +75,7 @@ class OnnxRunner:
         self._distribution_names = [*self._parameter_names, *next_state]
 
     def greedy_actions(self, observations: np.ndarray, state: PolicyState) -> tuple[np.ndarray, PolicyState]:
-        inputs = self._inputs(observations, state) if self._state_names else {OBSERVATIONS: observations}
-        action, *next_state = self._run(self._greedy_names, inputs, None)
+        action, *next_state = self._run(self._greedy_names, self._inputs(observations, state), None)
         return action, tuple(next_state)
 
     def parameters(
@@ -87,7 +86,7 @@ class OnnxRunner:
         return dict(zip(self._parameter_names, values[:count], strict=True)), tuple(values[count:])
 
     def _inputs(self, observations: np.ndarray, state: PolicyState) -> dict[str, np.ndarray]:
-        if not self._state_names:
+        if not self._state_names:  # stateless: the common case, without building a second dict
             return {OBSERVATIONS: observations}
         return {OBSERVATIONS: observations, **dict(zip(self._state_names, state, strict=True))}
 

@@ -29,7 +29,7 @@ Handler = Callable[[Mapping[str, str], Any], Any]  # (path groups, Json or JsonW
 JSON_LENGTH_HEADER = "Inference-Header-Content-Length"  # bytes of JSON before a body's raw bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: made for every v2 request, in half the time
 class JsonWithBytes:
     """A body of JSON followed by raw bytes, which would cost a JSON number per byte or worse."""
 

@@ -42,17 +42,16 @@ def json_array(
     dtype = np.dtype(dtype)
     shape = implied_shape(value, what, max_rank)
     budget.take(len(shape), shape, dtype.itemsize, what, max_rank)
-    return numbers(value, dtype, what, shape)
+    return numbers(value, dtype, what, max_rank)
 
 
-def numbers(value: Json, dtype: np.dtype, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """`value` as an array of `dtype`, of `shape` (by default the one its lists imply); ValueError
-    when it is anything but such numbers."""
+def numbers(value: Json, dtype: np.dtype, what: str, max_rank: int = MAX_RANK) -> np.ndarray:
+    """`value` as an array of `dtype`, of the shape its lists imply (at most `max_rank` deep);
+    ValueError when it is anything but such numbers."""
     dtype = np.dtype(dtype)
     if dtype.kind == "f" and _plain_floats(value):  # the usual body: nothing to refuse, one conversion
         return np.array(value, dtype)
-    if shape is None:
-        shape = implied_shape(value, what)
+    shape = implied_shape(value, what, max_rank)
     try:
         array = np.array(value)
     except ValueError:  # ragged lists

@@ -3,9 +3,9 @@
 prometheus_client takes a lock per counter update and two per histogram observation, and scans
 a histogram's buckets in Python. A server counts several series on every call, so here a call
 only appends its figures to a queue (atomic under the GIL, no lock). The queue is counted into
-the series, all its events at once (`observe_all`), once it holds `FOLD_EVERY` events and at every scrape;
-the scrape yields the families and samples a `Counter` and `Histogram` of the same names would
-(without their `_created` samples).
+the series in bulk (histograms with `observe_all`, a few numpy calls a fold) once it holds
+`FOLD_EVERY` events and at every scrape; the scrape yields the families and samples a `Counter`
+and `Histogram` of the same names would (without their `_created` samples).
 """
 
 from __future__ import annotations

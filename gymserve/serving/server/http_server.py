@@ -162,11 +162,17 @@ class HttpServer:
         except Exception as error:
             status, answer = self._error(request, route_name, error)
         elapsed = time.perf_counter() - begin
-        response = _response(status, answer)
-        await _send(request, response)  # first: the counting below then adds nothing to the client's wait
-        self._observe(route_name, request.method, status, elapsed)
-        if timed is not None:
-            self._inline.record(*timed)
+        try:
+            response = _response(status, answer)
+        except Exception as error:  # an answer JSON cannot hold: a bug, told as such
+            status, answer = self._error(request, route_name, error)
+            response = _response(status, answer)
+        try:
+            await _send(request, response)  # first: the counting below then adds nothing to the client's wait
+        finally:
+            self._observe(route_name, request.method, status, elapsed)
+            if timed is not None and status == 200:
+                self._inline.record(*timed)
         return response
 
     def _route(self, request: web.BaseRequest) -> tuple[HttpRoute, Mapping[str, str]]:

@@ -104,15 +104,16 @@ class OpenInferenceRest:
         observations = self._observations(request.get("inputs"), served.policy, body.data)
         self._calls.limits.check_batch_size(len(observations))
         parameters = request.get("parameters", _NO_PARAMETERS)
-        choice, binary_default = core.GREEDY, False  # what a request without parameters asks
+        binary_default = False
         if parameters is not _NO_PARAMETERS:
             parameters = _object(parameters, '"parameters"')
             if BINARY_DATA_OUTPUT in parameters:
                 parameters = dict(parameters)
                 binary_default = _flag(parameters.pop(BINARY_DATA_OUTPUT), f"parameter {BINARY_DATA_OUTPUT}")
-            choice = core.action_choice(parameters)
         outputs = request.get("outputs")
         binary = {} if outputs is None else _requested_outputs(outputs, binary_default)
+        # what a request without parameters asks needs no parsing
+        choice = core.GREEDY if parameters is _NO_PARAMETERS else core.action_choice(parameters)
         wanted = core.wanted_outputs(list(binary), served.policy)
         outputs = self._calls.run(
             served,
@@ -150,7 +151,7 @@ class OpenInferenceRest:
             raise ValueError(f'"shape" of {OBSERVATIONS} must be a list of at most {rank} integers')
         key = (datatype, tuple(shape), space_shape, space.dtype)
         declared = self._declared.get(key)
-        if declared is None:  # the checks of the datatype and shape depend on nothing else
+        if declared is None:  # the checks read nothing else but the server's fixed limits
             declared = core.declared_shape(datatype, shape, _INPUT, self._calls.limits.budget(), rank)
             core.check_observations(datatype, declared[1], space)
             if len(self._declared) >= DECLARED_INPUTS:
@@ -179,8 +180,7 @@ class OpenInferenceRest:
         return values.reshape(shape)
 
     def _resolve(self, path: Mapping[str, str]) -> ServedVersion:
-        version = path["version"]
-        return self._calls.resolve(path["name"], None if version is None else path_version(version), "")
+        return self._calls.resolve(path["name"], path_version(path["version"]), "")
 
 
 def _is_int(value: Json) -> bool:
